@@ -1,0 +1,105 @@
+/**
+ * The service's configuration: one schema that yields validation, types, defaults and the
+ * README's config table. This is the only module that reads `process.env`.
+ */
+
+type Kind = 'string' | 'integer' | 'boolean' | 'enum' | 'path';
+
+interface Setting<K extends Kind, T> {
+  env: `QEMBED_${string}`;
+  kind: K;
+  default: T;
+  description: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  optional?: boolean;
+}
+
+const setting = <K extends Kind, T>(s: Setting<K, T>): Setting<K, T> => s;
+
+/** Every setting, in the order the README lists them. */
+export const configSchema = {
+  host: setting({ env: 'QEMBED_HOST', kind: 'string', default: '0.0.0.0', description: 'Address the HTTP server listens on.' }),
+  port: setting({ env: 'QEMBED_PORT', kind: 'integer', default: 8080, min: 0, max: 65535, description: 'TCP port of the HTTP server (0 picks a free port).' }),
+  dataDir: setting({ env: 'QEMBED_DATA_DIR', kind: 'path', default: './data', description: 'Folder for the SQLite database and other state; created if missing.' }),
+  modelDir: setting({ env: 'QEMBED_MODEL_DIR', kind: 'path', default: './models/default', description: 'Model bundle served at start (see docs/model-bundle.md).' }),
+  modelsDir: setting({ env: 'QEMBED_MODELS_DIR', kind: 'path', default: './models', description: 'Folder holding the model bundles that can be listed and activated.' }),
+  executionProvider: setting({ env: 'QEMBED_EXECUTION_PROVIDER', kind: 'enum', values: ['cpu', 'cuda'] as const, default: 'cpu' as 'cpu' | 'cuda', description: 'onnxruntime execution provider: `cpu`, or `cuda` (needs the CUDA build of onnxruntime-node).' }),
+  cudaFallback: setting({ env: 'QEMBED_CUDA_FALLBACK', kind: 'boolean', default: false, description: 'With `cuda`, fall back to the CPU instead of refusing to start when CUDA is unavailable.' }),
+  cudaDeviceId: setting({ env: 'QEMBED_CUDA_DEVICE_ID', kind: 'integer', default: 0, min: 0, max: 64, description: 'GPU used by the CUDA execution provider.' }),
+  intraOpThreads: setting({ env: 'QEMBED_INTRA_OP_THREADS', kind: 'integer', default: 0, min: 0, max: 1024, description: 'Threads onnxruntime uses inside one inference (0: one per physical core).' }),
+  maxInputs: setting({ env: 'QEMBED_MAX_INPUTS', kind: 'integer', default: 256, min: 1, max: 100_000, description: 'Most texts accepted in one request.' }),
+  maxInputChars: setting({ env: 'QEMBED_MAX_INPUT_CHARS', kind: 'integer', default: 100_000, min: 1, max: 10_000_000, description: 'Longest text accepted, in characters (longer texts get 413 before tokenization).' }),
+  bodyLimitBytes: setting({ env: 'QEMBED_BODY_LIMIT_BYTES', kind: 'integer', default: 8 * 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024, description: 'Largest request body accepted, in bytes.' }),
+  maxBatchTokens: setting({ env: 'QEMBED_MAX_BATCH_TOKENS', kind: 'integer', default: 8192, min: 1, max: 10_000_000, description: 'Token budget of one model batch (padded length × texts), as in text-embeddings-inference.' }),
+  maxBatchSize: setting({ env: 'QEMBED_MAX_BATCH_SIZE', kind: 'integer', default: 32, min: 1, max: 4096, description: 'Most texts in one model batch.' }),
+  queueSize: setting({ env: 'QEMBED_QUEUE_SIZE', kind: 'integer', default: 2048, min: 1, max: 10_000_000, description: 'Most texts waiting for the model; beyond it requests get 429 with Retry-After.' }),
+  logLevel: setting({ env: 'QEMBED_LOG_LEVEL', kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', description: 'pino log level.' }),
+} as const;
+
+type Schema = typeof configSchema;
+export type Config = { -readonly [K in keyof Schema]: Schema[K]['default'] };
+
+/** A configuration problem found at start: names the variable and what is wrong with it. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parseValue(key: string, s: Setting<Kind, unknown>, raw: string): unknown {
+  const bad = (why: string) => new ConfigError(`${s.env}=${JSON.stringify(raw)} is invalid: ${why}`);
+  switch (s.kind) {
+    case 'string':
+    case 'path':
+      if (raw.trim() === '') throw bad('must not be empty');
+      return raw;
+    case 'integer': {
+      if (!/^-?\d+$/.test(raw.trim())) throw bad('expected an integer');
+      const n = Number(raw);
+      if (s.min !== undefined && n < s.min) throw bad(`must be ≥ ${s.min}`);
+      if (s.max !== undefined && n > s.max) throw bad(`must be ≤ ${s.max}`);
+      return n;
+    }
+    case 'boolean': {
+      const v = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      throw bad('expected true or false');
+    }
+    case 'enum':
+      if (!s.values?.includes(raw)) throw bad(`expected one of ${s.values?.join(', ')}`);
+      return raw;
+    default:
+      throw new ConfigError(`unknown kind for ${key}`);
+  }
+}
+
+/**
+ * Reads the configuration from environment variables (defaults for the missing ones),
+ * then applies `overrides` (used by tests and CLIs). Throws ConfigError naming the variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(configSchema) as [string, Setting<Kind, unknown>][]) {
+    const raw = env[s.env];
+    out[key] = raw === undefined ? s.default : parseValue(key, s, raw);
+  }
+  const known = new Set(Object.values(configSchema).map((s) => s.env));
+  const unknown = Object.keys(env).filter((k) => k.startsWith('QEMBED_') && !known.has(k as never) && !IGNORED_ENV.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`unknown setting(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
+  }
+  return { ...(out as Config), ...overrides };
+}
+
+/** Variables read by scripts and tests rather than by the service. */
+const IGNORED_ENV = new Set(['QEMBED_WORKER_VENV', 'QEMBED_PYTHON', 'QEMBED_SKIP_SETUP']);
+
+/** The README's configuration table, generated from the schema. */
+export function configTableMarkdown(): string {
+  const rows = Object.values(configSchema).map((s: Setting<Kind, unknown>) => {
+    const values = s.kind === 'enum' ? ` (${s.values?.map((v) => `\`${v}\``).join(', ')})` : '';
+    return `| \`${s.env}\` | \`${String(s.default)}\` | ${s.description}${values} |`;
+  });
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}

@@ -1,0 +1,48 @@
+/**
+ * Errors are values with stable codes. Domain code throws `QembedError`s made by the
+ * factories below; the HTTP layer maps them to `{ "error": { "code", "message" } }` with
+ * their status. Codes never change once published: clients switch on them.
+ */
+
+export class QembedError extends Error {
+  override name = 'QembedError';
+  constructor(
+    readonly code: string,
+    readonly statusCode: number,
+    message: string,
+    /** Extra response headers, e.g. Retry-After on 429. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const make = (code: string, status: number) => (message: string, headers?: Record<string, string>) =>
+  new QembedError(code, status, message, headers);
+
+/** Every error code the API can return, with its HTTP status. */
+export const errors = {
+  invalidRequest: make('QEMBED_INVALID_REQUEST', 400),
+  malformedJson: make('QEMBED_MALFORMED_JSON', 400),
+  unsupportedMediaType: make('QEMBED_UNSUPPORTED_MEDIA_TYPE', 415),
+  emptyInput: make('QEMBED_EMPTY_INPUT', 400),
+  tooManyInputs: make('QEMBED_TOO_MANY_INPUTS', 413),
+  inputTooLong: make('QEMBED_INPUT_TOO_LONG', 413),
+  bodyTooLarge: make('QEMBED_BODY_TOO_LARGE', 413),
+  queueFull: make('QEMBED_QUEUE_FULL', 429),
+  unauthorized: make('QEMBED_UNAUTHORIZED', 401),
+  notFound: make('QEMBED_NOT_FOUND', 404),
+  routeNotFound: make('QEMBED_ROUTE_NOT_FOUND', 404),
+  methodNotAllowed: make('QEMBED_METHOD_NOT_ALLOWED', 405),
+  collectionNotFound: make('QEMBED_COLLECTION_NOT_FOUND', 404),
+  collectionExists: make('QEMBED_COLLECTION_EXISTS', 409),
+  documentNotFound: make('QEMBED_DOCUMENT_NOT_FOUND', 404),
+  modelMismatch: make('QEMBED_MODEL_MISMATCH', 409),
+  modelNotFound: make('QEMBED_MODEL_NOT_FOUND', 404),
+  conflict: make('QEMBED_CONFLICT', 409),
+  unavailable: make('QEMBED_UNAVAILABLE', 503),
+  shuttingDown: make('QEMBED_SHUTTING_DOWN', 503),
+  internal: make('QEMBED_INTERNAL', 500),
+} as const;
+
+export type ErrorCode = ReturnType<(typeof errors)[keyof typeof errors]>['code'];
