@@ -89,7 +89,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (unknown.length > 0) {
     throw new ConfigError(`unknown setting(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
   }
-  return { ...(out as Config), ...overrides };
+  const config = { ...(out as Config), ...overrides };
+  if (config.queueSize < config.maxInputs) {
+    throw new ConfigError(`QEMBED_QUEUE_SIZE (${config.queueSize}) must be at least QEMBED_MAX_INPUTS (${config.maxInputs}), or full-size requests could never run`);
+  }
+  return config;
 }
 
 /** Variables read by scripts and tests rather than by the service. */

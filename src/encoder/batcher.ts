@@ -1,0 +1,139 @@
+/**
+ * One bounded queue in front of the model, as in text-embeddings-inference: texts from all
+ * concurrent requests wait here and are merged into batches under a token budget.
+ *
+ * On a CPU, padding is the enemy (a padded batch of mixed lengths is slower than the same
+ * texts one by one), so a batch is built around the oldest waiting text from the texts whose
+ * length is closest to it: nothing starves, and padding stays small. Each text is computed
+ * from its own tokens only (the graph masks padding), so batching never changes results.
+ */
+import type { ModelRunner } from './model-runner.js';
+import type { TokenizedText } from './tokenizer.js';
+
+export interface BatcherOptions {
+  maxBatchTokens: number;
+  maxBatchSize: number;
+  padId: number;
+  dimension: number;
+  /** Largest padded/real token ratio worth accepting to grow a batch. */
+  maxPaddingRatio?: number;
+}
+
+interface Job {
+  readonly tokens: TokenizedText;
+  resolve(vector: Float32Array): void;
+  reject(error: Error): void;
+}
+
+export interface BatchStats {
+  batches: number;
+  texts: number;
+  tokens: number;
+  paddedTokens: number;
+  lastBatchSize: number;
+}
+
+export interface Batcher {
+  /** Texts waiting or running. */
+  depth(): number;
+  stats(): Readonly<BatchStats>;
+  submit(items: readonly TokenizedText[]): Promise<Float32Array[]>;
+  /** Seconds a client should wait before retrying when the queue is full. */
+  retryAfterSeconds(): number;
+}
+
+export function createBatcher(runner: ModelRunner, options: BatcherOptions): Batcher {
+  const { maxBatchTokens, maxBatchSize, padId, dimension } = options;
+  const maxPaddingRatio = options.maxPaddingRatio ?? 1.3;
+  const queue: Job[] = [];
+  let running = 0;
+  let textsPerSecond = 0;
+  const stats: BatchStats = { batches: 0, texts: 0, tokens: 0, paddedTokens: 0, lastBatchSize: 0 };
+
+  /** The oldest job plus the jobs of nearest length that fit the budgets. */
+  function takeBatch(): Job[] {
+    const order = queue.map((_, i) => i).sort((a, b) => queue[a]!.tokens.ids.length - queue[b]!.tokens.ids.length || a - b);
+    const head = order.indexOf(0);
+    let lo = head;
+    let hi = head;
+    const len = (k: number) => queue[order[k]!]!.tokens.ids.length;
+    let realTokens = len(head);
+    const fits = (minLen: number, maxLen: number, count: number, real: number) =>
+      count <= maxBatchSize && maxLen * count <= maxBatchTokens && maxLen * count <= maxPaddingRatio * real + 16;
+    for (;;) {
+      const canLo = lo > 0 && fits(len(lo - 1), len(hi), hi - lo + 2, realTokens + len(lo - 1));
+      const canHi = hi < order.length - 1 && fits(len(lo), len(hi + 1), hi - lo + 2, realTokens + len(hi + 1));
+      if (!canLo && !canHi) break;
+      const headLen = len(head);
+      if (canLo && (!canHi || headLen - len(lo - 1) <= len(hi + 1) - headLen)) {
+        lo--;
+        realTokens += len(lo);
+      } else {
+        hi++;
+        realTokens += len(hi);
+      }
+    }
+    const picked = new Set(order.slice(lo, hi + 1));
+    const batch = [...picked].sort((a, b) => a - b).map((i) => queue[i]!);
+    for (let i = queue.length - 1; i >= 0; i--) if (picked.has(i)) queue.splice(i, 1);
+    return batch;
+  }
+
+  async function runBatch(batch: Job[]): Promise<void> {
+    const batchSize = batch.length;
+    const sequence = Math.max(...batch.map((j) => j.tokens.ids.length));
+    const inputIds = new BigInt64Array(batchSize * sequence).fill(BigInt(padId));
+    const attentionMask = new BigInt64Array(batchSize * sequence);
+    const tokenTypeIds = new BigInt64Array(batchSize * sequence);
+    let real = 0;
+    batch.forEach((job, b) => {
+      const { ids, typeIds } = job.tokens;
+      const base = b * sequence;
+      for (let t = 0; t < ids.length; t++) {
+        inputIds[base + t] = BigInt(ids[t]!);
+        attentionMask[base + t] = 1n;
+        tokenTypeIds[base + t] = BigInt(typeIds[t] ?? 0);
+      }
+      real += ids.length;
+    });
+    const started = performance.now();
+    try {
+      const out = await runner.run({ batch: batchSize, sequence, inputIds, attentionMask, tokenTypeIds });
+      batch.forEach((job, b) => job.resolve(out.slice(b * dimension, (b + 1) * dimension)));
+    } catch (e) {
+      for (const job of batch) job.reject(e as Error);
+    }
+    const rate = batchSize / Math.max((performance.now() - started) / 1000, 1e-3);
+    textsPerSecond = textsPerSecond === 0 ? rate : 0.8 * textsPerSecond + 0.2 * rate;
+    stats.batches++;
+    stats.texts += batchSize;
+    stats.tokens += real;
+    stats.paddedTokens += batchSize * sequence;
+    stats.lastBatchSize = batchSize;
+  }
+
+  function pump(): void {
+    if (running > 0 || queue.length === 0) return;
+    const batch = takeBatch();
+    running = batch.length;
+    void runBatch(batch).finally(() => {
+      running = 0;
+      pump();
+    });
+  }
+
+  const depth = () => queue.length + running;
+  const retryAfterSeconds = () => Math.max(1, Math.ceil(depth() / Math.max(textsPerSecond, 1)));
+
+  return {
+    depth,
+    stats: () => stats,
+    retryAfterSeconds,
+    submit(items) {
+      if (items.length === 0) return Promise.resolve([]);
+      const promises = items.map((tokens) => new Promise<Float32Array>((resolve, reject) => queue.push({ tokens, resolve, reject })));
+      pump();
+      return Promise.all(promises);
+    },
+  };
+}

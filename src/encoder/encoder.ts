@@ -1,0 +1,128 @@
+/**
+ * The encoder: prompt → tokenizer → batching queue → model thread → float32 embeddings.
+ * Knows nothing of HTTP; errors are QembedErrors the HTTP layer maps to responses.
+ */
+import { errors } from '../errors.js';
+import { createQuantizer, type Quantizer } from '../quantization/quantize.js';
+import { createBatcher, type BatchStats } from './batcher.js';
+import type { Bundle, InputType } from './bundle.js';
+import type { ExecutionProvider } from './model-protocol.js';
+import { startModelRunner } from './model-runner.js';
+import { createTokenizer, type TokenizedText } from './tokenizer.js';
+
+export interface EncoderOptions {
+  executionProvider: ExecutionProvider;
+  cudaFallback: boolean;
+  cudaDeviceId: number;
+  intraOpThreads: number;
+  maxBatchTokens: number;
+  maxBatchSize: number;
+  queueSize: number;
+}
+
+export interface EmbedOptions {
+  inputType: InputType;
+  /** Cut texts longer than the model's max_tokens (true) or refuse them with 413 (false). */
+  truncate: boolean;
+}
+
+export interface Embedded {
+  vectors: Float32Array[];
+  /** Tokens fed to the model for each text (prompt and special tokens included). */
+  tokens: number[];
+  /** Indices of the texts that were truncated. */
+  truncated: number[];
+}
+
+export interface Encoder {
+  readonly bundle: Bundle;
+  readonly fingerprint: string;
+  readonly dimension: number;
+  readonly maxTokens: number;
+  readonly provider: ExecutionProvider;
+  readonly warning: string | undefined;
+  readonly quantizer: Quantizer;
+  embed(texts: readonly string[], options: EmbedOptions): Promise<Embedded>;
+  queueDepth(): number;
+  batchStats(): Readonly<BatchStats>;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+export async function createEncoder(bundle: Bundle, options: EncoderOptions): Promise<Encoder> {
+  const { manifest } = bundle;
+  const quantizer = createQuantizer(bundle.ranges);
+  const tokenizer = createTokenizer(bundle.tokenizerPath, manifest.max_tokens);
+  const runner = await startModelRunner({
+    modelPath: bundle.modelPath,
+    expectedInputs: manifest.onnx.inputs,
+    output: manifest.onnx.output,
+    dimension: bundle.dimension,
+    provider: options.executionProvider,
+    cudaFallback: options.cudaFallback,
+    cudaDeviceId: options.cudaDeviceId,
+    intraOpThreads: options.intraOpThreads,
+  }).catch((e: Error) => {
+    throw new Error(`model bundle ${bundle.dir}: ${e.message}`);
+  });
+  const batcher = createBatcher(runner, {
+    maxBatchTokens: options.maxBatchTokens,
+    maxBatchSize: options.maxBatchSize,
+    padId: tokenizer.padId,
+    dimension: bundle.dimension,
+  });
+
+  // Admission control happens synchronously when a request arrives, before tokenization, so
+  // concurrent requests cannot all pass the check and overfill the queue together.
+  let reserved = 0;
+  const depth = () => batcher.depth() + reserved;
+
+  const encoder: Encoder = {
+    bundle,
+    fingerprint: bundle.fingerprint,
+    dimension: bundle.dimension,
+    maxTokens: manifest.max_tokens,
+    provider: runner.provider,
+    warning: runner.warning,
+    quantizer,
+    queueDepth: depth,
+    batchStats: () => batcher.stats(),
+    healthy: () => runner.alive(),
+    close: () => runner.close(),
+    async embed(texts, { inputType, truncate }) {
+      if (depth() + texts.length > options.queueSize) {
+        const wait = batcher.retryAfterSeconds();
+        throw errors.queueFull(`the model queue is full (${depth()} of ${options.queueSize} texts); retry in ${wait} s`, {
+          'retry-after': String(wait),
+        });
+      }
+      reserved += texts.length;
+      let tokenized: TokenizedText[];
+      try {
+        const prompt = manifest.prompts[inputType];
+        tokenized = await tokenizer.tokenize(prompt ? texts.map((t) => prompt + t) : texts);
+      } finally {
+        reserved -= texts.length;
+      }
+      const truncated = tokenized.flatMap((t, i) => (t.truncated ? [i] : []));
+      if (!truncate && truncated.length > 0) {
+        const many = truncated.length > 1;
+        throw errors.inputTooLong(
+          `input${many ? 's' : ''} ${truncated.join(', ')} exceed${many ? '' : 's'} the model's ${manifest.max_tokens} tokens; ` +
+            `shorten ${many ? 'them' : 'it'} or send "truncate": true`,
+        );
+      }
+      const vectors = await batcher.submit(tokenized);
+      return { vectors, tokens: tokenized.map((t) => t.ids.length), truncated };
+    },
+  };
+
+  // A probe through the whole path proves the graph returns [1, dimension] before we serve.
+  try {
+    await encoder.embed(['qembed start-up probe'], { inputType: 'document', truncate: true });
+  } catch (e) {
+    await runner.close();
+    throw new Error(`model bundle ${bundle.dir}: probe inference failed: ${(e as Error).message}`);
+  }
+  return encoder;
+}

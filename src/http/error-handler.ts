@@ -1,0 +1,93 @@
+/**
+ * The one place where errors become HTTP responses: `{ "error": { "code", "message" } }`.
+ * QembedErrors keep their code and status; fastify's body and validation errors get stable
+ * qembed codes; anything else is a 500 whose message is logged, never sent.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { errors, QembedError } from '../errors.js';
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  params?: Record<string, unknown>;
+  message?: string;
+}
+
+/** Enumerated fields whose bad values get their own code. */
+const ENUM_CODES: Record<string, string> = {
+  precision: 'QEMBED_UNKNOWN_PRECISION',
+  input_type: 'QEMBED_UNKNOWN_INPUT_TYPE',
+  encoding: 'QEMBED_UNKNOWN_ENCODING',
+};
+
+/** The most telling of ajv's errors: the deepest path, a size or enum keyword over a type one. */
+function pickError(list: AjvError[]): AjvError {
+  const rank = (e: AjvError) =>
+    e.instancePath.split('/').length * 10 + (['minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'additionalProperties', 'required'].includes(e.keyword) ? 5 : 0) - (e.keyword === 'oneOf' || e.keyword === 'anyOf' ? 20 : 0);
+  return list.reduce((best, e) => (rank(e) > rank(best) ? e : best), list[0]!);
+}
+
+export function validationToQembedError(list: AjvError[], context: string): QembedError {
+  const e = pickError(list);
+  const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const where = field ? `${context}.${field}` : context;
+  const top = field.split('.')[0] ?? '';
+  const isInputs = top === 'inputs' || top === 'documents' || top === 'query';
+  switch (e.keyword) {
+    case 'minItems':
+      if (isInputs) return errors.emptyInput(`${where} must not be empty`);
+      break;
+    case 'maxItems':
+      if (isInputs) return errors.tooManyInputs(`${where} has more than ${String(e.params?.limit)} items; split the request`);
+      break;
+    case 'minLength':
+      if (isInputs || field.endsWith('text')) return errors.emptyInput(`${where} must not be an empty string`);
+      break;
+    case 'maxLength':
+      if (isInputs || field.endsWith('text')) return errors.inputTooLong(`${where} is longer than ${String(e.params?.limit)} characters`);
+      break;
+    case 'enum': {
+      const allowed = (e.params?.allowedValues as unknown[] | undefined)?.map((v) => JSON.stringify(v)).join(', ');
+      const code = ENUM_CODES[top];
+      const message = `${where} must be one of ${allowed}`;
+      return code ? new QembedError(code, 400, message) : errors.invalidRequest(message);
+    }
+    case 'additionalProperties':
+      return errors.invalidRequest(`${where} has an unknown property "${String(e.params?.additionalProperty)}"`);
+    case 'required':
+      return errors.invalidRequest(`${where} is missing the required property "${String(e.params?.missingProperty)}"`);
+    case 'oneOf':
+    case 'anyOf':
+      if (isInputs) return errors.invalidRequest(`${where} must be a non-empty string or a list of non-empty strings`);
+      break;
+  }
+  return errors.invalidRequest(`${where} ${e.message ?? 'is invalid'}`);
+}
+
+const FASTIFY_CODES: Record<string, (message: string) => QembedError> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: () => errors.malformedJson('the request body is not valid JSON'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => errors.malformedJson('the request body is empty; send a JSON object'),
+  FST_ERR_CTP_BODY_TOO_LARGE: (m) => errors.bodyTooLarge(`the request body is too large (${m})`),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => errors.unsupportedMediaType('send the body as application/json'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => errors.invalidRequest('the Content-Length header does not match the body'),
+};
+
+export function toQembedError(error: FastifyError | Error): QembedError {
+  if (error instanceof QembedError) return error;
+  const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
+  if (fe.validation) return validationToQembedError(fe.validation, fe.validationContext ?? 'body');
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return mapped(fe.message);
+  if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON|prototype|constructor/i.test(fe.message))) {
+    return errors.malformedJson(`the request body is not valid JSON (${fe.message})`);
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new QembedError('QEMBED_INVALID_REQUEST', fe.statusCode, fe.message);
+  return errors.internal('internal error; see the server log for the request id');
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const q = toQembedError(error);
+  if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+  else request.log.info({ code: q.code, status: q.statusCode }, q.message);
+  void reply.code(q.statusCode).headers(q.headers).send({ error: { code: q.code, message: q.message } });
+}

@@ -1,0 +1,44 @@
+/** Shared JSON schemas: they validate requests, type handlers and produce openapi/openapi.json. */
+
+export const errorResponseSchema = {
+  $id: 'ErrorResponse',
+  type: 'object',
+  description: 'Every 4xx/5xx response. `code` is stable (QEMBED_…); `message` is for humans.',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', example: 'QEMBED_EMPTY_INPUT' },
+        message: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+const errorRef = { $ref: 'ErrorResponse#' } as const;
+
+/** Response entries for the given error statuses, each described. */
+export function errorResponses(...statuses: number[]): Record<number, unknown> {
+  const describe: Record<number, string> = {
+    400: 'Invalid request (malformed JSON, schema violation, empty input, unknown precision …)',
+    401: 'Missing or wrong API key',
+    404: 'Not found',
+    409: 'Conflict with the current state (e.g. a collection bound to another model)',
+    413: 'Too large: body, number of inputs, or a text past the model limit with truncate=false',
+    415: 'Body is not application/json',
+    429: 'The model queue is full; retry after the Retry-After header',
+    503: 'Not ready or shutting down',
+  };
+  return Object.fromEntries(statuses.map((s) => [s, { description: describe[s] ?? 'Error', ...errorRef }]));
+}
+
+export const modelRefSchema = {
+  type: 'object',
+  required: ['name', 'fingerprint'],
+  properties: {
+    name: { type: 'string' },
+    fingerprint: { type: 'string', description: 'Names the model bundle (weights + calibration)' },
+  },
+} as const;
