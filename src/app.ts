@@ -64,12 +64,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const e = errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`);
     void reply.code(e.statusCode).send({ error: { code: e.code, message: e.message } });
   });
+  const shuttingDown = deps.shuttingDown ?? (() => false);
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+    // While draining, ask keep-alive clients to hang up after this response so close() can finish.
+    if (shuttingDown()) void reply.header('connection', 'close');
   });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
-  healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown: deps.shuttingDown ?? (() => false) });
+  healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown });
   encodeRoutes(app, { encoder: deps.encoder, limits });
   return app;
 }

@@ -35,6 +35,7 @@ export const configSchema = {
   maxBatchTokens: setting({ env: 'QEMBED_MAX_BATCH_TOKENS', kind: 'integer', default: 8192, min: 1, max: 10_000_000, description: 'Token budget of one model batch (padded length × texts), as in text-embeddings-inference.' }),
   maxBatchSize: setting({ env: 'QEMBED_MAX_BATCH_SIZE', kind: 'integer', default: 32, min: 1, max: 4096, description: 'Most texts in one model batch.' }),
   queueSize: setting({ env: 'QEMBED_QUEUE_SIZE', kind: 'integer', default: 2048, min: 1, max: 10_000_000, description: 'Most texts waiting for the model; beyond it requests get 429 with Retry-After.' }),
+  shutdownTimeoutMs: setting({ env: 'QEMBED_SHUTDOWN_TIMEOUT_MS', kind: 'integer', default: 30_000, min: 0, max: 3_600_000, description: 'On SIGTERM, how long in-flight requests may take to finish before the process exits anyway.' }),
   logLevel: setting({ env: 'QEMBED_LOG_LEVEL', kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', description: 'pino log level.' }),
 } as const;
 

@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { startServer } from '../helpers/server-process.js';
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-data-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+describe('the service process', () => {
+  it('starts on a bundle, serves, logs JSON with request ids, and drains on SIGTERM', async () => {
+    const server = await startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1' });
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    const inflight = fetch(`${server.url}/encode`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'test-request-42' },
+      body: JSON.stringify({ inputs: Array.from({ length: 64 }, (_, i) => `text number ${i} `.repeat(20)) }),
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const exit = server.stop('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('test-request-42');
+    expect(((await res.json()) as { embeddings: unknown[] }).embeddings).toHaveLength(64);
+    expect((await exit).code).toBe(0);
+    const lines = server.logs.join('').split('\n').filter((l) => l.startsWith('{'));
+    expect(lines.some((l) => (JSON.parse(l) as { reqId?: string }).reqId === 'test-request-42')).toBe(true);
+  });
+
+  it('refuses to start on a folder that is not a bundle, and says why', async () => {
+    await expect(startServer({ QEMBED_MODEL_DIR: dataDir, QEMBED_DATA_DIR: dataDir })).rejects.toThrow(/cannot start: .*missing manifest\.json, model\.onnx, tokenizer\.json/);
+  });
+
+  it('refuses an invalid setting, naming the variable', async () => {
+    await expect(startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_PORT: 'eighty' })).rejects.toThrow(/QEMBED_PORT="eighty" is invalid/);
+    await expect(startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_PRECISION: 'int8' })).rejects.toThrow(/unknown setting\(s\) QEMBED_PRECISION/);
+  });
+});
