@@ -1,0 +1,282 @@
+"""Calibration ranges: embed a corpus with a bundle's ONNX graph, then take per-dimension ranges."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from qembed_worker.bundle import (
+    BUNDLE_FILES,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    BundleError,
+    Calibration,
+    CorpusInfo,
+    check_bundle,
+    created_at_now,
+    created_by,
+    read_manifest,
+    write_bundle_manifest,
+)
+from qembed_worker.corpus import load_corpus
+
+METHODS = ("minmax", "quantile")
+
+
+class OnnxEncoder:
+    """Embeds texts with a bundle's ``model.onnx`` and ``tokenizer.json``, as the service does.
+
+    Args:
+        bundle_dir: Folder holding ``model.onnx`` and ``tokenizer.json``.
+        prompts: The manifest's ``prompts`` (``query`` and ``document``).
+        inputs: The manifest's ``onnx.inputs``.
+    """
+
+    def __init__(self, bundle_dir: Path, prompts: dict[str, str], inputs: Sequence[str]) -> None:
+        """Open the tokenizer and an onnxruntime CPU session."""
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(bundle_dir / TOKENIZER_FILE))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(bundle_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.prompts = dict(prompts)
+        self.inputs = list(inputs)
+
+    def tokenize(self, texts: Sequence[str], input_type: str) -> list[list[int]]:
+        """Return the token ids of each text after its prompt (truncated by the tokenizer)."""
+        prompt = self.prompts[input_type]
+        encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
+        return [encoding.ids for encoding in encodings]
+
+    def run(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Run one right-padded batch of token ids through the graph.
+
+        Returns:
+            float32 embeddings of shape ``(len(batch), dimension)``.
+        """
+        width = max(len(ids) for ids in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        attention_mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        feed = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        (embeddings,) = self.session.run(
+            ["sentence_embedding"], {name: feed[name] for name in self.inputs}
+        )
+        return np.asarray(embeddings, dtype=np.float32)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        input_type: str = "document",
+        batch_size: int = 32,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Embed texts, batching texts of similar length together.
+
+        Args:
+            texts: The texts (without prompt).
+            input_type: ``document`` or ``query``: which prompt to prepend.
+            batch_size: Texts per onnxruntime call.
+            progress: Show a tqdm bar.
+
+        Returns:
+            float32 embeddings of shape ``(len(texts), dimension)``, in input order.
+        """
+        token_ids = self.tokenize(texts, input_type)
+        # Longest first: the slowest batches run while the bar's estimate is still honest, and
+        # similar lengths waste little work on padding.
+        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
+        result: np.ndarray | None = None
+        with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                embeddings = self.run([token_ids[i] for i in chunk])
+                if result is None:
+                    result = np.zeros((len(texts), embeddings.shape[1]), dtype=np.float32)
+                result[chunk] = embeddings
+                bar.update(len(chunk))
+        if result is None:
+            raise ValueError("no texts to embed")
+        return result
+
+
+def compute_ranges(
+    embeddings: np.ndarray, method: str = "minmax", quantile: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compute per-dimension float32 ranges with ``max > min`` strictly.
+
+    Args:
+        embeddings: Array of shape ``(n, dimension)``.
+        method: ``minmax`` (min and max of each dimension) or ``quantile`` (the ``q`` and
+            ``1 - q`` quantiles, linear interpolation).
+        quantile: The tail ``q`` for ``quantile``, with ``0 < q < 0.5``.
+
+    Returns:
+        ``(min, max)``, float32 arrays; where they would be equal, ``max`` is widened to the next
+        float32 so that every range is non-empty.
+
+    Raises:
+        ValueError: Unknown method, bad quantile, or no embeddings.
+    """
+    data = np.asarray(embeddings, dtype=np.float32)
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError(f"need a non-empty (n, dimension) array, got shape {data.shape}")
+    if method == "minmax":
+        lo = data.min(axis=0)
+        hi = data.max(axis=0)
+    elif method == "quantile":
+        if quantile is None or not 0 < quantile < 0.5:
+            raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
+        bounds = np.quantile(data.astype(np.float64), [quantile, 1 - quantile], axis=0)
+        lo, hi = bounds[0], bounds[1]
+    else:
+        raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
+    lo = np.asarray(lo, dtype=np.float32)
+    hi = np.asarray(hi, dtype=np.float32)
+    hi = np.where(hi > lo, hi, np.nextafter(lo, np.float32(np.inf))).astype(np.float32)
+    return lo, hi
+
+
+def calibrate(
+    bundle_dir: Path,
+    manifest: dict[str, Any],
+    *,
+    corpus: str = "lee",
+    limit: int | None = None,
+    method: str = "minmax",
+    quantile: float | None = None,
+    input_type: str = "document",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+) -> Calibration:
+    """Embed a corpus with the bundle's own graph and compute its calibration.
+
+    Args:
+        bundle_dir: Folder holding ``model.onnx`` and ``tokenizer.json``.
+        manifest: The bundle's manifest (for prompts and ONNX inputs).
+        corpus: ``lee`` or a corpus file (see :func:`qembed_worker.corpus.load_corpus`).
+        limit: Use only the first ``limit`` texts.
+        method: ``minmax`` or ``quantile``.
+        quantile: The tail for ``quantile``.
+        input_type: Which prompt to prepend (documents are what gets stored and quantized).
+        batch_size: Texts per onnxruntime call.
+        cache_dir: Download cache for the Lee corpus.
+
+    Returns:
+        The calibration for the manifest.
+    """
+    texts = load_corpus(corpus, limit=limit, cache_dir=cache_dir)
+    encoder = OnnxEncoder(bundle_dir, manifest["prompts"], manifest["onnx"]["inputs"])
+    embeddings = encoder.encode(texts.texts, input_type=input_type, batch_size=batch_size)
+    lo, hi = compute_ranges(embeddings, method, quantile)
+    return Calibration(
+        method=method,
+        quantile=quantile if method == "quantile" else None,
+        corpus=CorpusInfo(
+            name=texts.name, sha256=texts.sha256, texts=len(texts.texts), input_type=input_type
+        ),
+        min=lo,
+        max=hi,
+    )
+
+
+def prepare_out_dir(out: Path, *, force: bool, keep: Path | None = None) -> None:
+    """Make ``out`` ready to receive a bundle.
+
+    Raises:
+        BundleError: ``out`` holds files and ``force`` is not set.
+    """
+    if keep is not None and out.resolve() == keep.resolve():
+        return
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise BundleError(f"{out} is not empty; pass --force to overwrite it")
+        for file in BUNDLE_FILES:
+            (out / file).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def calibrate_bundle(
+    *,
+    bundle: Path,
+    out: Path,
+    force: bool = False,
+    corpus: str = "lee",
+    limit: int | None = None,
+    method: str = "minmax",
+    quantile: float | None = None,
+    input_type: str = "document",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Write a copy of ``bundle`` with new calibration ranges and a new fingerprint.
+
+    Args:
+        bundle: The source bundle.
+        out: Where to write (may be ``bundle`` itself).
+        force: Overwrite a non-empty ``out``.
+        corpus: See :func:`calibrate`.
+        limit: See :func:`calibrate`.
+        method: See :func:`calibrate`.
+        quantile: See :func:`calibrate`.
+        input_type: See :func:`calibrate`.
+        batch_size: See :func:`calibrate`.
+        cache_dir: See :func:`calibrate`.
+
+    Returns:
+        A summary (fingerprints, corpus size, timing).
+    """
+    manifest = read_manifest(bundle)
+    calibration = calibrate(
+        bundle,
+        manifest,
+        corpus=corpus,
+        limit=limit,
+        method=method,
+        quantile=quantile,
+        input_type=input_type,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+    )
+    prepare_out_dir(out, force=force, keep=bundle)
+    new = dict(manifest)
+    new["calibration"] = calibration.to_json()
+    new["created_at"] = created_at_now()
+    new["created_by"] = created_by()
+    if out.resolve() == bundle.resolve():
+        new = write_bundle_manifest(out, new)
+    else:
+        # Stage next to the target so a failure never leaves a half-written bundle behind.
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calibrate-") as staging_name:
+            staging = Path(staging_name)
+            for file in (MODEL_FILE, TOKENIZER_FILE):
+                shutil.copyfile(bundle / file, staging / file)
+            new = write_bundle_manifest(staging, new)
+            for file in BUNDLE_FILES:
+                shutil.move(staging / file, out / file)
+    check_bundle(out)
+    return {
+        "bundle": str(out),
+        "from": manifest["fingerprint"],
+        "fingerprint": new["fingerprint"],
+        "method": calibration.method,
+        "quantile": calibration.quantile,
+        "corpus": calibration.corpus.name,
+        "texts": calibration.corpus.texts,
+    }

@@ -1,0 +1,50 @@
+import argparse
+from pathlib import Path
+
+import pytest
+
+from qembed_worker.cli import build_parser, main
+
+from .conftest import TINY_BUNDLE
+
+COMMANDS = ("export", "calibrate", "fixture", "golden", "embed", "check")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def test_every_command_and_option_is_documented() -> None:
+    commands = _subparsers(build_parser())
+    assert set(commands) == set(COMMANDS)
+    for name, sub in commands.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_exits_cleanly(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--" in capsys.readouterr().out
+
+
+def test_check_accepts_the_fixture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--bundle", str(TINY_BUNDLE)]) == 0
+    assert '"ok": true' in capsys.readouterr().out
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--bundle", str(tmp_path)]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_quantile_needs_q(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--bundle", "x", "--out", "y", "--method", "quantile"])
+    assert "--quantile" in capsys.readouterr().err

@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from qembed_worker.fixture import write_fixture
+
+from .conftest import TINY_BUNDLE
+
+
+def test_regenerating_the_fixture_gives_identical_files(tmp_path: Path) -> None:
+    out = tmp_path / "tiny-bundle"
+    summary = write_fixture(out)
+    for name in ("model.onnx", "tokenizer.json", "manifest.json"):
+        assert (out / name).read_bytes() == (TINY_BUNDLE / name).read_bytes(), name
+    assert summary["fingerprint"] == "87a7d0f71686c1f7"
+    assert summary["bytes"]["model.onnx"] < 5_000_000
