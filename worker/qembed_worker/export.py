@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -336,6 +337,10 @@ def parity(
     return result
 
 
+def _stage(message: str) -> None:
+    print(f"qembed-worker: {message}", file=sys.stderr, flush=True)
+
+
 def write_bundle(
     model: SentenceTransformer,
     folder: Path,
@@ -359,7 +364,8 @@ def write_bundle(
         source: Manifest ``source``.
         spec: From :func:`inspect_model`.
         opset: ONNX opset.
-        calibrate_fn: ``(staging_dir, manifest) -> Calibration``.
+        calibrate_fn: ``(staging_dir, partial manifest) -> Calibration``; the partial manifest
+            holds the ``prompts`` and ``onnx.inputs`` that the calibration encoder needs.
 
     Returns:
         The manifest written and timings in seconds.
@@ -368,19 +374,17 @@ def write_bundle(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as staging_name:
         staging = Path(staging_name)
+        _stage(f"exporting the ONNX graph (opset {opset}, {spec.pooling} pooling)")
         started = time.perf_counter()
         export_onnx(model, spec, staging / MODEL_FILE, opset)
         write_tokenizer(tokenizer_source(model, folder), staging / TOKENIZER_FILE, spec.max_tokens)
         timings["export_s"] = round(time.perf_counter() - started, 1)
-        # Placeholder calibration, replaced below: the manifest supplies prompts and inputs to
-        # the encoder that computes the real one.
-        placeholder = Calibration(
-            method="minmax",
-            quantile=None,
-            corpus=_empty_corpus(),
-            min=np.zeros(spec.dimension, dtype=np.float32),
-            max=np.ones(spec.dimension, dtype=np.float32),
+        _stage(f"calibrating ranges with {staging / MODEL_FILE} (onnxruntime)")
+        started = time.perf_counter()
+        calibration = calibrate_fn(
+            staging, {"prompts": spec.prompts, "onnx": {"inputs": spec.inputs}}
         )
+        timings["calibration_s"] = round(time.perf_counter() - started, 1)
         manifest = build_manifest(
             name=name,
             source=source,
@@ -390,22 +394,12 @@ def write_bundle(
             normalize=spec.normalize,
             prompts=spec.prompts,
             onnx_inputs=spec.inputs,
-            calibration=placeholder,
+            calibration=calibration,
         )
-        started = time.perf_counter()
-        calibration = calibrate_fn(staging, manifest)
-        timings["calibration_s"] = round(time.perf_counter() - started, 1)
-        manifest["calibration"] = calibration.to_json()
         manifest = write_bundle_manifest(staging, manifest)
         for file in BUNDLE_FILES:
             shutil.move(staging / file, out / file)
     return manifest, timings
-
-
-def _empty_corpus() -> Any:
-    from qembed_worker.bundle import CorpusInfo
-
-    return CorpusInfo(name="", sha256="", texts=0, input_type="document")
 
 
 def export_bundle(
@@ -479,6 +473,7 @@ def export_bundle(
         opset=opset,
         calibrate_fn=calibrate_fn,
     )
+    _stage(f"checking {out} and comparing onnxruntime with sentence-transformers")
     check_bundle(out)
     cosines = parity(st_model, out, manifest, list(SMOKE_TEXTS))
     if min(cosines.values()) < MIN_COSINE:
