@@ -4,11 +4,14 @@ from qembed_worker.fixture import write_fixture
 
 from .conftest import TINY_BUNDLE
 
+REGENERATE = "regenerate: python -m qembed_worker fixture --out test/fixtures/tiny-bundle"
+
 
 def test_regenerating_the_fixture_gives_identical_files(tmp_path: Path) -> None:
     out = tmp_path / "tiny-bundle"
     summary = write_fixture(out)
     for name in ("model.onnx", "tokenizer.json", "manifest.json"):
-        assert (out / name).read_bytes() == (TINY_BUNDLE / name).read_bytes(), name
+        same = (out / name).read_bytes() == (TINY_BUNDLE / name).read_bytes()
+        assert same, f"{name} differs from the committed fixture; {REGENERATE}"
     assert summary["fingerprint"] == "87a7d0f71686c1f7"
     assert summary["bytes"]["model.onnx"] < 5_000_000

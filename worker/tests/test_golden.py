@@ -8,7 +8,10 @@ from .conftest import GOLDEN
 
 
 def test_committed_golden_file_is_what_the_command_writes() -> None:
-    assert GOLDEN.read_text(encoding="utf-8") == render()
+    same = GOLDEN.read_text(encoding="utf-8") == render()
+    assert same, (
+        "regenerate: python -m qembed_worker golden --out test/fixtures/quantization-golden.json"
+    )
 
 
 def test_golden_cases_cover_the_edge_cases() -> None:
