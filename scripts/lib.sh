@@ -1,0 +1,49 @@
+# Shared set-up steps for scripts/serve and scripts/test. Each step does nothing when its
+# result is already there, so running the commands again is cheap.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+log() { printf '\033[1m[qembed]\033[0m %s\n' "$*" >&2; }
+
+# Node dependencies, installed exactly from package-lock.json when it changed.
+ensure_node() {
+  # onnxruntime-node's install script would fetch CUDA binaries (not reachable offline);
+  # better-sqlite3 compiles against the local Node headers when its prebuilt download fails.
+  export ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL:-skip}
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
+  local stamp=node_modules/.qembed-lock
+  local want
+  want=$(sha256sum package-lock.json | cut -c1-16)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Node dependencies (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+  fi
+}
+
+build_ts() {
+  log "building TypeScript"
+  npm run --silent build
+}
+
+# The worker's Python (a per-machine virtual environment with PyTorch; see scripts/worker-env).
+ensure_worker() {
+  WORKER_PY=$("$root/scripts/worker-env")
+  export WORKER_PY
+}
+
+worker() { (cd "$root/worker" && HF_HUB_OFFLINE=1 "$WORKER_PY" -m qembed_worker "$@"); }
+
+# The default model bundle (models/default, git-ignored), exported from the pretrained model
+# on first use. Written to a temporary folder and renamed, so a killed build leaves nothing half done.
+ensure_default_bundle() {
+  local dir="$root/models/default"
+  if [ -f "$dir/manifest.json" ]; then return; fi
+  ensure_worker
+  log "building the default model bundle (first run only)"
+  local tmp="$root/models/.default.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$root/models"
+  worker export --model all-minilm-l6-v2 --out "$tmp"
+  mv "$tmp" "$dir"
+}
