@@ -35,3 +35,12 @@ describe('loadConfig', () => {
     expect(configTableMarkdown()).toMatch(/\| `QEMBED_PORT` \| `8080` \|/);
   });
 });
+
+describe('README configuration table', () => {
+  it('is what src/config.ts produces (run `npm run docs:config` after changing a setting)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { readmeWithConfigTable } = await import('../../src/config-docs.js');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toBe(readmeWithConfigTable(readme));
+  });
+});

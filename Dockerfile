@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# The qembed API image. CPU by default; `--build-arg VARIANT=cuda` builds on an NVIDIA CUDA
+# runtime with onnxruntime-node's CUDA 12 binaries (ONNXRUNTIME_NODE_INSTALL=cuda12).
+# Model bundles are not baked in: mount them at /models (docker/compose.yaml does).
+ARG VARIANT=cpu
+
+# --- build: compile TypeScript and install production dependencies --------------------------
+FROM node:20-bookworm AS build
+ARG VARIANT
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# better-sqlite3 compiles against these headers when no prebuilt binary can be fetched.
+RUN if [ "$VARIANT" = "cuda" ]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; else export ONNXRUNTIME_NODE_INSTALL=skip; fi \
+ && npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+# --- runtime bases -------------------------------------------------------------------------
+FROM node:20-bookworm-slim AS base-cpu
+
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
+COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+ENV QEMBED_EXECUTION_PROVIDER=cuda
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM base-${VARIANT} AS runtime
+WORKDIR /app
+ENV NODE_ENV=production \
+    QEMBED_HOST=0.0.0.0 \
+    QEMBED_PORT=8080 \
+    QEMBED_DATA_DIR=/data \
+    QEMBED_MODELS_DIR=/models \
+    QEMBED_MODEL_DIR=/models/default
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY migrations ./migrations
+COPY openapi ./openapi
+RUN groupadd --system --gid 10001 qembed 2>/dev/null || addgroup --system --gid 10001 qembed; \
+    useradd --system --uid 10001 --gid 10001 --no-create-home qembed 2>/dev/null || adduser --system --uid 10001 --ingroup qembed qembed; \
+    mkdir -p /data /models && chown -R 10001:10001 /data /models
+USER 10001:10001
+EXPOSE 8080
+VOLUME ["/data", "/models"]
+# No curl in the image: Node's own fetch checks /health.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.QEMBED_PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "dist/src/server.js"]
