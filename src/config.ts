@@ -3,7 +3,7 @@
  * README's config table. This is the only module that reads `process.env`.
  */
 
-type Kind = 'string' | 'integer' | 'boolean' | 'enum' | 'path';
+type Kind = 'string' | 'secret' | 'integer' | 'boolean' | 'enum' | 'path';
 
 interface Setting<K extends Kind, T> {
   env: `QEMBED_${string}`;
@@ -35,6 +35,7 @@ export const configSchema = {
   maxBatchTokens: setting({ env: 'QEMBED_MAX_BATCH_TOKENS', kind: 'integer', default: 8192, min: 1, max: 10_000_000, description: 'Token budget of one model batch (padded length × texts), as in text-embeddings-inference.' }),
   maxBatchSize: setting({ env: 'QEMBED_MAX_BATCH_SIZE', kind: 'integer', default: 32, min: 1, max: 4096, description: 'Most texts in one model batch.' }),
   queueSize: setting({ env: 'QEMBED_QUEUE_SIZE', kind: 'integer', default: 2048, min: 1, max: 10_000_000, description: 'Most texts waiting for the model; beyond it requests get 429 with Retry-After.' }),
+  apiKey: setting({ env: 'QEMBED_API_KEY', kind: 'secret', default: '', description: 'When set, every route but /health needs `Authorization: Bearer <key>`.' }),
   shutdownTimeoutMs: setting({ env: 'QEMBED_SHUTDOWN_TIMEOUT_MS', kind: 'integer', default: 30_000, min: 0, max: 3_600_000, description: 'On SIGTERM, how long in-flight requests may take to finish before the process exits anyway.' }),
   logLevel: setting({ env: 'QEMBED_LOG_LEVEL', kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', description: 'pino log level.' }),
 } as const;
@@ -50,6 +51,8 @@ export class ConfigError extends Error {
 function parseValue(key: string, s: Setting<Kind, unknown>, raw: string): unknown {
   const bad = (why: string) => new ConfigError(`${s.env}=${JSON.stringify(raw)} is invalid: ${why}`);
   switch (s.kind) {
+    case 'secret':
+      return raw;
     case 'string':
     case 'path':
       if (raw.trim() === '') throw bad('must not be empty');
@@ -104,7 +107,8 @@ const IGNORED_ENV = new Set(['QEMBED_WORKER_VENV', 'QEMBED_PYTHON', 'QEMBED_SKIP
 export function configTableMarkdown(): string {
   const rows = Object.values(configSchema).map((s: Setting<Kind, unknown>) => {
     const values = s.kind === 'enum' ? ` (${s.values?.map((v) => `\`${v}\``).join(', ')})` : '';
-    return `| \`${s.env}\` | \`${String(s.default)}\` | ${s.description}${values} |`;
+    const shown = s.default === '' ? '(empty)' : `\`${String(s.default)}\``;
+    return `| \`${s.env}\` | ${shown} | ${s.description}${values} |`;
   });
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }

@@ -33,7 +33,17 @@ export interface BatchStats {
   lastBatchSize: number;
 }
 
+/** What one model run did; the metrics endpoint listens. */
+export interface BatchEvent {
+  size: number;
+  tokens: number;
+  paddedTokens: number;
+  seconds: number;
+}
+
 export interface Batcher {
+  /** Calls `listener` after every model run. */
+  onBatch(listener: (event: BatchEvent) => void): void;
   /** Texts waiting or running. */
   depth(): number;
   stats(): Readonly<BatchStats>;
@@ -49,6 +59,7 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
   let running = 0;
   let textsPerSecond = 0;
   const stats: BatchStats = { batches: 0, texts: 0, tokens: 0, paddedTokens: 0, lastBatchSize: 0 };
+  const listeners: ((event: BatchEvent) => void)[] = [];
 
   /** The oldest job plus the jobs of nearest length that fit the budgets. */
   function takeBatch(): Job[] {
@@ -103,13 +114,15 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     } catch (e) {
       for (const job of batch) job.reject(e as Error);
     }
-    const rate = batchSize / Math.max((performance.now() - started) / 1000, 1e-3);
+    const seconds = (performance.now() - started) / 1000;
+    const rate = batchSize / Math.max(seconds, 1e-3);
     textsPerSecond = textsPerSecond === 0 ? rate : 0.8 * textsPerSecond + 0.2 * rate;
     stats.batches++;
     stats.texts += batchSize;
     stats.tokens += real;
     stats.paddedTokens += batchSize * sequence;
     stats.lastBatchSize = batchSize;
+    for (const listener of listeners) listener({ size: batchSize, tokens: real, paddedTokens: batchSize * sequence, seconds });
   }
 
   function pump(): void {
@@ -126,6 +139,7 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
   const retryAfterSeconds = () => Math.max(1, Math.ceil(depth() / Math.max(textsPerSecond, 1)));
 
   return {
+    onBatch: (listener) => void listeners.push(listener),
     depth,
     stats: () => stats,
     retryAfterSeconds,

@@ -4,7 +4,7 @@
  */
 import { errors } from '../errors.js';
 import { createQuantizer, type Quantizer } from '../quantization/quantize.js';
-import { createBatcher, type BatchStats } from './batcher.js';
+import { type BatchEvent, createBatcher, type BatchStats } from './batcher.js';
 import type { Bundle, InputType } from './bundle.js';
 import type { ExecutionProvider } from './model-protocol.js';
 import { startModelRunner } from './model-runner.js';
@@ -45,6 +45,8 @@ export interface Encoder {
   embed(texts: readonly string[], options: EmbedOptions): Promise<Embedded>;
   queueDepth(): number;
   batchStats(): Readonly<BatchStats>;
+  /** Calls `listener` after every model run (metrics). */
+  onBatch(listener: (event: BatchEvent) => void): void;
   healthy(): boolean;
   close(): Promise<void>;
 }
@@ -87,6 +89,7 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
     quantizer,
     queueDepth: depth,
     batchStats: () => batcher.stats(),
+    onBatch: (listener) => batcher.onBatch(listener),
     healthy: () => runner.alive(),
     close: () => runner.close(),
     async embed(texts, { inputType, truncate }) {
