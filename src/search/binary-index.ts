@@ -1,0 +1,312 @@
+/**
+ * The in-memory first-stage index of one collection: the packed binary codes of its
+ * documents back to back in one WebAssembly memory (the kernel scans them in place), and a
+ * Uint32Array of their SQLite rowids in the same order. Rowids only grow (AUTOINCREMENT), so
+ * new documents append and the rowid array stays sorted: rowid → slot is a binary search, and
+ * an upsert of an existing document overwrites its code in its slot. Deletes set a tombstone
+ * bit; compaction squeezes them out once they are more than 1/16 of the slots. No
+ * per-document JavaScript object exists anywhere.
+ *
+ * Memory: codes N·dim/8 bytes + rowids 4·N + tombstones N/8 bits, sized exactly when loaded
+ * (1.09 × N·dim/8 at 384 dimensions), then grown by 1/32 (codes: WebAssembly memory grows in
+ * place, nothing is copied) or 1/16 (rowids), plus a scratch area for one search's
+ * candidates; with tombstones at the compaction threshold, at most about 1.19 × N·dim/8.
+ *
+ * Search is exact: the top k (Hamming distance, then slot order for ties) over all live
+ * documents, or over a sorted list of rowids (a metadata filter's matches).
+ */
+import { errors } from '../errors.js';
+import { createHammingKernel, type HammingKernel } from './hamming-kernel.js';
+
+const PAGE = 65536;
+/** Slots of a filter's rowid list passed to the kernel at a time. */
+const LIST_CHUNK = 4096;
+/** Memory a WebAssembly (wasm32) memory can reach. */
+const MAX_MEMORY = 65536 * PAGE;
+
+export interface FirstStageResult {
+  /** Rowids of the nearest documents, nearest first. */
+  rowids: number[];
+  /** Their Hamming distances. */
+  distances: number[];
+  /** Live documents whose distance was computed. */
+  scanned: number;
+}
+
+export interface IndexEntry {
+  rowid: number;
+  code: Uint8Array;
+}
+
+export interface BinaryIndex {
+  readonly codeBytes: number;
+  /** Live documents. */
+  size(): number;
+  /** Slots in use, tombstones included. */
+  slots(): number;
+  tombstones(): number;
+  /** Bytes the index holds: the WebAssembly memory (codes + scratch), rowids and tombstones. */
+  memoryBytes(): number;
+  /** Makes room for `additional` appended documents, so that applying a committed batch cannot fail. */
+  reserve(additional: number): void;
+  /** Overwrites the code of `rowid` in place, or appends it (rowid above every stored one). */
+  upsert(rowid: number, code: Uint8Array): void;
+  /** Tombstones `rowid`; false if it is not in the index. Compacts when tombstones pile up. */
+  remove(rowid: number): boolean;
+  /** Squeezes tombstones out now (and gives back memory when much of it is unused). */
+  compact(): void;
+  /** Exact top-k by Hamming distance, over every live document or over `rowids` (ascending). */
+  search(query: Uint8Array, k: number, rowids?: readonly number[]): FirstStageResult;
+  /** Live entries in rowid order; `code` is a copy. */
+  entries(): IterableIterator<IndexEntry>;
+}
+
+/**
+ * Builds an index for codes of `codeBytes` bytes from (rowid, code) pairs in ascending rowid
+ * order, sized exactly for `count` documents (a hint; more are accepted).
+ */
+export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable<[number, Uint8Array]> = []): BinaryIndex {
+  if (!Number.isInteger(codeBytes) || codeBytes <= 0) throw new Error(`invalid code size ${codeBytes}`);
+  const dimension = codeBytes * 8;
+
+  let capacity = Math.max(count, 0); // slots the codes area holds
+  let used = 0;
+  let dead = 0;
+  let rowids = new Uint32Array(capacity);
+  let tomb = new Uint8Array(Math.ceil(capacity / 8));
+  let scratchBytes = 0;
+  let memory = new WebAssembly.Memory({ initial: pagesFor(capacity, 0) });
+  let kernel: HammingKernel = createHammingKernel(codeBytes, memory);
+  let bytes = new Uint8Array(memory.buffer);
+
+  function pagesFor(slots: number, scratch: number): number {
+    const total = slots * codeBytes + scratch;
+    if (total > MAX_MEMORY) throw errors.internal(`the index cannot hold ${slots} codes of ${codeBytes} bytes (4 GiB limit)`);
+    return Math.max(1, Math.ceil(total / PAGE));
+  }
+
+  /** Grows the memory to hold `slots` codes plus `scratch` bytes after them. */
+  function ensureMemory(slots: number, scratch: number): void {
+    const pages = pagesFor(slots, scratch);
+    const have = memory.buffer.byteLength / PAGE;
+    if (pages > have) {
+      memory.grow(pages - have);
+      bytes = new Uint8Array(memory.buffer);
+    }
+  }
+
+  function ensureCapacity(slots: number): void {
+    if (slots > capacity) {
+      ensureMemory(Math.max(slots, Math.ceil(capacity * 1.03125)), scratchBytes);
+      // The memory may hold more than asked (whole pages): use it all.
+      capacity = Math.floor((memory.buffer.byteLength - scratchBytes) / codeBytes);
+    }
+    if (slots > rowids.length) {
+      const grown = new Uint32Array(Math.max(slots, Math.ceil(rowids.length * 1.0625)));
+      grown.set(rowids.subarray(0, used));
+      rowids = grown;
+      const t = new Uint8Array(Math.ceil(rowids.length / 8));
+      t.set(tomb);
+      tomb = t;
+    }
+  }
+
+  const isDead = (slot: number) => (tomb[slot >> 3]! & (1 << (slot & 7))) !== 0;
+
+  function slotOf(rowid: number, from = 0): number {
+    let lo = from;
+    let hi = used - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = rowids[mid]!;
+      if (r === rowid) return mid;
+      if (r < rowid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  function append(rowid: number, code: Uint8Array): void {
+    if (used > 0 && rowid <= rowids[used - 1]!) {
+      throw errors.internal(`index out of order: rowid ${rowid} after ${rowids[used - 1]}`);
+    }
+    ensureCapacity(used + 1);
+    bytes.set(code, used * codeBytes);
+    rowids[used] = rowid;
+    used++;
+  }
+
+  function checkCode(code: Uint8Array): void {
+    if (code.length !== codeBytes) throw errors.internal(`a binary code has ${code.length} bytes, expected ${codeBytes}`);
+  }
+
+  for (const [rowid, code] of source) {
+    checkCode(code);
+    append(rowid, code);
+  }
+
+  /** Moves live slots down over the tombstones; shrinks the memory when it is mostly unused. */
+  function compact(): void {
+    if (dead > 0) {
+      let to = 0;
+      for (let from = 0; from < used; from++) {
+        if (isDead(from)) continue;
+        if (to !== from) {
+          bytes.copyWithin(to * codeBytes, from * codeBytes, (from + 1) * codeBytes);
+          rowids[to] = rowids[from]!;
+        }
+        to++;
+      }
+      used = to;
+      dead = 0;
+      tomb.fill(0);
+    }
+    // WebAssembly memory cannot shrink: move to a fresh, exactly sized one when much is idle.
+    if (capacity > 1.125 * used + PAGE / codeBytes || rowids.length > 1.125 * used + 1024) {
+      const fresh = new WebAssembly.Memory({ initial: pagesFor(used, scratchBytes) });
+      new Uint8Array(fresh.buffer).set(bytes.subarray(0, used * codeBytes));
+      memory = fresh;
+      kernel = createHammingKernel(codeBytes, memory);
+      bytes = new Uint8Array(memory.buffer);
+      capacity = Math.floor((memory.buffer.byteLength - scratchBytes) / codeBytes);
+      rowids = rowids.slice(0, used);
+      tomb = new Uint8Array(Math.ceil(used / 8));
+    }
+  }
+
+  /**
+   * Keeps the best `keep` live pairs of `pairs[0..n)` (slot, distance), in slot order; returns
+   * how many remain and the largest distance still worth collecting. Ties at the cut keep the
+   * lowest slots, and since later slots are higher, later ties can never enter: hence `v - 1`.
+   */
+  function prune(pairs: Uint32Array, n: number, keep: number): { n: number; thr: number } {
+    const hist = new Uint32Array(dimension + 1);
+    let live = 0;
+    for (let i = 0; i < n; i++) {
+      if (dead > 0 && isDead(pairs[2 * i]!)) {
+        pairs[2 * i + 1] = 0xffffffff;
+        continue;
+      }
+      hist[pairs[2 * i + 1]!]!++;
+      live++;
+    }
+    let m = 0;
+    if (live <= keep) {
+      for (let i = 0; i < n; i++) {
+        if (pairs[2 * i + 1] === 0xffffffff) continue;
+        pairs[2 * m] = pairs[2 * i]!;
+        pairs[2 * m + 1] = pairs[2 * i + 1]!;
+        m++;
+      }
+      return { n: m, thr: dimension };
+    }
+    let acc = 0;
+    let v = 0;
+    for (; v <= dimension; v++) {
+      acc += hist[v]!;
+      if (acc >= keep) break;
+    }
+    let ties = keep - (acc - hist[v]!);
+    for (let i = 0; i < n; i++) {
+      const d = pairs[2 * i + 1]!;
+      if (d < v || (d === v && ties-- > 0)) {
+        pairs[2 * m] = pairs[2 * i]!;
+        pairs[2 * m + 1] = d;
+        m++;
+      }
+    }
+    return { n: m, thr: v - 1 };
+  }
+
+  function search(query: Uint8Array, k: number, filter?: readonly number[]): FirstStageResult {
+    checkCode(query);
+    if (!Number.isInteger(k) || k < 1) throw new Error(`k must be a positive integer, got ${k}`);
+    const cap = Math.max(1024, 2 * k);
+    const queryBytes = Math.ceil(codeBytes / 8) * 8;
+    const need = queryBytes + cap * 8 + LIST_CHUNK * 4;
+    if (need > scratchBytes || capacity * codeBytes + need > memory.buffer.byteLength) {
+      scratchBytes = Math.max(need, scratchBytes);
+      ensureMemory(capacity, scratchBytes);
+    }
+    const base = capacity * codeBytes;
+    const queryPtr = base;
+    const outPtr = base + queryBytes;
+    const listPtr = outPtr + cap * 8;
+    bytes.set(query, queryPtr);
+    const pairs = new Uint32Array(memory.buffer, outPtr, cap * 2);
+
+    let thr = dimension;
+    let have = 0;
+    let scanned: number;
+    const collect = () => {
+      have += kernel.written();
+      if (have === cap) ({ n: have, thr } = prune(pairs, have, k));
+    };
+    if (!filter) {
+      scanned = used - dead;
+      let i = 0;
+      while (i < used && thr >= 0) {
+        i = kernel.scan(i, used, queryPtr, thr, outPtr + have * 8, cap - have);
+        collect();
+      }
+    } else {
+      scanned = filter.length;
+      const list = new Uint32Array(memory.buffer, listPtr, LIST_CHUNK);
+      let from = 0;
+      for (let start = 0; start < filter.length; start += LIST_CHUNK) {
+        const end = Math.min(filter.length, start + LIST_CHUNK);
+        for (let j = start; j < end; j++) {
+          const slot = slotOf(filter[j]!, from);
+          if (slot < 0 || isDead(slot)) throw errors.internal(`document rowid ${filter[j]} is in the database but not in the index`);
+          list[j - start] = slot;
+          from = slot + 1;
+        }
+        let i = 0;
+        while (i < end - start && thr >= 0) {
+          i = kernel.scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
+          collect();
+        }
+      }
+    }
+    ({ n: have } = prune(pairs, have, k));
+    const order = Array.from({ length: have }, (_, j) => j).sort((a, b) => pairs[2 * a + 1]! - pairs[2 * b + 1]! || pairs[2 * a]! - pairs[2 * b]!);
+    return {
+      rowids: order.map((j) => rowids[pairs[2 * j]!]!),
+      distances: order.map((j) => pairs[2 * j + 1]!),
+      scanned,
+    };
+  }
+
+  return {
+    codeBytes,
+    size: () => used - dead,
+    slots: () => used,
+    tombstones: () => dead,
+    memoryBytes: () => memory.buffer.byteLength + rowids.byteLength + tomb.byteLength,
+    reserve(additional) {
+      ensureCapacity(used + additional);
+    },
+    upsert(rowid, code) {
+      checkCode(code);
+      const slot = used > 0 && rowid <= rowids[used - 1]! ? slotOf(rowid) : -1;
+      if (slot >= 0 && !isDead(slot)) bytes.set(code, slot * codeBytes);
+      else append(rowid, code);
+    },
+    remove(rowid) {
+      const slot = slotOf(rowid);
+      if (slot < 0 || isDead(slot)) return false;
+      tomb[slot >> 3]! |= 1 << (slot & 7);
+      dead++;
+      if (dead > 64 && dead * 16 > used) compact();
+      return true;
+    },
+    compact,
+    search,
+    *entries() {
+      for (let slot = 0; slot < used; slot++) {
+        if (isDead(slot)) continue;
+        yield { rowid: rowids[slot]!, code: bytes.slice(slot * codeBytes, (slot + 1) * codeBytes) };
+      }
+    },
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * The first-stage kernel: Hamming distances between one packed query code and many packed
+ * document codes, as WebAssembly generated at start from the readable builder below (no
+ * binary is committed). WebAssembly gives us the CPU's `popcnt` (`i64.popcnt`), which plain
+ * JavaScript has no access to; the module is specialized for one code size, so the
+ * per-document loop is fully unrolled. See docs/search.md for the measurements that chose it.
+ *
+ * Both exported functions walk documents in slot order and append every document whose
+ * distance is ≤ `thr` to an output buffer of (slot u32, distance u32) pairs, stopping when the
+ * buffer holds `cap` pairs. They return the slot (or list position) to resume from; the
+ * number of pairs written is in the exported global `written`. The caller tightens `thr`
+ * between calls (see binary-index.ts), so after the first few thousand documents almost
+ * nothing is written.
+ *
+ *   scan(start, end, queryPtr, thr, outPtr, cap) → next slot     codes of slots [start, end)
+ *   scanList(listPtr, start, end, queryPtr, thr, outPtr, cap)    slots listed as u32 at listPtr
+ *
+ * Codes are stored back to back from address 0, `codeBytes` each, in the imported memory.
+ */
+
+// Opcodes and encodings of the WebAssembly 1.0 binary format that the kernel uses.
+const op = {
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  end: 0x0b,
+  br: 0x0c,
+  brIf: 0x0d,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
+  globalSet: 0x24,
+  i32Load: 0x28,
+  i64Load: 0x29,
+  i32Load8u: 0x2d,
+  i32Load16u: 0x2f,
+  i32Store: 0x36,
+  i32Const: 0x41,
+  i32Eq: 0x46,
+  i32GeU: 0x4f,
+  i32LeU: 0x4d,
+  i32Popcnt: 0x69,
+  i32Add: 0x6a,
+  i32Mul: 0x6c,
+  i32Xor: 0x73,
+  i64Popcnt: 0x7b,
+  i64Add: 0x7c,
+  i64Xor: 0x85,
+  i32WrapI64: 0xa7,
+  i64ExtendI32U: 0xad,
+} as const;
+const I32 = 0x7f;
+const I64 = 0x7e;
+const VOID = 0x40;
+
+/** Unsigned LEB128, as the binary format encodes sizes, indices and unsigned immediates. */
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 for i32.const. */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+const name = (s: string) => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+/** A memory access immediate: alignment (log2) and a constant offset. */
+const mem = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+
+/**
+ * The expression that leaves the Hamming distance (i32) between the code at address `p`
+ * (a local) and the query held in locals: 8-byte words with i64.popcnt, then a 4/2/1-byte
+ * tail with i32.popcnt, so any code size (dimension / 8 bytes) works without padding.
+ */
+function distanceExpr(codeBytes: number, p: number, qLocal: (word: number) => number): number[] {
+  const parts: number[][] = [];
+  let offset = 0;
+  let word = 0;
+  while (codeBytes - offset >= 8) {
+    parts.push([op.localGet, ...uleb(p), op.i64Load, ...mem(0, offset), op.localGet, ...uleb(qLocal(word)), op.i64Xor, op.i64Popcnt]);
+    offset += 8;
+    word++;
+  }
+  // Sum the i64 words, then continue in i32 for the tail.
+  const out: number[] = [];
+  if (parts.length > 0) {
+    parts.forEach((part, i) => {
+      out.push(...part);
+      if (i > 0) out.push(op.i64Add);
+    });
+    out.push(op.i32WrapI64);
+  } else {
+    out.push(op.i32Const, 0);
+  }
+  for (const [size, load] of [
+    [4, op.i32Load],
+    [2, op.i32Load16u],
+    [1, op.i32Load8u],
+  ] as const) {
+    if (codeBytes - offset >= size) {
+      out.push(op.localGet, ...uleb(p), load, ...mem(0, offset), op.localGet, ...uleb(qLocal(word)), op.i32Xor, op.i32Popcnt, op.i32Add);
+      offset += size;
+      word++;
+    }
+  }
+  return out;
+}
+
+/** The query's words: i64 locals for the 8-byte words, then i32 locals for the tail. */
+function queryWords(codeBytes: number): { size: 8 | 4 | 2 | 1; offset: number }[] {
+  const words: { size: 8 | 4 | 2 | 1; offset: number }[] = [];
+  let offset = 0;
+  while (codeBytes - offset >= 8) {
+    words.push({ size: 8, offset });
+    offset += 8;
+  }
+  for (const size of [4, 2, 1] as const) {
+    if (codeBytes - offset >= size) {
+      words.push({ size, offset });
+      offset += size;
+    }
+  }
+  return words;
+}
+
+/**
+ * One scanning function. `list` selects scanList (slots read from a u32 list) over scan
+ * (consecutive slots). Parameters come first, then locals, in local index order.
+ */
+function scanBody(codeBytes: number, list: boolean): number[] {
+  // Parameters.
+  let n = 0;
+  const P = {
+    listPtr: list ? n++ : -1,
+    start: n++,
+    end: n++,
+    queryPtr: n++,
+    thr: n++,
+    out: n++,
+    cap: n++,
+  };
+  const paramCount = n;
+  // Locals.
+  const L = { i: n++, p: n++, d: n++, written: n++, slot: n++ };
+  const words = queryWords(codeBytes);
+  const i64Words = words.filter((w) => w.size === 8).length;
+  const firstQ = n;
+  n += words.length;
+  const q = (w: number) => firstQ + w;
+
+  const code: number[] = [];
+  // Load the query words into locals once.
+  words.forEach((w, k) => {
+    const load = w.size === 8 ? op.i64Load : w.size === 4 ? op.i32Load : w.size === 2 ? op.i32Load16u : op.i32Load8u;
+    code.push(op.localGet, ...uleb(P.queryPtr), load, ...mem(0, w.offset), op.localSet, ...uleb(q(k)));
+  });
+  code.push(op.i32Const, 0, op.localSet, ...uleb(L.written));
+  code.push(op.localGet, ...uleb(P.start), op.localSet, ...uleb(L.i));
+  code.push(op.block, VOID, op.loop, VOID);
+  // while (i < end)
+  code.push(op.localGet, ...uleb(L.i), op.localGet, ...uleb(P.end), op.i32GeU, op.brIf, 1);
+  // slot = list ? list[i] : i;  p = slot * codeBytes
+  if (list) {
+    code.push(op.localGet, ...uleb(P.listPtr), op.localGet, ...uleb(L.i), op.i32Const, 4, op.i32Mul, op.i32Add, op.i32Load, ...mem(2, 0));
+  } else {
+    code.push(op.localGet, ...uleb(L.i));
+  }
+  code.push(op.localTee, ...uleb(L.slot), op.i32Const, ...sleb(codeBytes), op.i32Mul, op.localSet, ...uleb(L.p));
+  // d = distance; if (d <= thr) append (slot, d)
+  code.push(...distanceExpr(codeBytes, L.p, q), op.localTee, ...uleb(L.d), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
+  const entry = () => [op.localGet, ...uleb(P.out), op.localGet, ...uleb(L.written), op.i32Const, 8, op.i32Mul, op.i32Add];
+  code.push(...entry(), op.localGet, ...uleb(L.slot), op.i32Store, ...mem(2, 0));
+  code.push(...entry(), op.localGet, ...uleb(L.d), op.i32Store, ...mem(2, 4));
+  code.push(op.localGet, ...uleb(L.written), op.i32Const, 1, op.i32Add, op.localTee, ...uleb(L.written));
+  // Buffer full: step past this slot and stop (br 2 leaves the if, the loop and the block).
+  code.push(op.localGet, ...uleb(P.cap), op.i32Eq, op.if, VOID);
+  code.push(op.localGet, ...uleb(L.i), op.i32Const, 1, op.i32Add, op.localSet, ...uleb(L.i), op.br, 3);
+  code.push(op.end, op.end);
+  // i++ and loop
+  code.push(op.localGet, ...uleb(L.i), op.i32Const, 1, op.i32Add, op.localSet, ...uleb(L.i), op.br, 0);
+  code.push(op.end, op.end);
+  // written → global 0; return i
+  code.push(op.localGet, ...uleb(L.written), op.globalSet, 0, op.localGet, ...uleb(L.i), op.end);
+
+  const locals = [
+    [...uleb(5), I32],
+    ...(i64Words > 0 ? [[...uleb(i64Words), I64]] : []),
+    ...(words.length > i64Words ? [[...uleb(words.length - i64Words), I32]] : []),
+  ];
+  const body = [...vec(locals), ...code];
+  void paramCount;
+  return [...uleb(body.length), ...body];
+}
+
+/** The WebAssembly binary of a kernel for codes of `codeBytes` bytes. */
+export function buildHammingWasm(codeBytes: number): Uint8Array {
+  if (!Number.isInteger(codeBytes) || codeBytes < 1 || codeBytes > 65536) throw new Error(`code size ${codeBytes} bytes is out of range`);
+  const scanType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])];
+  const scanListType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])];
+  const bytes = [
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vec([scanType, scanListType])),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]])),
+    ...section(3, vec([uleb(0), uleb(1)])),
+    ...section(6, vec([[I32, 0x01, op.i32Const, 0, op.end]])),
+    ...section(7, vec([[...name('scan'), 0x00, 0], [...name('scanList'), 0x00, 1], [...name('written'), 0x03, 0]])),
+    ...section(10, vec([scanBody(codeBytes, false), scanBody(codeBytes, true)])),
+  ];
+  return new Uint8Array(bytes);
+}
+
+export interface HammingKernel {
+  scan(start: number, end: number, queryPtr: number, thr: number, outPtr: number, cap: number): number;
+  scanList(listPtr: number, start: number, end: number, queryPtr: number, thr: number, outPtr: number, cap: number): number;
+  /** Pairs written by the last call. */
+  written(): number;
+}
+
+const modules = new Map<number, WebAssembly.Module>();
+
+/** A kernel for codes of `codeBytes` bytes over `memory` (modules are compiled once per size). */
+export function createHammingKernel(codeBytes: number, memory: WebAssembly.Memory): HammingKernel {
+  let module = modules.get(codeBytes);
+  if (!module) {
+    module = new WebAssembly.Module(buildHammingWasm(codeBytes));
+    modules.set(codeBytes, module);
+  }
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const e = instance.exports as {
+    scan: HammingKernel['scan'];
+    scanList: HammingKernel['scanList'];
+    written: WebAssembly.Global;
+  };
+  return { scan: e.scan, scanList: e.scanList, written: () => e.written.value as number };
+}

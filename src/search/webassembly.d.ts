@@ -1,0 +1,22 @@
+// The few WebAssembly JavaScript API types the Hamming kernel uses. Node has the API, but the
+// project compiles against ES2022 without the DOM library, which is where TypeScript declares it.
+declare global {
+  namespace WebAssembly {
+    class Module {
+      constructor(bytes: Uint8Array);
+    }
+    class Memory {
+      constructor(descriptor: { initial: number; maximum?: number });
+      readonly buffer: ArrayBuffer;
+      grow(delta: number): number;
+    }
+    class Global {
+      value: unknown;
+    }
+    class Instance {
+      constructor(module: Module, imports?: Record<string, Record<string, unknown>>);
+      readonly exports: Record<string, unknown>;
+    }
+  }
+}
+export {};
