@@ -47,6 +47,19 @@ export interface OpenOptions {
   /** SQLite file, or ':memory:'. */
   file: string;
   migrationsDir?: string;
+  /**
+   * Hold an exclusive lock on the file for as long as the connection is open (default true
+   * for files). The search indexes live in the memory of the process that writes, so a second
+   * process writing the same database would leave them stale: the lock makes the second one
+   * fail at open instead. The operating system drops the lock when the process dies, even on
+   * SIGKILL.
+   */
+  exclusive?: boolean;
+}
+
+/** The database file is held by another process (a running server, or an ingest). */
+export class DatabaseLockedError extends Error {
+  override name = 'DatabaseLockedError';
 }
 
 export function openDatabase(options: OpenOptions): Db {
@@ -57,12 +70,29 @@ export function openDatabase(options: OpenOptions): Db {
   } catch (e) {
     throw new Error(`cannot open the database ${options.file}: ${(e as Error).message}`);
   }
-  db.pragma('journal_mode = WAL');
+  const exclusive = options.exclusive ?? options.file !== ':memory:';
+  try {
+    // Waits this long for a lock another process holds (e.g. a server still exiting).
+    db.pragma('busy_timeout = 3000');
+    // Exclusive before WAL: the WAL index then lives in this process's heap (no -shm file).
+    if (exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    // A write takes the lock now rather than at the first request.
+    if (exclusive) db.exec('BEGIN IMMEDIATE; COMMIT');
+  } catch (e) {
+    db.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new DatabaseLockedError(
+        `the database ${options.file} is in use by another qembed process (a running server or ingest); ` +
+          'stop it first, or send the documents to the running server with `qembed ingest --url`',
+      );
+    }
+    throw new Error(`cannot open the database ${options.file}: ${(e as Error).message}`);
+  }
   // NORMAL in WAL mode loses nothing on a process crash (SIGKILL); only a power cut can
   // drop the last commits. FULL would add an fsync per transaction.
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
   migrate(db, readMigrations(options.migrationsDir ?? migrationsDir));
   return db;
 }
