@@ -12,20 +12,31 @@ import type { Config } from './config.js';
 import type { Encoder } from './encoder/encoder.js';
 import { errors } from './errors.js';
 import { errorHandler } from './http/error-handler.js';
+import { apiKeyAuth } from './http/plugins/auth.js';
+import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
+import { collectionRoutes } from './http/routes/collections.js';
+import { documentRoutes } from './http/routes/documents.js';
 import { encodeRoutes } from './http/routes/encode.js';
 import { healthRoutes } from './http/routes/health.js';
+import { searchRoutes } from './http/routes/search.js';
 import { errorResponseSchema } from './http/schemas.js';
 import { packageVersion } from './paths.js';
+import { createSearchService, type SearchService } from './search/search-service.js';
 import type { Db } from './store/database.js';
+import { createStore } from './store/store.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes'>;
+  config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey'>;
   /** The encoder serving now (a getter: the active model can change while running). */
   encoder: () => Encoder;
   db: Db;
+  /** Collections, documents and search over `db` (built from db and encoder when absent). */
+  search?: SearchService;
   logger?: Logger | false;
   /** True once a graceful shutdown started: health turns 503. */
   shuttingDown?: () => boolean;
+  /** Gauges other modules add to /metrics (index sizes, training jobs). */
+  metricsGauges?: GaugeSource[];
 }
 
 
@@ -47,9 +58,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         version: packageVersion,
         description: 'Quantized embeddings: encode at float32/int8/uint8/binary/ubinary, store binary + int8 codes, search asymmetrically.',
       },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Only when the service runs with QEMBED_API_KEY' } },
+      },
+      // The API key is optional: no security requirement, or the bearer key.
+      security: [{}, { bearer: [] }],
       tags: [
         { name: 'encode', description: 'Embeddings at a precision' },
         { name: 'health', description: 'Service state' },
+        { name: 'operations', description: 'Metrics and operations' },
+        { name: 'collections', description: 'Collections of documents, bound to a model' },
+        { name: 'documents', description: 'Documents stored with their binary and int8 codes' },
+        { name: 'search', description: 'Binary first stage, int8 rescoring' },
       ],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -71,8 +91,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (shuttingDown()) void reply.header('connection', 'close');
   });
 
+  apiKeyAuth(app, deps.config.apiKey || undefined);
+  metricsPlugin(app, { encoder: deps.encoder, extraGauges: deps.metricsGauges ?? [] });
+
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
   healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown });
   encodeRoutes(app, { encoder: deps.encoder, limits });
+  const search = deps.search ?? createSearchService({ store: createStore(deps.db), encoder: deps.encoder });
+  collectionRoutes(app, { search });
+  documentRoutes(app, { search, limits });
+  searchRoutes(app, { search, limits });
   return app;
 }

@@ -9,7 +9,9 @@ import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
 import { createEncoder } from './encoder/encoder.js';
+import { createSearchService } from './search/search-service.js';
 import { openDatabase } from './store/database.js';
+import { createStore } from './store/store.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -25,9 +27,13 @@ async function main(): Promise<void> {
   const dbFile = path.join(config.dataDir, 'qembed.sqlite');
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
+  const search = createSearchService({ store: createStore(db), encoder: () => encoder });
+  const started = performance.now();
+  const indexed = search.loadIndexes();
+  logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
 
   let shuttingDown = false;
-  const app = await buildApp({ config, encoder: () => encoder, db, logger, shuttingDown: () => shuttingDown });
+  const app = await buildApp({ config, encoder: () => encoder, db, search, logger, shuttingDown: () => shuttingDown });
   await app.listen({ host: config.host, port: config.port });
 
   const close = async (signal: string) => {

@@ -11,6 +11,8 @@ interface AjvError {
   instancePath: string;
   params?: Record<string, unknown>;
   message?: string;
+  /** Set by ajv when a property name (propertyNames) is what failed. */
+  propertyName?: string;
 }
 
 /** Enumerated fields whose bad values get their own code. */
@@ -19,6 +21,20 @@ const ENUM_CODES: Record<string, string> = {
   input_type: 'QEMBED_UNKNOWN_INPUT_TYPE',
   encoding: 'QEMBED_UNKNOWN_ENCODING',
 };
+
+/**
+ * Fields whose bad values get their own code, whatever the violated keyword, matched on the
+ * dotted path (`documents.3.metadata`) within the validation context (body, params).
+ */
+const FIELD_CODES: [RegExp, string, string][] = [
+  [/^(name|collection)$/, 'QEMBED_INVALID_COLLECTION_NAME', 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -'],
+  [/^(id|documents\.\d+\.id|ids\.\d+)$/, 'QEMBED_INVALID_DOCUMENT_ID', 'must be a string of 1 to 256 characters'],
+  [/^documents\.\d+\.metadata(\.|$)/, 'QEMBED_INVALID_METADATA', 'must be a JSON object'],
+  [/^filter(\.|$)/, 'QEMBED_INVALID_FILTER', 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
+  [/^vector(\.|$)/, 'QEMBED_INVALID_VECTOR', 'must be an array of numbers'],
+  [/^top_k$/, 'QEMBED_INVALID_TOP_K', ''],
+  [/^rescore_multiplier$/, 'QEMBED_INVALID_RESCORE_MULTIPLIER', ''],
+];
 
 /** The most telling of ajv's errors: the deepest path, a size or enum keyword over a type one. */
 function pickError(list: AjvError[]): AjvError {
@@ -32,7 +48,16 @@ export function validationToQembedError(list: AjvError[], context: string): Qemb
   const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
   const where = field ? `${context}.${field}` : context;
   const top = field.split('.')[0] ?? '';
-  const isInputs = top === 'inputs' || top === 'documents' || top === 'query';
+  const isInputs = top === 'inputs' || top === 'documents' || top === 'query' || top === 'ids';
+  // Sizes of lists and texts keep the codes /encode uses (empty input, too many, too long).
+  const sizeLimit = ['minItems', 'maxItems'].includes(e.keyword) && isInputs && !field.includes('.');
+  const textLimit = ['minLength', 'maxLength'].includes(e.keyword) && (top === 'inputs' || top === 'query' || field.endsWith('text'));
+  const fieldCode = e.keyword === 'required' || sizeLimit || textLimit ? undefined : FIELD_CODES.find(([re]) => re.test(field));
+  if (fieldCode) {
+    const [, code, hint] = fieldCode;
+    const key = e.propertyName !== undefined ? ` key ${JSON.stringify(e.propertyName)}` : '';
+    return new QembedError(code, 400, `${where}${key} ${e.message ?? 'is invalid'}${hint ? ` (${hint})` : ''}`);
+  }
   switch (e.keyword) {
     case 'minItems':
       if (isInputs) return errors.emptyInput(`${where} must not be empty`);

@@ -5,7 +5,9 @@ import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
+import { createStore } from '../../src/store/store.js';
 
 export const FIXTURE_BUNDLE = fileURLToPath(new URL('../fixtures/tiny-bundle', import.meta.url));
 
@@ -13,6 +15,7 @@ export interface TestApp {
   app: FastifyInstance;
   encoder: Encoder;
   db: Db;
+  search: SearchService;
   config: Config;
   close(): Promise<void>;
 }
@@ -26,12 +29,14 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
   const encoder = await createEncoder(await loadBundle(config.modelDir === './models/default' ? FIXTURE_BUNDLE : config.modelDir), config);
   const db = openDatabase({ file: ':memory:' });
-  const app = await buildApp({ config, encoder: () => encoder, db, logger: false });
+  const search = createSearchService({ store: createStore(db), encoder: () => encoder });
+  const app = await buildApp({ config, encoder: () => encoder, db, search, logger: false });
   await app.ready();
   return {
     app,
     encoder,
     db,
+    search,
     config,
     async close() {
       await app.close();

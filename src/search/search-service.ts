@@ -1,0 +1,438 @@
+/**
+ * Collections, documents and asymmetric search, composing the encoder, the quantizer, the
+ * SQLite store and one in-memory binary index per collection. Knows nothing of HTTP.
+ *
+ * Consistency: a write encodes first (async), then runs ONE synchronous transaction for the
+ * batch and updates the in-memory index in the same tick right after the commit. A search
+ * encodes its query first, then runs its first stage, its int8 reads and the assembly of hits
+ * synchronously. JavaScript runs one tick at a time, so a search sees each batch entirely or
+ * not at all, and the index never holds a code the database does not (or the reverse).
+ */
+import { createHash } from 'node:crypto';
+import type { Encoder } from '../encoder/encoder.js';
+import { errors } from '../errors.js';
+import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
+import type { Quantizer } from '../quantization/quantize.js';
+import { type CollectionRow, type DocumentWrite, type MetadataFilter, type MetadataWrite, StaleWriteError, type Store } from '../store/store.js';
+import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
+
+export const TOP_K_MAX = 1000;
+export const RESCORE_MULTIPLIER_MAX = 20;
+export const DOCUMENT_ID_MAX_CHARS = 256;
+export const COLLECTION_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+/** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
+export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
+export const FILTER_MAX_KEYS = 16;
+
+export interface DocumentInput {
+  id: string;
+  text: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface UpsertResult {
+  /** Documents written with new codes (new ids, or a changed text). */
+  upserted: number;
+  /** Documents whose text was unchanged but whose metadata changed (not re-encoded). */
+  metadataUpdated: number;
+  /** Documents already stored with the same text and metadata (skipped). */
+  unchanged: number;
+  /** Input tokens the model saw. */
+  inputTokens: number;
+}
+
+export interface CollectionInfo {
+  name: string;
+  fingerprint: string;
+  dimension: number;
+  createdAt: string;
+  documents: number;
+  /** Bytes of the stored values (ids, texts, metadata, codes, hashes); SQLite overhead not included. */
+  payloadBytes: number;
+  /** Bytes of the in-memory index (null while it is not loaded). */
+  memoryBytes: number | null;
+  index: { documents: number; slots: number; tombstones: number } | null;
+}
+
+export interface SearchRequest {
+  collection: string;
+  query?: string;
+  vector?: readonly number[];
+  topK?: number;
+  rescoreMultiplier?: number;
+  rescore?: boolean;
+  filter?: MetadataFilter;
+}
+
+export interface SearchHit {
+  id: string;
+  score: number;
+  text: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface SearchStats {
+  documentsScanned: number;
+  candidates: number;
+  candidatesRescored: number;
+  encodeMs: number;
+  filterMs: number;
+  firstStageMs: number;
+  rescoreMs: number;
+}
+
+export interface SearchResponse {
+  hits: SearchHit[];
+  stats: SearchStats;
+}
+
+export interface StoredDocumentView {
+  id: string;
+  text: string;
+  metadata: Record<string, unknown>;
+  updatedAt: string;
+}
+
+export interface CheckReport {
+  collection: string;
+  documents: number;
+  indexed: number;
+  problems: string[];
+}
+
+export interface SearchService {
+  readonly store: Store;
+  createCollection(name: string): CollectionInfo;
+  listCollections(): CollectionInfo[];
+  getCollection(name: string): CollectionInfo;
+  deleteCollection(name: string): { name: string; documents: number };
+  upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: { truncate?: boolean }): Promise<UpsertResult>;
+  getDocument(collection: string, id: string): StoredDocumentView;
+  deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
+  search(request: SearchRequest): Promise<SearchResponse>;
+  /** Loads every collection's index now (at start, to fail fast); returns the documents loaded. */
+  loadIndexes(): number;
+  /**
+   * Compares a collection's in-memory index with its rows (rowids and binary codes, in order),
+   * and the rows with their invariants (code lengths, text hashes, counters). With `reencode`,
+   * also re-encodes every text and checks that the stored codes are its codes.
+   */
+  check(collection: string, options?: { reencode?: boolean }): Promise<CheckReport>;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+const elapsed = (t0: number) => Math.round((performance.now() - t0) * 1000) / 1000;
+
+function checkFilter(filter: MetadataFilter): void {
+  const keys = Object.keys(filter);
+  if (keys.length > FILTER_MAX_KEYS) throw errors.invalidFilter(`a filter has at most ${FILTER_MAX_KEYS} keys`);
+  const keyPattern = new RegExp(FILTER_KEY_PATTERN);
+  for (const key of keys) {
+    if (!keyPattern.test(key)) throw errors.invalidFilter(`filter key ${JSON.stringify(key)} must be 1 to 128 characters without " or \\`);
+    const v = filter[key] as unknown;
+    if (v !== null && !['string', 'number', 'boolean'].includes(typeof v)) {
+      throw errors.invalidFilter(`filter.${key} must be a string, number, boolean or null (equality on a top-level metadata key)`);
+    }
+  }
+}
+
+export function createSearchService(deps: { store: Store; encoder: () => Encoder }): SearchService {
+  const { store } = deps;
+  const indexes = new Map<number, BinaryIndex>();
+
+  const collectionOr404 = (name: string): CollectionRow => {
+    const c = store.getCollection(name);
+    if (!c) throw errors.collectionNotFound(`collection "${name}" does not exist`);
+    return c;
+  };
+
+  /** The collection must hold codes of the encoder's model, or its codes mean nothing here. */
+  const checkModel = (c: CollectionRow, encoder: Encoder): void => {
+    if (c.fingerprint !== encoder.fingerprint) {
+      throw errors.modelMismatch(
+        `collection "${c.name}" holds codes of model ${c.fingerprint}, but this service runs model ${encoder.fingerprint} ` +
+          `(${encoder.bundle.manifest.name}); serve model ${c.fingerprint} or use another collection`,
+      );
+    }
+  };
+
+  function loadIndex(c: CollectionRow): BinaryIndex {
+    const index = createBinaryIndex(c.dimension / 8, c.document_count, store.iterateBinaryCodes(c.id));
+    indexes.set(c.id, index);
+    return index;
+  }
+
+  const indexOf = (c: CollectionRow): BinaryIndex => indexes.get(c.id) ?? loadIndex(c);
+
+  const info = (c: CollectionRow): CollectionInfo => {
+    const index = indexes.get(c.id);
+    return {
+      name: c.name,
+      fingerprint: c.fingerprint,
+      dimension: c.dimension,
+      createdAt: c.created_at,
+      documents: c.document_count,
+      payloadBytes: c.payload_bytes,
+      memoryBytes: index ? index.memoryBytes() : null,
+      index: index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones() } : null,
+    };
+  };
+
+  const parseMetadata = (json: string) => JSON.parse(json) as Record<string, unknown>;
+
+  async function upsertOnce(name: string, documents: readonly DocumentInput[], truncate: boolean): Promise<UpsertResult> {
+    const encoder = deps.encoder();
+    const c = collectionOr404(name);
+    checkModel(c, encoder);
+    const planned = documents.map((d) => ({ ...d, sha: sha256(d.text), metadataJson: JSON.stringify(d.metadata ?? {}) }));
+    const stored = store.digests(
+      c.id,
+      planned.map((d) => d.id),
+    );
+    const toEncode = planned.filter((d) => stored.get(d.id)?.textSha256 !== d.sha);
+    const metadataOnly: MetadataWrite[] = [];
+    let unchanged = 0;
+    for (const d of planned) {
+      const s = stored.get(d.id);
+      if (!s || s.textSha256 !== d.sha) continue;
+      // An unchanged document needs no write: the batch's no-op for it is ordered before any
+      // write that lands meanwhile. A metadata-only change is not: it must find the text it
+      // was planned against (StaleWriteError otherwise, and the batch is planned again).
+      if (s.metadata === d.metadataJson) unchanged++;
+      else metadataOnly.push({ docId: d.id, metadata: d.metadataJson, expectedTextSha256: d.sha });
+    }
+    let inputTokens = 0;
+    let writes: DocumentWrite[] = [];
+    if (toEncode.length > 0) {
+      const embedded = await encoder.embed(
+        toEncode.map((d) => d.text),
+        { inputType: 'document', truncate },
+      );
+      inputTokens = embedded.tokens.reduce((a, b) => a + b, 0);
+      writes = toEncode.map((d, i) => ({
+        docId: d.id,
+        text: d.text,
+        metadata: d.metadataJson,
+        textSha256: d.sha,
+        binaryCode: encoder.quantizer.toUbinary(embedded.vectors[i]!),
+        int8Code: encoder.quantizer.toInt8(embedded.vectors[i]!),
+      }));
+    }
+    // From here to the end: synchronous. Room first, so that applying the commit cannot fail.
+    const index = indexes.get(c.id);
+    index?.reserve(writes.length);
+    const rowids = store.writeBatch(c.id, writes, metadataOnly);
+    if (index) rowids.forEach((rowid, i) => index.upsert(rowid, writes[i]!.binaryCode));
+    return { upserted: writes.length, metadataUpdated: metadataOnly.length, unchanged, inputTokens };
+  }
+
+  function rescore(quantizer: Quantizer, query: Float32Array, rowids: number[], distances: number[]) {
+    const folded = foldQuery(query, quantizer);
+    const codes = store.int8Codes(rowids);
+    const scored = rowids.map((rowid, i) => {
+      const code = codes[i];
+      if (!code) throw errors.internal(`document rowid ${rowid} is in the index but not in the database`);
+      return { rowid, distance: distances[i]!, score: scoreInt8(folded, new Int8Array(code.buffer, code.byteOffset, code.length)) };
+    });
+    return scored.sort((a, b) => b.score - a.score || a.distance - b.distance || a.rowid - b.rowid);
+  }
+
+  const service: SearchService = {
+    store,
+    createCollection(name) {
+      const encoder = deps.encoder();
+      const c = store.createCollection(name, encoder.fingerprint, encoder.dimension);
+      indexes.set(c.id, createBinaryIndex(c.dimension / 8));
+      return info(c);
+    },
+    listCollections: () => store.listCollections().map(info),
+    getCollection: (name) => info(collectionOr404(name)),
+    deleteCollection(name) {
+      const c = collectionOr404(name);
+      store.deleteCollection(c.id);
+      indexes.delete(c.id);
+      return { name, documents: c.document_count };
+    },
+
+    async upsertDocuments(name, documents, options = {}) {
+      const seen = new Set<string>();
+      for (const d of documents) {
+        if (seen.has(d.id)) throw errors.duplicateDocumentId(`document id "${d.id}" appears more than once in the batch`);
+        seen.add(d.id);
+        if (d.metadata !== undefined && (d.metadata === null || typeof d.metadata !== 'object' || Array.isArray(d.metadata))) {
+          throw errors.invalidMetadata(`metadata of document "${d.id}" must be a JSON object`);
+        }
+      }
+      // A document planned as unchanged may change while the others are encoded: plan again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await upsertOnce(name, documents, options.truncate ?? true);
+        } catch (e) {
+          if (!(e instanceof StaleWriteError) || attempt === 3) {
+            if (e instanceof StaleWriteError) throw errors.conflict(`${e.message}; retry the batch`);
+            throw e;
+          }
+        }
+      }
+    },
+
+    getDocument(name, id) {
+      const c = collectionOr404(name);
+      const d = store.getDocument(c.id, id);
+      if (!d) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
+      return { id: d.docId, text: d.text, metadata: parseMetadata(d.metadata), updatedAt: d.updatedAt };
+    },
+
+    deleteDocuments(name, ids) {
+      const c = collectionOr404(name);
+      const { rowids, deleted } = store.deleteDocuments(c.id, ids);
+      const index = indexes.get(c.id);
+      if (index) for (const rowid of rowids) index.remove(rowid);
+      const gone = new Set(deleted);
+      return { deleted, notFound: ids.filter((id) => !gone.has(id)) };
+    },
+
+    async search(request) {
+      const encoder = deps.encoder();
+      const topK = request.topK ?? 10;
+      const multiplier = request.rescoreMultiplier ?? 4;
+      const doRescore = request.rescore ?? true;
+      if (!Number.isInteger(topK) || topK < 1 || topK > TOP_K_MAX) throw errors.invalidTopK(`top_k must be an integer from 1 to ${TOP_K_MAX}`);
+      if (!Number.isInteger(multiplier) || multiplier < 1 || multiplier > RESCORE_MULTIPLIER_MAX) {
+        throw errors.invalidRescoreMultiplier(`rescore_multiplier must be an integer from 1 to ${RESCORE_MULTIPLIER_MAX}`);
+      }
+      if ((request.query === undefined) === (request.vector === undefined)) {
+        throw errors.invalidRequest('send exactly one of "query" (a text) or "vector" (a float32 query embedding)');
+      }
+      const filter = request.filter && Object.keys(request.filter).length > 0 ? request.filter : undefined;
+      if (filter) checkFilter(filter);
+      const c = collectionOr404(request.collection);
+      checkModel(c, encoder);
+
+      const t0 = performance.now();
+      let query: Float32Array;
+      if (request.vector !== undefined) {
+        if (request.vector.length !== c.dimension || !request.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+          throw errors.invalidVector(`vector must be ${c.dimension} finite numbers (the model's dimension), got ${request.vector.length} values`);
+        }
+        query = Float32Array.from(request.vector);
+      } else {
+        query = (await encoder.embed([request.query!], { inputType: 'query', truncate: true })).vectors[0]!;
+      }
+      const encodeMs = request.vector !== undefined ? 0 : elapsed(t0);
+
+      // Synchronous from here: one consistent view of the index and the rows.
+      const now = store.getCollectionById(c.id);
+      if (!now) throw errors.collectionNotFound(`collection "${request.collection}" was deleted during the search`);
+      const index = indexOf(now);
+      const t1 = performance.now();
+      const restrict = filter ? store.filterRowids(c.id, filter) : undefined;
+      const filterMs = filter ? elapsed(t1) : 0;
+      const t2 = performance.now();
+      const k = doRescore ? topK * multiplier : topK;
+      const first = index.size() === 0 || restrict?.length === 0 ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() } : index.search(encoder.quantizer.toUbinary(query), k, restrict);
+      const firstStageMs = elapsed(t2);
+
+      const t3 = performance.now();
+      let ranked: { rowid: number; score: number }[];
+      if (doRescore) {
+        ranked = rescore(encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
+      } else {
+        ranked = first.rowids.map((rowid, i) => ({ rowid, score: 1 - (2 * first.distances[i]!) / c.dimension }));
+      }
+      const rescoreMs = doRescore ? elapsed(t3) : 0;
+      const docs = store.documentsByRowid(ranked.map((r) => r.rowid));
+      const hits = ranked.map((r, i) => {
+        const d = docs[i];
+        if (!d) throw errors.internal(`document rowid ${r.rowid} is in the index but not in the database`);
+        return { id: d.docId, score: r.score, text: d.text, metadata: parseMetadata(d.metadata) };
+      });
+      return {
+        hits,
+        stats: {
+          documentsScanned: first.scanned,
+          candidates: first.rowids.length,
+          candidatesRescored: doRescore ? first.rowids.length : 0,
+          encodeMs,
+          filterMs,
+          firstStageMs,
+          rescoreMs,
+        },
+      };
+    },
+
+    loadIndexes() {
+      let total = 0;
+      for (const c of store.listCollections()) total += indexOf(c).size();
+      return total;
+    },
+
+    async check(name, options = {}) {
+      const c = collectionOr404(name);
+      const problems: string[] = [];
+      const problem = (p: string) => {
+        if (problems.length < 100) problems.push(p);
+      };
+      // Synchronous: the index and the rows are compared at one instant.
+      const index = indexOf(c);
+      const counted = store.recount(c.id);
+      if (counted.documents !== c.document_count) problem(`document_count is ${c.document_count} but the collection has ${counted.documents} rows`);
+      if (counted.payloadBytes !== c.payload_bytes) problem(`payload_bytes is ${c.payload_bytes} but the rows hold ${counted.payloadBytes}`);
+      const entries = index.entries();
+      const toRecheck: { id: string; text: string; binary: Buffer; int8: Buffer }[] = [];
+      let documents = 0;
+      for (const d of store.iterateDocuments(c.id)) {
+        documents++;
+        if (d.binaryCode.length !== c.dimension / 8) problem(`document "${d.docId}": binary code of ${d.binaryCode.length} bytes, expected ${c.dimension / 8}`);
+        if (d.int8Code.length !== c.dimension) problem(`document "${d.docId}": int8 code of ${d.int8Code.length} bytes, expected ${c.dimension}`);
+        if (sha256(d.text) !== d.textSha256) problem(`document "${d.docId}": text_sha256 does not match its text`);
+        const e = entries.next();
+        if (e.done) problem(`document "${d.docId}" (rowid ${d.rowid}) is missing from the index`);
+        else if (e.value.rowid !== d.rowid) problem(`index slot holds rowid ${e.value.rowid} where the database has ${d.rowid} ("${d.docId}")`);
+        else if (!Buffer.from(e.value.code).equals(d.binaryCode)) problem(`document "${d.docId}": the index holds another binary code than the database`);
+        if (options.reencode) toRecheck.push({ id: d.docId, text: d.text, binary: d.binaryCode, int8: d.int8Code });
+      }
+      for (let e = entries.next(); !e.done; e = entries.next()) problem(`the index holds rowid ${e.value.rowid}, which the database does not`);
+      if (index.size() !== documents) problem(`the index holds ${index.size()} documents, the database ${documents}`);
+
+      if (options.reencode && toRecheck.length > 0) {
+        const encoder = deps.encoder();
+        checkModel(c, encoder);
+        for (let i = 0; i < toRecheck.length; i += 64) {
+          const batch = toRecheck.slice(i, i + 64);
+          const { vectors } = await encoder.embed(
+            batch.map((d) => d.text),
+            { inputType: 'document', truncate: true },
+          );
+          batch.forEach((d, j) => {
+            const why = codesMismatch(encoder.quantizer, vectors[j]!, d.binary, d.int8);
+            if (why) problem(`document "${d.id}": stored codes are not the codes of its text (${why})`);
+          });
+        }
+      }
+      return { collection: name, documents, indexed: index.size(), problems };
+    },
+  };
+  return service;
+}
+
+/**
+ * Why stored codes are not the codes of `vector`, or undefined when they are. Re-encoding in
+ * another batch moves values by ~1e-6, which may flip a value sitting on a bucket edge, so a
+ * stored code passes when it is the code of some value within ±1e-4 of the new one.
+ */
+export function codesMismatch(quantizer: Quantizer, vector: Float32Array, binary: Uint8Array, int8: Int8Array | Uint8Array): string | undefined {
+  const eps = 1e-4;
+  const codes = new Int8Array(int8.buffer, int8.byteOffset, int8.length);
+  const lo = quantizer.toInt8(vector.map((x) => x - eps));
+  const hi = quantizer.toInt8(vector.map((x) => x + eps));
+  for (let i = 0; i < vector.length; i++) {
+    if (codes[i]! < lo[i]! || codes[i]! > hi[i]!) return `int8 dimension ${i}: stored ${codes[i]}, expected ${lo[i]}..${hi[i]}`;
+    const bit = (binary[i >> 3]! >> (7 - (i & 7))) & 1;
+    if (Math.abs(vector[i]!) > eps && bit !== (vector[i]! > 0 ? 1 : 0)) return `binary dimension ${i}`;
+  }
+  return undefined;
+}
