@@ -1,0 +1,116 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { type ServerProcess, startServer } from '../helpers/server-process.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-durability-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+const env = { QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
+const BATCH = 40;
+const batchDocs = (b: number) =>
+  Array.from({ length: BATCH }, (_, i) => ({ id: `b${b}-d${i}`, text: `batch ${b} document ${i}: ${'lorem ipsum '.repeat(1 + ((b * 7 + i) % 9))}`, metadata: { batch: b } }));
+
+async function api(server: ServerProcess, method: string, url: string, body?: unknown) {
+  const res = await fetch(`${server.url}${url}`, {
+    method,
+    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Runs `qembed <args>` as a separate process; resolves with its exit code and output. */
+function qembed(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/qembed.ts', ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', QEMBED_INTRA_OP_THREADS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('a server killed with SIGKILL during a large ingest', () => {
+  it('loses no acknowledged batch, leaves no half-written document, and restarts with the index equal to the database', async () => {
+    const server = await startServer(env);
+    expect((await api(server, 'POST', '/collections', { name: 'bulk' })).status).toBe(201);
+
+    // Ingest with three batches in flight; kill the process once 20 are acknowledged, while
+    // the others are being encoded or written.
+    const acknowledged = new Set<number>();
+    const sent = new Set<number>();
+    let next = 0;
+    let killed = false;
+    const worker = async () => {
+      while (!killed) {
+        const b = next++;
+        sent.add(b);
+        try {
+          const res = await api(server, 'PUT', '/collections/bulk/documents', { documents: batchDocs(b) });
+          if (res.status === 200 && !killed) acknowledged.add(b);
+          if (acknowledged.size >= 20 && !killed) {
+            killed = true;
+            server.proc.kill('SIGKILL');
+          }
+        } catch {
+          return; // the connection died with the server
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+    expect((await server.exited).signal).toBe('SIGKILL');
+    expect(acknowledged.size).toBeGreaterThanOrEqual(20);
+    // Batches were in flight when it died.
+    expect(sent.size).toBeGreaterThan(acknowledged.size);
+
+    // The database on its own: every acknowledged batch whole; every other batch whole or absent.
+    const db = new Database(path.join(dataDir, 'qembed.sqlite'), { readonly: true });
+    const rows = db.prepare('SELECT doc_id, text, json_extract(metadata, \'$.batch\') AS batch FROM documents').all() as { doc_id: string; text: string; batch: number }[];
+    db.close();
+    const byBatch = new Map<number, Map<string, string>>();
+    for (const r of rows) {
+      if (!byBatch.has(r.batch)) byBatch.set(r.batch, new Map());
+      byBatch.get(r.batch)!.set(r.doc_id, r.text);
+    }
+    for (const b of acknowledged) expect(byBatch.has(b), `acknowledged batch ${b} is missing`).toBe(true);
+    for (const [b, docs] of byBatch) {
+      expect(sent.has(b)).toBe(true);
+      expect(docs.size, `batch ${b} is partly written`).toBe(BATCH);
+      for (const d of batchDocs(b)) expect(docs.get(d.id)).toBe(d.text);
+    }
+
+    // Every stored code is the code of its text, lengths and counters are right, and an index
+    // loaded the way the server loads it equals the rows.
+    const check = await qembed(['check', '--reencode', '--data-dir', dataDir, '--model-dir', FIXTURE_BUNDLE]);
+    expect(check.code, check.stderr + check.stdout).toBe(0);
+    const report = JSON.parse(check.stdout.trim()) as { documents: number; indexed: number; problems: string[] };
+    expect(report).toMatchObject({ documents: rows.length, indexed: rows.length, problems: [] });
+
+    // The restarted server's index holds exactly the stored documents: each batch found by a
+    // filtered search is the batch the database holds, and an unfiltered search scans them all.
+    const again = await startServer(env);
+    try {
+      expect((await api(again, 'GET', '/collections/bulk')).json).toMatchObject({ documents: rows.length, index: { documents: rows.length, tombstones: 0 } });
+      const all = await api(again, 'POST', '/search', { collection: 'bulk', query: 'lorem', top_k: 1 });
+      expect((all.json.stats as { documents_scanned: number }).documents_scanned).toBe(rows.length);
+      for (const [b, docs] of byBatch) {
+        const found = await api(again, 'POST', '/search', { collection: 'bulk', query: 'lorem', top_k: 1000, rescore: false, filter: { batch: b } });
+        const ids = (found.json.hits as { id: string }[]).map((h) => h.id).sort();
+        expect(ids).toEqual([...docs.keys()].sort());
+      }
+      // It goes on ingesting where it stopped.
+      expect((await api(again, 'PUT', '/collections/bulk/documents', { documents: batchDocs(next + 1) })).json).toMatchObject({ upserted: BATCH });
+    } finally {
+      await again.stop('SIGTERM');
+    }
+  });
+});
