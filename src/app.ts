@@ -92,12 +92,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   apiKeyAuth(app, deps.config.apiKey || undefined);
-  metricsPlugin(app, { encoder: deps.encoder, extraGauges: deps.metricsGauges ?? [] });
+  const search = deps.search ?? createSearchService({ store: createStore(deps.db), encoder: deps.encoder });
+  const indexGauges: GaugeSource[] = [
+    {
+      name: 'qembed_index_documents',
+      help: 'Documents in the in-memory search index, by collection.',
+      collect: () => search.listCollections().flatMap((c) => (c.index ? [{ labels: { collection: c.name }, value: c.index.documents }] : [])),
+    },
+    {
+      name: 'qembed_index_memory_bytes',
+      help: 'Bytes held by the in-memory search index, by collection.',
+      collect: () => search.listCollections().flatMap((c) => (c.memoryBytes !== null ? [{ labels: { collection: c.name }, value: c.memoryBytes }] : [])),
+    },
+  ];
+  metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
   healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown });
   encodeRoutes(app, { encoder: deps.encoder, limits });
-  const search = deps.search ?? createSearchService({ store: createStore(deps.db), encoder: deps.encoder });
   collectionRoutes(app, { search });
   documentRoutes(app, { search, limits });
   searchRoutes(app, { search, limits });

@@ -42,6 +42,9 @@ describe('collections', () => {
     // 5 × (4-byte binary + 32-byte int8 + 64-char hash) plus ids, texts, metadata.
     expect(got.disk_bytes).toBeGreaterThan(5 * (4 + 32 + 64));
     expect(got.memory_bytes).toBeGreaterThan(0);
+    const metrics = (await call('GET', '/metrics')).body;
+    expect(metrics).toContain('qembed_index_documents{collection="alpha"} 5');
+    expect(metrics).toContain(`qembed_index_memory_bytes{collection="alpha"} ${got.memory_bytes}`);
     const del = await call('DELETE', '/collections/alpha');
     expect(del.json()).toEqual({ name: 'alpha', deleted_documents: 5 });
     expect((await call('GET', '/collections/alpha')).statusCode).toBe(404);
