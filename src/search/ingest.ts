@@ -4,13 +4,15 @@
  * evaluations that need a corpus in a collection.
  *
  * Each line is a BEIR corpus record `{"_id", "title", "text", "metadata"}` (the text indexed is
- * `title + "\n" + text` when the title is not empty, as BEIR's dense retrieval evaluations do)
+ * `title + " " + text` when the title is not empty, as BEIR's dense retrieval evaluations do;
+ * see src/datasets/beir.ts)
  * or a plain `{"id", "text", "metadata"}`. Resuming is free: a document already stored with
  * the same text is not re-encoded (see SearchService.upsertDocuments), so running the same
  * ingest again only reads the file and compares hashes.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { DatasetError, documentText, parseDocumentLine } from '../datasets/beir.js';
 import type { DocumentInput, SearchService, UpsertResult } from './search-service.js';
 
 /** Where batches go: the service in this process, or a server over HTTP. */
@@ -42,34 +44,12 @@ export interface IngestOptions {
   onProgress?: (p: IngestProgress) => void;
 }
 
-/** A line of the file that cannot be ingested: names the file and line. */
-export class IngestInputError extends Error {
-  override name = 'IngestInputError';
-}
-
 /** The document a JSONL record stands for (BEIR corpus or plain), or an error naming the line. */
 export function parseRecord(line: string, where: string): DocumentInput {
-  let r: unknown;
-  try {
-    r = JSON.parse(line);
-  } catch (e) {
-    throw new IngestInputError(`${where}: not valid JSON (${(e as Error).message})`);
-  }
-  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new IngestInputError(`${where}: expected a JSON object`);
-  const o = r as Record<string, unknown>;
-  const rawId = o._id ?? o.id;
-  if (typeof rawId !== 'string' && typeof rawId !== 'number') throw new IngestInputError(`${where}: missing "_id" or "id" (a string)`);
-  const id = String(rawId);
-  if (typeof o.text !== 'string') throw new IngestInputError(`${where}: document "${id}" has no "text" string`);
-  if (o.title !== undefined && o.title !== null && typeof o.title !== 'string') throw new IngestInputError(`${where}: "title" must be a string`);
-  const title = typeof o.title === 'string' ? o.title.trim() : '';
-  const text = title ? `${title}\n${o.text}` : o.text;
-  if (text.length === 0) throw new IngestInputError(`${where}: document "${id}" has an empty text`);
-  const m = o.metadata;
-  if (m !== undefined && m !== null && (typeof m !== 'object' || Array.isArray(m))) {
-    throw new IngestInputError(`${where}: "metadata" of document "${id}" must be a JSON object`);
-  }
-  return { id, text, ...(m ? { metadata: m as Record<string, unknown> } : {}) };
+  const doc = parseDocumentLine(line, where);
+  const text = documentText(doc);
+  if (text.length === 0) throw new DatasetError(`${where}: document "${doc.id}" has an empty text`);
+  return { id: doc.id, text, ...(doc.metadata ? { metadata: doc.metadata } : {}) };
 }
 
 /** Documents of a JSONL file in order; blank lines are skipped. */

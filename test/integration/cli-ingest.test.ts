@@ -35,11 +35,11 @@ function writeCorpus(file: string, n: number, change?: number): void {
 }
 
 describe('BEIR records', () => {
-  it('index title + "\\n" + text, or the text alone when the title is empty; plain {id, text} works too', () => {
-    expect(parseRecord('{"_id": "1", "title": "T", "text": "body", "metadata": {"a": 1}}', 'f:1')).toEqual({ id: '1', text: 'T\nbody', metadata: { a: 1 } });
+  it('index title + " " + text, or the text alone when the title is empty; plain {id, text} works too', () => {
+    expect(parseRecord('{"_id": "1", "title": "T", "text": "body", "metadata": {"a": 1}}', 'f:1')).toEqual({ id: '1', text: 'T body', metadata: { a: 1 } });
     expect(parseRecord('{"_id": "2", "title": "", "text": "body", "metadata": {}}', 'f:2')).toEqual({ id: '2', text: 'body', metadata: {} });
     expect(parseRecord('{"id": 3, "text": "plain"}', 'f:3')).toEqual({ id: '3', text: 'plain' });
-    expect(() => parseRecord('{"_id": "4", "text": "x", "metadata": [1]}', 'f:4')).toThrow(/f:4: "metadata" of document "4" must be a JSON object/);
+    expect(() => parseRecord('{"_id": "4", "text": "x", "metadata": [1]}', 'f:4')).toThrow(/f:4: "metadata" must be an object/);
     expect(() => parseRecord('{"title": "x", "text": "y"}', 'f:5')).toThrow(/f:5: missing "_id"/);
     expect(() => parseRecord('not json', 'f:6')).toThrow(/f:6: not valid JSON/);
   });
@@ -76,7 +76,7 @@ describe('qembed ingest', () => {
     expect(missing.stderr).toMatch(/QEMBED_COLLECTION_NOT_FOUND: collection "nope" does not exist/);
     const bad = await qembed(['ingest', '--collection', 'c', '--create', '--data-dir', dataDir, corpus]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(`${corpus}:2: document "b" has no "text" string`);
+    expect(bad.stderr).toContain(`${corpus}:2: "text" must be a string`);
     const usage = await qembed(['ingest', corpus]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--collection NAME is required/);
