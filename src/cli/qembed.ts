@@ -4,6 +4,7 @@
  *
  *   ingest   bulk-load a JSONL corpus into a collection (directly, or through a server)
  *   check    compare the in-memory indexes with the database, optionally re-encoding texts
+ *   eval     retrieval quality of a model bundle on a BEIR collection, per precision
  *
  * Direct mode opens the database itself and runs the model in this process. The database is
  * locked by whichever process opens it first (see openDatabase), so direct mode refuses to
@@ -19,6 +20,7 @@ import { type DocumentSink, ingestFile, serviceSink } from '../search/ingest.js'
 import { createSearchService, type DocumentInput, type UpsertResult } from '../search/search-service.js';
 import { openDatabase } from '../store/database.js';
 import { createStore } from '../store/store.js';
+import { evalCommand } from './eval-command.js';
 import { progressPrinter } from './progress.js';
 
 const USAGE = `usage: qembed <command> [options]
@@ -26,12 +28,13 @@ const USAGE = `usage: qembed <command> [options]
 commands:
   ingest   load a JSONL corpus into a collection (qembed ingest --help)
   check    check that the search indexes match the database (qembed check --help)
+  eval     retrieval quality per precision on a BEIR collection (qembed eval --help)
 `;
 
 const INGEST_HELP = `usage: qembed ingest --collection NAME [options] FILE.jsonl
 
 Loads documents into a collection, in batches, with a progress bar on stderr. Each line is a
-BEIR corpus record {"_id", "title", "text", "metadata"} (indexed text: title + "\\n" + text
+BEIR corpus record {"_id", "title", "text", "metadata"} (indexed text: title + " " + text
 when the title is not empty) or {"id", "text", "metadata"}. Running it again resumes: ids
 already stored with the same text are not re-encoded.
 
@@ -235,6 +238,8 @@ async function main(argv: string[]): Promise<number> {
         return await ingest(rest);
       case 'check':
         return await check(rest);
+      case 'eval':
+        return await evalCommand(rest, (m) => new UsageError(m));
       case undefined:
       case '-h':
       case '--help':

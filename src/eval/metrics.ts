@@ -65,8 +65,11 @@ export function evaluateRankings(rankings: ReadonlyMap<string, Ranking>, qrels: 
   };
 }
 
-/** Fraction of the reference top-k found in the candidate top-k, averaged over all queries given. */
-export function fidelityAt(k: number, reference: ReadonlyMap<string, Ranking>, candidate: ReadonlyMap<string, Ranking>): number {
+/**
+ * Fraction of the reference top-k found in the candidate's top `depth` (default k), averaged
+ * over all queries of the reference, judged or not.
+ */
+export function fidelityAt(k: number, reference: ReadonlyMap<string, Ranking>, candidate: ReadonlyMap<string, Ranking>, depth = k): number {
   let sum = 0;
   let n = 0;
   for (const [qid, ref] of reference) {
@@ -74,7 +77,7 @@ export function fidelityAt(k: number, reference: ReadonlyMap<string, Ranking>, c
     if (top.size === 0) continue;
     const got = candidate.get(qid) ?? [];
     let hit = 0;
-    for (const id of got.slice(0, k)) if (top.has(id)) hit++;
+    for (const id of got.slice(0, depth)) if (top.has(id)) hit++;
     sum += hit / top.size;
     n++;
   }

@@ -1,0 +1,86 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBeirDataset } from '../../src/datasets/beir.js';
+import type { Encoder } from '../../src/encoder/encoder.js';
+import { runEvaluation } from '../../src/eval/evaluate.js';
+import type { EvalReport } from '../../src/eval/report.js';
+import { createTestEncoder, FIXTURE_BUNDLE } from '../helpers/app.js';
+
+const run = promisify(execFile);
+const words = ['vector', 'binary', 'search', 'index', 'query', 'model', 'token', 'batch', 'rescore', 'memory', 'latency', 'corpus'];
+
+/** A small BEIR collection: 60 documents, 12 queries, 8 of them judged. */
+function makeDataset(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qembed-eval-'));
+  mkdirSync(path.join(dir, 'qrels'));
+  const docs = Array.from({ length: 60 }, (_, i) => ({ _id: `d${i}`, title: i % 4 === 0 ? `Title ${i}` : '', text: `${words[i % 12]} ${words[(i * 5) % 12]} ${words[(i * 7) % 12]} document ${i}`, metadata: {} }));
+  writeFileSync(path.join(dir, 'corpus.jsonl'), docs.map((d) => JSON.stringify(d)).join('\n'));
+  writeFileSync(path.join(dir, 'queries.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ _id: `q${i}`, text: `${words[i]} ${words[(i * 5) % 12]}` })).join('\n'));
+  const qrels = ['query-id\tcorpus-id\tscore', ...Array.from({ length: 8 }, (_, i) => [`q${i}\td${i}\t2`, `q${i}\td${i + 12}\t1`]).flat(), 'q0\tnot-in-corpus\t1'];
+  writeFileSync(path.join(dir, 'qrels', 'test.tsv'), qrels.join('\n'));
+  return dir;
+}
+
+let encoder: Encoder;
+let dir: string;
+let report: EvalReport;
+beforeAll(async () => {
+  encoder = await createTestEncoder();
+  dir = makeDataset();
+  report = await runEvaluation({ dataset: await loadBeirDataset(dir), encoder, multipliers: [1, 4] });
+});
+afterAll(async () => encoder.close());
+
+describe('runEvaluation', () => {
+  it('reports every mode with the documented fields', () => {
+    expect(report.results.map((r) => [r.mode, r.rescore_multiplier])).toEqual([
+      ['float32', null],
+      ['int8', null],
+      ['binary', null],
+      ['binary+int8', 1],
+      ['binary+int8', 4],
+    ]);
+    for (const r of report.results) {
+      for (const key of ['ndcg@10', 'recall@10', 'recall@100', 'mrr@10', 'retention', 'fidelity@10', 'bytes_per_doc'] as const) {
+        expect(typeof r[key], `${r.mode} ${key}`).toBe('number');
+      }
+      expect(r['fidelity@10']).toBeGreaterThanOrEqual(0);
+      expect(r['fidelity@10']).toBeLessThanOrEqual(1);
+    }
+    expect(report.dataset).toMatchObject({ documents: 60, queries: 12, judged_queries: 8 });
+    expect(report.model.fingerprint).toBe(encoder.fingerprint);
+  });
+
+  it('measures float32 against itself: retention and fidelity are exactly 1', () => {
+    const f32 = report.results[0]!;
+    expect(f32.retention).toBe(1);
+    expect(f32['fidelity@10']).toBe(1);
+    expect(f32['ndcg@10']).toBeGreaterThan(0);
+  });
+
+  it('counts bytes per document for each precision', () => {
+    const d = encoder.dimension;
+    expect(report.results.map((r) => r.bytes_per_doc)).toEqual([4 * d, d, d / 8, d / 8 + d, d / 8 + d]);
+  });
+
+  it('compares the two first stages on the float32 top-10', () => {
+    expect(report.first_stage.map((f) => f.method)).toEqual(['hamming', 'asymmetric-4bit']);
+    for (const f of report.first_stage) expect(f['recall_float32_top10@40']).toBeGreaterThan(0);
+  });
+
+  it('runs as `qembed eval` with a JSON report, and exits 1 under a retention floor it misses', async () => {
+    const out = path.join(dir, 'report.json');
+    const args = ['--import', 'tsx', 'src/cli/qembed.ts', 'eval', '--dataset', dir, '--bundle', FIXTURE_BUNDLE, '--out', out, '--multipliers', '1,4'];
+    const ok = await run(process.execPath, [...args, '--min-retention', '0'], { cwd: path.resolve(import.meta.dirname, '../..') });
+    expect(ok.stdout).toMatch(/\| binary\+int8 \| 4 \|/);
+    const written = JSON.parse(readFileSync(out, 'utf8')) as EvalReport;
+    expect(written.results).toHaveLength(5);
+    const cwd = path.resolve(import.meta.dirname, '../..');
+    await expect(run(process.execPath, [...args, '--min-retention', '5'], { cwd })).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/below the floor 500\.0%/) });
+    await expect(run(process.execPath, [...args, '--min-retention', 'high'], { cwd })).rejects.toMatchObject({ code: 2 });
+  });
+});
