@@ -18,7 +18,9 @@ import { collectionRoutes } from './http/routes/collections.js';
 import { documentRoutes } from './http/routes/documents.js';
 import { encodeRoutes } from './http/routes/encode.js';
 import { healthRoutes } from './http/routes/health.js';
+import { modelRoutes, type ModelsDeps } from './http/routes/models.js';
 import { searchRoutes } from './http/routes/search.js';
+import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js';
 import { errorResponseSchema } from './http/schemas.js';
 import { packageVersion } from './paths.js';
 import { createSearchService, type SearchService } from './search/search-service.js';
@@ -37,6 +39,10 @@ export interface AppDeps {
   shuttingDown?: () => boolean;
   /** Gauges other modules add to /metrics (index sizes, training jobs). */
   metricsGauges?: GaugeSource[];
+  /** Model listing and activation (absent: those routes answer 503). */
+  models?: ModelsDeps['models'];
+  /** Training jobs (absent: those routes answer 503). */
+  jobs?: TrainJobsDeps['jobs'];
 }
 
 
@@ -70,6 +76,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'collections', description: 'Collections of documents, bound to a model' },
         { name: 'documents', description: 'Documents stored with their binary and int8 codes' },
         { name: 'search', description: 'Binary first stage, int8 rescoring' },
+        { name: 'models', description: 'Model bundles and the one being served' },
+        { name: 'training', description: 'Training jobs run by the companion worker' },
       ],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -113,5 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   collectionRoutes(app, { search });
   documentRoutes(app, { search, limits });
   searchRoutes(app, { search, limits });
+  modelRoutes(app, { models: deps.models });
+  trainJobRoutes(app, { jobs: deps.jobs, registry: deps.models?.registry });
   return app;
 }

@@ -25,6 +25,8 @@ export const configSchema = {
   dataDir: setting({ env: 'QEMBED_DATA_DIR', kind: 'path', default: './data', description: 'Folder for the SQLite database and other state; created if missing.' }),
   modelDir: setting({ env: 'QEMBED_MODEL_DIR', kind: 'path', default: './models/default', description: 'Model bundle served at start (see docs/model-bundle.md).' }),
   modelsDir: setting({ env: 'QEMBED_MODELS_DIR', kind: 'path', default: './models', description: 'Folder holding the model bundles that can be listed and activated.' }),
+  datasetsDir: setting({ env: 'QEMBED_DATASETS_DIR', kind: 'path', default: './datasets', description: 'Root folder that training jobs may read datasets from (POST /train-jobs takes paths inside it).' }),
+  jobLeaseSeconds: setting({ env: 'QEMBED_JOB_LEASE_SECONDS', kind: 'integer', default: 120, min: 5, max: 86_400, description: 'A running training job whose worker has not reported for this long is marked failed.' }),
   executionProvider: setting({ env: 'QEMBED_EXECUTION_PROVIDER', kind: 'enum', values: ['cpu', 'cuda'] as const, default: 'cpu' as 'cpu' | 'cuda', description: 'onnxruntime execution provider: `cpu`, or `cuda` (needs the CUDA build of onnxruntime-node).' }),
   cudaFallback: setting({ env: 'QEMBED_CUDA_FALLBACK', kind: 'boolean', default: false, description: 'With `cuda`, fall back to the CPU instead of refusing to start when CUDA is unavailable.' }),
   cudaDeviceId: setting({ env: 'QEMBED_CUDA_DEVICE_ID', kind: 'integer', default: 0, min: 0, max: 64, description: 'GPU used by the CUDA execution provider.' }),

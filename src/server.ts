@@ -3,37 +3,17 @@
  * Anything wrong at start (bad setting, missing or mismatched bundle, CUDA asked for but
  * absent, unreadable database) ends the process with a clear message and exit code 1.
  */
-import path from 'node:path';
 import { pino } from 'pino';
-import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
-import { loadBundle } from './encoder/bundle.js';
-import { createEncoder } from './encoder/encoder.js';
-import { createSearchService } from './search/search-service.js';
-import { openDatabase } from './store/database.js';
-import { createStore } from './store/store.js';
+import { startService } from './service.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ level: config.logLevel, base: { service: 'qembed' } });
 
-  const bundle = await loadBundle(config.modelDir);
-  const encoder = await createEncoder(bundle, config);
-  if (encoder.warning) logger.warn(encoder.warning);
-  logger.info(
-    { model: bundle.manifest.name, fingerprint: bundle.fingerprint, dimension: bundle.dimension, provider: encoder.provider },
-    'model loaded',
-  );
-  const dbFile = path.join(config.dataDir, 'qembed.sqlite');
-  const db = openDatabase({ file: dbFile });
-  logger.info({ database: path.resolve(dbFile) }, 'database open');
-  const search = createSearchService({ store: createStore(db), encoder: () => encoder });
-  const started = performance.now();
-  const indexed = search.loadIndexes();
-  logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
-
   let shuttingDown = false;
-  const app = await buildApp({ config, encoder: () => encoder, db, search, logger, shuttingDown: () => shuttingDown });
+  const service = await startService(config, logger, () => shuttingDown);
+  const { app } = service;
   await app.listen({ host: config.host, port: config.port });
 
   const close = async (signal: string) => {
@@ -46,9 +26,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     timer.unref();
     try {
-      await app.close();
-      await encoder.close();
-      db.close();
+      await service.close();
       logger.info('closed');
       process.exit(0);
     } catch (e) {

@@ -52,6 +52,16 @@ export interface CollectionInfo {
   /** Bytes of the in-memory index (null while it is not loaded). */
   memoryBytes: number | null;
   index: { documents: number; slots: number; tombstones: number } | null;
+  /** A re-encoding for another model in progress (searches use the current codes meanwhile). */
+  reencode: ReencodeStatus | null;
+}
+
+export interface ReencodeStatus {
+  targetFingerprint: string;
+  /** Documents with codes of the target model. */
+  done: number;
+  total: number;
+  startedAt: string;
 }
 
 export interface SearchRequest {
@@ -113,6 +123,13 @@ export interface SearchService {
   /** Loads every collection's index now (at start, to fail fast); returns the documents loaded. */
   loadIndexes(): number;
   /**
+   * Re-encodes a collection's stored texts with `target` in the background of the service:
+   * the new codes are staged while searches and writes keep using the current ones, then
+   * swapped in atomically (one transaction and one index swap, in one tick). Resolves when the
+   * collection is bound to `target` (or was deleted meanwhile).
+   */
+  reencode(collection: string, target: Encoder): Promise<void>;
+  /**
    * Compares a collection's in-memory index with its rows (rowids and binary codes, in order),
    * and the rows with their invariants (code lengths, text hashes, counters). With `reencode`,
    * also re-encodes every text and checks that the stored codes are its codes.
@@ -139,9 +156,29 @@ function checkFilter(filter: MetadataFilter): void {
   }
 }
 
-export function createSearchService(deps: { store: Store; encoder: () => Encoder }): SearchService {
+export interface SearchServiceDeps {
+  store: Store;
+  /** The active encoder: new collections are bound to it. */
+  encoder: () => Encoder;
+  /**
+   * A loaded encoder by fingerprint (the active one, or an older one kept while collections
+   * bound to it are re-encoded). Defaults to the active encoder only.
+   */
+  encoderFor?: (fingerprint: string) => Encoder | undefined;
+}
+
+interface Migration {
+  target: Encoder;
+  /** The index of the staged codes, swapped in when the re-encoding completes. */
+  index: BinaryIndex;
+  status: ReencodeStatus;
+  running: Promise<void>;
+}
+
+export function createSearchService(deps: SearchServiceDeps): SearchService {
   const { store } = deps;
   const indexes = new Map<number, BinaryIndex>();
+  const migrations = new Map<number, Migration>();
 
   const collectionOr404 = (name: string): CollectionRow => {
     const c = store.getCollection(name);
@@ -149,14 +186,17 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
     return c;
   };
 
-  /** The collection must hold codes of the encoder's model, or its codes mean nothing here. */
-  const checkModel = (c: CollectionRow, encoder: Encoder): void => {
-    if (c.fingerprint !== encoder.fingerprint) {
-      throw errors.modelMismatch(
-        `collection "${c.name}" holds codes of model ${c.fingerprint}, but this service runs model ${encoder.fingerprint} ` +
-          `(${encoder.bundle.manifest.name}); serve model ${c.fingerprint} or use another collection`,
-      );
-    }
+  /** The encoder whose codes the collection holds; 409 when that model is not loaded here. */
+  const encoderOf = (c: CollectionRow): Encoder => {
+    const active = deps.encoder();
+    const encoder = c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
+    if (encoder) return encoder;
+    const m = migrations.get(c.id);
+    const progress = m ? `; it is being re-encoded for ${m.status.targetFingerprint} (${m.status.done} of ${m.status.total} documents done)` : '';
+    throw errors.modelMismatch(
+      `collection "${c.name}" holds codes of model ${c.fingerprint}, but this service runs model ${active.fingerprint} ` +
+        `(${active.bundle.manifest.name})${progress}; serve model ${c.fingerprint} or use another collection`,
+    );
   };
 
   function loadIndex(c: CollectionRow): BinaryIndex {
@@ -178,15 +218,15 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
       payloadBytes: c.payload_bytes,
       memoryBytes: index ? index.memoryBytes() : null,
       index: index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones() } : null,
+      reencode: migrations.get(c.id)?.status ?? null,
     };
   };
 
   const parseMetadata = (json: string) => JSON.parse(json) as Record<string, unknown>;
 
   async function upsertOnce(name: string, documents: readonly DocumentInput[], truncate: boolean): Promise<UpsertResult> {
-    const encoder = deps.encoder();
     const c = collectionOr404(name);
-    checkModel(c, encoder);
+    const encoder = encoderOf(c);
     const planned = documents.map((d) => ({ ...d, sha: sha256(d.text), metadataJson: JSON.stringify(d.metadata ?? {}) }));
     const stored = store.digests(
       c.id,
@@ -222,11 +262,48 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
       }));
     }
     // From here to the end: synchronous. Room first, so that applying the commit cannot fail.
+    // The collection may have switched models (a re-encoding finished) while we encoded.
+    if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
     const index = indexes.get(c.id);
     index?.reserve(writes.length);
     const rowids = store.writeBatch(c.id, writes, metadataOnly);
     if (index) rowids.forEach((rowid, i) => index.upsert(rowid, writes[i]!.binaryCode));
     return { upserted: writes.length, metadataUpdated: metadataOnly.length, unchanged, inputTokens };
+  }
+
+  /** Stages codes batch by batch until none is missing, then swaps them in within one tick. */
+  async function runReencode(collectionId: number, m: Migration): Promise<void> {
+    const fp = m.target.fingerprint;
+    for (;;) {
+      const c = store.getCollectionById(collectionId);
+      if (!c) return; // deleted meanwhile: nothing left to do
+      const pending = store.pendingReencode(collectionId, fp, 64);
+      m.status.total = c.document_count;
+      m.status.done = c.document_count - store.countPendingReencode(collectionId, fp);
+      if (pending.length === 0) {
+        // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
+        store.finishReencode(collectionId, fp, m.target.dimension);
+        indexes.set(collectionId, m.index);
+        m.status.done = m.status.total;
+        return;
+      }
+      const { vectors } = await m.target.embed(
+        pending.map((p) => p.text),
+        { inputType: 'document', truncate: true },
+      );
+      if (!store.getCollectionById(collectionId)) return;
+      const rows = pending.map((p, i) => ({
+        rowid: p.rowid,
+        textSha256: p.textSha256,
+        binaryCode: m.target.quantizer.toUbinary(vectors[i]!),
+        int8Code: m.target.quantizer.toInt8(vectors[i]!),
+      }));
+      // Rows come in rowid order, so new documents append to the staged index in order; a row
+      // deleted meanwhile is skipped (and never comes back: rowids are not reused).
+      m.index.reserve(rows.length);
+      const staged = new Set(store.stageCodes(collectionId, fp, rows));
+      for (const r of rows) if (staged.has(r.rowid)) m.index.upsert(r.rowid, r.binaryCode);
+    }
   }
 
   function rescore(quantizer: Quantizer, query: Float32Array, rowids: number[], distances: number[]) {
@@ -239,6 +316,79 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
     });
     return scored.sort((a, b) => b.score - a.score || a.distance - b.distance || a.rowid - b.rowid);
   }
+
+  async function runSearch(request: SearchRequest, attempt: number): Promise<SearchResponse> {
+    const topK = request.topK ?? 10;
+    const multiplier = request.rescoreMultiplier ?? 4;
+    const doRescore = request.rescore ?? true;
+    if (!Number.isInteger(topK) || topK < 1 || topK > TOP_K_MAX) throw errors.invalidTopK(`top_k must be an integer from 1 to ${TOP_K_MAX}`);
+    if (!Number.isInteger(multiplier) || multiplier < 1 || multiplier > RESCORE_MULTIPLIER_MAX) {
+      throw errors.invalidRescoreMultiplier(`rescore_multiplier must be an integer from 1 to ${RESCORE_MULTIPLIER_MAX}`);
+    }
+    if ((request.query === undefined) === (request.vector === undefined)) {
+      throw errors.invalidRequest('send exactly one of "query" (a text) or "vector" (a float32 query embedding)');
+    }
+    const filter = request.filter && Object.keys(request.filter).length > 0 ? request.filter : undefined;
+    if (filter) checkFilter(filter);
+    const c = collectionOr404(request.collection);
+    const encoder = encoderOf(c);
+
+    const t0 = performance.now();
+    let query: Float32Array;
+    if (request.vector !== undefined) {
+      if (request.vector.length !== c.dimension || !request.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+        throw errors.invalidVector(`vector must be ${c.dimension} finite numbers (the model's dimension), got ${request.vector.length} values`);
+      }
+      query = Float32Array.from(request.vector);
+    } else {
+      query = (await encoder.embed([request.query!], { inputType: 'query', truncate: true })).vectors[0]!;
+    }
+    const encodeMs = request.vector !== undefined ? 0 : elapsed(t0);
+
+    // Synchronous from here: one consistent view of the index and the rows.
+    const now = store.getCollectionById(c.id);
+    if (!now) throw errors.collectionNotFound(`collection "${request.collection}" was deleted during the search`);
+    // A re-encoding finished while the query was encoded: encode it again with the new model.
+    if (now.fingerprint !== c.fingerprint) {
+      if (attempt > 1) throw errors.conflict(`collection "${request.collection}" switched models during the search; retry`);
+      return runSearch(request, attempt + 1);
+    }
+    const index = indexOf(now);
+    const t1 = performance.now();
+    const restrict = filter ? store.filterRowids(c.id, filter) : undefined;
+    const filterMs = filter ? elapsed(t1) : 0;
+    const t2 = performance.now();
+    const k = doRescore ? topK * multiplier : topK;
+    const first = index.size() === 0 || restrict?.length === 0 ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() } : index.search(encoder.quantizer.toUbinary(query), k, restrict);
+    const firstStageMs = elapsed(t2);
+
+    const t3 = performance.now();
+    let ranked: { rowid: number; score: number }[];
+    if (doRescore) {
+      ranked = rescore(encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
+    } else {
+      ranked = first.rowids.map((rowid, i) => ({ rowid, score: 1 - (2 * first.distances[i]!) / c.dimension }));
+    }
+    const rescoreMs = doRescore ? elapsed(t3) : 0;
+    const docs = store.documentsByRowid(ranked.map((r) => r.rowid));
+    const hits = ranked.map((r, i) => {
+      const d = docs[i];
+      if (!d) throw errors.internal(`document rowid ${r.rowid} is in the index but not in the database`);
+      return { id: d.docId, score: r.score, text: d.text, metadata: parseMetadata(d.metadata) };
+    });
+    return {
+      hits,
+      stats: {
+        documentsScanned: first.scanned,
+        candidates: first.rowids.length,
+        candidatesRescored: doRescore ? first.rowids.length : 0,
+        encodeMs,
+        filterMs,
+        firstStageMs,
+        rescoreMs,
+      },
+    };
+}
 
   const service: SearchService = {
     store,
@@ -291,83 +441,37 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
       const { rowids, deleted } = store.deleteDocuments(c.id, ids);
       const index = indexes.get(c.id);
       if (index) for (const rowid of rowids) index.remove(rowid);
+      const staged = migrations.get(c.id)?.index;
+      if (staged) for (const rowid of rowids) staged.remove(rowid);
       const gone = new Set(deleted);
       return { deleted, notFound: ids.filter((id) => !gone.has(id)) };
     },
 
-    async search(request) {
-      const encoder = deps.encoder();
-      const topK = request.topK ?? 10;
-      const multiplier = request.rescoreMultiplier ?? 4;
-      const doRescore = request.rescore ?? true;
-      if (!Number.isInteger(topK) || topK < 1 || topK > TOP_K_MAX) throw errors.invalidTopK(`top_k must be an integer from 1 to ${TOP_K_MAX}`);
-      if (!Number.isInteger(multiplier) || multiplier < 1 || multiplier > RESCORE_MULTIPLIER_MAX) {
-        throw errors.invalidRescoreMultiplier(`rescore_multiplier must be an integer from 1 to ${RESCORE_MULTIPLIER_MAX}`);
-      }
-      if ((request.query === undefined) === (request.vector === undefined)) {
-        throw errors.invalidRequest('send exactly one of "query" (a text) or "vector" (a float32 query embedding)');
-      }
-      const filter = request.filter && Object.keys(request.filter).length > 0 ? request.filter : undefined;
-      if (filter) checkFilter(filter);
-      const c = collectionOr404(request.collection);
-      checkModel(c, encoder);
-
-      const t0 = performance.now();
-      let query: Float32Array;
-      if (request.vector !== undefined) {
-        if (request.vector.length !== c.dimension || !request.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-          throw errors.invalidVector(`vector must be ${c.dimension} finite numbers (the model's dimension), got ${request.vector.length} values`);
-        }
-        query = Float32Array.from(request.vector);
-      } else {
-        query = (await encoder.embed([request.query!], { inputType: 'query', truncate: true })).vectors[0]!;
-      }
-      const encodeMs = request.vector !== undefined ? 0 : elapsed(t0);
-
-      // Synchronous from here: one consistent view of the index and the rows.
-      const now = store.getCollectionById(c.id);
-      if (!now) throw errors.collectionNotFound(`collection "${request.collection}" was deleted during the search`);
-      const index = indexOf(now);
-      const t1 = performance.now();
-      const restrict = filter ? store.filterRowids(c.id, filter) : undefined;
-      const filterMs = filter ? elapsed(t1) : 0;
-      const t2 = performance.now();
-      const k = doRescore ? topK * multiplier : topK;
-      const first = index.size() === 0 || restrict?.length === 0 ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() } : index.search(encoder.quantizer.toUbinary(query), k, restrict);
-      const firstStageMs = elapsed(t2);
-
-      const t3 = performance.now();
-      let ranked: { rowid: number; score: number }[];
-      if (doRescore) {
-        ranked = rescore(encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
-      } else {
-        ranked = first.rowids.map((rowid, i) => ({ rowid, score: 1 - (2 * first.distances[i]!) / c.dimension }));
-      }
-      const rescoreMs = doRescore ? elapsed(t3) : 0;
-      const docs = store.documentsByRowid(ranked.map((r) => r.rowid));
-      const hits = ranked.map((r, i) => {
-        const d = docs[i];
-        if (!d) throw errors.internal(`document rowid ${r.rowid} is in the index but not in the database`);
-        return { id: d.docId, score: r.score, text: d.text, metadata: parseMetadata(d.metadata) };
-      });
-      return {
-        hits,
-        stats: {
-          documentsScanned: first.scanned,
-          candidates: first.rowids.length,
-          candidatesRescored: doRescore ? first.rowids.length : 0,
-          encodeMs,
-          filterMs,
-          firstStageMs,
-          rescoreMs,
-        },
-      };
-    },
+    search: (request) => runSearch(request, 1),
 
     loadIndexes() {
       let total = 0;
       for (const c of store.listCollections()) total += indexOf(c).size();
       return total;
+    },
+
+    reencode(name, target) {
+      const c = collectionOr404(name);
+      const running = migrations.get(c.id);
+      if (running) {
+        if (running.target === target) return running.running;
+        throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
+      }
+      if (c.fingerprint === target.fingerprint) return Promise.resolve();
+      store.setReencodeTarget(c.id, target.fingerprint);
+      store.clearStaging(c.id, target.fingerprint);
+      // Codes staged before a restart are reused; a document whose text changed since is staged again.
+      const index = createBinaryIndex(target.dimension / 8, c.document_count, store.iterateStagedBinaryCodes(c.id, target.fingerprint));
+      const status: ReencodeStatus = { targetFingerprint: target.fingerprint, done: 0, total: c.document_count, startedAt: new Date().toISOString() };
+      const migration: Migration = { target, index, status, running: Promise.resolve() };
+      migrations.set(c.id, migration);
+      migration.running = runReencode(c.id, migration).finally(() => migrations.delete(c.id));
+      return migration.running;
     },
 
     async check(name, options = {}) {
@@ -399,8 +503,7 @@ export function createSearchService(deps: { store: Store; encoder: () => Encoder
       if (index.size() !== documents) problem(`the index holds ${index.size()} documents, the database ${documents}`);
 
       if (options.reencode && toRecheck.length > 0) {
-        const encoder = deps.encoder();
-        checkModel(c, encoder);
+        const encoder = encoderOf(c);
         for (let i = 0; i < toRecheck.length; i += 64) {
           const batch = toRecheck.slice(i, i + 64);
           const { vectors } = await encoder.embed(

@@ -16,6 +16,8 @@ export interface CollectionRow {
   created_at: string;
   document_count: number;
   payload_bytes: number;
+  /** Fingerprint this collection is being re-encoded to, or null. */
+  reencode_target: string | null;
 }
 
 /** A document to write: its codes were computed from `text` by the collection's model. */
@@ -52,6 +54,13 @@ export interface StoredDocument {
 }
 
 /** Equality filter on top-level metadata keys; values are scalars. */
+export interface StagedCodes {
+  rowid: number;
+  textSha256: string;
+  binaryCode: Uint8Array;
+  int8Code: Int8Array;
+}
+
 export type MetadataFilter = Record<string, string | number | boolean | null>;
 
 /** Thrown inside a write transaction when a planned document changed meanwhile: plan again. */
@@ -94,6 +103,19 @@ export interface Store {
   iterateDocuments(collectionId: number): IterableIterator<StoredDocument & { textSha256: string; binaryCode: Buffer; int8Code: Buffer }>;
   /** COUNT(*) and the summed payload, computed from the rows (the counters' reference). */
   recount(collectionId: number): { documents: number; payloadBytes: number };
+  /** Re-encoding (see migrations/002-reencode.sql): marks the target, or clears it with null. */
+  setReencodeTarget(collectionId: number, fingerprint: string | null): void;
+  /** Drops staged codes of this collection that were made for another fingerprint. */
+  clearStaging(collectionId: number, keepFingerprint: string): void;
+  /** Staged (rowid, binary code) pairs in rowid order: the new index when a re-encoding resumes. */
+  iterateStagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
+  /** Documents without staged codes of their current text, in rowid order. */
+  pendingReencode(collectionId: number, fingerprint: string, limit: number): { rowid: number; text: string; textSha256: string }[];
+  countPendingReencode(collectionId: number, fingerprint: string): number;
+  /** Stages codes for rows that still exist; returns the rowids staged (a row deleted meanwhile is skipped). */
+  stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): number[];
+  /** Swaps every staged code in, binds the collection to `fingerprint` and clears the staging, in one transaction. */
+  finishReencode(collectionId: number, fingerprint: string, dimension: number): void;
   /** Bytes of the whole database file (all collections), from SQLite's page count. */
   databaseBytes(): number;
 }
@@ -150,7 +172,48 @@ export function createStore(db: Db): Store {
     ),
     recount: db.prepare<[number]>('SELECT count(*) AS documents, coalesce(sum(bytes), 0) AS payloadBytes FROM document_payload WHERE collection_id = ?'),
     pages: db.prepare('SELECT page_count * page_size AS bytes FROM pragma_page_count(), pragma_page_size()'),
+    setTarget: db.prepare<[string | null, number]>('UPDATE collections SET reencode_target = ? WHERE id = ?'),
+    clearStaging: db.prepare<[number, string]>('DELETE FROM reencode_codes WHERE collection_id = ? AND fingerprint <> ?'),
+    stagedBinary: db.prepare<[number, string]>('SELECT rowid, binary_code FROM reencode_codes WHERE collection_id = ? AND fingerprint = ? ORDER BY rowid').raw(true),
+    pending: db.prepare<[string, number, number]>(
+      `SELECT d.rowid AS rowid, d.text AS text, d.text_sha256 AS textSha256 FROM documents d
+       LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = ? AND r.text_sha256 = d.text_sha256
+       WHERE d.collection_id = ? AND r.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
+    ),
+    countPending: db.prepare<[string, number]>(
+      `SELECT count(*) FROM documents d
+       LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = ? AND r.text_sha256 = d.text_sha256
+       WHERE d.collection_id = ? AND r.rowid IS NULL`,
+    ).pluck(true),
+    stage: db.prepare<[number, number, string, string, Uint8Array, Int8Array, number, number]>(
+      `INSERT INTO reencode_codes (rowid, collection_id, fingerprint, text_sha256, binary_code, int8_code)
+       SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM documents WHERE rowid = ? AND collection_id = ?)
+       ON CONFLICT (rowid) DO UPDATE SET fingerprint = excluded.fingerprint, text_sha256 = excluded.text_sha256,
+         binary_code = excluded.binary_code, int8_code = excluded.int8_code`,
+    ),
+    swapCodes: db.prepare<[number, string]>(
+      `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code
+       FROM reencode_codes r WHERE r.rowid = documents.rowid AND r.collection_id = ? AND r.fingerprint = ?`,
+    ),
+    rebind: db.prepare<[string, number, number]>('UPDATE collections SET fingerprint = ?, dimension = ?, reencode_target = NULL WHERE id = ?'),
+    dropStaging: db.prepare<[number]>('DELETE FROM reencode_codes WHERE collection_id = ?'),
   };
+
+  const stageCodes = db.transaction((collectionId: number, fingerprint: string, rows: readonly StagedCodes[]) => {
+    const staged: number[] = [];
+    for (const r of rows) {
+      if (s.stage.run(r.rowid, collectionId, fingerprint, r.textSha256, r.binaryCode, r.int8Code, r.rowid, collectionId).changes === 1) staged.push(r.rowid);
+    }
+    return staged;
+  });
+
+  const finishReencode = db.transaction((collectionId: number, fingerprint: string, dimension: number) => {
+    const pending = s.countPending.get(fingerprint, collectionId) as number;
+    if (pending !== 0) throw new Error(`${pending} documents have no staged codes yet`);
+    s.swapCodes.run(collectionId, fingerprint);
+    s.rebind.run(fingerprint, dimension, collectionId);
+    s.dropStaging.run(collectionId);
+  });
 
   type DocRow = { rowid: number; doc_id: string; text: string; metadata: string; updated_at: string };
   const toDocument = (r: DocRow): StoredDocument => ({ rowid: r.rowid, docId: r.doc_id, text: r.text, metadata: r.metadata, updatedAt: r.updated_at });
@@ -260,5 +323,13 @@ export function createStore(db: Db): Store {
     },
     recount: (collectionId) => s.recount.get(collectionId) as { documents: number; payloadBytes: number },
     databaseBytes: () => (s.pages.get() as { bytes: number }).bytes,
+    setReencodeTarget: (collectionId, fingerprint) => void s.setTarget.run(fingerprint, collectionId),
+    clearStaging: (collectionId, keep) => void s.clearStaging.run(collectionId, keep),
+    iterateStagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
+    pendingReencode: (collectionId, fingerprint, limit) =>
+      s.pending.all(fingerprint, collectionId, limit) as { rowid: number; text: string; textSha256: string }[],
+    countPendingReencode: (collectionId, fingerprint) => s.countPending.get(fingerprint, collectionId) as number,
+    stageCodes: (collectionId, fingerprint, rows) => stageCodes(collectionId, fingerprint, rows),
+    finishReencode: (collectionId, fingerprint, dimension) => finishReencode(collectionId, fingerprint, dimension),
   };
 }

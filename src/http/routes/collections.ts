@@ -39,6 +39,17 @@ const collectionSchema = {
       description: 'The in-memory index: live documents, slots in use and tombstones awaiting compaction',
       properties: { documents: { type: 'integer' }, slots: { type: 'integer' }, tombstones: { type: 'integer' } },
     },
+    reencode: {
+      type: 'object',
+      nullable: true,
+      description: 'A re-encoding for another model in progress (after POST /models/{fingerprint}/activate); searches use the current codes until it completes',
+      properties: {
+        target_fingerprint: { type: 'string' },
+        done: { type: 'integer', description: 'Documents with codes of the target model' },
+        total: { type: 'integer' },
+        started_at: { type: 'string', format: 'date-time' },
+      },
+    },
   },
 } as const;
 
@@ -52,6 +63,7 @@ export function collectionView(c: CollectionInfo) {
     disk_bytes: c.payloadBytes,
     memory_bytes: c.memoryBytes,
     index: c.index,
+    reencode: c.reencode && { target_fingerprint: c.reencode.targetFingerprint, done: c.reencode.done, total: c.reencode.total, started_at: c.reencode.startedAt },
   };
 }
 

@@ -1,0 +1,76 @@
+/** Model bundles: list them, and switch the served one without dropping requests. */
+import type { FastifyInstance } from 'fastify';
+import { errors } from '../../errors.js';
+import type { Activation } from '../../models/activation.js';
+import type { ModelRegistry } from '../../models/registry.js';
+import { errorResponses, modelRefSchema } from '../schemas.js';
+
+const modelSchema = {
+  type: 'object',
+  required: ['name', 'fingerprint', 'dir', 'active', 'loaded'],
+  properties: {
+    name: { type: 'string' },
+    fingerprint: { type: 'string', description: 'Empty when the folder is not a valid bundle (see problem)' },
+    dir: { type: 'string', description: 'Bundle folder' },
+    source: { type: 'object', additionalProperties: true, description: 'Where the weights came from (manifest source)' },
+    dimension: { type: 'integer' },
+    weights: { type: 'string', description: 'Precision of the model weights' },
+    created_at: { type: 'string', nullable: true },
+    training: { type: 'object', nullable: true, additionalProperties: true, description: 'Training run summary, for QAT bundles' },
+    evaluation: { type: 'object', nullable: true, additionalProperties: true, description: 'Evaluation figures recorded in the manifest' },
+    active: { type: 'boolean', description: 'Serves new requests' },
+    loaded: { type: 'boolean', description: 'Loaded in memory (the active model, or one kept while collections are re-encoded)' },
+    problem: { type: 'string', description: 'Why the folder cannot be served' },
+  },
+} as const;
+
+export interface ModelsDeps {
+  models?: { registry: ModelRegistry; activation: Activation };
+}
+
+export function modelRoutes(app: FastifyInstance, deps: ModelsDeps): void {
+  const need = () => {
+    if (!deps.models) throw errors.unavailable('model management is not configured in this process');
+    return deps.models;
+  };
+
+  app.get(
+    '/models',
+    {
+      schema: {
+        tags: ['models'],
+        summary: 'Model bundles in the models folder, with their evaluation figures',
+        response: { 200: { type: 'object', required: ['models'], properties: { models: { type: 'array', items: modelSchema } } }, ...errorResponses(401, 503) },
+      },
+    },
+    async () => ({ models: need().registry.list() }),
+  );
+
+  app.post<{ Params: { fingerprint: string } }>(
+    '/models/:fingerprint/activate',
+    {
+      schema: {
+        tags: ['models'],
+        summary: 'Serve another bundle; collections bound to the old one are re-encoded in the background',
+        params: { type: 'object', required: ['fingerprint'], properties: { fingerprint: { type: 'string', pattern: '^[0-9a-f]{16}$' } } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['previous', 'current', 'reencoding'],
+            properties: {
+              previous: modelRefSchema,
+              current: modelRefSchema,
+              reencoding: {
+                type: 'array',
+                description: 'Collections being re-encoded (progress: GET /collections/{name} → reencode)',
+                items: { type: 'object', properties: { collection: { type: 'string' }, documents: { type: 'integer' } } },
+              },
+            },
+          },
+          ...errorResponses(400, 401, 404, 409, 503),
+        },
+      },
+    },
+    async (request) => need().activation.activate(request.params.fingerprint),
+  );
+}

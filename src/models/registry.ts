@@ -1,0 +1,151 @@
+/**
+ * The model bundles the service knows (the folders of QEMBED_MODELS_DIR) and the encoders it
+ * has loaded. Exactly one encoder is active (new requests use it); an encoder that is no longer
+ * active stays loaded while something still needs it — requests that started with it, or
+ * collections whose codes it made and that are being re-encoded — and is closed afterwards.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { errors } from '../errors.js';
+import { type Bundle, loadBundle, type Manifest, validateManifest } from '../encoder/bundle.js';
+import type { Encoder } from '../encoder/encoder.js';
+
+export interface ModelInfo {
+  name: string;
+  fingerprint: string;
+  dir: string;
+  source: Manifest['source'];
+  dimension: number;
+  weights: string;
+  created_at: string | null;
+  training: Record<string, unknown> | null;
+  evaluation: Record<string, unknown> | null;
+  active: boolean;
+  loaded: boolean;
+  /** Why the folder cannot be served, when it cannot. */
+  problem?: string;
+}
+
+export interface ModelRegistry {
+  /** The encoder new requests use. */
+  active(): Encoder;
+  /** A loaded encoder by fingerprint (the active one, or one kept for a re-encoding). */
+  loaded(fingerprint: string): Encoder | undefined;
+  list(): ModelInfo[];
+  /** Loads the bundle with this fingerprint and makes it active; returns the previous encoder. */
+  activate(fingerprint: string): Promise<{ previous: Encoder; current: Encoder }>;
+  /** Marks an encoder as needed (a request or a re-encoding uses it); call the returned release when done. */
+  hold(encoder: Encoder): () => void;
+  close(): Promise<void>;
+}
+
+export type EncoderFactory = (bundle: Bundle) => Promise<Encoder>;
+
+export function createModelRegistry(opts: { modelsDir: string; initial: Encoder; createEncoder: EncoderFactory; onActivate?: (dir: string) => void }): ModelRegistry {
+  let current = opts.initial;
+  const encoders = new Map<string, Encoder>([[current.fingerprint, current]]);
+  const holds = new Map<Encoder, number>();
+  let activating: Promise<unknown> | null = null;
+
+  /** Closes an encoder nothing needs any more, once the requests queued on it have finished. */
+  const maybeClose = (encoder: Encoder) => {
+    if (encoder === current || (holds.get(encoder) ?? 0) > 0) return;
+    const started = Date.now();
+    const attempt = () => {
+      if (encoder === current || (holds.get(encoder) ?? 0) > 0) return; // needed again meanwhile
+      if (encoder.queueDepth() > 0 && Date.now() - started < 120_000) {
+        setTimeout(attempt, 100).unref();
+        return;
+      }
+      if (encoders.get(encoder.fingerprint) === encoder) encoders.delete(encoder.fingerprint);
+      void encoder.close();
+    };
+    attempt();
+  };
+
+  const scan = (): { dir: string; manifest?: Manifest; problem?: string }[] => {
+    if (!existsSync(opts.modelsDir)) return [];
+    return readdirSync(opts.modelsDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.') && existsSync(path.join(opts.modelsDir, d.name, 'manifest.json')))
+      .map((d) => {
+        const dir = path.resolve(opts.modelsDir, d.name);
+        try {
+          return { dir, manifest: validateManifest(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')), `model bundle ${dir}`) };
+        } catch (e) {
+          return { dir, problem: (e as Error).message };
+        }
+      });
+  };
+
+  return {
+    active: () => current,
+    loaded: (fingerprint) => encoders.get(fingerprint),
+    list() {
+      const seen = new Set<string>();
+      const infos: ModelInfo[] = [];
+      const entries = scan();
+      // The active bundle may live outside the models folder (QEMBED_MODEL_DIR).
+      if (!entries.some((e) => e.manifest?.fingerprint === current.fingerprint)) entries.unshift({ dir: current.bundle.dir, manifest: current.bundle.manifest });
+      for (const e of entries) {
+        if (!e.manifest) {
+          infos.push({ name: path.basename(e.dir), fingerprint: '', dir: e.dir, source: { model: '' }, dimension: 0, weights: '', created_at: null, training: null, evaluation: null, active: false, loaded: false, problem: e.problem! });
+          continue;
+        }
+        const m = e.manifest;
+        if (seen.has(m.fingerprint)) continue;
+        seen.add(m.fingerprint);
+        infos.push({
+          name: m.name,
+          fingerprint: m.fingerprint,
+          dir: e.dir,
+          source: m.source,
+          dimension: m.dimension,
+          weights: m.weights.precision,
+          created_at: m.created_at ?? null,
+          training: m.training ?? null,
+          evaluation: m.evaluation ?? null,
+          active: m.fingerprint === current.fingerprint,
+          loaded: encoders.has(m.fingerprint),
+        });
+      }
+      return infos;
+    },
+    async activate(fingerprint) {
+      if (activating) throw errors.conflict('another model activation is in progress; retry when it finishes');
+      const previous = current;
+      if (fingerprint === current.fingerprint) return { previous, current };
+      const entry = scan().find((e) => e.manifest?.fingerprint === fingerprint);
+      if (!entry) throw errors.modelNotFound(`no bundle with fingerprint ${fingerprint} in the models folder (GET /models lists them)`);
+      const work = (async () => {
+        const encoder = encoders.get(fingerprint) ?? (await opts.createEncoder(await loadBundle(entry.dir)));
+        encoders.set(fingerprint, encoder);
+        current = encoder;
+        opts.onActivate?.(entry.dir);
+        maybeClose(previous);
+        return encoder;
+      })();
+      activating = work;
+      try {
+        return { previous, current: await work };
+      } catch (e) {
+        throw errors.conflict(`the bundle ${fingerprint} cannot be served: ${(e as Error).message}`);
+      } finally {
+        activating = null;
+      }
+    },
+    hold(encoder) {
+      holds.set(encoder, (holds.get(encoder) ?? 0) + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        holds.set(encoder, (holds.get(encoder) ?? 1) - 1);
+        maybeClose(encoder);
+      };
+    },
+    async close() {
+      await Promise.all([...encoders.values()].map((e) => e.close()));
+      encoders.clear();
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Composes the service from its parts: the database, the model to serve (the one activated at
+ * run time if any, else QEMBED_MODEL_DIR), the model registry, search, activation, training
+ * jobs and the HTTP app. server.ts adds the process concerns (signals, exit codes).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { loadBundle } from './encoder/bundle.js';
+import { createEncoder } from './encoder/encoder.js';
+import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
+import { ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
+import { createModelRegistry, type ModelRegistry } from './models/registry.js';
+import { projectRoot } from './paths.js';
+import { createSearchService } from './search/search-service.js';
+import { type Db, openDatabase } from './store/database.js';
+import { createStore } from './store/store.js';
+
+export interface Service {
+  app: FastifyInstance;
+  registry: ModelRegistry;
+  jobs: TrainJobs;
+  close(): Promise<void>;
+}
+
+/** The jobs database is shared with worker processes, so unlike the main one it is not locked. */
+export function openJobsDatabase(dataDir: string): Db {
+  return openDatabase({ file: path.join(dataDir, 'jobs.sqlite'), exclusive: false, migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
+}
+
+export async function startService(config: Config, logger: Logger, shuttingDown: () => boolean): Promise<Service> {
+  const dbFile = path.join(config.dataDir, 'qembed.sqlite');
+  const db = openDatabase({ file: dbFile });
+  logger.info({ database: path.resolve(dbFile) }, 'database open');
+
+  const activated = (db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined) ?? undefined;
+  let modelDir = config.modelDir;
+  if (activated && path.resolve(activated) !== path.resolve(config.modelDir)) {
+    if (existsSync(path.join(activated, 'manifest.json'))) {
+      logger.info({ model: activated }, 'serving the model activated at run time (POST /models/{fingerprint}/activate) instead of QEMBED_MODEL_DIR');
+      modelDir = activated;
+    } else {
+      logger.warn({ missing: activated }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
+    }
+  }
+  const bundle = await loadBundle(modelDir);
+  const encoder = await createEncoder(bundle, config);
+  if (encoder.warning) logger.warn(encoder.warning);
+  logger.info({ model: bundle.manifest.name, fingerprint: bundle.fingerprint, dimension: bundle.dimension, provider: encoder.provider }, 'model loaded');
+
+  const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
+  const search = createSearchService({ store: createStore(db), encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const started = performance.now();
+  const indexed = search.loadIndexes();
+  logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
+  const activation = createActivation({ registry, search, db, logger });
+  const resumed = activation.resume();
+  if (resumed.length > 0) logger.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
+
+  const jobsDb = openJobsDatabase(config.dataDir);
+  const jobs = createTrainJobs(jobsDb);
+  const reaper = setInterval(() => {
+    const failed = jobs.reapExpired();
+    if (failed > 0) logger.warn({ jobs: failed }, 'training jobs failed: their worker stopped reporting');
+  }, 5000);
+  reaper.unref();
+
+  const app = await buildApp({
+    config,
+    encoder: () => registry.active(),
+    db,
+    search,
+    logger,
+    shuttingDown,
+    models: { registry, activation },
+    jobs: { jobs, datasetsDir: config.datasetsDir, leaseSeconds: config.jobLeaseSeconds },
+    metricsGauges: [
+      {
+        name: 'qembed_training_jobs',
+        help: 'Training jobs by state.',
+        collect: () => {
+          const counts = jobs.countsByState();
+          return JOB_STATES.map((state) => ({ labels: { state }, value: counts[state] }));
+        },
+      },
+    ],
+  });
+
+  return {
+    app,
+    registry,
+    jobs,
+    async close() {
+      clearInterval(reaper);
+      await app.close();
+      await registry.close();
+      jobsDb.close();
+      db.close();
+    },
+  };
+}
