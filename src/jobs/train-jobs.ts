@@ -56,6 +56,7 @@ const toJob = (r: Row): TrainJob => ({
 });
 
 export interface TrainJobs {
+  readonly db: Db;
   create(spec: TrainJobSpec): TrainJob;
   get(id: string): TrainJob | undefined;
   list(options?: { state?: JobState; limit?: number }): TrainJob[];
@@ -74,6 +75,7 @@ export function createTrainJobs(db: Db): TrainJobs {
        || ' (it probably died); submit the job again' WHERE state = 'running' AND lease_expires_at < ?`,
   );
   return {
+    db,
     create(spec) {
       const id = randomUUID();
       insert.run(id, JSON.stringify(spec), new Date().toISOString(), spec.steps);

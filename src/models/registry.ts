@@ -63,12 +63,17 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
     attempt();
   };
 
+  // The bundle served at start may live outside the models folder (QEMBED_MODEL_DIR): it stays listed and activatable.
+  const startDir = path.resolve(opts.initial.bundle.dir);
+
   const scan = (): { dir: string; manifest?: Manifest; problem?: string }[] => {
-    if (!existsSync(opts.modelsDir)) return [];
-    return readdirSync(opts.modelsDir, { withFileTypes: true })
-      .filter((d) => d.isDirectory() && !d.name.startsWith('.') && existsSync(path.join(opts.modelsDir, d.name, 'manifest.json')))
-      .map((d) => {
-        const dir = path.resolve(opts.modelsDir, d.name);
+    const dirs = existsSync(opts.modelsDir)
+      ? readdirSync(opts.modelsDir, { withFileTypes: true })
+          .filter((d) => d.isDirectory() && !d.name.startsWith('.') && existsSync(path.join(opts.modelsDir, d.name, 'manifest.json')))
+          .map((d) => path.resolve(opts.modelsDir, d.name))
+      : [];
+    if (!dirs.includes(startDir) && existsSync(path.join(startDir, 'manifest.json'))) dirs.unshift(startDir);
+    return dirs.map((dir) => {
         try {
           return { dir, manifest: validateManifest(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')), `model bundle ${dir}`) };
         } catch (e) {
@@ -84,7 +89,6 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
       const seen = new Set<string>();
       const infos: ModelInfo[] = [];
       const entries = scan();
-      // The active bundle may live outside the models folder (QEMBED_MODEL_DIR).
       if (!entries.some((e) => e.manifest?.fingerprint === current.fingerprint)) entries.unshift({ dir: current.bundle.dir, manifest: current.bundle.manifest });
       for (const e of entries) {
         if (!e.manifest) {

@@ -1,4 +1,5 @@
 /** Builds the real app on the tiny fixture bundle and an in-memory database. */
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -8,6 +9,10 @@ import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { createStore } from '../../src/store/store.js';
+import { createTrainJobs, type TrainJobs } from '../../src/jobs/train-jobs.js';
+import { createActivation } from '../../src/models/activation.js';
+import { createModelRegistry, type ModelRegistry } from '../../src/models/registry.js';
+import { projectRoot } from '../../src/paths.js';
 
 export const FIXTURE_BUNDLE = fileURLToPath(new URL('../fixtures/tiny-bundle', import.meta.url));
 
@@ -17,6 +22,8 @@ export interface TestApp {
   db: Db;
   search: SearchService;
   config: Config;
+  registry: ModelRegistry;
+  jobs: TrainJobs;
   close(): Promise<void>;
 }
 
@@ -25,12 +32,28 @@ export async function createTestEncoder(overrides: Partial<Config> = {}): Promis
   return createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
 }
 
+/**
+ * The whole app over an in-memory database, the fixture bundle (unless modelDir is given), a
+ * model registry over `modelsDir` and an in-memory training job queue.
+ */
 export async function startTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
   const encoder = await createEncoder(await loadBundle(config.modelDir === './models/default' ? FIXTURE_BUNDLE : config.modelDir), config);
   const db = openDatabase({ file: ':memory:' });
-  const search = createSearchService({ store: createStore(db), encoder: () => encoder });
-  const app = await buildApp({ config, encoder: () => encoder, db, search, logger: false });
+  const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
+  const search = createSearchService({ store: createStore(db), encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const activation = createActivation({ registry, search, db });
+  const jobsDb = openDatabase({ file: ':memory:', migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
+  const jobs = createTrainJobs(jobsDb);
+  const app = await buildApp({
+    config,
+    encoder: () => registry.active(),
+    db,
+    search,
+    logger: false,
+    models: { registry, activation },
+    jobs: { jobs, datasetsDir: config.datasetsDir, leaseSeconds: config.jobLeaseSeconds },
+  });
   await app.ready();
   return {
     app,
@@ -38,10 +61,13 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     db,
     search,
     config,
+    registry,
+    jobs,
     async close() {
       await app.close();
-      await encoder.close();
+      await registry.close();
       if (db.open) db.close();
+      jobsDb.close();
     },
   };
 }

@@ -1,44 +1,22 @@
-import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { BundleError, computeFingerprint, loadBundle, type Manifest } from '../../src/encoder/bundle.js';
+import { BundleError, loadBundle, type Manifest } from '../../src/encoder/bundle.js';
 import { createEncoder } from '../../src/encoder/encoder.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { bundleCopy as makeCopy } from '../helpers/bundles.js';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** A copy of the fixture bundle with the manifest edited (and the fingerprint redone unless told not to). */
-function bundleCopy(edit: (m: Manifest) => void = () => {}, { refingerprint = true } = {}): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bundle-'));
+/** A copy of the fixture bundle with the manifest edited, removed after the test. */
+function bundleCopy(edit: (m: Manifest) => void = () => {}, options: { refingerprint?: boolean } = {}): string {
+  const dir = makeCopy(edit, options);
   dirs.push(dir);
-  cpSync(FIXTURE_BUNDLE, dir, { recursive: true });
-  const file = path.join(dir, 'manifest.json');
-  const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  edit(m);
-  writeFileSync(file, JSON.stringify(m));
-  if (refingerprint) refreshFingerprint(dir);
   return dir;
-}
-
-function refreshFingerprint(dir: string): void {
-  const file = path.join(dir, 'manifest.json');
-  const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  const sha = (f: string) => createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex');
-  m.fingerprint = computeFingerprint({
-    modelSha256: sha('model.onnx'),
-    tokenizerSha256: sha('tokenizer.json'),
-    ranges: { min: Float32Array.from(m.calibration.min), max: Float32Array.from(m.calibration.max) },
-    dimension: m.dimension,
-    maxTokens: m.max_tokens,
-    prompts: m.prompts,
-  });
-  writeFileSync(file, JSON.stringify(m));
 }
 
 const startEncoder = async (dir: string) => createEncoder(await loadBundle(dir), loadConfig({}, { intraOpThreads: 1 }));

@@ -1,0 +1,105 @@
+/**
+ * Re-encoding a collection for another model while it is used: searches keep the old codes
+ * (and model) until the new codes are complete, writes and deletes made meanwhile are not
+ * lost, and the switch is atomic.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { loadBundle } from '../../src/encoder/bundle.js';
+import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { createSearchService, type SearchService } from '../../src/search/search-service.js';
+import { openDatabase } from '../../src/store/database.js';
+import { createStore } from '../../src/store/store.js';
+import { createTestEncoder } from '../helpers/app.js';
+import { bundleCopy } from '../helpers/bundles.js';
+
+let oldEncoder: Encoder;
+let newEncoder: Encoder;
+let active: Encoder;
+let search: SearchService;
+
+/** The new encoder, held at a gate: each embed waits until the test opens it. */
+let gate: Promise<void> = Promise.resolve();
+let open: () => void = () => {};
+const closeGate = () => {
+  gate = new Promise((r) => (open = r));
+};
+
+beforeAll(async () => {
+  oldEncoder = await createTestEncoder();
+  const dir = bundleCopy((m) => (m.calibration.min = m.calibration.min.map((x) => x - 0.03)));
+  const real = await createEncoder(await loadBundle(dir), loadConfig({}, { intraOpThreads: 1 }));
+  newEncoder = {
+    ...real,
+    async embed(texts, options) {
+      await gate;
+      return real.embed(texts, options);
+    },
+    close: () => real.close(),
+  };
+  active = oldEncoder;
+  search = createSearchService({
+    store: createStore(openDatabase({ file: ':memory:' })),
+    encoder: () => active,
+    encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
+  });
+  search.createCollection('c');
+  await search.upsertDocuments(
+    'c',
+    Array.from({ length: 150 }, (_, i) => ({ id: `d${i}`, text: `passage ${i} on ${['rivers', 'stars', 'bread', 'engines', 'music'][i % 5]}` })),
+  );
+});
+afterAll(async () => {
+  await oldEncoder.close();
+  await newEncoder.close();
+});
+
+const ids = async (query: string) => (await search.search({ collection: 'c', query, topK: 10 })).hits.map((h) => h.id);
+
+describe('reencode', () => {
+  it('serves the old codes until the new ones are complete, keeps concurrent writes, then switches', async () => {
+    const before = await ids('stars');
+    closeGate();
+    active = newEncoder; // the service now serves the new model…
+    const done = search.reencode('c', newEncoder); // …and the collection is re-encoded for it
+
+    await new Promise((r) => setTimeout(r, 20));
+    const during = search.getCollection('c');
+    expect(during.fingerprint).toBe(oldEncoder.fingerprint);
+    expect(during.reencode).toMatchObject({ targetFingerprint: newEncoder.fingerprint, total: 150 });
+    // Searches still run on the old model and codes: same answers as before.
+    expect(await ids('stars')).toEqual(before);
+
+    // Writes and deletes during the re-encoding (encoded with the collection's current model).
+    await search.upsertDocuments('c', [
+      { id: 'new1', text: 'a new passage on stars, written during the switch' },
+      { id: 'd3', text: 'passage 3, rewritten during the switch' },
+    ]);
+    search.deleteDocuments('c', ['d4', 'd5']);
+    expect(search.getCollection('c').fingerprint).toBe(oldEncoder.fingerprint);
+
+    open();
+    await done;
+    const after = search.getCollection('c');
+    expect(after.fingerprint).toBe(newEncoder.fingerprint);
+    expect(after.reencode).toBeNull();
+    expect(after.documents).toBe(149);
+    const report = await search.check('c', { reencode: true });
+    expect(report.problems).toEqual([]);
+    expect(report.indexed).toBe(149);
+    // The document written during the switch is found by its own new-model embedding.
+    const own = (await newEncoder.embed(['a new passage on stars, written during the switch'], { inputType: 'document', truncate: true })).vectors[0]!;
+    expect((await search.search({ collection: 'c', vector: Array.from(own), topK: 1 })).hits[0]!.id).toBe('new1');
+  });
+
+  it('refuses a second re-encoding to another model while one runs, and is a no-op when already bound', async () => {
+    await expect(search.reencode('c', newEncoder)).resolves.toBeUndefined();
+    closeGate();
+    active = oldEncoder;
+    const back = search.reencode('c', oldEncoder);
+    expect(() => search.reencode('c', newEncoder)).toThrow(/already being re-encoded/);
+    open();
+    await back;
+    expect(search.getCollection('c').fingerprint).toBe(oldEncoder.fingerprint);
+  });
+});
