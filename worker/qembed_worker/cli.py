@@ -224,7 +224,344 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     check.add_argument("--bundle", type=Path, required=True, help="the bundle to check")
+
+    _add_eval_parser(commands)
+    _add_train_parser(commands)
     return parser
+
+
+def _csv(kind: type) -> object:
+    def parse(text: str) -> tuple[object, ...]:
+        try:
+            return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
+
+    parse.__name__ = f"comma-separated {kind.__name__}"
+    return parse
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="quantization-aware training (QAT) -> a new bundle",
+        description="Train a bundle so that its int8 and binary codes rank like its float32 "
+        "embeddings, and write a new bundle the service loads unchanged. The loss is "
+        "sum_p w_p * L(fake_quant(embeddings, p)) over --precisions, with straight-through "
+        "gradients; int8 fake quantization uses frozen calibration ranges computed on a whole "
+        "calibration corpus (never per batch) with the service's floor/clip and bucket-centre "
+        "arithmetic; binary is sign (x > 0). L is MultipleNegativesRanking/InfoNCE on "
+        "(query, positive[, negative]) pairs, or label-free self-distillation from the frozen "
+        "float32 model (KL between in-batch similarity softmaxes). --mode head (default) keeps "
+        "the encoder frozen, caches its embeddings once and trains a d x d head baked into the "
+        "ONNX graph (minutes on a CPU); --mode full fine-tunes the encoder (a GPU job; use "
+        "--max-steps for a CPU smoke test). All inputs are validated before training; the new "
+        "bundle is calibrated afresh and its manifest's 'training' field records the run.",
+        formatter_class=_Formatter,
+    )
+    io = train.add_argument_group("inputs and output")
+    io.add_argument(
+        "--bundle", type=Path, required=True, help="the source bundle (teacher and starting point)"
+    )
+    io.add_argument(
+        "--dataset",
+        type=Path,
+        required=True,
+        help="a BEIR folder (queries.jsonl + qrels/<split>.tsv -> pairs; corpus.jsonl alone, or "
+        "any folder with --loss distill -> self-distillation on the corpus), a .jsonl of pairs "
+        "{query, positive, negative?}, a .jsonl of texts {text, title?} or a .txt (one text a "
+        "line)",
+    )
+    io.add_argument("--out", type=Path, required=True, help="the new bundle folder")
+    io.add_argument(
+        "--force", action="store_true", help="overwrite --out if it already holds files"
+    )
+    io.add_argument("--split", default="test", help="qrels split of a BEIR folder")
+    io.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache (default: $QEMBED_EMBEDDING_CACHE or ~/.cache/qembed/embeddings); "
+        "files are keyed by bundle fingerprint, input type and text hash",
+    )
+    io.add_argument(
+        "--corpus-cache-dir",
+        type=Path,
+        default=None,
+        help="where the Lee calibration corpus wheel is cached (see calibrate --help)",
+    )
+    io.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    loss = train.add_argument_group("loss")
+    loss.add_argument(
+        "--mode",
+        choices=("head", "full"),
+        default="head",
+        help="head: frozen encoder + trained d x d head (CPU, minutes); full: fine-tune the "
+        "whole encoder (GPU; CPU only for a smoke test with --max-steps)",
+    )
+    loss.add_argument(
+        "--loss",
+        choices=("auto", "mnrl", "distill"),
+        default="auto",
+        help="base loss: mnrl (MultipleNegativesRanking/InfoNCE on pairs), distill (label-free "
+        "self-distillation on texts; a BEIR folder's corpus alone is read) or auto (mnrl when "
+        "the input has pairs, else distill)",
+    )
+    loss.add_argument(
+        "--precisions",
+        type=_csv(str),
+        default=("float32", "int8", "binary"),
+        help="comma-separated subset of float32,int8,binary whose fake-quantized embeddings "
+        "enter the loss (default: float32,int8,binary)",
+    )
+    loss.add_argument(
+        "--weights",
+        type=_csv(float),
+        default=(1.0, 1.0, 1.0),
+        help="comma-separated weight of each precision, same order and count as --precisions "
+        "(default: 1,1,1)",
+    )
+    loss.add_argument(
+        "--temperature",
+        type=float,
+        default=0.05,
+        help="softmax temperature of the base loss, teacher and student alike (mnrl: "
+        "1/temperature is sentence-transformers' scale)",
+    )
+    loss.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=0,
+        help="ramp the int8 and binary weights linearly from 0 over this many steps "
+        "(float32 keeps its weight from the start); 0 disables",
+    )
+    loss.add_argument(
+        "--asymmetric",
+        action="store_true",
+        help="keep the query side (the row text in distill) in float32 and quantize only the "
+        "document side, as the service scores int8; by default both sides are quantized, as "
+        "the binary Hamming first stage does",
+    )
+    loss.add_argument(
+        "--binary-ste",
+        choices=("identity", "clipped"),
+        default="identity",
+        help="straight-through gradient of the sign: identity, or clipped (zero where "
+        "|x| > --ste-clip / sqrt(d))",
+    )
+    loss.add_argument(
+        "--ste-clip",
+        type=float,
+        default=1.0,
+        help="clip threshold of --binary-ste clipped, in units of 1/sqrt(d) (a unit vector's "
+        "typical component)",
+    )
+    loss.add_argument(
+        "--int8-ranges",
+        choices=("calibration", "bundle"),
+        default=None,
+        help="frozen int8 ranges used by the fake quantization: calibration (the current model "
+        "on the calibration corpus, recomputed every --range-refresh-steps steps: the ranges "
+        "the new bundle will ship) or bundle (the source bundle's ranges throughout) (default: "
+        "calibration for --mode head, bundle for --mode full)",
+    )
+    loss.add_argument(
+        "--range-refresh-steps",
+        type=int,
+        default=50,
+        help="with --int8-ranges calibration: recompute the frozen ranges every N steps",
+    )
+
+    head = train.add_argument_group("head (--mode head)")
+    head.add_argument(
+        "--head",
+        choices=("rotation", "linear"),
+        default="rotation",
+        help="rotation: orthogonal d x d matrix (torch orthogonal parametrization; float32 "
+        "cosines unchanged without --bias); linear: free d x d matrix. Both start at identity",
+    )
+    head.add_argument(
+        "--bias",
+        action="store_true",
+        help="learn a bias added after the matrix (it can centre dimensions before the sign)",
+    )
+    head.add_argument(
+        "--center-init",
+        action="store_true",
+        help="with --bias: start the bias at minus the mean training embedding (centring)",
+    )
+    head.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="do not L2-normalize after the head (the default re-normalizes, so the service "
+        "still gets unit vectors)",
+    )
+
+    run = train.add_argument_group("optimisation and runs")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="texts (distill) or pairs (mnrl) per step; in-batch similarities span the batch",
+    )
+    run.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default: 1e-3 for --mode head, 2e-5 for --mode full)",
+    )
+    run.add_argument("--epochs", type=int, default=20, help="passes over the training items")
+    run.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop after this many steps (all epochs if omitted)",
+    )
+    run.add_argument(
+        "--val-size",
+        type=int,
+        default=500,
+        help="items held out of training (at most 20%%) for the label-free validation metrics "
+        "recorded before/after: fidelity@10 of each precision against the teacher's float32 "
+        "top-10; 0 disables",
+    )
+    run.add_argument(
+        "--seed", type=int, default=0, help="seed of the data order, the split and torch"
+    )
+    run.add_argument(
+        "--checkpoint-every", type=int, default=100, help="write a checkpoint every N steps"
+    )
+    run.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="where checkpoints go (default: <out>.checkpoints next to --out; the newest 2 are "
+        "kept, and the folder is removed when the run ends)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint of the same run (same options); gives the "
+        "same result as an uninterrupted run",
+    )
+
+    calibration = train.add_argument_group("calibration of the new bundle")
+    calibration.add_argument(
+        "--calibration-corpus",
+        default=None,
+        help="corpus for the new bundle's ranges (and for --int8-ranges calibration): 'lee' or "
+        "a file, as in calibrate --help (default: the source bundle's corpus when it is 'lee')",
+    )
+    calibration.add_argument(
+        "--calibration-method",
+        choices=("minmax", "quantile"),
+        default=None,
+        help="range method (default: the source bundle's)",
+    )
+    calibration.add_argument(
+        "--calibration-quantile",
+        type=float,
+        default=None,
+        help="tail q of --calibration-method quantile (default: the source bundle's)",
+    )
+    calibration.add_argument(
+        "--calibration-limit",
+        type=int,
+        default=None,
+        help="use the first N texts of the calibration corpus (default: all)",
+    )
+
+
+def _train_config(args: argparse.Namespace) -> object:
+    from qembed_worker.train import TrainConfig
+
+    return TrainConfig(
+        bundle=args.bundle,
+        dataset=args.dataset,
+        out=args.out,
+        mode=args.mode,
+        loss=args.loss,
+        split=args.split,
+        precisions=tuple(args.precisions),
+        weights=tuple(args.weights),
+        temperature=args.temperature,
+        warmup_steps=args.warmup_steps,
+        asymmetric=args.asymmetric,
+        binary_ste=args.binary_ste,
+        ste_clip=args.ste_clip,
+        head=args.head,
+        bias=args.bias,
+        center_init=args.center_init,
+        normalize=not args.no_normalize,
+        int8_ranges=args.int8_ranges,
+        range_refresh_steps=args.range_refresh_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        val_size=args.val_size,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        calibration_corpus=args.calibration_corpus,
+        calibration_method=args.calibration_method,
+        calibration_quantile=args.calibration_quantile,
+        calibration_limit=args.calibration_limit,
+        cache_dir=args.cache_dir,
+        corpus_cache_dir=args.corpus_cache_dir,
+        force=args.force,
+        progress=not args.quiet,
+    )
+
+
+def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "eval-bundle",
+        help="retrieval quality of a bundle on a BEIR dataset, per precision",
+        description="Embed a BEIR dataset's queries (query prompt) and corpus (document prompt) "
+        "with the bundle's model.onnx, as the service does, and score every judged query in "
+        "the modes float32 (exact), int8 (float32 query against int8 documents read as bucket "
+        "centres), binary (Hamming, query binary too) and binary+int8 (Hamming top 10*m, "
+        "rescored with int8) for m in 1, 2, 4, 8, 16. Metrics are trec_eval's (pytrec_eval): "
+        "NDCG@10, Recall@10, Recall@100, MRR@10 over judged queries, plus retention (NDCG@10 / "
+        "float32's), fidelity@10 (share of the float32 top-10 found, over all queries) and "
+        "bytes per document. Ties are broken by corpus order. Embeddings are cached by bundle "
+        "fingerprint and text hash. Prints a Markdown table on stderr and the JSON report "
+        "(top-level 'results' list) on stdout or into --out.",
+        formatter_class=_Formatter,
+    )
+    evaluate.add_argument("--bundle", type=Path, required=True, help="the bundle to evaluate")
+    evaluate.add_argument(
+        "--dataset",
+        type=Path,
+        required=True,
+        help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv (with or "
+        "without a header line)",
+    )
+    evaluate.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    evaluate.add_argument(
+        "--reference-bundle",
+        type=Path,
+        default=None,
+        help="also report fidelity@10 against THIS bundle's float32 top-10 (e.g. the original "
+        "model when evaluating a QAT bundle), in the report's 'reference_fidelity' list",
+    )
+    evaluate.add_argument("--split", default="test", help="qrels split: qrels/<split>.tsv")
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache folder (default: $QEMBED_EMBEDDING_CACHE or "
+        "~/.cache/qembed/embeddings)",
+    )
+    evaluate.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write cached embeddings"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=int, default=32, help="texts per onnxruntime call when embedding"
+    )
 
 
 def _print(summary: dict[str, object]) -> None:
@@ -289,6 +626,31 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             source=args.source,
             batch_size=args.batch_size,
         )
+    elif args.command == "eval-bundle":
+        from qembed_worker.evaluate import evaluate_bundle, format_table
+
+        if args.batch_size <= 0:
+            parser.error("--batch-size must be positive")
+        report = evaluate_bundle(
+            bundle=args.bundle,
+            dataset_dir=args.dataset,
+            reference_bundle=args.reference_bundle,
+            split=args.split,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            batch_size=args.batch_size,
+        )
+        print(format_table(report), file=sys.stderr)
+        if args.out is None:
+            _print(report)
+            return 0
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        summary = {"out": str(args.out), "fingerprint": report["bundle"]["fingerprint"]}
+    elif args.command == "train":
+        from qembed_worker.train import train
+
+        summary = train(_train_config(args))
     elif args.command == "check":
         from qembed_worker.bundle import check_bundle
 
@@ -314,10 +676,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from qembed_worker.bundle import BundleError
     from qembed_worker.corpus import CorpusError
+    from qembed_worker.datasets import DatasetError
+    from qembed_worker.losses import ConfigError
     from qembed_worker.models import ModelError
 
     try:
         return _run(parser, args)
-    except (BundleError, CorpusError, ModelError) as error:
+    except (BundleError, ConfigError, CorpusError, DatasetError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

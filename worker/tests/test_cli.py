@@ -7,7 +7,7 @@ from qembed_worker.cli import build_parser, main
 
 from .conftest import TINY_BUNDLE
 
-COMMANDS = ("export", "calibrate", "fixture", "golden", "embed", "check")
+COMMANDS = ("export", "calibrate", "fixture", "golden", "embed", "check", "eval-bundle", "train")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
