@@ -6,9 +6,10 @@ Modes (the same as the service's ``npm run eval``):
 - ``int8``: float32 query against int8 documents read as bucket centres (the service's
   rescoring, ``src/quantization/dequantize.ts``);
 - ``binary``: Hamming distance between binary query and document codes;
-- ``binary+int8``: the Hamming top ``10·m`` candidates, reordered by the int8 score, for
-  ``m`` in :data:`MULTIPLIERS`; the rescored candidates are the whole ranked list, so
-  Recall@100 only counts what the first stage kept when ``10·m < 100``.
+- ``binary+int8``: a search for the top ``k``: the Hamming top ``k·m`` candidates, reordered
+  by the int8 score, for ``m`` in :data:`MULTIPLIERS`. As in the service's ``npm run eval``,
+  NDCG@10, Recall@10, MRR@10 and fidelity@10 come from a top-10 search (``10·m``
+  candidates) and Recall@100 from a top-100 search (``100·m`` candidates).
 
 Rankings break ties by corpus order (the position in ``corpus.jsonl``), so every run is
 deterministic. Metrics are trec_eval's, computed by pytrec_eval on those rankings; the run
@@ -35,7 +36,6 @@ from qembed_worker.quant import dequantize_int8, int8_codes, signs
 MULTIPLIERS = (1, 2, 4, 8, 16)
 DEPTH = 100
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
-_TREC_MEASURES = {"ndcg_cut.10", "recall.10", "recall.100"}
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -77,10 +77,14 @@ class Rankings:
     """Ranked document indices per mode.
 
     Attributes:
-        lists: ``{(mode, multiplier or None): (queries, depth) indices}``.
+        lists: ``{(mode, multiplier or None): (queries, >= 10) indices}``: the top-10 search
+            (for binary+int8, its ``10·m`` rescored candidates).
+        deep: The same keys: the top-``depth`` search (for binary+int8, ``depth·m`` candidates
+            rescored, cut at ``depth``).
     """
 
     lists: dict[tuple[str, int | None], np.ndarray]
+    deep: dict[tuple[str, int | None], np.ndarray]
 
 
 def rank_all_modes(
@@ -99,8 +103,8 @@ def rank_all_modes(
         documents: ``(n, d)`` float32 document embeddings.
         lo: Calibration minimums of the bundle.
         hi: Calibration maximums of the bundle.
-        depth: Length of the float32, int8 and binary lists.
-        multipliers: Rescore multipliers for ``binary+int8`` (candidates ``10·m``).
+        depth: Length of the deep lists (Recall@100).
+        multipliers: Rescore multipliers for ``binary+int8``.
 
     Returns:
         The rankings.
@@ -110,15 +114,17 @@ def rank_all_modes(
     int8_scores = q64 @ dequantize_int8(int8_codes(documents, lo, hi), lo, hi).astype(np.float64).T
     # ±1 dot products are integers below 2**24: exact in float32. hamming = (d - dot) / 2.
     dot = signs(queries).astype(np.float32) @ signs(documents).astype(np.float32).T
-    lists: dict[tuple[str, int | None], np.ndarray] = {
+    deep: dict[tuple[str, int | None], np.ndarray] = {
         ("float32", None): top_k(exact, depth),
         ("int8", None): top_k(int8_scores, depth),
         ("binary", None): top_k(dot, depth),
     }
+    # With ties broken by index, a top-10 search is the head of the top-depth one.
+    lists = {key: ranked[:, :10] for key, ranked in deep.items()}
     for m in multipliers:
-        candidates = top_k(dot, 10 * m)
-        lists[("binary+int8", m)] = rescore(candidates, int8_scores)
-    return Rankings(lists)
+        lists[("binary+int8", m)] = rescore(top_k(dot, 10 * m), int8_scores)
+        deep[("binary+int8", m)] = rescore(top_k(dot, depth * m), int8_scores)[:, :depth]
+    return Rankings(lists, deep)
 
 
 def trec_metrics(
@@ -126,14 +132,17 @@ def trec_metrics(
     query_ids: list[str],
     doc_ids: list[str],
     qrels: dict[str, dict[str, int]],
+    deep: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean trec_eval metrics of one mode over the judged queries.
 
     Args:
-        ranked: ``(queries, depth)`` document indices, best first, one row per ``query_ids``.
+        ranked: ``(queries, >= 10)`` document indices, best first, one row per ``query_ids``:
+            the ranking NDCG@10, Recall@10 and MRR@10 are read from.
         query_ids: Query ids in row order.
         doc_ids: Document ids in corpus order.
         qrels: Judgments (only queries present here are evaluated).
+        deep: The ranking Recall@100 is read from (``ranked`` when ``None``).
 
     Returns:
         ``{"ndcg@10", "recall@10", "recall@100", "mrr@10"}`` averaged over judged queries.
@@ -143,22 +152,29 @@ def trec_metrics(
     judged = [(row, q) for row, q in enumerate(query_ids) if q in qrels]
     if not judged:
         raise DatasetError("no query has judgments")
-    run: dict[str, dict[str, float]] = {}
-    run10: dict[str, dict[str, float]] = {}
-    for row, query_id in judged:
-        docs = ranked[row]
-        # Strictly decreasing scores from the rank: trec_eval keeps exactly this order.
-        run[query_id] = {doc_ids[i]: float(len(docs) - r) for r, i in enumerate(docs)}
-        run10[query_id] = {doc_ids[i]: float(len(docs) - r) for r, i in enumerate(docs[:10])}
+    deep = ranked if deep is None else deep
+
+    def run_of(lists: np.ndarray, cut: int) -> dict[str, dict[str, float]]:
+        run = {}
+        for row, query_id in judged:
+            docs = lists[row][:cut]
+            # Strictly decreasing scores from the rank: trec_eval keeps exactly this order.
+            run[query_id] = {doc_ids[i]: float(len(docs) - r) for r, i in enumerate(docs)}
+        return run
+
     judged_qrels = {q: qrels[q] for _, q in judged}
-    results = pytrec_eval.RelevanceEvaluator(judged_qrels, _TREC_MEASURES).evaluate(run)
-    mrr = pytrec_eval.RelevanceEvaluator(judged_qrels, {"recip_rank"}).evaluate(run10)
+    top10 = pytrec_eval.RelevanceEvaluator(
+        judged_qrels, {"ndcg_cut.10", "recall.10", "recip_rank"}
+    ).evaluate(run_of(ranked, 10))
+    top100 = pytrec_eval.RelevanceEvaluator(judged_qrels, {"recall.100"}).evaluate(
+        run_of(deep, DEPTH)
+    )
     n = len(judged)
     return {
-        "ndcg@10": sum(r["ndcg_cut_10"] for r in results.values()) / n,
-        "recall@10": sum(r["recall_10"] for r in results.values()) / n,
-        "recall@100": sum(r["recall_100"] for r in results.values()) / n,
-        "mrr@10": sum(r["recip_rank"] for r in mrr.values()) / n,
+        "ndcg@10": sum(r["ndcg_cut_10"] for r in top10.values()) / n,
+        "recall@10": sum(r["recall_10"] for r in top10.values()) / n,
+        "recall@100": sum(r["recall_100"] for r in top100.values()) / n,
+        "mrr@10": sum(r["recip_rank"] for r in top10.values()) / n,
     }
 
 
@@ -217,7 +233,13 @@ def evaluate_embeddings(
     reference = []
     base_ndcg = None
     for (mode, m), ranked in rankings.lists.items():
-        metrics = trec_metrics(ranked, dataset.queries.ids, dataset.corpus.ids, dataset.qrels)
+        metrics = trec_metrics(
+            ranked,
+            dataset.queries.ids,
+            dataset.corpus.ids,
+            dataset.qrels,
+            deep=rankings.deep[(mode, m)],
+        )
         if mode == "float32":
             base_ndcg = metrics["ndcg@10"]
         assert base_ndcg is not None

@@ -54,6 +54,15 @@ def test_metrics_equal_pytrec_eval_on_a_run_without_ties() -> None:
     assert ours["recall@10"] == pytest.approx(np.mean([r["recall_10"] for r in reference.values()]))
 
 
+def test_recall_at_100_reads_the_deep_list() -> None:
+    doc_ids = [f"d{i}" for i in range(30)]
+    qrels = {"q": {"d0": 1, "d25": 1}}
+    top10 = np.arange(10)[None, :]
+    deep = np.arange(30)[None, :]
+    metrics = trec_metrics(top10, ["q"], doc_ids, qrels, deep=deep)
+    assert metrics["recall@10"] == 0.5 and metrics["recall@100"] == 1.0
+
+
 def test_mrr_is_cut_at_ten() -> None:
     doc_ids = [f"d{i}" for i in range(12)]
     qrels = {"q": {"d11": 1}}
@@ -77,18 +86,30 @@ def test_rescoring_reorders_candidates_with_ties_by_index() -> None:
     assert fidelity(np.array([[1, 2, 3]]), np.array([[3, 4, 1]]), k=3) == pytest.approx(2 / 3)
 
 
+def hamming_of(queries: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    return ((queries > 0)[:, None, :] != (docs > 0)[None, :, :]).sum(-1)
+
+
 def test_modes_rank_as_the_service_scores() -> None:
     rng = np.random.default_rng(0)
     docs = rng.normal(size=(50, 16)).astype(np.float32)
     docs /= np.linalg.norm(docs, axis=1, keepdims=True)
     queries = docs[:5] + 0.05 * rng.normal(size=(5, 16)).astype(np.float32)
     lo, hi = docs.min(axis=0), docs.max(axis=0)
-    lists = rank_all_modes(queries, docs, lo, hi, depth=20, multipliers=(1, 2)).lists
-    assert lists[("float32", None)].shape == (5, 20)
-    assert lists[("binary+int8", 1)].shape == (5, 10)  # 10 * m candidates
-    assert lists[("binary+int8", 2)].shape == (5, 20)
-    hamming = (np.sign(queries)[:, None, :] != np.sign(docs)[None, :, :]).sum(-1)
-    binary = lists[("binary", None)]
+    rankings = rank_all_modes(queries, docs, lo, hi, depth=20, multipliers=(1, 2))
+    lists, deep = rankings.lists, rankings.deep
+    assert lists[("float32", None)].shape == (5, 10)
+    assert deep[("float32", None)].shape == (5, 20)
+    assert np.array_equal(lists[("binary", None)], deep[("binary", None)][:, :10])
+    # A top-10 search rescores 10 * m candidates, a top-20 search 20 * m.
+    assert lists[("binary+int8", 1)].shape == (5, 10)
+    assert deep[("binary+int8", 2)].shape == (5, 20)
+    for row in range(5):
+        assert set(lists[("binary+int8", 1)][row]) == set(
+            top_k(-hamming_of(queries, docs), 10)[row]
+        )
+    hamming = hamming_of(queries, docs)
+    binary = deep[("binary", None)]
     for row in range(5):
         assert np.all(np.diff(hamming[row, binary[row]]) >= 0)
         assert lists[("float32", None)][row, 0] == row
