@@ -33,6 +33,7 @@ import { createEncoder, type Encoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
 import { createQuantizer, type Quantizer } from '../src/quantization/quantize.js';
 import { createBinaryIndex } from '../src/search/binary-index.js';
+import { queryPlanes } from '../src/search/asymmetric.js';
 import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
 import { createStore, type DocumentWrite } from '../src/store/store.js';
@@ -319,6 +320,16 @@ for (const n of sizes) {
     if (i >= 0 && i < 10) ourDistances[i] = r.distances;
   }
   console.log(`  (b) first stage alone (top ${TOP_K * MULTIPLIER}): p50 ${ms(p50(firstAlone))}  p99 ${ms(p99(firstAlone))}`);
+  // The asymmetric first stage (4-bit query against the sign bits): its cost against Hamming's.
+  const asymTimes: number[] = [];
+  for (let i = -20; i < searches; i++) {
+    const qi = ((i % real.queries.length) + real.queries.length) % real.queries.length;
+    const planes = queryPlanes(real.queries[qi]!);
+    const t0 = performance.now();
+    index.search(queryCodes.subarray(qi * BYTES, (qi + 1) * BYTES), TOP_K * MULTIPLIER, undefined, planes);
+    if (i >= 0) asymTimes.push(performance.now() - t0);
+  }
+  console.log(`      asymmetric first stage (4-bit query): p50 ${ms(p50(asymTimes))}  p99 ${ms(p99(asymTimes))} = ${(p50(asymTimes) / p50(firstAlone)).toFixed(1)}× Hamming`);
   const words = new Uint32Array(codes.buffer, codes.byteOffset, codes.length / 4);
   const jsTimes: number[] = [];
   let jsAgrees = true;
@@ -356,6 +367,7 @@ for (const n of sizes) {
     N: fmt(n),
     'search p50 / p99': `${ms(p50(total))} / ${ms(p99(total))}`,
     'first stage p50': ms(p50(firstAlone)),
+    'asymmetric / Hamming': `${(p50(asymTimes) / p50(firstAlone)).toFixed(1)}×`,
     'JS loop / first stage': `${(p50(jsTimes) / p50(firstAlone)).toFixed(1)}×`,
     'memory / (N·dim/8)': memoryRatio.toFixed(3),
     'float32 scan / search (p50)': `${(p50(scans) / p50(total)).toFixed(1)}×`,

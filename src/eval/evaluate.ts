@@ -18,7 +18,6 @@ import type { Encoder } from '../encoder/encoder.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import { bytesPerVector } from '../quantization/quantize.js';
 import { createSearchService, type SearchService } from '../search/search-service.js';
-import { asymmetricScorer } from '../search/asymmetric.js';
 import { evaluateRankings, fidelityAt, type Ranking } from './metrics.js';
 import type { EvalReport, FirstStageResult, ModeResult } from './report.js';
 
@@ -81,12 +80,10 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
     // Every int8 code, for the int8 mode's full scan (the same scoreInt8 the rescoring uses).
     const collection = search.store.getCollection(COLLECTION)!;
     const int8 = new Int8Array(docs.length * dim);
-    const binary = new Uint8Array(docs.length * (dim / 8));
     const rowOf = new Map(docIds.map((id, i) => [id, i]));
     for (const d of search.store.iterateDocuments(collection.id)) {
       const i = rowOf.get(d.docId)!;
       int8.set(new Int8Array(d.int8Code.buffer, d.int8Code.byteOffset, d.int8Code.length), i * dim);
-      binary.set(d.binaryCode, (i * dim) / 8);
     }
 
     // Queries: every query (fidelity), metrics over the judged ones.
@@ -136,9 +133,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       }
       // First stages compared: top-40 by Hamming distance, and by a 4-bit query against the bits.
       firstStage.hamming.set(qid, (await search.search({ collection: COLLECTION, vector, topK: 40, rescore: false })).hits.map((h) => h.id));
-      const asym = asymmetricScorer(q);
-      for (let i = 0; i < docs.length; i++) scores[i] = asym.score(binary, (i * dim) / 8);
-      firstStage.asymmetric.set(qid, topIndices(scores, 40).map((i) => docIds[i]!));
+      firstStage.asymmetric.set(qid, (await search.search({ collection: COLLECTION, vector, topK: 40, rescore: false, firstStage: 'asymmetric' })).hits.map((h) => h.id));
       progress('queries', qi + 1, queryIds.length);
     }
     const querySeconds = (performance.now() - t1) / 1000;

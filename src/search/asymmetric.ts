@@ -25,6 +25,22 @@ export function quantizeQuery4bit(query: Float32Array): Int8Array {
   return levels;
 }
 
+/**
+ * The 4 bit-planes of u_i = k_i + 7 in [0, 14], each packed like a ubinary code (first
+ * dimension in the most significant bit) and padded to a multiple of 8 bytes: what the
+ * kernel's asymmetric scan reads (hamming-kernel.ts).
+ */
+export function queryPlanes(query: Float32Array): Uint8Array {
+  const levels = quantizeQuery4bit(query);
+  const planeBytes = Math.ceil(query.length / 64) * 8;
+  const planes = new Uint8Array(4 * planeBytes);
+  for (let i = 0; i < query.length; i++) {
+    const u = levels[i]! + 7;
+    for (let j = 0; j < 4; j++) if (u & (1 << j)) planes[j * planeBytes + (i >> 3)]! |= 0x80 >> (i & 7);
+  }
+  return planes;
+}
+
 export function asymmetricScorer(query: Float32Array): AsymmetricScorer {
   const levels = quantizeQuery4bit(query);
   const bytes = Math.ceil(query.length / 8);
@@ -47,4 +63,21 @@ export function asymmetricScorer(query: Float32Array): AsymmetricScorer {
       return s;
     },
   };
+}
+
+/**
+ * Turns the kernel's asymmetric distance D = 7·dim − Σ_{b_i = 1} k_i into the cosine between the
+ * quantized query k and the document's sign vector s (±1): (2·Σ_{b=1} k − Σ k) / (‖k‖·√dim).
+ */
+export function asymmetricCosine(query: Float32Array): (distance: number) => number {
+  const levels = quantizeQuery4bit(query);
+  let sum = 0;
+  let squares = 0;
+  for (const k of levels) {
+    sum += k;
+    squares += k * k;
+  }
+  const dim = query.length;
+  const norm = Math.sqrt(squares * dim) || 1;
+  return (distance) => (2 * (7 * dim - distance) - sum) / norm;
 }

@@ -55,8 +55,12 @@ export interface BinaryIndex {
   remove(rowid: number): boolean;
   /** Squeezes tombstones out now (and gives back memory when much of it is unused). */
   compact(): void;
-  /** Exact top-k by Hamming distance, over every live document or over `rowids` (ascending). */
-  search(query: Uint8Array, k: number, rowids?: readonly number[]): FirstStageResult;
+  /**
+   * Exact top-k by Hamming distance, over every live document or over `rowids` (ascending).
+   * With `planes` (4 bit-planes of a 4-bit query, see asymmetric.ts) the distance is the
+   * asymmetric one instead, and `query` is ignored.
+   */
+  search(query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
   /** Live entries in rowid order; `code` is a copy. */
   entries(): IterableIterator<IndexEntry>;
 }
@@ -179,8 +183,8 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
    * how many remain and the largest distance still worth collecting. Ties at the cut keep the
    * lowest slots, and since later slots are higher, later ties can never enter: hence `v - 1`.
    */
-  function prune(pairs: Uint32Array, n: number, keep: number): { n: number; thr: number } {
-    const hist = new Uint32Array(dimension + 1);
+  function prune(pairs: Uint32Array, n: number, keep: number, maxDistance: number): { n: number; thr: number } {
+    const hist = new Uint32Array(maxDistance + 1);
     let live = 0;
     for (let i = 0; i < n; i++) {
       if (dead > 0 && isDead(pairs[2 * i]!)) {
@@ -198,11 +202,11 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
         pairs[2 * m + 1] = pairs[2 * i + 1]!;
         m++;
       }
-      return { n: m, thr: dimension };
+      return { n: m, thr: maxDistance };
     }
     let acc = 0;
     let v = 0;
-    for (; v <= dimension; v++) {
+    for (; v <= maxDistance; v++) {
       acc += hist[v]!;
       if (acc >= keep) break;
     }
@@ -218,35 +222,41 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
     return { n: m, thr: v - 1 };
   }
 
-  function search(query: Uint8Array, k: number, filter?: readonly number[]): FirstStageResult {
+  function search(query: Uint8Array, k: number, filter?: readonly number[], planes?: Uint8Array): FirstStageResult {
     checkCode(query);
     if (!Number.isInteger(k) || k < 1) throw new Error(`k must be a positive integer, got ${k}`);
     const cap = Math.max(1024, 2 * k);
     const queryBytes = Math.ceil(codeBytes / 8) * 8;
-    const need = queryBytes + cap * 8 + LIST_CHUNK * 4;
+    if (planes && planes.length !== 4 * queryBytes) throw new Error(`asymmetric planes must be 4 × ${queryBytes} bytes`);
+    // Hamming distances are 0..dim; asymmetric ones 0..14·dim (asymmetricExpr).
+    const maxDistance = planes ? 14 * dimension : dimension;
+    const need = 4 * queryBytes + cap * 8 + LIST_CHUNK * 4;
     if (need > scratchBytes || capacity * codeBytes + need > memory.buffer.byteLength) {
       scratchBytes = Math.max(need, scratchBytes);
       ensureMemory(capacity, scratchBytes);
     }
+    const scan = planes ? kernel.scanAsymmetric : kernel.scan;
+    const scanList = planes ? kernel.scanListAsymmetric : kernel.scanList;
     const base = capacity * codeBytes;
     const queryPtr = base;
-    const outPtr = base + queryBytes;
+    const outPtr = base + 4 * queryBytes;
     const listPtr = outPtr + cap * 8;
-    bytes.set(query, queryPtr);
+    if (planes) bytes.set(planes, queryPtr);
+    else bytes.set(query, queryPtr);
     const pairs = new Uint32Array(memory.buffer, outPtr, cap * 2);
 
-    let thr = dimension;
+    let thr = maxDistance;
     let have = 0;
     let scanned: number;
     const collect = () => {
       have += kernel.written();
-      if (have === cap) ({ n: have, thr } = prune(pairs, have, k));
+      if (have === cap) ({ n: have, thr } = prune(pairs, have, k, maxDistance));
     };
     if (!filter) {
       scanned = used - dead;
       let i = 0;
       while (i < used && thr >= 0) {
-        i = kernel.scan(i, used, queryPtr, thr, outPtr + have * 8, cap - have);
+        i = scan(i, used, queryPtr, thr, outPtr + have * 8, cap - have);
         collect();
       }
     } else {
@@ -263,12 +273,12 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
         }
         let i = 0;
         while (i < end - start && thr >= 0) {
-          i = kernel.scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
+          i = scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
           collect();
         }
       }
     }
-    ({ n: have } = prune(pairs, have, k));
+    ({ n: have } = prune(pairs, have, k, maxDistance));
     const order = Array.from({ length: have }, (_, j) => j).sort((a, b) => pairs[2 * a + 1]! - pairs[2 * b + 1]! || pairs[2 * a]! - pairs[2 * b]!);
     return {
       rowids: order.map((j) => rowids[pairs[2 * j]!]!),

@@ -14,6 +14,8 @@
  *
  *   scan(start, end, queryPtr, thr, outPtr, cap) → next slot     codes of slots [start, end)
  *   scanList(listPtr, start, end, queryPtr, thr, outPtr, cap)    slots listed as u32 at listPtr
+ *   scanAsymmetric / scanListAsymmetric                          the same with the asymmetric
+ *       distance of a 4-bit query given as 4 bit-planes (asymmetricExpr, src/search/asymmetric.ts)
  *
  * Codes are stored back to back from address 0, `codeBytes` each, in the imported memory.
  */
@@ -43,8 +45,15 @@ const op = {
   i32Add: 0x6a,
   i32Mul: 0x6c,
   i32Xor: 0x73,
+  i32And: 0x71,
+  i32Shl: 0x74,
+  i64Const: 0x42,
   i64Popcnt: 0x7b,
   i64Add: 0x7c,
+  i64Sub: 0x7d,
+  i64Mul: 0x7e,
+  i64And: 0x83,
+  i64Shl: 0x86,
   i64Xor: 0x85,
   i32WrapI64: 0xa7,
   i64ExtendI32U: 0xad,
@@ -124,6 +133,54 @@ function distanceExpr(codeBytes: number, p: number, qLocal: (word: number) => nu
   return out;
 }
 
+/**
+ * The asymmetric distance (i32) of the code at address `p`: the query is 4 bit-planes U_0..U_3
+ * of levels u_i = k_i + 7 in [0, 14] (see asymmetric.ts), and with d the document's bits
+ *
+ *   distance = 7·dim − Σ_{d_i = 1} k_i = 7·dim + 7·popcount(d) − Σ_j 2^j · popcount(d AND U_j)
+ *
+ * which is ≥ 0 and smaller for documents closer to the query. `plane(j, word)` is the local
+ * holding word `word` of plane j; `acc` (i64) and `dw` (i64) / `dt` (i32) are scratch locals.
+ */
+function asymmetricExpr(codeBytes: number, p: number, plane: (j: number, word: number) => number, acc: number, dw: number, dt: number): number[] {
+  const out: number[] = [op.i64Const, ...sleb(7 * codeBytes * 8), op.localSet, ...uleb(acc)];
+  let offset = 0;
+  let word = 0;
+  while (codeBytes - offset >= 8) {
+    out.push(op.localGet, ...uleb(p), op.i64Load, ...mem(0, offset), op.localSet, ...uleb(dw));
+    // acc += 7 · popcount(d)
+    out.push(op.localGet, ...uleb(acc), op.localGet, ...uleb(dw), op.i64Popcnt, op.i64Const, 7, op.i64Mul, op.i64Add);
+    // acc -= Σ_j popcount(d & U_j) << j
+    for (let j = 0; j < 4; j++) {
+      out.push(op.localGet, ...uleb(dw), op.localGet, ...uleb(plane(j, word)), op.i64And, op.i64Popcnt);
+      if (j > 0) out.push(op.i64Const, j, op.i64Shl);
+      out.push(op.i64Sub);
+    }
+    out.push(op.localSet, ...uleb(acc));
+    offset += 8;
+    word++;
+  }
+  for (const [size, load] of [
+    [4, op.i32Load],
+    [2, op.i32Load16u],
+    [1, op.i32Load8u],
+  ] as const) {
+    if (codeBytes - offset < size) continue;
+    out.push(op.localGet, ...uleb(p), load, ...mem(0, offset), op.localSet, ...uleb(dt));
+    out.push(op.localGet, ...uleb(acc), op.localGet, ...uleb(dt), op.i32Popcnt, op.i32Const, 7, op.i32Mul, op.i64ExtendI32U, op.i64Add);
+    for (let j = 0; j < 4; j++) {
+      out.push(op.localGet, ...uleb(dt), op.localGet, ...uleb(plane(j, word)), op.i32And, op.i32Popcnt);
+      if (j > 0) out.push(op.i32Const, j, op.i32Shl);
+      out.push(op.i64ExtendI32U, op.i64Sub);
+    }
+    out.push(op.localSet, ...uleb(acc));
+    offset += size;
+    word++;
+  }
+  out.push(op.localGet, ...uleb(acc), op.i32WrapI64);
+  return out;
+}
+
 /** The query's words: i64 locals for the 8-byte words, then i32 locals for the tail. */
 function queryWords(codeBytes: number): { size: 8 | 4 | 2 | 1; offset: number }[] {
   const words: { size: 8 | 4 | 2 | 1; offset: number }[] = [];
@@ -145,7 +202,7 @@ function queryWords(codeBytes: number): { size: 8 | 4 | 2 | 1; offset: number }[
  * One scanning function. `list` selects scanList (slots read from a u32 list) over scan
  * (consecutive slots). Parameters come first, then locals, in local index order.
  */
-function scanBody(codeBytes: number, list: boolean): number[] {
+function scanBody(codeBytes: number, list: boolean, asymmetric = false): number[] {
   // Parameters.
   let n = 0;
   const P = {
@@ -159,19 +216,30 @@ function scanBody(codeBytes: number, list: boolean): number[] {
   };
   const paramCount = n;
   // Locals.
-  const L = { i: n++, p: n++, d: n++, written: n++, slot: n++ };
+  const L = { i: n++, p: n++, d: n++, written: n++, slot: n++, dt: n++ };
   const words = queryWords(codeBytes);
   const i64Words = words.filter((w) => w.size === 8).length;
-  const firstQ = n;
-  n += words.length;
-  const q = (w: number) => firstQ + w;
+  // Query words as locals: 8-byte words (i64) first, then the tail (i32); asymmetric kernels
+  // hold 4 planes of them, plane j at queryPtr + j·queryBytes.
+  const planes = asymmetric ? 4 : 1;
+  const queryBytes = Math.ceil(codeBytes / 8) * 8;
+  const firstI64 = n;
+  n += planes * i64Words;
+  const firstI32 = n;
+  n += planes * (words.length - i64Words);
+  const acc = asymmetric ? n++ : -1;
+  const dw = asymmetric ? n++ : -1;
+  const local = (j: number, w: number) => (w < i64Words ? firstI64 + j * i64Words + w : firstI32 + j * (words.length - i64Words) + (w - i64Words));
+  const q = (w: number) => local(0, w);
 
   const code: number[] = [];
   // Load the query words into locals once.
-  words.forEach((w, k) => {
-    const load = w.size === 8 ? op.i64Load : w.size === 4 ? op.i32Load : w.size === 2 ? op.i32Load16u : op.i32Load8u;
-    code.push(op.localGet, ...uleb(P.queryPtr), load, ...mem(0, w.offset), op.localSet, ...uleb(q(k)));
-  });
+  for (let j = 0; j < planes; j++) {
+    words.forEach((w, k) => {
+      const load = w.size === 8 ? op.i64Load : w.size === 4 ? op.i32Load : w.size === 2 ? op.i32Load16u : op.i32Load8u;
+      code.push(op.localGet, ...uleb(P.queryPtr), load, ...mem(0, j * queryBytes + w.offset), op.localSet, ...uleb(local(j, k)));
+    });
+  }
   code.push(op.i32Const, 0, op.localSet, ...uleb(L.written));
   code.push(op.localGet, ...uleb(P.start), op.localSet, ...uleb(L.i));
   code.push(op.block, VOID, op.loop, VOID);
@@ -185,7 +253,8 @@ function scanBody(codeBytes: number, list: boolean): number[] {
   }
   code.push(op.localTee, ...uleb(L.slot), op.i32Const, ...sleb(codeBytes), op.i32Mul, op.localSet, ...uleb(L.p));
   // d = distance; if (d <= thr) append (slot, d)
-  code.push(...distanceExpr(codeBytes, L.p, q), op.localTee, ...uleb(L.d), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
+  const distance = asymmetric ? asymmetricExpr(codeBytes, L.p, local, acc, dw, L.dt) : distanceExpr(codeBytes, L.p, q);
+  code.push(...distance, op.localTee, ...uleb(L.d), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
   const entry = () => [op.localGet, ...uleb(P.out), op.localGet, ...uleb(L.written), op.i32Const, 8, op.i32Mul, op.i32Add];
   code.push(...entry(), op.localGet, ...uleb(L.slot), op.i32Store, ...mem(2, 0));
   code.push(...entry(), op.localGet, ...uleb(L.d), op.i32Store, ...mem(2, 4));
@@ -200,10 +269,12 @@ function scanBody(codeBytes: number, list: boolean): number[] {
   // written → global 0; return i
   code.push(op.localGet, ...uleb(L.written), op.globalSet, 0, op.localGet, ...uleb(L.i), op.end);
 
+  // Local declarations in index order: 6 i32 scalars, the i64 query words, the i32 tail words, then acc and dw (i64).
   const locals = [
-    [...uleb(5), I32],
-    ...(i64Words > 0 ? [[...uleb(i64Words), I64]] : []),
-    ...(words.length > i64Words ? [[...uleb(words.length - i64Words), I32]] : []),
+    [...uleb(6), I32],
+    ...(i64Words > 0 ? [[...uleb(planes * i64Words), I64]] : []),
+    ...(words.length > i64Words ? [[...uleb(planes * (words.length - i64Words)), I32]] : []),
+    ...(asymmetric ? [[...uleb(2), I64]] : []),
   ];
   const body = [...vec(locals), ...code];
   void paramCount;
@@ -219,10 +290,19 @@ export function buildHammingWasm(codeBytes: number): Uint8Array {
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec([scanType, scanListType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([uleb(0), uleb(1)])),
+    ...section(3, vec([uleb(0), uleb(1), uleb(0), uleb(1)])),
     ...section(6, vec([[I32, 0x01, op.i32Const, 0, op.end]])),
-    ...section(7, vec([[...name('scan'), 0x00, 0], [...name('scanList'), 0x00, 1], [...name('written'), 0x03, 0]])),
-    ...section(10, vec([scanBody(codeBytes, false), scanBody(codeBytes, true)])),
+    ...section(
+      7,
+      vec([
+        [...name('scan'), 0x00, 0],
+        [...name('scanList'), 0x00, 1],
+        [...name('scanAsymmetric'), 0x00, 2],
+        [...name('scanListAsymmetric'), 0x00, 3],
+        [...name('written'), 0x03, 0],
+      ]),
+    ),
+    ...section(10, vec([scanBody(codeBytes, false), scanBody(codeBytes, true), scanBody(codeBytes, false, true), scanBody(codeBytes, true, true)])),
   ];
   return new Uint8Array(bytes);
 }
@@ -230,6 +310,9 @@ export function buildHammingWasm(codeBytes: number): Uint8Array {
 export interface HammingKernel {
   scan(start: number, end: number, queryPtr: number, thr: number, outPtr: number, cap: number): number;
   scanList(listPtr: number, start: number, end: number, queryPtr: number, thr: number, outPtr: number, cap: number): number;
+  /** As scan, with the asymmetric distance of a 4-plane query (asymmetricExpr). */
+  scanAsymmetric(start: number, end: number, planesPtr: number, thr: number, outPtr: number, cap: number): number;
+  scanListAsymmetric(listPtr: number, start: number, end: number, planesPtr: number, thr: number, outPtr: number, cap: number): number;
   /** Pairs written by the last call. */
   written(): number;
 }
@@ -247,7 +330,15 @@ export function createHammingKernel(codeBytes: number, memory: WebAssembly.Memor
   const e = instance.exports as {
     scan: HammingKernel['scan'];
     scanList: HammingKernel['scanList'];
+    scanAsymmetric: HammingKernel['scanAsymmetric'];
+    scanListAsymmetric: HammingKernel['scanListAsymmetric'];
     written: WebAssembly.Global;
   };
-  return { scan: e.scan, scanList: e.scanList, written: () => e.written.value as number };
+  return {
+    scan: e.scan,
+    scanList: e.scanList,
+    scanAsymmetric: e.scanAsymmetric,
+    scanListAsymmetric: e.scanListAsymmetric,
+    written: () => e.written.value as number,
+  };
 }

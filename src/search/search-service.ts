@@ -14,6 +14,7 @@ import { errors } from '../errors.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import { type CollectionRow, type DocumentWrite, type MetadataFilter, type MetadataWrite, StaleWriteError, type Store } from '../store/store.js';
+import { asymmetricCosine, queryPlanes } from './asymmetric.js';
 import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
 
 export const TOP_K_MAX = 1000;
@@ -23,6 +24,8 @@ export const COLLECTION_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
 /** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
 export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
 export const FILTER_MAX_KEYS = 16;
+export const FIRST_STAGES = ['hamming', 'asymmetric'] as const;
+export type FirstStage = (typeof FIRST_STAGES)[number];
 
 export interface DocumentInput {
   id: string;
@@ -71,6 +74,8 @@ export interface SearchRequest {
   topK?: number;
   rescoreMultiplier?: number;
   rescore?: boolean;
+  /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (asymmetric.ts). */
+  firstStage?: FirstStage;
   filter?: MetadataFilter;
 }
 
@@ -359,7 +364,12 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     const filterMs = filter ? elapsed(t1) : 0;
     const t2 = performance.now();
     const k = doRescore ? topK * multiplier : topK;
-    const first = index.size() === 0 || restrict?.length === 0 ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() } : index.search(encoder.quantizer.toUbinary(query), k, restrict);
+    const asymmetric = request.firstStage === 'asymmetric';
+    const planes = asymmetric ? queryPlanes(query) : undefined;
+    const first =
+      index.size() === 0 || restrict?.length === 0
+        ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() }
+        : index.search(encoder.quantizer.toUbinary(query), k, restrict, planes);
     const firstStageMs = elapsed(t2);
 
     const t3 = performance.now();
@@ -367,7 +377,8 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     if (doRescore) {
       ranked = rescore(encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
     } else {
-      ranked = first.rowids.map((rowid, i) => ({ rowid, score: 1 - (2 * first.distances[i]!) / c.dimension }));
+      const score = asymmetric ? asymmetricCosine(query) : (d: number) => 1 - (2 * d) / c.dimension;
+      ranked = first.rowids.map((rowid, i) => ({ rowid, score: score(first.distances[i]!) }));
     }
     const rescoreMs = doRescore ? elapsed(t3) : 0;
     const docs = store.documentsByRowid(ranked.map((r) => r.rowid));

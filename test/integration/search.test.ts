@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantizeInt8 } from '../../src/quantization/dequantize.js';
+import { asymmetricCosine, asymmetricScorer } from '../../src/search/asymmetric.js';
 import { errorOf, startTestApp, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
@@ -93,6 +94,24 @@ describe('POST /search', () => {
     expect(body.hits.map((h) => h.id)).toEqual(expected.map((e) => `doc-${e.i}`));
     expect(body.hits.map((h) => h.score)).toEqual(expected.map((e) => 1 - (2 * e.d) / t.encoder.dimension));
     expect(body.stats).toMatchObject({ candidates: 10, candidates_rescored: 0, rescore_ms: 0 });
+  });
+
+  it('with the asymmetric first stage, ranks by a 4-bit query against the sign bits, and rescores its candidates', async () => {
+    const q = (await t.encoder.embed(['sqlite storage'], { inputType: 'query', truncate: true })).vectors[0]!;
+    const scorer = asymmetricScorer(q);
+    const toCosine = asymmetricCosine(q);
+    const vectors = await docVectors();
+    const expected = vectors
+      .map((v, i) => ({ i, s: scorer.score(t.encoder.quantizer.toUbinary(v), 0) }))
+      .sort((a, b) => b.s - a.s || a.i - b.i)
+      .slice(0, 10);
+    const body = await search({ vector: Array.from(q), top_k: 10, rescore: false, first_stage: 'asymmetric' });
+    expect(body.hits.map((h) => h.id)).toEqual(expected.map((e) => `doc-${e.i}`));
+    expect(body.hits.map((h) => h.score)).toEqual(expected.map((e) => toCosine(7 * t.encoder.dimension - e.s)));
+    const rescored = await search({ vector: Array.from(q), top_k: 5, rescore_multiplier: 4, first_stage: 'asymmetric' });
+    expect(rescored.stats).toMatchObject({ candidates: 20, candidates_rescored: 20 });
+    const bad = await t.app.inject({ method: 'POST', url: '/search', payload: { collection: 'corpus', query: 'x', first_stage: 'cosine' } });
+    expect(bad.statusCode).toBe(400);
   });
 
   it('filters by equality on top-level metadata, respecting JSON types', async () => {

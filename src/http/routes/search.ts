@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import {
   FILTER_KEY_PATTERN,
   FILTER_MAX_KEYS,
+  FIRST_STAGES,
+  type FirstStage,
   RESCORE_MULTIPLIER_MAX,
   type SearchService,
   TOP_K_MAX,
@@ -19,6 +21,7 @@ interface SearchBody {
   top_k?: number;
   rescore_multiplier?: number;
   rescore?: boolean;
+  first_stage?: FirstStage;
   filter?: MetadataFilter;
 }
 
@@ -31,7 +34,7 @@ const statsSchema = {
     candidates_rescored: { type: 'integer', description: 'Candidates scored with their int8 codes' },
     encode_ms: { type: 'number', description: 'Encoding the query (0 for a vector)' },
     filter_ms: { type: 'number', description: 'Finding the documents the filter matches (SQLite)' },
-    first_stage_ms: { type: 'number', description: 'Hamming top-k over the binary codes in memory' },
+    first_stage_ms: { type: 'number', description: 'Top-k of the first stage over the binary codes in memory' },
     rescore_ms: { type: 'number', description: "Reading the candidates' int8 codes and scoring them" },
   },
 } as const;
@@ -71,6 +74,14 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
               description: `The first stage keeps top_k × rescore_multiplier candidates for rescoring (1 to ${RESCORE_MULTIPLIER_MAX})`,
             },
             rescore: { type: 'boolean', default: true, description: 'Rescore the candidates with their int8 codes' },
+            first_stage: {
+              type: 'string',
+              enum: FIRST_STAGES,
+              default: 'hamming',
+              description:
+                '`hamming`: distance between the binary query code and the documents\' codes; `asymmetric`: a 4-bit query scored ' +
+                'against the documents\' sign bits (finds a little more of the float32 top-k, costs about 6× the first-stage time; see docs/search.md)',
+            },
             filter: {
               type: 'object',
               maxProperties: FILTER_MAX_KEYS,
@@ -94,7 +105,11 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
                   required: ['id', 'score', 'text', 'metadata'],
                   properties: {
                     id: { type: 'string' },
-                    score: { type: 'number', description: 'Approximate float32 dot product (rescored), or 1 − 2·hamming/dimension' },
+                    score: {
+                      type: 'number',
+                      description:
+                        'Approximate float32 dot product (rescored); without rescoring, 1 − 2·hamming/dimension, or for the asymmetric first stage the cosine between the 4-bit query and the sign vector',
+                    },
                     text: { type: 'string' },
                     metadata: { type: 'object', additionalProperties: true },
                   },
@@ -116,6 +131,7 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
         ...(b.top_k !== undefined && { topK: b.top_k }),
         ...(b.rescore_multiplier !== undefined && { rescoreMultiplier: b.rescore_multiplier }),
         ...(b.rescore !== undefined && { rescore: b.rescore }),
+        ...(b.first_stage !== undefined && { firstStage: b.first_stage }),
         ...(b.filter !== undefined && { filter: b.filter }),
       });
       const s = r.stats;
