@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_eval_parser(commands)
     _add_train_parser(commands)
+    from qembed_worker import weight_cli
+
+    weight_cli.add_parsers(commands, _Formatter, _add_calibration_options)
     return parser
 
 
@@ -651,6 +654,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from qembed_worker.train import train
 
         summary = train(_train_config(args))
+    elif args.command in ("quantize-weights", "weight-qat", "encoder-report"):
+        from qembed_worker import weight_cli
+
+        summary = weight_cli.run(parser, args, _check_calibration_args)
     elif args.command == "check":
         from qembed_worker.bundle import check_bundle
 

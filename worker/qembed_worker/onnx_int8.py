@@ -1,0 +1,315 @@
+"""Int8 linear layers in an exported bundle graph: the per-token rewrite and ORT dynamic PTQ.
+
+Two ways to give ``model.onnx`` int8 weights, both touching only the *linear* MatMuls (a
+MatMul whose second input is a constant 2-D float weight, i.e. an ``nn.Linear``; attention's
+activation-by-activation MatMuls stay float32):
+
+- :func:`rewrite_per_token` (method ``per-token``): each linear becomes
+  ``x → per-token symmetric int8 → MatMulInteger(int8 weight) → * scales``, the numerics that
+  :mod:`qembed_worker.weight_qat` fake-quantizes during training. Weights: per output channel
+  (or per tensor) symmetric, ``scale = max|w| / 127``, ``q = clamp(round(w / scale), ±127)``.
+  Activations: per token (one row of the last axis), ``scale = max|x| / 127``, same rounding.
+  Each token is quantized from its own values only, so a text embeds the same alone and in any
+  batch. The int8 activation codes are fed to ``MatMulInteger`` as ``uint8`` with a zero point
+  of 128 (``q + 128``): onnxruntime's int8 x int8 ``MatMulInteger`` has no fast CPU kernel
+  (about 25 times slower here), its uint8 x int8 one does, and the products are the same integers.
+- :func:`quantize_dynamic_ort` (method ``dynamic``): onnxruntime's ``quantize_dynamic``
+  (``DynamicQuantizeLinear``: one uint8 scale and zero point for the whole activation tensor,
+  i.e. the whole batch, padding included) with per-channel or per-tensor int8 weights.
+
+Rounding is round-half-to-even on both sides (``torch.round`` and ONNX ``Round``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Symmetric int8 range; -128 is left out so that the grid is symmetric around 0 (as torchao's
+# symmetric int8 and onnxruntime's symmetric weights do).
+QMAX = 127
+# Floor on a scale, so that an all-zero row quantizes to zeros instead of dividing by zero.
+MIN_SCALE = 1e-12
+# Inputs that are GELU outputs are never below GELU's minimum (-0.16997 for the erf form,
+# about -0.1700 for the tanh approximation): they are quantized as uint8 codes with a fixed zero
+# point, nearly twice the resolution of symmetric int8 for these one-sided values.
+GELU_FLOOR = 0.17
+FLOOR_ZERO_POINT = 16
+# scale = max(max(x) / (255 - 16), 0.17 / 16), both float32 divisions (as in PyTorch).
+FLOOR_QMAX = 255 - FLOOR_ZERO_POINT
+FLOOR_MIN_SCALE = float(np.float32(GELU_FLOOR) / np.float32(FLOOR_ZERO_POINT))
+ROLES = ("attention", "ffn_in", "ffn_out")
+_GELU_OPS = ("Erf", "Tanh", "Gelu", "FastGelu", "BiasGelu")
+METHODS = ("per-token", "dynamic")
+_PREFIX = "qembed_int8"
+
+
+@dataclass(frozen=True)
+class LinearSite:
+    """A linear MatMul of the graph (constant 2-D weight as its second input).
+
+    Attributes:
+        index: Position among the graph's linear MatMuls, in node order.
+        node: The MatMul node's name (may be empty).
+        output: The MatMul's output name (unique in the graph; identifies the site).
+        weight: The weight initializer's name (shape ``[in, out]``).
+        shape: ``(in_features, out_features)``.
+        role: ``attention`` (square: query/key/value/output), ``ffn_in`` (widening) or
+            ``ffn_out`` (narrowing), from the weight's shape.
+        gelu_input: The input is computed by a GELU (an ``Erf``/``Tanh``/``Gelu`` node at
+            most four nodes up), so it is never below :data:`GELU_FLOOR`.
+    """
+
+    index: int
+    node: str
+    output: str
+    weight: str
+    shape: tuple[int, int]
+    role: str
+    gelu_input: bool = False
+
+
+def _role(shape: tuple[int, int]) -> str:
+    rows, cols = shape
+    if rows == cols:
+        return "attention"
+    return "ffn_in" if cols > rows else "ffn_out"
+
+
+def linear_sites(model: object) -> list[LinearSite]:
+    """List the graph's linear MatMuls: second input a 2-D float initializer.
+
+    Args:
+        model: An ``onnx.ModelProto``.
+
+    Returns:
+        The sites in node order.
+    """
+    import onnx
+
+    assert isinstance(model, onnx.ModelProto)
+    initializers = {init.name: init for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def fed_by_gelu(name: str, depth: int = 4) -> bool:
+        node = producers.get(name)
+        if node is None or depth == 0:
+            return False
+        if node.op_type in _GELU_OPS:
+            return True
+        return any(fed_by_gelu(i, depth - 1) for i in node.input if i not in initializers)
+
+    sites: list[LinearSite] = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or len(node.input) != 2:
+            continue
+        init = initializers.get(node.input[1])
+        if init is None or len(init.dims) != 2 or init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        shape = (int(init.dims[0]), int(init.dims[1]))
+        sites.append(
+            LinearSite(
+                index=len(sites),
+                node=node.name,
+                output=node.output[0],
+                weight=init.name,
+                shape=shape,
+                role=_role(shape),
+                gelu_input=fed_by_gelu(node.input[0]),
+            )
+        )
+    return sites
+
+
+def quantize_weight(weight: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 quantization of a MatMul weight ``[in, out]``, per output column.
+
+    The arithmetic is float32 throughout and matches
+    :func:`qembed_worker.weight_qat.fake_quantize_weight` bit for bit (same operations on the
+    transposed ``nn.Linear`` weight).
+
+    Args:
+        weight: float32 ``[in_features, out_features]``.
+        per_channel: One scale per output column; otherwise one for the whole tensor.
+
+    Returns:
+        ``(codes, scales)``: int8 ``[in, out]`` and float32 ``[out]`` (or ``[1]``).
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    amax = np.abs(w).max(axis=0) if per_channel else np.abs(w).max().reshape(1)
+    scale = np.maximum(amax.astype(np.float32) / np.float32(QMAX), np.float32(MIN_SCALE))
+    scale = scale.astype(np.float32)
+    codes = np.clip(np.round(w / scale), -QMAX, QMAX).astype(np.int8)
+    return codes, scale
+
+
+def _select(sites: Sequence[LinearSite], exclude: Iterable[str]) -> list[LinearSite]:
+    excluded = set(exclude)
+    unknown = excluded - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; use {ROLES}")
+    return [site for site in sites if site.role not in excluded]
+
+
+def rewrite_per_token(
+    model: object,
+    *,
+    per_channel: bool = True,
+    exclude: Iterable[str] = (),
+    gelu_floor: bool = True,
+) -> tuple[object, list[LinearSite]]:
+    """Replace the linear MatMuls by per-token int8 ``MatMulInteger`` subgraphs.
+
+    Args:
+        model: An ``onnx.ModelProto`` (not modified).
+        per_channel: Per output channel weight scales (otherwise per tensor).
+        exclude: Roles (:data:`ROLES`) to leave in float32.
+        gelu_floor: Quantize GELU outputs (``LinearSite.gelu_input``) as uint8 with the fixed
+            zero point :data:`FLOOR_ZERO_POINT` and ``scale = max(max(x) / 239, 0.17 / 16)``
+            instead of symmetric int8.
+
+    Returns:
+        The new model and the sites that were quantized.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    assert isinstance(model, onnx.ModelProto)
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    graph = new.graph
+    sites = _select(linear_sites(new), exclude)
+    initializers = {init.name: init for init in graph.initializer}
+    constants = {
+        f"{_PREFIX}_axes": np.array([-1], dtype=np.int64),
+        f"{_PREFIX}_qmax": np.array(QMAX, dtype=np.float32),
+        f"{_PREFIX}_min_scale": np.array(MIN_SCALE, dtype=np.float32),
+        f"{_PREFIX}_one": np.array(1, dtype=np.float32),
+        f"{_PREFIX}_zero_point": np.array(128, dtype=np.uint8),
+        f"{_PREFIX}_floor_qmax": np.array(FLOOR_QMAX, dtype=np.float32),
+        f"{_PREFIX}_floor_min_scale": np.array(FLOOR_MIN_SCALE, dtype=np.float32),
+        f"{_PREFIX}_floor_zero_point": np.array(FLOOR_ZERO_POINT, dtype=np.uint8),
+    }
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    c = {key.removeprefix(f"{_PREFIX}_"): key for key in constants}
+
+    by_output = {site.output: site for site in sites}
+    nodes = []
+    for node in graph.node:
+        site = by_output.get(node.output[0]) if node.op_type == "MatMul" else None
+        if site is None:
+            nodes.append(node)
+            continue
+        p = f"{_PREFIX}_{site.index}"
+        codes, scales = quantize_weight(
+            numpy_helper.to_array(initializers[site.weight]), per_channel
+        )
+        graph.initializer.extend(
+            [numpy_helper.from_array(codes, f"{p}_w"), numpy_helper.from_array(scales, f"{p}_ws")]
+        )
+        x, y = node.input[0], node.output[0]
+        if gelu_floor and site.gelu_input:
+            # Codes round(x / s) + 16 in [0, 255]; GELU outputs >= -0.17 >= -16 * s.
+            zero_point = c["floor_zero_point"]
+            nodes += [
+                helper.make_node(
+                    "ReduceMax", [x, c["axes"]], [f"{p}_amax"], name=f"{p}_amax", keepdims=1
+                ),
+                helper.make_node(
+                    "Div", [f"{p}_amax", c["floor_qmax"]], [f"{p}_s0"], name=f"{p}_s0"
+                ),
+                helper.make_node(
+                    "Max", [f"{p}_s0", c["floor_min_scale"]], [f"{p}_s"], name=f"{p}_s"
+                ),
+            ]
+        else:
+            # Codes round(x / s) + 128 in [1, 255]: the int8 code as MatMulInteger's uint8
+            # operand with zero point 128 (|x / s| <= 127 by construction).
+            zero_point = c["zero_point"]
+            nodes += [
+                helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+                helper.make_node(
+                    "ReduceMax",
+                    [f"{p}_abs", c["axes"]],
+                    [f"{p}_amax"],
+                    name=f"{p}_amax",
+                    keepdims=1,
+                ),
+                helper.make_node("Div", [f"{p}_amax", c["qmax"]], [f"{p}_s0"], name=f"{p}_s0"),
+                helper.make_node("Max", [f"{p}_s0", c["min_scale"]], [f"{p}_s"], name=f"{p}_s"),
+            ]
+        nodes += [
+            helper.make_node("Div", [x, f"{p}_s"], [f"{p}_xs"], name=f"{p}_xs"),
+            # Round half to even, add the zero point, saturate to uint8.
+            helper.make_node(
+                "QuantizeLinear", [f"{p}_xs", c["one"], zero_point], [f"{p}_xq"], name=f"{p}_xq"
+            ),
+            helper.make_node(
+                "MatMulInteger",
+                [f"{p}_xq", f"{p}_w", zero_point],
+                [f"{p}_acc"],
+                name=f"{p}_matmul",
+            ),
+            helper.make_node(
+                "Cast", [f"{p}_acc"], [f"{p}_accf"], name=f"{p}_accf", to=TensorProto.FLOAT
+            ),
+            helper.make_node("Mul", [f"{p}_accf", f"{p}_s"], [f"{p}_y0"], name=f"{p}_y0"),
+            helper.make_node("Mul", [f"{p}_y0", f"{p}_ws"], [y], name=f"{p}_y"),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    # Drop what no node reads any more: the float weights and the unused constants.
+    used = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(new)
+    return new, sites
+
+
+def quantize_dynamic_ort(
+    source: Path, target: Path, *, per_channel: bool = True, exclude: Iterable[str] = ()
+) -> list[LinearSite]:
+    """Quantize the linear MatMuls with onnxruntime's ``quantize_dynamic`` (int8 weights).
+
+    Args:
+        source: The float32 ``model.onnx``.
+        target: Where to write the quantized model.
+        per_channel: Per output channel weight scales.
+        exclude: Roles (:data:`ROLES`) to leave in float32.
+
+    Returns:
+        The sites that were quantized.
+    """
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(source))
+    all_sites = linear_sites(model)
+    sites = _select(all_sites, exclude)
+    chosen = {site.node for site in sites}
+    # The attention MatMuls (both inputs activations) are left alone by MatMulConstBOnly; the
+    # excluded linears are named explicitly.
+    skipped = [node.name for node in model.graph.node if node.op_type == "MatMul"]
+    skipped = [name for name in skipped if name not in chosen]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # "consider pre-processing" is advice for CNNs
+    try:
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=skipped,
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        root.setLevel(level)
+    return sites
