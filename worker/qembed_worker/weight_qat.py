@@ -80,6 +80,17 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def _clamp_ste(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Clamp in the forward pass, identity gradient in the backward pass.
+
+    With scales taken from the row's own extremes nothing is really clipped (the clamp only
+    guards against float rounding at the largest value), so no gradient is cut either. Both
+    ``_ste`` forms are exact in the forward pass: ``x + (y - x)`` is ``y`` bit for bit when
+    ``y`` is within a factor 2 of ``x`` (Sterbenz), which rounding to the grid guarantees.
+    """
+    return x + (torch.clamp(x, low, high) - x).detach()
+
+
 def fake_quantize_weight(weight: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
     """Quantize-dequantize an ``nn.Linear`` weight ``[out, in]`` to symmetric int8.
 
@@ -96,7 +107,7 @@ def fake_quantize_weight(weight: torch.Tensor, per_channel: bool = True) -> torc
     with torch.no_grad():
         amax = weight.abs().amax(dim=1, keepdim=True) if per_channel else weight.abs().amax()
         scale = torch.clamp(amax / QMAX, min=MIN_SCALE)
-    return torch.clamp(_round_ste(weight / scale), -QMAX, QMAX) * scale
+    return _clamp_ste(_round_ste(weight / scale), -QMAX, QMAX) * scale
 
 
 def fake_quantize_per_token(x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +124,7 @@ def fake_quantize_per_token(x: torch.Tensor) -> torch.Tensor:
     """
     with torch.no_grad():
         scale = torch.clamp(x.abs().amax(dim=-1, keepdim=True) / QMAX, min=MIN_SCALE)
-    return torch.clamp(_round_ste(x / scale), -QMAX, QMAX) * scale
+    return _clamp_ste(_round_ste(x / scale), -QMAX, QMAX) * scale
 
 
 def fake_quantize_gelu_output(x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +141,7 @@ def fake_quantize_gelu_output(x: torch.Tensor) -> torch.Tensor:
     """
     with torch.no_grad():
         scale = torch.clamp(x.amax(dim=-1, keepdim=True) / FLOOR_QMAX, min=FLOOR_MIN_SCALE)
-    codes = torch.clamp(_round_ste(x / scale) + FLOOR_ZERO_POINT, 0, 255) - FLOOR_ZERO_POINT
+    codes = _clamp_ste(_round_ste(x / scale) + FLOOR_ZERO_POINT, 0, 255) - FLOOR_ZERO_POINT
     return codes * scale
 
 

@@ -1,0 +1,190 @@
+"""Weight QAT: prepare (fake quantization, Quant-Noise), distill, convert to a matching graph."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qembed_worker.bundle import check_bundle, read_manifest
+from qembed_worker.calibration import OnnxEncoder, calibrate
+from qembed_worker.export import cosine_rows, inspect_model, write_tokenizer
+from qembed_worker.models import load_sentence_transformer
+from qembed_worker.weight_qat import (
+    DistillConfig,
+    Int8FakeQuantLinear,
+    distill,
+    distillation_loss,
+    embed_texts,
+    export_int8_onnx,
+    fake_quant_layers,
+    fake_quantize_weight,
+    float_linears,
+    make_spans,
+    prepare,
+    set_quant_noise,
+    weight_qat_bundle,
+)
+
+from .conftest import TINY_BUNDLE
+
+# The tiny model is insensitive enough that onnxruntime and PyTorch agree to float precision;
+# a wrong scale, rounding or zero point anywhere shows up far above this.
+TINY_PARITY = 0.99999
+
+
+def test_quant_noise_quantizes_the_requested_fraction_of_output_rows() -> None:
+    torch.manual_seed(0)
+    layer = Int8FakeQuantLinear(nn.Linear(16, 400), quant_noise=0.25)
+    full = fake_quantize_weight(layer.weight)
+    assert torch.equal(layer.quantized_weight(), full)  # noise is off outside training steps
+    set_quant_noise(layer, True)
+    fractions = []
+    for _ in range(50):
+        weight = layer.quantized_weight()
+        quantized_rows = (weight == full).all(dim=1)
+        float_rows = (weight == layer.weight).all(dim=1)
+        # Blocks are whole output rows: each row is either all quantized or all float.
+        assert bool((quantized_rows | float_rows).all())
+        fractions.append(float(quantized_rows.float().mean()))
+    assert abs(np.mean(fractions) - 0.25) < 0.02
+    set_quant_noise(layer, False)
+    assert torch.equal(layer.quantized_weight(), full)
+
+
+def test_quant_noise_must_be_a_fraction() -> None:
+    with pytest.raises(ValueError, match="quant_noise"):
+        Int8FakeQuantLinear(nn.Linear(4, 4), quant_noise=1.5)
+
+
+def test_prepare_wraps_every_used_linear_and_shares_the_parameters(tiny_model_dir: Path) -> None:
+    model = load_sentence_transformer(tiny_model_dir)
+    before = {id(p) for p in model.parameters()}
+    names = prepare(model, quant_noise=0.5)
+    assert len(names) == 12
+    assert not any("pooler" in name for name in names)
+    layers = fake_quant_layers(model)
+    assert [layer.gelu_input for layer in layers] == [False] * 5 + [True] + [False] * 5 + [True]
+    assert {id(p) for p in model.parameters()} == before
+    assert prepare(model) == []  # already prepared
+    with float_linears(model) as count:
+        assert count == 12 and not fake_quant_layers(model)
+    assert len(fake_quant_layers(model)) == 12
+
+
+def test_distillation_loss_is_zero_for_identical_embeddings() -> None:
+    t = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    loss, parts = distillation_loss(t.clone(), t, kl_weight=1.0, temperature=0.05)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    worse, _ = distillation_loss(t.flip(0), t, kl_weight=1.0, temperature=0.05)
+    assert float(worse) > 0.1
+    assert parts["cos"] == pytest.approx(1.0)
+
+
+def test_spans_are_short_pieces_of_the_texts() -> None:
+    texts = ["one two three four five six seven eight nine ten eleven twelve thirteen", "tiny"]
+    spans = make_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1))
+    assert len(spans) == 6
+    assert all(3 <= len(s.split()) <= 5 and s in texts[0] for s in spans[:3])
+    assert spans[3:] == ["tiny"] * 3
+    assert make_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1)) == spans
+
+
+def _parity(model, folder: Path, spec, texts: list[str], tmp: Path) -> float:
+    bundle = tmp / "graph"
+    bundle.mkdir()
+    export_int8_onnx(model, spec, bundle / "model.onnx")
+    write_tokenizer(folder / "tokenizer.json", bundle / "tokenizer.json", spec.max_tokens)
+    encoder = OnnxEncoder(bundle, spec.prompts, spec.inputs)
+    worst = 1.0
+    for input_type in ("query", "document"):
+        ours = encoder.encode(texts, input_type, batch_size=8, progress=False)
+        theirs = model.encode(texts, prompt=spec.prompts[input_type], batch_size=8)
+        worst = min(worst, float(cosine_rows(ours, theirs).min()))
+    return worst
+
+
+def test_converted_onnx_matches_the_fake_quantized_model(
+    tiny_model_dir: Path, parity_texts: list[str], tmp_path: Path
+) -> None:
+    model = load_sentence_transformer(tiny_model_dir)
+    spec = inspect_model(model)
+    prepare(model)
+    # Stand-in for training: weights that are not the ones the float model was exported with.
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in fake_quant_layers(model):
+            layer.weight.mul_(1 + 0.2 * torch.randn_like(layer.weight))
+    assert _parity(model, tiny_model_dir, spec, parity_texts, tmp_path) >= TINY_PARITY
+
+
+def test_distill_moves_the_student_toward_the_teacher(tiny_model_dir: Path) -> None:
+    teacher = load_sentence_transformer(tiny_model_dir)
+    texts = [f"passage {i} about topic {i % 7} and more words {i * 3}" for i in range(24)]
+    student = load_sentence_transformer(tiny_model_dir)
+    prepare(student, quant_noise=0.5)
+    # Push the student away first, so that distillation has something to recover.
+    with torch.no_grad():
+        for layer in fake_quant_layers(student):
+            layer.weight.add_(0.05 * torch.randn_like(layer.weight))
+    target = embed_texts(teacher, texts)
+    before = float((embed_texts(student, texts) * target).sum(-1).mean())
+    run = distill(
+        student,
+        target,
+        texts,
+        DistillConfig(epochs=4, batch_size=8, lr=1e-3, seed=0),
+        progress=False,
+    )
+    after = float((embed_texts(student, texts) * target).sum(-1).mean())
+    assert run["steps"] == 12
+    assert after > before
+    assert not any(layer.noise_active for layer in fake_quant_layers(student))
+
+
+def test_weight_qat_writes_a_checked_int8_bundle(parity_texts: list[str], tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [json.dumps({"text": f"text number {i} on a subject {i % 5}"}) for i in range(16)]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def calibrate_fn(staging: Path, manifest: dict):
+        return calibrate(staging, manifest, corpus="lee", limit=32)
+
+    out = tmp_path / "qat"
+    summary = weight_qat_bundle(
+        bundle=TINY_BUNDLE,
+        data=str(corpus),
+        out=out,
+        config=DistillConfig(max_steps=2, batch_size=8),
+        quant_noise=0.5,
+        parity_texts=parity_texts[:20],
+        calibrate_fn=calibrate_fn,
+        progress=False,
+    )
+    manifest = check_bundle(out)
+    assert summary["fingerprint"] == manifest["fingerprint"]
+    assert min(summary["parity_min_cosine"].values()) >= TINY_PARITY
+    assert manifest["weights"]["precision"] == "int8"
+    assert manifest["weights"]["method"] == "per-token"
+    assert "Quant-Noise p=0.5" in manifest["weights"]["qat"]
+    assert manifest["weights"]["source_fingerprint"] == read_manifest(TINY_BUNDLE)["fingerprint"]
+    training = manifest["training"]
+    assert training["kind"] == "weight-qat" and training["steps"] == 2
+    assert training["data"]["texts"] == 16 and training["data"]["spans"] == 16
+    assert manifest["prompts"] == read_manifest(TINY_BUNDLE)["prompts"]
+
+
+def test_weight_qat_starts_from_a_float32_bundle_only(tmp_path: Path) -> None:
+    from qembed_worker.bundle import BundleError
+    from qembed_worker.weight_quant import quantize_weights_bundle
+
+    int8 = tmp_path / "int8"
+    quantize_weights_bundle(
+        bundle=TINY_BUNDLE,
+        out=int8,
+        calibrate_fn=lambda s, m: calibrate(s, m, corpus="lee", limit=8),
+    )
+    with pytest.raises(BundleError, match="float32"):
+        weight_qat_bundle(bundle=int8, data="lee", out=tmp_path / "x", config=DistillConfig())

@@ -1,0 +1,218 @@
+"""Int8 linear layers in ONNX: weight codes, the per-token rewrite, PTQ bundles."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from qembed_worker.bundle import check_bundle, fingerprint_of, read_manifest
+from qembed_worker.calibration import OnnxEncoder, calibrate
+from qembed_worker.onnx_int8 import (
+    FLOOR_MIN_SCALE,
+    FLOOR_ZERO_POINT,
+    QMAX,
+    linear_sites,
+    quantize_weight,
+    rewrite_per_token,
+)
+from qembed_worker.weight_qat import (
+    fake_quantize_gelu_output,
+    fake_quantize_per_token,
+    fake_quantize_weight,
+)
+from qembed_worker.weight_quant import quantize_weights_bundle
+
+from .conftest import TINY_BUNDLE
+
+
+def test_weight_codes_are_symmetric_per_output_channel() -> None:
+    rng = np.random.default_rng(0)
+    w = (rng.normal(size=(48, 16)) * rng.uniform(0.01, 3, size=16)).astype(np.float32)
+    codes, scales = quantize_weight(w)
+    assert codes.dtype == np.int8 and scales.dtype == np.float32
+    assert scales.shape == (16,)
+    # Every output column uses the full symmetric range, never -128.
+    assert np.abs(codes.astype(np.int32)).max(axis=0).tolist() == [QMAX] * 16
+    assert codes.min() >= -QMAX
+    assert np.all(np.abs(codes * scales - w) <= scales / 2 + 1e-7)
+    codes_t, scales_t = quantize_weight(w, per_channel=False)
+    assert scales_t.shape == (1,)
+    assert np.abs(codes_t.astype(np.int32)).max() == QMAX
+
+
+def test_torch_fake_quantization_reproduces_the_onnx_weight_codes_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(24, 40)).astype(np.float32)  # nn.Linear layout [out, in]
+    codes, scales = quantize_weight(w.T)  # MatMul layout [in, out]
+    fake = fake_quantize_weight(torch.from_numpy(w)).numpy()
+    assert np.array_equal(fake, (codes.T.astype(np.float32) * scales[:, None]))
+
+
+def test_straight_through_estimator_passes_gradients_unchanged() -> None:
+    torch.manual_seed(0)
+    for quantize in (fake_quantize_weight, fake_quantize_per_token, fake_quantize_gelu_output):
+        x = torch.randn(5, 32).abs().requires_grad_()
+        upstream = torch.randn(5, 32)
+        (quantize(x) * upstream).sum().backward()
+        assert x.grad is not None
+        # (1 / s) * s is 1 up to float32 rounding; nothing is zeroed, not even the row maximum.
+        torch.testing.assert_close(x.grad, upstream, rtol=1e-6, atol=0, msg=quantize.__name__)
+
+
+def test_per_token_activations_depend_only_on_their_own_row() -> None:
+    x = torch.randn(3, 7, 64)
+    alone = fake_quantize_per_token(x[1:2, 2:3])
+    assert torch.equal(fake_quantize_per_token(x)[1:2, 2:3], alone)
+    # A row's largest magnitude is kept exactly (it defines the scale).
+    q = fake_quantize_per_token(x)
+    assert torch.allclose(q.abs().amax(-1), x.abs().amax(-1), rtol=1e-6)
+
+
+def test_gelu_outputs_use_the_unsigned_grid_with_zero_point_16() -> None:
+    x = torch.nn.functional.gelu(torch.linspace(-6, 6, 200)).reshape(2, 100)
+    scale = torch.clamp(x.amax(-1, keepdim=True) / 239, min=FLOOR_MIN_SCALE)
+    codes = fake_quantize_gelu_output(x) / scale
+    assert torch.allclose(codes, codes.round(), atol=1e-4)
+    assert codes.min() >= -FLOOR_ZERO_POINT and codes.max() <= 255 - FLOOR_ZERO_POINT + 1e-4
+    # Roughly twice the resolution of symmetric int8 for these one-sided values.
+    err_floor = (fake_quantize_gelu_output(x) - x).abs().max()
+    err_symmetric = (fake_quantize_per_token(x) - x).abs().max()
+    assert err_floor < 0.6 * err_symmetric
+
+
+def _linear_graph(weight: np.ndarray, bias: np.ndarray, gelu: bool) -> onnx.ModelProto:
+    """X -> [Gelu as Erf] -> MatMul -> Add, with unnamed nodes (names are not identities)."""
+    k, n = weight.shape
+    nodes = []
+    source = "x"
+    if gelu:
+        nodes += [
+            helper.make_node("Div", ["x", "sqrt2"], ["xd"]),
+            helper.make_node("Erf", ["xd"], ["erf"]),
+            helper.make_node("Add", ["erf", "one"], ["erf1"]),
+            helper.make_node("Mul", ["x", "erf1"], ["xm"]),
+            helper.make_node("Mul", ["xm", "half"], ["g"]),
+        ]
+        source = "g"
+    nodes += [
+        helper.make_node("MatMul", [source, "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "b"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(bias, "b"),
+        numpy_helper.from_array(np.array(np.sqrt(2), np.float32), "sqrt2"),
+        numpy_helper.from_array(np.array(1, np.float32), "one"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", n])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    return model
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+def test_int8_graph_computes_what_the_fake_quantized_linear_computes(gelu: bool) -> None:
+    rng = np.random.default_rng(2)
+    w = rng.normal(scale=0.1, size=(64, 48)).astype(np.float32)
+    b = rng.normal(size=48).astype(np.float32)
+    x = (rng.normal(size=(3, 11, 64)) * rng.uniform(0.1, 5, size=64)).astype(np.float32)
+    model, sites = rewrite_per_token(_linear_graph(w, b, gelu))
+    assert [site.gelu_input for site in sites] == [gelu]
+    ops = [node.op_type for node in model.graph.node]
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    assert "W" not in {init.name for init in model.graph.initializer}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (onnx_y,) = session.run(None, {"x": x})
+    xt = torch.from_numpy(x)
+    if gelu:
+        xt = torch.nn.functional.gelu(xt)
+        quantized = fake_quantize_gelu_output(xt)
+    else:
+        quantized = fake_quantize_per_token(xt)
+    torch_y = torch.nn.functional.linear(
+        quantized, fake_quantize_weight(torch.from_numpy(w.T.copy())), torch.from_numpy(b)
+    ).numpy()
+    # Same integers; only the float32 summation order differs.
+    np.testing.assert_allclose(onnx_y, torch_y, rtol=0, atol=2e-5 * np.abs(torch_y).max())
+
+
+def test_excluded_roles_stay_float() -> None:
+    model = onnx.load(str(TINY_BUNDLE / "model.onnx"))
+    sites = linear_sites(model)
+    assert [s.role for s in sites] == ["attention"] * 4 + ["ffn_in", "ffn_out"] + [
+        "attention"
+    ] * 4 + ["ffn_in", "ffn_out"]
+    assert [s.gelu_input for s in sites] == [False] * 5 + [True] + [False] * 5 + [True]
+    rewritten, chosen = rewrite_per_token(model, exclude=["ffn_out"])
+    assert len(chosen) == 10
+    assert len(linear_sites(rewritten)) == 2
+
+
+def _lee_calibration(limit: int):
+    def calibrate_fn(staging: Path, manifest: dict):
+        return calibrate(staging, manifest, corpus="lee", limit=limit)
+
+    return calibrate_fn
+
+
+@pytest.mark.parametrize("scheme", ["per-token", "dynamic"])
+def test_ptq_bundle_is_valid_and_records_its_weights(tmp_path: Path, scheme: str) -> None:
+    out = tmp_path / "int8"
+    summary = quantize_weights_bundle(
+        bundle=TINY_BUNDLE, out=out, method=scheme, calibrate_fn=_lee_calibration(64)
+    )
+    manifest = check_bundle(out)
+    source = read_manifest(TINY_BUNDLE)
+    assert manifest["fingerprint"] == fingerprint_of(out, manifest) == summary["fingerprint"]
+    assert manifest["fingerprint"] != source["fingerprint"]
+    weights = manifest["weights"]
+    assert weights["precision"] == "int8"
+    assert weights["method"] == scheme
+    assert weights["per_channel"] is True
+    assert weights["source_fingerprint"] == source["fingerprint"]
+    assert weights["linear_layers"] == 12
+    assert manifest["calibration"]["corpus"]["texts"] == 64
+    assert manifest["calibration"]["min"] != source["calibration"]["min"]
+    ops = {node.op_type for node in onnx.load(str(out / "model.onnx")).graph.node}
+    assert "MatMulInteger" in ops
+    texts = json.loads((TINY_BUNDLE.parents[0] / "parity-texts.json").read_text("utf-8"))[:20]
+    ours = OnnxEncoder(out, manifest["prompts"], manifest["onnx"]["inputs"])
+    ref = OnnxEncoder(TINY_BUNDLE, source["prompts"], source["onnx"]["inputs"])
+    a = ours.encode(texts, batch_size=8, progress=False)
+    b = ref.encode(texts, batch_size=8, progress=False)
+    assert float((a * b).sum(axis=1).min()) > 0.99
+
+
+def test_ptq_refuses_an_int8_source_and_writing_over_the_source(tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    from qembed_worker.bundle import BundleError
+
+    with pytest.raises(BundleError, match="float32"):
+        quantize_weights_bundle(bundle=out, out=tmp_path / "again")
+    with pytest.raises(BundleError, match="differ"):
+        quantize_weights_bundle(bundle=TINY_BUNDLE, out=TINY_BUNDLE)
+
+
+def test_per_token_int8_embeds_a_text_the_same_alone_and_in_a_batch(tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    manifest = read_manifest(out)
+    encoder = OnnxEncoder(out, manifest["prompts"], manifest["onnx"]["inputs"])
+    texts = ["a short one", "a much longer text " * 20, "Grüße aus München 🚀"]
+    ids = encoder.tokenize(texts, "document")
+    batch = encoder.run(ids)
+    for row, one in enumerate(ids):
+        np.testing.assert_allclose(encoder.run([one])[0], batch[row], rtol=0, atol=2e-6)
