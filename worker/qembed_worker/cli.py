@@ -361,6 +361,26 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "typical component)",
     )
     loss.add_argument(
+        "--learn-scale",
+        action="store_true",
+        help="learn one logit scale per quantized precision (binary cosines are compressed, "
+        "about 2/pi*arcsin(cos), so a fixed scale asks codes for a spread they cannot have)",
+    )
+    loss.add_argument(
+        "--crop-queries",
+        action="store_true",
+        help="self-distillation only: also distil query-like texts, one random crop of "
+        "--crop-words words or fewer per corpus text (embedded with the query prompt), against "
+        "the batch's texts; a corpus alone has no short queries, and this supplies label-free "
+        "ones",
+    )
+    loss.add_argument(
+        "--crop-words",
+        type=int,
+        default=12,
+        help="longest crop for --crop-queries (crops are 4 to N words)",
+    )
+    loss.add_argument(
         "--int8-ranges",
         choices=("calibration", "bundle"),
         default=None,
@@ -407,6 +427,20 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=256,
         help="texts (distill) or pairs (mnrl) per step; in-batch similarities span the batch",
+    )
+    run.add_argument(
+        "--batch-sampler",
+        choices=("random", "neighbors"),
+        default="random",
+        help="random: shuffled batches; neighbors (self-distillation): batches of anchor texts "
+        "with their teacher nearest neighbours, --neighbors texts per group",
+    )
+    run.add_argument(
+        "--neighbors",
+        type=int,
+        default=16,
+        help="texts per anchor group (the anchor and its nearest neighbours) for "
+        "--batch-sampler neighbors",
     )
     run.add_argument(
         "--lr",
@@ -493,6 +527,9 @@ def _train_config(args: argparse.Namespace) -> object:
         asymmetric=args.asymmetric,
         binary_ste=args.binary_ste,
         ste_clip=args.ste_clip,
+        learn_scale=args.learn_scale,
+        crop_queries=args.crop_queries,
+        crop_words=args.crop_words,
         head=args.head,
         bias=args.bias,
         center_init=args.center_init,
@@ -500,6 +537,8 @@ def _train_config(args: argparse.Namespace) -> object:
         int8_ranges=args.int8_ranges,
         range_refresh_steps=args.range_refresh_steps,
         batch_size=args.batch_size,
+        batch_sampler=args.batch_sampler,
+        neighbors=args.neighbors,
         lr=args.lr,
         epochs=args.epochs,
         max_steps=args.max_steps,
@@ -650,6 +689,23 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
         summary = {"out": str(args.out), "fingerprint": report["bundle"]["fingerprint"]}
+    elif args.command == "qat-report":
+        from qembed_worker.report import qat_report
+
+        eval_datasets = args.eval_dataset or [
+            args.train_dataset,
+            args.train_dataset.parent / "business-reports",
+        ]
+        summary = qat_report(
+            bundle=args.bundle,
+            train_dataset=args.train_dataset,
+            eval_datasets=eval_datasets,
+            qat_bundle=args.qat_bundle,
+            out=args.out,
+            cache_dir=args.cache_dir,
+            reuse_bundle=args.reuse_bundle,
+            sweep=not args.reuse_sweep,
+        )
     elif args.command == "train":
         from qembed_worker.train import train
 

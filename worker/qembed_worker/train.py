@@ -316,6 +316,9 @@ class Prepared:
         val: Indices of held-out items.
         crops: ``(n, d)`` teacher embeddings of one query-like crop per text (query prompt),
             when ``--crop-queries`` is set.
+        crop_texts: The crops' texts (all texts when ``crops`` is set).
+        val_crops: Teacher embeddings of the held-out texts' crops (texts only): a query-like
+            validation set, whether or not crops are trained on.
     """
 
     kind: str
@@ -328,6 +331,7 @@ class Prepared:
     val: np.ndarray
     crops: np.ndarray | None = None
     crop_texts: list[str] = field(default_factory=list)
+    val_crops: np.ndarray | None = None
 
 
 def crop_texts(texts: list[str], seed: int, max_words: int, min_words: int = 4) -> list[str]:
@@ -366,14 +370,28 @@ def prepare(
         documents = bundle_embeddings(bundle, data.texts, "document", label="training", **common)
         train, val = _split(len(data.texts), config.val_size, config.seed)
         crops = None
-        crops_text: list[str] = []
+        all_crops = crop_texts(data.texts, config.seed, config.crop_words)
         if config.crop_queries:
-            crops_text = crop_texts(data.texts, config.seed, config.crop_words)
-            crops = bundle_embeddings(
-                bundle, crops_text, "query", label="query-like crop", **common
+            crops = bundle_embeddings(bundle, all_crops, "query", label="query-like crop", **common)
+            val_crops = crops[val]
+        elif len(val) == 0:
+            val_crops = None
+        else:
+            val_crops = bundle_embeddings(
+                bundle, [all_crops[i] for i in val], "query", label="validation crop", **common
             )
         return Prepared(
-            "texts", documents, None, data.texts, [], None, train, val, crops, crops_text
+            "texts",
+            documents,
+            None,
+            data.texts,
+            [],
+            None,
+            train,
+            val,
+            crops,
+            all_crops if config.crop_queries else [],
+            val_crops if len(val) and val_crops is not None else None,
         )
     query_texts = list(dict.fromkeys(p.query for p in data.pairs))
     doc_texts = list(
@@ -739,8 +757,8 @@ def _head_validation(
                 hi,
                 exclude=prepared.val,
             )
-            if prepared.crops is not None:
-                crops = prepared.crops[prepared.val]
+            if prepared.val_crops is not None:
+                crops = prepared.val_crops
                 crop_metrics = validation_metrics(
                     head(torch.from_numpy(crops)).numpy(), docs, crops, prepared.documents, lo, hi
                 )

@@ -1,0 +1,90 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from qembed_worker.bundle import check_bundle
+from qembed_worker.cli import build_parser
+from qembed_worker.report import VARIANTS, choose, options_of, qat_report, train_command
+
+from .conftest import TINY_BUNDLE
+from .test_train import _texts
+
+
+def _collection(folder: Path, seed: int) -> Path:
+    folder.mkdir()
+    texts = _texts(70, seed=seed)
+    corpus = [json.dumps({"_id": f"d{i}", "title": "", "text": t}) for i, t in enumerate(texts)]
+    queries = [json.dumps({"_id": f"q{i}", "text": t[:20]}) for i, t in enumerate(texts[:12])]
+    (folder / "corpus.jsonl").write_text("\n".join(corpus) + "\n", "utf-8")
+    (folder / "queries.jsonl").write_text("\n".join(queries) + "\n", "utf-8")
+    (folder / "qrels").mkdir()
+    qrels = [f"q{i}\td{i}\t1" for i in range(0, 12, 2)]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", "utf-8")
+    return folder
+
+
+def _row(name, crops, docs, split_f32, ndcg, changes=True):
+    return {
+        "name": name,
+        "changes": {} if changes else None,
+        "validation": {
+            "fidelity@10": {"binary": docs, "float32": split_f32},
+            "crop_queries_fidelity@10": {"binary": crops},
+        },
+        "eval": {"t": {"float32": {"ndcg@10": ndcg}}},
+    }
+
+
+def test_the_rule_picks_the_best_crop_fidelity_that_keeps_float32() -> None:
+    rows = [
+        _row("ptq", 0.5, 0.6, 1.0, 0.80, changes=False),
+        _row("a", 0.60, 0.70, 1.0, 0.80),
+        _row("b", 0.70, 0.70, 0.98, 0.80),  # float32 agreement below 99%
+        _row("c", 0.65, 0.70, 1.0, 0.79),  # float32 NDCG@10 down a full point
+        _row("d", 0.60, 0.71, 0.995, 0.797),  # ties a on crops, wins on documents
+    ]
+    assert choose(rows, "t") == "d"
+    with pytest.raises(ValueError):
+        choose(rows[:1], "t")
+
+
+@pytest.mark.parametrize("variant", [name for name, _, c in VARIANTS if c is not None])
+def test_every_variant_has_a_train_command_line(variant: str) -> None:
+    command = train_command(Path("models/default"), Path("d"), Path("out"), options_of(variant))
+    args = build_parser().parse_args(command.split(" -m qembed_worker ")[1].split())
+    options = options_of(variant)
+    for key, value in options.items():
+        expected = list(value) if isinstance(value, tuple) else value
+        got = getattr(args, key)
+        assert (list(got) if isinstance(got, tuple) else got) == expected, key
+
+
+@pytest.mark.slow
+def test_the_report_trains_evaluates_and_writes_the_page(tmp_path: Path) -> None:
+    train = _collection(tmp_path / "train-set", seed=0)
+    held_out = _collection(tmp_path / "held-out", seed=5)
+    out = tmp_path / "docs" / "qat.md"
+    summary = qat_report(
+        bundle=TINY_BUNDLE,
+        train_dataset=train,
+        eval_datasets=[train, held_out],
+        qat_bundle=tmp_path / "qat",
+        out=out,
+        cache_dir=tmp_path / "cache",
+        variants={"ptq", "rotation"},
+    )
+    assert check_bundle(tmp_path / "qat")["fingerprint"] == summary["fingerprint"]
+    page = out.read_text("utf-8")
+    assert summary["fingerprint"] in page
+    assert "| held-out | QAT |" in page and "| train-set | PTQ |" in page
+    assert "held-out: binary fidelity@10 vs original: +5 points" in page
+    assert {p.name for p in (tmp_path / "docs" / "qat").glob("*.json")} == {
+        "ptq-train-set.json",
+        "qat-train-set.json",
+        "ptq-held-out.json",
+        "qat-held-out.json",
+        "sweep.json",
+        "summary.json",
+    }
+    assert len(json.loads((tmp_path / "docs" / "qat" / "sweep.json").read_text())) == 2
