@@ -227,10 +227,65 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_eval_parser(commands)
     _add_train_parser(commands)
+    _add_report_parser(commands)
     from qembed_worker import weight_cli
 
     weight_cli.add_parsers(commands, _Formatter, _add_calibration_options)
     return parser
+
+
+def _add_report_parser(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "qat-report",
+        help="PTQ against QAT and every variant tried -> docs/qat.md",
+        description="Regenerate docs/qat.md: re-run the variants tried (head mode, "
+        "self-distillation on the training dataset's corpus only, in memory on cached "
+        "embeddings), pick the QAT variant by a rule on the training dataset's numbers, train it "
+        "into the QAT bundle exactly as train does, evaluate the source (PTQ) and QAT bundles "
+        "end to end with eval-bundle on every evaluation dataset (fidelity also against the "
+        "source bundle's float32 top-10) and write the page and its JSON (docs/qat/). Takes "
+        "tens of minutes on a 2-core CPU. Paths default to the repository root's layout.",
+        formatter_class=_Formatter,
+    )
+    report.add_argument(
+        "--bundle", type=Path, default=Path("models/default"), help="the source (PTQ) bundle"
+    )
+    report.add_argument(
+        "--train-dataset",
+        type=Path,
+        default=Path("../shared/datasets/msmarco-5k"),
+        help="BEIR folder whose corpus (alone) trains the head",
+    )
+    report.add_argument(
+        "--eval-dataset",
+        type=Path,
+        action="append",
+        default=None,
+        help="BEIR folder to evaluate on; repeat the option (default: the training dataset "
+        "and business-reports next to it, held out)",
+    )
+    report.add_argument(
+        "--qat-bundle", type=Path, default=Path("models/qat-head"), help="QAT bundle to write"
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/qat.md"),
+        help="the page; its JSON goes to the folder of the same name (docs/qat/)",
+    )
+    report.add_argument(
+        "--reuse-bundle",
+        action="store_true",
+        help="keep an existing --qat-bundle instead of training it again",
+    )
+    report.add_argument(
+        "--reuse-sweep",
+        action="store_true",
+        help="reuse the variants' previous results (docs/qat/sweep.json) instead of re-running",
+    )
+    report.add_argument(
+        "--cache-dir", type=Path, default=None, help="embedding cache folder (see eval-bundle)"
+    )
 
 
 def _csv(kind: type) -> object:
