@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +114,10 @@ class TrainConfig:
     force: bool = False
     progress: bool = True
 
-    def settings(self) -> QatSettings:
-        """The loss settings (``base`` is filled in once the data kind is known)."""
-        base = {"texts": "distill", "pairs": "mnrl"}.get(self.loss, self.loss)
+    def settings(self, kind: str = "texts") -> QatSettings:
+        """The loss settings for the data kind (``texts``: distill, ``pairs``: mnrl)."""
         return QatSettings(
-            base=base if base in ("mnrl", "distill") else "distill",
+            base="distill" if kind == "texts" else "mnrl",
             precisions=tuple(self.precisions),
             weights=tuple(float(w) for w in self.weights),
             temperature=self.temperature,
@@ -614,7 +613,6 @@ def run_loop(
     student: Any,
     loss_fn: QatLoss,
     refresh_ranges: Any,
-    extra_state: Any = None,
 ) -> LoopResult:
     """Train ``model`` with checkpoints and resume.
 
@@ -628,12 +626,10 @@ def run_loop(
         loss_fn: The QAT loss.
         refresh_ranges: ``() -> None``: recompute the frozen int8 ranges from the calibration
             corpus (no-op when the bundle's ranges are kept).
-        extra_state: Unused hook for modes that keep more state.
 
     Returns:
         The loop result.
     """
-    del extra_state
     steps = total_steps(config, len(prepared.train))
     trained = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
     optimizer = torch.optim.Adam(trained, lr=config.learning_rate())
@@ -841,7 +837,7 @@ def fit_head(
             ranges.set_ranges(*head_ranges())
 
     refresh_ranges()
-    settings = replace(config.settings(), base="distill" if kind == "texts" else "mnrl")
+    settings = config.settings(kind)
     loss_fn = QatLoss(settings, ranges)
     before = _head_validation(head, prepared, bundle_lo, bundle_hi)
 
@@ -953,12 +949,6 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
     return _cli_summary(config, manifest, new_manifest, result, before, after)
 
 
-def _settings_for(config: TrainConfig, data: TrainingData) -> QatSettings:
-    settings = config.settings()
-    base = "distill" if data.kind == "texts" else "mnrl"
-    return QatSettings(**{**asdict(settings), "base": base})
-
-
 def _check_kind(config: TrainConfig, data: TrainingData) -> None:
     if config.loss == "mnrl" and data.kind != "pairs":
         raise ConfigError("--loss mnrl needs pairs")
@@ -979,7 +969,7 @@ def _training_summary(
     timings: dict[str, float],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    settings = _settings_for(config, data)
+    settings = config.settings(data.kind)
     return {
         "method": "qat",
         "mode": config.mode,
@@ -1171,8 +1161,7 @@ def train_full(config: TrainConfig) -> dict[str, Any]:
         ranges.set_ranges(*compute_ranges(torch.cat(chunks).numpy(), plan.method, plan.quantile))
 
     refresh_ranges()
-    settings = _settings_for(config, data)
-    loss_fn = QatLoss(settings, ranges)
+    loss_fn = QatLoss(config.settings(data.kind), ranges)
     teacher_docs = torch.from_numpy(prepared.documents).to(device)
     teacher_crops = (
         torch.from_numpy(prepared.crops).to(device) if prepared.crops is not None else None
