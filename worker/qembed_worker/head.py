@@ -87,6 +87,34 @@ def apply_head_numpy(
     return y.astype(np.float32)
 
 
+def read_heads(model_path: Path) -> list[tuple[np.ndarray, np.ndarray | None, bool]]:
+    """The heads baked into a graph by :func:`bake_head`, in the order they apply.
+
+    Returns:
+        ``[(W, b or None, normalize)]``, empty for a graph without a head.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path)).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    produced = {out for node in graph.node for out in node.output}
+    heads = []
+    index = 0
+    while f"{BASE_OUTPUT}{index or ''}" in produced:
+        prefix = f"head{index or ''}."
+        heads.append(
+            (
+                weights[f"{prefix}weight_t"].T.copy(),
+                weights.get(f"{prefix}bias"),
+                f"{prefix}denominator" in produced,
+            )
+        )
+        index += 1
+    # Head 0 reads the encoder's output, head 1 reads head 0's, and so on.
+    return heads
+
+
 def bake_head(
     source: Path,
     target: Path,

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from qembed_worker.bundle import BundleError, read_manifest
+from qembed_worker.bundle import MODEL_FILE, BundleError, read_manifest
+from qembed_worker.head import apply_head_numpy, read_heads
 from qembed_worker.jsonio import f32_list, write_json
 from qembed_worker.models import (
     ResolvedModel,
@@ -44,7 +45,8 @@ def reference_embeddings(
     """Embed texts with sentence-transformers the way the bundle is meant to.
 
     The model is the manifest's ``source`` (weights verified against ``weights_sha256``) unless
-    ``source`` overrides it; the prompt and ``max_tokens`` are the bundle's.
+    ``source`` overrides it; the prompt and ``max_tokens`` are the bundle's. For a head-mode
+    QAT bundle, the head(s) baked into its graph are applied after the model.
 
     Args:
         bundle: The bundle folder.
@@ -60,6 +62,12 @@ def reference_embeddings(
         BundleError: The model's dimension is not the bundle's.
     """
     manifest = read_manifest(bundle)
+    training = manifest.get("training") or {}
+    if training.get("mode") == "full" and not source:
+        raise BundleError(
+            f"{bundle} was fine-tuned in full mode: its weights exist only in model.onnx, so "
+            "there is no sentence-transformers model to compare it with"
+        )
     resolved: ResolvedModel = (
         resolve_model(source) if source else resolve_source(manifest["source"])
     )
@@ -73,6 +81,9 @@ def reference_embeddings(
         show_progress_bar=len(texts) > 4 * batch_size,
     )
     embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(texts), -1)
+    # A head-mode QAT bundle is the original model followed by the head(s) in its graph.
+    for weight, bias, normalize in read_heads(bundle / MODEL_FILE):
+        embeddings = apply_head_numpy(embeddings, weight, bias, normalize)
     if embeddings.shape[1] != manifest["dimension"]:
         raise BundleError(
             f"{resolved.path} embeds to {embeddings.shape[1]} dimensions, the bundle to "

@@ -7,7 +7,7 @@ import torch
 
 from qembed_worker.bundle import read_manifest
 from qembed_worker.calibration import OnnxEncoder
-from qembed_worker.head import Head, apply_head_numpy, bake_head
+from qembed_worker.head import Head, apply_head_numpy, bake_head, read_heads
 
 from .conftest import TINY_BUNDLE
 
@@ -86,3 +86,16 @@ def test_heads_stack_on_an_already_trained_graph(tmp_path: Path) -> None:
     bake_head(once / "model.onnx", twice / "model.onnx", w2, None)
     expected = apply_head_numpy(_encode(once), w2, None)
     np.testing.assert_allclose(_encode(twice), expected, rtol=0, atol=1e-6)
+
+
+def test_baked_heads_are_read_back_in_the_order_they_apply(tmp_path: Path) -> None:
+    assert read_heads(TINY_BUNDLE / "model.onnx") == []
+    first = _trained_head("rotation", True)
+    w1, b1 = first.matrices()
+    once = _baked(tmp_path, w1, b1)
+    w2 = np.eye(32, dtype=np.float32)[::-1].copy()
+    bake_head(once / "model.onnx", tmp_path / "twice.onnx", w2, None, normalize=False)
+    heads = read_heads(tmp_path / "twice.onnx")
+    assert len(heads) == 2
+    assert np.array_equal(heads[0][0], w1) and np.array_equal(heads[0][1], b1) and heads[0][2]
+    assert np.array_equal(heads[1][0], w2) and heads[1][1] is None and not heads[1][2]
