@@ -1,11 +1,14 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from qembed_worker.bundle import read_manifest
+from qembed_worker.bundle import BundleError, read_manifest, write_bundle_manifest
 from qembed_worker.calibration import OnnxEncoder
 from qembed_worker.export import cosine_rows
+from qembed_worker.head import bake_head
 from qembed_worker.reference import write_reference_embeddings
 
 from .conftest import PARITY_TEXTS, TINY_BUNDLE
@@ -37,13 +40,6 @@ def test_reference_embeddings_come_from_sentence_transformers(
 def test_a_head_bundle_is_referenced_as_the_model_followed_by_its_head(
     tmp_path: Path, parity_texts: list[str]
 ) -> None:
-    import shutil
-
-    import pytest
-
-    from qembed_worker.bundle import BundleError, write_bundle_manifest
-    from qembed_worker.head import bake_head
-
     rng = np.random.default_rng(0)
     weight, _ = np.linalg.qr(rng.normal(size=(32, 32)))
     bundle = tmp_path / "head"
