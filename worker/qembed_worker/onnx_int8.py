@@ -42,6 +42,9 @@ FLOOR_ZERO_POINT = 16
 FLOOR_QMAX = 255 - FLOOR_ZERO_POINT
 FLOOR_MIN_SCALE = float(np.float32(GELU_FLOOR) / np.float32(FLOOR_ZERO_POINT))
 ROLES = ("attention", "ffn_in", "ffn_out")
+# SmoothQuant (see smoothing_factors): migration strength and the roles smoothed by default.
+SMOOTH_BETA = 0.5
+SMOOTH_ROLES = ("attention", "ffn_in")
 _GELU_OPS = ("Erf", "Tanh", "Gelu", "FastGelu", "BiasGelu")
 METHODS = ("per-token", "dynamic")
 _PREFIX = "qembed_int8"
@@ -54,6 +57,7 @@ class LinearSite:
     Attributes:
         index: Position among the graph's linear MatMuls, in node order.
         node: The MatMul node's name (may be empty).
+        input: The activation input's name (query, key and value share theirs).
         output: The MatMul's output name (unique in the graph; identifies the site).
         weight: The weight initializer's name (shape ``[in, out]``).
         shape: ``(in_features, out_features)``.
@@ -65,6 +69,7 @@ class LinearSite:
 
     index: int
     node: str
+    input: str
     output: str
     weight: str
     shape: tuple[int, int]
@@ -114,6 +119,7 @@ def linear_sites(model: object) -> list[LinearSite]:
             LinearSite(
                 index=len(sites),
                 node=node.name,
+                input=node.input[0],
                 output=node.output[0],
                 weight=init.name,
                 shape=shape,
@@ -146,6 +152,90 @@ def quantize_weight(weight: np.ndarray, per_channel: bool = True) -> tuple[np.nd
     return codes, scale
 
 
+def inverse(alpha: np.ndarray) -> np.ndarray:
+    """``1 / alpha`` in float32: the one array both PyTorch and the graph multiply ``x`` by."""
+    return (np.float32(1) / np.asarray(alpha, dtype=np.float32)).astype(np.float32)
+
+
+def smoothing_factors(
+    sites: Sequence[LinearSite],
+    weights: dict[str, np.ndarray],
+    activation_max: dict[str, np.ndarray],
+    *,
+    beta: float = SMOOTH_BETA,
+    roles: Iterable[str] = SMOOTH_ROLES,
+) -> dict[int, np.ndarray]:
+    """SmoothQuant factors: move activation outliers into the weights before quantizing.
+
+    The linear layer ``x @ W`` becomes ``(x / alpha) @ (alpha[:, None] * W)``, equal in exact
+    arithmetic, with ``alpha_j = max|x_j| ** beta / max|W_j,:| ** (1 - beta)`` per input channel
+    ``j``. A few channels of a transformer's hidden states are 10-50 times larger than the rest;
+    dividing them down lets the per-token scale resolve the other channels. Layers that share
+    an input (query, key, value) share one ``alpha`` (the weight maximum is taken over all of
+    them), so the graph divides that input once. GELU-fed layers are never smoothed (their
+    fixed-zero-point grid needs the GELU floor).
+
+    Args:
+        sites: The graph's linear sites.
+        weights: ``{initializer name: [in, out] float32}`` for the sites' weights.
+        activation_max: ``{input name: per-channel max|x|}`` over calibration texts.
+        beta: Migration strength, 0 (none) to 1 (all of it into the weights).
+        roles: Which roles to smooth.
+
+    Returns:
+        ``{site index: alpha}`` (float32 ``[in]``), the same array for sites sharing an input.
+    """
+    chosen = set(roles)
+    groups: dict[str, list[LinearSite]] = {}
+    for site in sites:
+        if site.role in chosen and not site.gelu_input:
+            groups.setdefault(site.input, []).append(site)
+    factors: dict[int, np.ndarray] = {}
+    for name, group in groups.items():
+        w_max = np.max([np.abs(weights[site.weight]).max(axis=1) for site in group], axis=0)
+        x_max = np.asarray(activation_max[name], dtype=np.float64)
+        alpha = np.maximum(x_max, 1e-5) ** beta / np.maximum(w_max, 1e-5) ** (1 - beta)
+        alpha32 = alpha.astype(np.float32)
+        for site in group:
+            factors[site.index] = alpha32
+    return factors
+
+
+def activation_maxima(
+    model: object, feeds: Iterable[dict[str, np.ndarray]], names: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """Per-channel ``max|x|`` of graph tensors over batches, real tokens only.
+
+    Args:
+        model: The float32 ``onnx.ModelProto``.
+        feeds: onnxruntime input batches (``attention_mask`` marks the real tokens).
+        names: The tensors (``[batch, sequence, channels]``) to measure.
+
+    Returns:
+        ``{name: float32 [channels]}``.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    assert isinstance(model, onnx.ModelProto)
+    names = list(dict.fromkeys(names))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    result: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        mask = feed["attention_mask"].astype(bool)
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            current = np.abs(value[mask]).max(axis=0)
+            result[name] = np.maximum(result[name], current) if name in result else current
+    return {name: value.astype(np.float32) for name, value in result.items()}
+
+
 def _select(sites: Sequence[LinearSite], exclude: Iterable[str]) -> list[LinearSite]:
     excluded = set(exclude)
     unknown = excluded - set(ROLES)
@@ -160,6 +250,7 @@ def rewrite_per_token(
     per_channel: bool = True,
     exclude: Iterable[str] = (),
     gelu_floor: bool = True,
+    smoothing: dict[int, np.ndarray] | None = None,
 ) -> tuple[object, list[LinearSite]]:
     """Replace the linear MatMuls by per-token int8 ``MatMulInteger`` subgraphs.
 
@@ -170,6 +261,9 @@ def rewrite_per_token(
         gelu_floor: Quantize GELU outputs (``LinearSite.gelu_input``) as uint8 with the fixed
             zero point :data:`FLOOR_ZERO_POINT` and ``scale = max(max(x) / 239, 0.17 / 16)``
             instead of symmetric int8.
+        smoothing: ``{site index: alpha}`` from :func:`smoothing_factors`: the input is
+            multiplied by :func:`inverse` ``(alpha)`` (once per shared input) and the weight
+            by ``alpha`` before quantization.
 
     Returns:
         The new model and the sites that were quantized.
@@ -197,6 +291,8 @@ def rewrite_per_token(
     c = {key.removeprefix(f"{_PREFIX}_"): key for key in constants}
 
     by_output = {site.output: site for site in sites}
+    smoothing = smoothing or {}
+    smoothed_inputs: dict[str, str] = {}
     nodes = []
     for node in graph.node:
         site = by_output.get(node.output[0]) if node.op_type == "MatMul" else None
@@ -204,14 +300,24 @@ def rewrite_per_token(
             nodes.append(node)
             continue
         p = f"{_PREFIX}_{site.index}"
-        codes, scales = quantize_weight(
-            numpy_helper.to_array(initializers[site.weight]), per_channel
-        )
+        weight = numpy_helper.to_array(initializers[site.weight])
+        x, y = node.input[0], node.output[0]
+        alpha = smoothing.get(site.index)
+        if alpha is not None:
+            weight = weight * np.asarray(alpha, dtype=np.float32)[:, None]
+            if x not in smoothed_inputs:
+                # One division per input: query, key and value read the same smoothed tensor.
+                graph.initializer.append(numpy_helper.from_array(inverse(alpha), f"{p}_inv_alpha"))
+                nodes.append(
+                    helper.make_node("Mul", [x, f"{p}_inv_alpha"], [f"{p}_xa"], name=f"{p}_xa")
+                )
+                smoothed_inputs[x] = f"{p}_xa"
+            x = smoothed_inputs[x]
+        codes, scales = quantize_weight(weight, per_channel)
         graph.initializer.extend(
             [numpy_helper.from_array(codes, f"{p}_w"), numpy_helper.from_array(scales, f"{p}_ws")]
         )
-        x, y = node.input[0], node.output[0]
-        if gelu_floor and site.gelu_input:
+        if gelu_floor and site.gelu_input and alpha is None:
             # Codes round(x / s) + 16 in [0, 255]; GELU outputs >= -0.17 >= -16 * s.
             zero_point = c["floor_zero_point"]
             nodes += [

@@ -83,6 +83,14 @@ def add_parsers(
         help="per-token: GELU outputs as uint8 with zero point 16 (about twice the resolution "
         "of symmetric int8 for these one-sided values)",
     )
+    ptq.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-token: SmoothQuant the attention and widening FFN layers (x / alpha, "
+        "alpha * W per input channel, alpha from the bundle's activations on 256 Lee passages, "
+        "beta 0.5): moves the hidden states' outlier channels into the weights",
+    )
     ptq.add_argument("--force", action="store_true", help="overwrite --out if it holds files")
     add_calibration_options(ptq, default_limit=None)
 
@@ -150,6 +158,20 @@ def add_parsers(
         action=argparse.BooleanOptionalAction,
         default=True,
         help="GELU outputs as uint8 with zero point 16",
+    )
+    qat.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="SmoothQuant the attention and widening FFN layers (factors from the float32 "
+        "bundle, fixed during training)",
+    )
+    qat.add_argument(
+        "--train-max-tokens",
+        type=int,
+        default=None,
+        help="truncate training texts (teacher and student) at N tokens for speed "
+        "(default: the bundle's max_tokens)",
     )
     qat.add_argument(
         "--max-steps", type=int, default=None, help="stop after N steps (a CPU smoke test)"
@@ -242,11 +264,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
             per_channel=args.per_channel,
             exclude=args.exclude,
             gelu_floor=args.gelu_floor,
+            smooth=args.smooth,
             force=args.force,
             calibrate_fn=calibrate_fn,
         )
     if args.command == "weight-qat":
-        for option in ("limit", "max_steps"):
+        for option in ("limit", "max_steps", "train_max_tokens"):
             value = getattr(args, option)
             if value is not None and value <= 0:
                 parser.error(f"--{option.replace('_', '-')} must be positive")
@@ -264,6 +287,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
             spans_per_text=args.spans_per_text,
             seed=args.seed,
             max_steps=args.max_steps,
+            max_tokens=args.train_max_tokens,
         )
         texts = None
         if args.parity_texts is not None:
@@ -276,6 +300,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
             per_channel=args.per_channel,
             quant_noise=args.quant_noise,
             gelu_floor=args.gelu_floor,
+            smooth=args.smooth,
             limit=args.limit,
             parity_texts=texts,
             save_model=args.save_model,

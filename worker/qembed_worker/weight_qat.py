@@ -61,6 +61,7 @@ from qembed_worker.onnx_int8 import (
     FLOOR_ZERO_POINT,
     MIN_SCALE,
     QMAX,
+    inverse,
     rewrite_per_token,
 )
 
@@ -158,6 +159,9 @@ class Int8FakeQuantLinear(nn.Module):
             ``0`` quantizes all of them always.
         gelu_input: The input is a GELU output: quantize it with
             :func:`fake_quantize_gelu_output` instead of symmetric int8.
+        alpha: SmoothQuant factors (float32 ``[in_features]``, see
+            :func:`qembed_worker.onnx_int8.smoothing_factors`): the layer quantizes
+            ``x * inverse(alpha)`` and ``W * alpha``, which multiply back to ``x @ W.T``.
     """
 
     def __init__(
@@ -166,6 +170,7 @@ class Int8FakeQuantLinear(nn.Module):
         per_channel: bool = True,
         quant_noise: float = 0.0,
         gelu_input: bool = False,
+        alpha: np.ndarray | None = None,
     ):
         """Wrap ``linear``."""
         super().__init__()
@@ -174,7 +179,17 @@ class Int8FakeQuantLinear(nn.Module):
         self.linear = linear
         self.per_channel = per_channel
         self.quant_noise = quant_noise
-        self.gelu_input = gelu_input
+        self.gelu_input = gelu_input and alpha is None
+        self.alpha: np.ndarray | None = None
+        if alpha is not None:
+            alpha = np.asarray(alpha, dtype=np.float32)
+            if alpha.shape != (linear.in_features,):
+                raise ValueError(f"alpha has shape {alpha.shape}, expected ({linear.in_features},)")
+            self.alpha = alpha
+            self.register_buffer("smooth_alpha", torch.from_numpy(alpha.copy()), persistent=False)
+            self.register_buffer(
+                "smooth_inverse", torch.from_numpy(inverse(alpha)), persistent=False
+            )
         # Quant-Noise is a training-time device, switched on by the training loop only.
         self.noise_active = False
 
@@ -191,6 +206,8 @@ class Int8FakeQuantLinear(nn.Module):
     def quantized_weight(self) -> torch.Tensor:
         """The weight this layer computes with now (all rows quantized unless noise is on)."""
         weight = self.linear.weight
+        if self.alpha is not None:
+            weight = weight * self.smooth_alpha
         quantized = fake_quantize_weight(weight, self.per_channel)
         if self.noise_active and self.quant_noise < 1.0:
             rows = torch.rand(weight.shape[0], 1, device=weight.device) < self.quant_noise
@@ -199,6 +216,8 @@ class Int8FakeQuantLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``fq(x) @ fq(W).T + b``."""
+        if self.alpha is not None:
+            x = x * self.smooth_inverse
         quantize = fake_quantize_gelu_output if self.gelu_input else fake_quantize_per_token
         return functional.linear(quantize(x), self.quantized_weight(), self.bias)
 
@@ -207,7 +226,7 @@ class Int8FakeQuantLinear(nn.Module):
         return (
             f"in={self.linear.in_features}, out={self.linear.out_features}, "
             f"per_channel={self.per_channel}, quant_noise={self.quant_noise}, "
-            f"gelu_input={self.gelu_input}"
+            f"gelu_input={self.gelu_input}, smoothed={self.alpha is not None}"
         )
 
 
@@ -230,7 +249,12 @@ def _gelu_activation(model: nn.Module) -> bool:
 
 
 def prepare(
-    model: nn.Module, *, per_channel: bool = True, quant_noise: float = 0.0, gelu_floor: bool = True
+    model: nn.Module,
+    *,
+    per_channel: bool = True,
+    quant_noise: float = 0.0,
+    gelu_floor: bool = True,
+    smoothing: Sequence[np.ndarray | None] | None = None,
 ) -> list[str]:
     """Swap the model's ``nn.Linear`` layers for :class:`Int8FakeQuantLinear` (in place).
 
@@ -241,22 +265,65 @@ def prepare(
         gelu_floor: In a GELU transformer, quantize the inputs of the narrowing FFN layers
             (``in_features > out_features``: the GELU outputs) as uint8 with zero point 16,
             as :func:`qembed_worker.onnx_int8.rewrite_per_token` does for GELU-fed MatMuls.
+        smoothing: SmoothQuant factors per layer, in module order (``None`` entries: not
+            smoothed), e.g. from :func:`smoothing_for`.
 
     Returns:
         The names of the wrapped layers, in module order.
+
+    Raises:
+        ValueError: ``smoothing`` does not have one entry per layer.
     """
     gelu = gelu_floor and _gelu_activation(model)
+    todo = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and not any(s in name for s in SKIPPED_MODULES)
+        and not isinstance(_parent(model, name)[0], Int8FakeQuantLinear)
+    ]
+    if smoothing is not None and len(smoothing) != len(todo):
+        raise ValueError(f"{len(smoothing)} smoothing entries for {len(todo)} linear layers")
     names = []
-    for name, module in list(model.named_modules()):
-        if not isinstance(module, nn.Linear) or any(s in name for s in SKIPPED_MODULES):
-            continue
+    for index, (name, module) in enumerate(todo):
         parent, attr = _parent(model, name)
-        if isinstance(parent, Int8FakeQuantLinear):
-            continue
         gelu_input = gelu and module.in_features > module.out_features
-        setattr(parent, attr, Int8FakeQuantLinear(module, per_channel, quant_noise, gelu_input))
+        alpha = smoothing[index] if smoothing is not None else None
+        layer = Int8FakeQuantLinear(module, per_channel, quant_noise, gelu_input, alpha)
+        setattr(parent, attr, layer)
         names.append(name)
     return names
+
+
+def linear_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """``(in, out)`` of the layers :func:`prepare` would wrap, in module order."""
+    return [
+        (module.in_features, module.out_features)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not any(s in name for s in SKIPPED_MODULES)
+    ]
+
+
+def smoothing_for(
+    model: nn.Module, sites: Sequence[Any], factors: dict[int, np.ndarray]
+) -> list[np.ndarray | None]:
+    """Map SmoothQuant factors of ONNX sites (by index) onto the model's layers (by order).
+
+    Args:
+        model: The unprepared model.
+        sites: The float32 graph's linear sites.
+        factors: ``{site index: alpha}``.
+
+    Returns:
+        One entry per layer, for :func:`prepare`.
+
+    Raises:
+        ModelError: The graph's linear layers are not the model's.
+    """
+    shapes = linear_shapes(model)
+    if shapes != [site.shape for site in sites]:
+        raise ModelError("the bundle's linear MatMuls are not its source model's linear layers")
+    return [factors.get(site.index) for site in sites]
 
 
 def fake_quant_layers(model: nn.Module) -> list[Int8FakeQuantLinear]:
@@ -516,26 +583,30 @@ def export_int8_onnx(
     import onnx
 
     from qembed_worker.export import export_onnx
+    from qembed_worker.onnx_int8 import linear_sites
 
     layers = fake_quant_layers(model)
     gelu_floor = any(layer.gelu_input for layer in layers)
+    smoothing = {i: layer.alpha for i, layer in enumerate(layers) if layer.alpha is not None}
     with tempfile.TemporaryDirectory(prefix="qembed-int8-") as work:
         float_path = Path(work) / MODEL_FILE
         with float_linears(model):
             export_onnx(model, spec, float_path)
-        graph, sites = rewrite_per_token(
-            onnx.load(str(float_path)), per_channel=per_channel, gelu_floor=gelu_floor
-        )
-    # Module order is forward order for these models; the exporter keeps it.
+        float_graph = onnx.load(str(float_path))
+    # Module order is forward order for these models, and the exporter keeps it.
+    sites = linear_sites(float_graph)
     trained = [(layer.linear.in_features, layer.linear.out_features) for layer in layers]
-    exported = [site.shape for site in sites]
-    if trained != exported:
+    if trained != [site.shape for site in sites]:
         raise ModelError(
             f"the exported graph's {len(sites)} linear MatMuls are not the model's "
             f"{len(layers)} fake-quantized layers; the int8 graph would not match the training"
         )
-    if gelu_floor and [layer.gelu_input for layer in layers] != [s.gelu_input for s in sites]:
+    graph_gelu = [site.gelu_input and site.index not in smoothing for site in sites]
+    if gelu_floor and [layer.gelu_input for layer in layers] != graph_gelu:
         raise ModelError("the GELU-fed layers of the graph are not the model's")
+    graph, sites = rewrite_per_token(
+        float_graph, per_channel=per_channel, gelu_floor=gelu_floor, smoothing=smoothing
+    )
     path.write_bytes(graph.SerializeToString())  # type: ignore[attr-defined]
     return len(sites)
 
@@ -577,6 +648,7 @@ def write_int8_bundle(
     qat: str = "weight QAT (self-distillation)",
     source_fingerprint: str | None = None,
     parity_texts: list[str] | None = None,
+    smoothing: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Write an int8 bundle from a prepared (fake-quantized) model.
 
@@ -593,6 +665,8 @@ def write_int8_bundle(
         training: Manifest ``training`` (the run summary).
         qat: Manifest ``weights.qat``.
         source_fingerprint: Manifest ``weights.source_fingerprint`` (e.g. the teacher's bundle).
+        smoothing: Manifest ``weights.smoothing`` (how the layers' SmoothQuant factors were
+            computed), if the model was prepared with them.
         parity_texts: Texts on which the int8 graph must agree with the fake-quantized model
             (cosine >= 0.999) before the bundle is written (default: a few built in).
 
@@ -621,6 +695,7 @@ def write_int8_bundle(
             per_channel=per_channel,
             layers=len(layers),
             gelu_floor=any(layer.gelu_input for layer in layers),
+            smoothing=smoothing,
             source_fingerprint=source_fingerprint,
             qat=qat,
         )
@@ -661,6 +736,7 @@ def weight_qat_bundle(
     per_channel: bool = True,
     quant_noise: float = 0.0,
     gelu_floor: bool = True,
+    smooth: bool = True,
     limit: int | None = None,
     name: str | None = None,
     parity_texts: list[str] | None = None,
@@ -683,6 +759,9 @@ def weight_qat_bundle(
         per_channel: Per output channel weight scales.
         quant_noise: Quant-Noise fraction ``p`` (``0``: quantize every weight row every step).
         gelu_floor: Quantize GELU outputs as uint8 with zero point 16 (see :func:`prepare`).
+        smooth: SmoothQuant the attention and widening FFN layers, with factors computed from
+            the float32 bundle's activations on the Lee corpus
+            (:func:`qembed_worker.weight_quant.bundle_smoothing`), fixed during training.
         limit: Use the first ``limit`` training texts.
         name: Manifest ``name`` (default: the bundle's, with ``-int8-qat``).
         parity_texts: Texts for the PyTorch-vs-ONNX parity check (default: a few built in).
@@ -722,6 +801,8 @@ def weight_qat_bundle(
     if spec.prompts != source_manifest["prompts"]:
         raise BundleError(f"{bundle}'s prompts are not its source model's")
     prompt = spec.prompts.get("document", "")
+    # Training may truncate harder than the bundle (speed); teacher and student alike.
+    teacher.max_seq_length = min(config.max_tokens or max_tokens, max_tokens)
     spans = make_spans(corpus.texts, config)
     texts = [prompt + t for t in [*corpus.texts, *spans]]
     _stage(
@@ -733,14 +814,30 @@ def weight_qat_bundle(
     teacher_minutes = (time.perf_counter() - started) / 60
     student = copy.deepcopy(teacher)
     del teacher
+    smoothing, smoothing_info = None, None
+    if smooth:
+        import onnx
+
+        from qembed_worker.onnx_int8 import linear_sites
+        from qembed_worker.weight_quant import bundle_smoothing
+
+        _stage("SmoothQuant factors from the float32 bundle's activations")
+        factors, smoothing_info = bundle_smoothing(bundle, source_manifest)
+        sites = linear_sites(onnx.load(str(bundle / MODEL_FILE)))
+        smoothing = smoothing_for(student, sites, factors)
     layers = prepare(
-        student, per_channel=per_channel, quant_noise=quant_noise, gelu_floor=gelu_floor
+        student,
+        per_channel=per_channel,
+        quant_noise=quant_noise,
+        gelu_floor=gelu_floor,
+        smoothing=smoothing,
     )
     _stage(
         f"weight QAT: {len(layers)} linear layers fake-quantized (int8 per-channel weights, "
         f"per-token activations{f', Quant-Noise p={quant_noise}' if quant_noise else ''})"
     )
     run = distill(student, teacher_embeddings, texts, config, progress=progress)
+    student.max_seq_length = max_tokens
     if save_model is not None:
         with float_linears(student):
             student.save(str(save_model))
@@ -759,6 +856,7 @@ def weight_qat_bundle(
             "per_channel": per_channel,
             "quant_noise": quant_noise,
             "gelu_floor": gelu_floor,
+            "smoothing": smoothing_info,
         },
         "teacher_minutes": round(teacher_minutes, 2),
         **run,
@@ -789,6 +887,7 @@ def weight_qat_bundle(
         + (f", Quant-Noise p={quant_noise}" if quant_noise else ""),
         source_fingerprint=source_manifest["fingerprint"],
         parity_texts=parity_texts,
+        smoothing=smoothing_info,
     )
     return {
         "bundle": str(out),

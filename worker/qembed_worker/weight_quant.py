@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qembed_worker.bundle import (
     BUNDLE_FILES,
     MODEL_FILE,
@@ -25,7 +27,19 @@ from qembed_worker.bundle import (
     created_by,
     write_bundle_manifest,
 )
-from qembed_worker.onnx_int8 import METHODS, LinearSite, quantize_dynamic_ort, rewrite_per_token
+from qembed_worker.onnx_int8 import (
+    METHODS,
+    SMOOTH_BETA,
+    SMOOTH_ROLES,
+    LinearSite,
+    activation_maxima,
+    linear_sites,
+    quantize_dynamic_ort,
+    rewrite_per_token,
+    smoothing_factors,
+)
+
+SMOOTH_TEXTS = 256
 
 ACTIVATIONS = {
     "per-token": "int8 per token, symmetric, dynamic (max|x| / 127)",
@@ -42,6 +56,7 @@ def weights_manifest(
     layers: int,
     excluded: Iterable[str] = (),
     gelu_floor: bool = False,
+    smoothing: dict[str, Any] | None = None,
     source_fingerprint: str | None = None,
     qat: str | None = None,
 ) -> dict[str, Any]:
@@ -53,6 +68,7 @@ def weights_manifest(
         layers: How many linear layers are int8.
         excluded: Roles left in float32.
         gelu_floor: GELU outputs are quantized with the fixed zero point (``per-token``).
+        smoothing: How SmoothQuant factors were computed (``None``: not smoothed).
         source_fingerprint: The float32 bundle the weights came from (PTQ), if any.
         qat: How the weights were trained for int8 (``None`` for post-training quantization).
 
@@ -67,10 +83,68 @@ def weights_manifest(
             "per-token+gelu-floor" if method == "per-token" and gelu_floor else method
         ],
         "linear_layers": layers,
+        "smoothing": smoothing,
         "float_layers": sorted(set(excluded)),
         "qat": qat,
         "source_fingerprint": source_fingerprint,
     }
+
+
+def bundle_smoothing(
+    bundle: Path,
+    manifest: dict[str, Any],
+    *,
+    corpus: str = "lee",
+    limit: int = SMOOTH_TEXTS,
+    beta: float = SMOOTH_BETA,
+    roles: Iterable[str] = SMOOTH_ROLES,
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """SmoothQuant factors of a float32 bundle's linear layers, from its own activations.
+
+    Runs ``model.onnx`` on the first ``limit`` corpus texts (document prompt) and feeds the
+    per-channel activation maxima to :func:`qembed_worker.onnx_int8.smoothing_factors`.
+
+    Returns:
+        ``({site index: alpha}, description for the manifest)``.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from qembed_worker.calibration import OnnxEncoder
+    from qembed_worker.corpus import load_corpus
+
+    model = onnx.load(str(bundle / MODEL_FILE))
+    sites = linear_sites(model)
+    roles = tuple(roles)
+    chosen = [site for site in sites if site.role in roles and not site.gelu_input]
+    texts = load_corpus(corpus, limit=limit, cache_dir=cache_dir)
+    encoder = OnnxEncoder(bundle, manifest["prompts"], manifest["onnx"]["inputs"])
+    ids = sorted(encoder.tokenize(texts.texts, "document"), key=len)
+    feeds = []
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        width = max(len(row) for row in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        for row, values in enumerate(batch):
+            input_ids[row, : len(values)] = values
+            mask[row, : len(values)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": mask * 0}
+        feeds.append({name: feed[name] for name in manifest["onnx"]["inputs"]})
+    maxima = activation_maxima(model, feeds, [site.input for site in chosen])
+    initializers = {init.name: init for init in model.graph.initializer}
+    weights = {site.weight: numpy_helper.to_array(initializers[site.weight]) for site in chosen}
+    factors = smoothing_factors(sites, weights, maxima, beta=beta, roles=roles)
+    info = {
+        "method": "smoothquant",
+        "beta": beta,
+        "roles": list(roles),
+        "layers": len(factors),
+        "corpus": {"name": texts.name, "sha256": texts.sha256, "texts": len(texts.texts)},
+    }
+    return factors, info
 
 
 def quantize_model_file(
@@ -81,6 +155,7 @@ def quantize_model_file(
     per_channel: bool = True,
     exclude: Iterable[str] = (),
     gelu_floor: bool = True,
+    smoothing: dict[int, np.ndarray] | None = None,
 ) -> list[LinearSite]:
     """Write an int8-weight copy of a float32 ``model.onnx``.
 
@@ -91,6 +166,7 @@ def quantize_model_file(
         per_channel: Per output channel weight scales.
         exclude: Roles (``attention``, ``ffn_in``, ``ffn_out``) to leave in float32.
         gelu_floor: ``per-token``: quantize GELU outputs as uint8 with zero point 16.
+        smoothing: ``per-token``: SmoothQuant factors (:func:`bundle_smoothing`).
 
     Returns:
         The linear layers that were quantized.
@@ -103,7 +179,11 @@ def quantize_model_file(
     exclude = list(exclude)
     if method == "per-token":
         model, sites = rewrite_per_token(
-            onnx.load(str(source)), per_channel=per_channel, exclude=exclude, gelu_floor=gelu_floor
+            onnx.load(str(source)),
+            per_channel=per_channel,
+            exclude=exclude,
+            gelu_floor=gelu_floor,
+            smoothing=smoothing,
         )
         target.write_bytes(model.SerializeToString())  # type: ignore[attr-defined]
         return sites
@@ -120,6 +200,8 @@ def quantize_weights_bundle(
     per_channel: bool = True,
     exclude: Iterable[str] = (),
     gelu_floor: bool = True,
+    smooth: bool = True,
+    smooth_options: dict[str, Any] | None = None,
     force: bool = False,
     calibrate_fn: Any = None,
 ) -> dict[str, Any]:
@@ -132,6 +214,9 @@ def quantize_weights_bundle(
         per_channel: Per output channel weight scales.
         exclude: Roles to leave in float32.
         gelu_floor: ``per-token``: quantize GELU outputs as uint8 with zero point 16.
+        smooth: ``per-token``: SmoothQuant the attention and widening FFN layers
+            (:func:`bundle_smoothing`).
+        smooth_options: Keyword arguments for :func:`bundle_smoothing` (corpus, limit, beta).
         force: Overwrite a non-empty ``out``.
         calibrate_fn: ``(staging_dir, manifest) -> Calibration``; default: the Lee corpus,
             ``minmax`` (as ``calibrate`` does).
@@ -152,6 +237,9 @@ def quantize_weights_bundle(
         raise BundleError("--out must differ from --bundle (the float32 bundle stays as it is)")
     prepare_out_dir(out, force=force)
     exclude = sorted(set(exclude))
+    factors, smoothing = None, None
+    if smooth and method == "per-token":
+        factors, smoothing = bundle_smoothing(bundle, manifest, **(smooth_options or {}))
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantize-") as staging_name:
         staging = Path(staging_name)
         sites = quantize_model_file(
@@ -161,6 +249,7 @@ def quantize_weights_bundle(
             per_channel=per_channel,
             exclude=exclude,
             gelu_floor=gelu_floor,
+            smoothing=factors,
         )
         shutil.copyfile(bundle / TOKENIZER_FILE, staging / TOKENIZER_FILE)
         calibration: Calibration = (calibrate_fn or calibrate)(staging, manifest)
@@ -173,6 +262,7 @@ def quantize_weights_bundle(
             layers=len(sites),
             excluded=exclude,
             gelu_floor=gelu_floor and any(site.gelu_input for site in sites),
+            smoothing=smoothing,
             source_fingerprint=manifest["fingerprint"],
         )
         new["calibration"] = calibration.to_json()

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from qembed_worker.bundle import check_bundle, read_manifest
 from qembed_worker.calibration import OnnxEncoder, calibrate
 from qembed_worker.export import cosine_rows, inspect_model, write_tokenizer
 from qembed_worker.models import load_sentence_transformer
+from qembed_worker.onnx_int8 import linear_sites
 from qembed_worker.weight_qat import (
     DistillConfig,
     Int8FakeQuantLinear,
@@ -25,8 +27,10 @@ from qembed_worker.weight_qat import (
     make_spans,
     prepare,
     set_quant_noise,
+    smoothing_for,
     weight_qat_bundle,
 )
+from qembed_worker.weight_quant import bundle_smoothing
 
 from .conftest import TINY_BUNDLE
 
@@ -106,12 +110,19 @@ def _parity(model, folder: Path, spec, texts: list[str], tmp: Path) -> float:
     return worst
 
 
+@pytest.mark.parametrize("smooth", [False, True])
 def test_converted_onnx_matches_the_fake_quantized_model(
-    tiny_model_dir: Path, parity_texts: list[str], tmp_path: Path
+    tiny_model_dir: Path, parity_texts: list[str], tmp_path: Path, smooth: bool
 ) -> None:
     model = load_sentence_transformer(tiny_model_dir)
     spec = inspect_model(model)
-    prepare(model)
+    smoothing = None
+    if smooth:
+        factors, _ = bundle_smoothing(TINY_BUNDLE, read_manifest(TINY_BUNDLE), limit=16)
+        graph_sites = linear_sites(onnx.load(str(TINY_BUNDLE / "model.onnx")))
+        smoothing = smoothing_for(model, graph_sites, factors)
+    prepare(model, smoothing=smoothing)
+    assert sum(layer.alpha is not None for layer in fake_quant_layers(model)) == 10 * smooth
     # Stand-in for training: weights that are not the ones the float model was exported with.
     torch.manual_seed(3)
     with torch.no_grad():
@@ -169,6 +180,7 @@ def test_weight_qat_writes_a_checked_int8_bundle(parity_texts: list[str], tmp_pa
     assert manifest["weights"]["precision"] == "int8"
     assert manifest["weights"]["method"] == "per-token"
     assert "Quant-Noise p=0.5" in manifest["weights"]["qat"]
+    assert manifest["weights"]["smoothing"]["layers"] == 10
     assert manifest["weights"]["source_fingerprint"] == read_manifest(TINY_BUNDLE)["fingerprint"]
     training = manifest["training"]
     assert training["kind"] == "weight-qat" and training["steps"] == 2

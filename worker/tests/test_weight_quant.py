@@ -216,3 +216,54 @@ def test_per_token_int8_embeds_a_text_the_same_alone_and_in_a_batch(tmp_path: Pa
     batch = encoder.run(ids)
     for row, one in enumerate(ids):
         np.testing.assert_allclose(encoder.run([one])[0], batch[row], rtol=0, atol=2e-6)
+
+
+def test_smoothing_divides_each_shared_input_once_and_keeps_the_product() -> None:
+    from qembed_worker.onnx_int8 import inverse
+    from qembed_worker.weight_quant import bundle_smoothing
+
+    factors, info = bundle_smoothing(TINY_BUNDLE, read_manifest(TINY_BUNDLE), limit=16)
+    assert info["layers"] == len(factors) == 10  # all but the two GELU-fed layers
+    model = onnx.load(str(TINY_BUNDLE / "model.onnx"))
+    sites = linear_sites(model)
+    # Query, key and value share their input and so their factors.
+    assert factors[0] is factors[1] is factors[2]
+    assert not any(sites[i].gelu_input for i in factors)
+    rewritten, _ = rewrite_per_token(model, smoothing=factors)
+    divisions = [n for n in rewritten.graph.node if n.name.endswith("_xa")]
+    assert len(divisions) == 6  # per layer: q/k/v input, attention output input, FFN input
+    alpha = factors[0]
+    x = np.random.default_rng(0).normal(size=(4, alpha.size)).astype(np.float32)
+    w = np.random.default_rng(1).normal(size=(alpha.size, 8)).astype(np.float32)
+    np.testing.assert_allclose((x * inverse(alpha)) @ (w * alpha[:, None]), x @ w, rtol=1e-4)
+
+
+def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_computes() -> None:
+    from qembed_worker.weight_qat import Int8FakeQuantLinear
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(scale=0.1, size=(64, 48)).astype(np.float32)
+    b = rng.normal(size=48).astype(np.float32)
+    x = rng.normal(size=(2, 9, 64)).astype(np.float32)
+    x[..., 3] *= 40  # an outlier channel
+    alpha = (np.abs(x).max(axis=(0, 1)) ** 0.5 / np.abs(w).max(axis=1) ** 0.5).astype(np.float32)
+    model, _ = rewrite_per_token(_linear_graph(w, b, False), smoothing={0: alpha})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (onnx_y,) = session.run(None, {"x": x})
+    linear = torch.nn.Linear(64, 48)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(w.T.copy()))
+        linear.bias.copy_(torch.from_numpy(b))
+    layer = Int8FakeQuantLinear(linear, alpha=alpha)
+    with torch.no_grad():
+        torch_y = layer(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(onnx_y, torch_y, rtol=0, atol=2e-5 * np.abs(torch_y).max())
+    # Smoothing is what makes the outlier channel affordable.
+    plain, _ = rewrite_per_token(_linear_graph(w, b, False))
+    plain_session = ort.InferenceSession(
+        plain.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    exact = x @ w + b
+    assert (
+        np.abs(onnx_y - exact).mean() < np.abs(plain_session.run(None, {"x": x})[0] - exact).mean()
+    )
