@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--force", action="store_true", help="overwrite --out if it already holds files"
     )
+    export.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when --out already holds a bundle (a manifest.json): for start-up "
+        "scripts such as docker/compose.yaml's bundle-init",
+    )
     _add_calibration_options(export, default_limit=None)
 
     calibrate = commands.add_parser(
@@ -614,6 +620,52 @@ def _train_config(args: argparse.Namespace) -> object:
 
 
 def _add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    work = commands.add_parser(
+        "work",
+        help="run training jobs queued through the API (POST /train-jobs)",
+        description="Claim training jobs from <data-dir>/jobs.sqlite (the queue the API "
+        "creates), run each with `train`, write its progress (step, loss) back into the job "
+        "and the new bundle into --models-dir, where GET /models lists it. A job is claimed by "
+        "exactly one worker; the worker renews its lease while it runs, so a job whose worker "
+        "dies is failed by the API when the lease runs out. Cancellations (DELETE "
+        "/train-jobs/{id}) stop the job at its next step.",
+        formatter_class=_Formatter,
+    )
+    work.add_argument(
+        "--data-dir", type=Path, required=True, help="the API's data folder (holds jobs.sqlite)"
+    )
+    work.add_argument(
+        "--models-dir", type=Path, required=True, help="where new bundles are written"
+    )
+    work.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where full-mode training runs (auto: CUDA when available); head mode runs on the CPU",
+    )
+    work.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=120.0,
+        help="lease renewed while a job runs (match the API's QEMBED_JOB_LEASE_SECONDS)",
+    )
+    work.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="pause between looks at an empty queue"
+    )
+    work.add_argument("--once", action="store_true", help="exit after one job")
+    work.add_argument(
+        "--idle-exit-seconds",
+        type=float,
+        default=None,
+        help="exit after this long without a job (default: run until stopped)",
+    )
+    work.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=120.0,
+        help="how long to wait at start for the API to create the job queue",
+    )
+
     evaluate = commands.add_parser(
         "eval-bundle",
         help="retrieval quality of a bundle on a BEIR dataset, per precision",
@@ -671,6 +723,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from qembed_worker.golden import write_golden
 
         summary: dict[str, object] = write_golden(args.out)
+    elif args.command == "export" and args.if_missing and (args.out / "manifest.json").is_file():
+        summary = {"bundle": str(args.out), "skipped": "a bundle is already there (--if-missing)"}
     elif args.command == "export":
         _check_calibration_args(parser, args)
         if args.opset < 17:
@@ -769,6 +823,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from qembed_worker import weight_cli
 
         summary = weight_cli.run(parser, args, _check_calibration_args)
+    elif args.command == "work":
+        from qembed_worker.jobs import work_command
+
+        summary = work_command(args)
     elif args.command == "check":
         from qembed_worker.bundle import check_bundle
 

@@ -275,3 +275,72 @@ def work_loop(
         idle_since = time.monotonic()
         if once:
             return ran
+
+
+def train_runner(
+    models_dir: Path,
+) -> Callable[[dict[str, Any], Callable[[int, int, float | None], None]], dict[str, Any]]:
+    """Runs a job spec (as the API stores it) with :func:`qembed_worker.train.train`.
+
+    The new bundle goes to ``<models-dir>/<output_name>-<fingerprint of the source>-<n>``, a
+    folder name no earlier job used.
+    """
+
+    def run(
+        spec: dict[str, Any], on_step: Callable[[int, int, float | None], None]
+    ) -> dict[str, Any]:
+        from qembed_worker.train import TrainConfig, train
+
+        base = spec["base_model"]
+        stem = f"{spec['output_name']}-{base['fingerprint'][:8]}"
+        n = 1
+        while (models_dir / f"{stem}-{n}").exists():
+            n += 1
+        out = models_dir / f"{stem}-{n}"
+        config = TrainConfig(
+            bundle=Path(base["dir"]),
+            dataset=Path(spec["dataset_path"]),
+            out=out,
+            mode=spec["mode"],
+            loss=spec["loss"],
+            precisions=tuple(spec["precisions"]),
+            weights=tuple(float(w) for w in spec["weights"]),
+            asymmetric=bool(spec["asymmetric"]),
+            batch_size=int(spec["batch_size"]),
+            lr=float(spec["learning_rate"]),
+            seed=int(spec["seed"]),
+            # The job asks for an exact number of steps.
+            epochs=10**9,
+            max_steps=int(spec["steps"]),
+            checkpoint_dir=models_dir / ".checkpoints" / out.name,
+            progress=False,
+            on_step=on_step,
+        )
+        summary = train(config)
+        return {"fingerprint": summary["fingerprint"], "dir": str(out), "summary": summary}
+
+    return run
+
+
+def work_command(args: Any) -> dict[str, Any]:
+    """``python -m qembed_worker work``: the job loop with the CLI's options."""
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    args.models_dir.mkdir(parents=True, exist_ok=True)
+    queue = JobQueue(
+        connect(args.data_dir, args.wait_seconds), default_worker_id(), args.lease_seconds
+    )
+
+    def log(line: str) -> None:
+        print(f"[qembed-worker {now_iso()}] {line}", flush=True)
+
+    log(f"waiting for training jobs in {args.data_dir / 'jobs.sqlite'} as {queue.worker_id}")
+    ran = work_loop(
+        queue,
+        train_runner(args.models_dir),
+        poll_seconds=args.poll_seconds,
+        once=args.once,
+        idle_exit_seconds=args.idle_exit_seconds,
+        log=log,
+    )
+    return {"jobs": ran}

@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,11 @@ class TrainConfig:
     corpus_cache_dir: Path | None = None
     force: bool = False
     progress: bool = True
+    # Called after each step with (step, total steps, loss): the job loop's progress reports
+    # (qembed_worker.jobs). Not an option: it is left out of to_json and the run key.
+    on_step: Callable[[int, int, float], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def settings(self, kind: str = "texts") -> QatSettings:
         """The loss settings for the data kind (``texts``: distill, ``pairs``: mnrl)."""
@@ -144,6 +150,8 @@ class TrainConfig:
         """The configuration as JSON-compatible values (paths as given)."""
         out: dict[str, Any] = {}
         for item in fields(self):
+            if item.name == "on_step":
+                continue
             value = getattr(self, item.name)
             if isinstance(value, Path):
                 value = str(value)
@@ -698,6 +706,8 @@ def run_loop(
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             bar.update(1)
             done = step + 1
+            if config.on_step is not None:
+                config.on_step(done, steps, float(loss.detach()))
             if done % config.checkpoint_every == 0 and done < steps:
                 save_checkpoint(
                     folder,
