@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 # The float model's pooler is computed by the Hugging Face model but not used by the embedding
 # (the exporter drops it), so it is neither fake-quantized nor counted.
 SKIPPED_MODULES = ("pooler",)
+# In a sentence-transformers model only the Transformer (module "0") is quantized: Dense heads
+# act on one pooled vector per text, cost nothing, and export as Gemm, which stays float32.
+TRANSFORMER_PREFIX = "0."
 MIN_PARITY_COSINE = 0.999
 
 
@@ -275,13 +278,7 @@ def prepare(
         ValueError: ``smoothing`` does not have one entry per layer.
     """
     gelu = gelu_floor and _gelu_activation(model)
-    todo = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
-        and not any(s in name for s in SKIPPED_MODULES)
-        and not isinstance(_parent(model, name)[0], Int8FakeQuantLinear)
-    ]
+    todo = _linears(model)
     if smoothing is not None and len(smoothing) != len(todo):
         raise ValueError(f"{len(smoothing)} smoothing entries for {len(todo)} linear layers")
     names = []
@@ -295,13 +292,24 @@ def prepare(
     return names
 
 
+def _linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """The ``nn.Linear`` layers :func:`prepare` wraps, in module (= forward) order."""
+    from sentence_transformers import SentenceTransformer
+
+    only_transformer = isinstance(model, SentenceTransformer)
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and not any(s in name for s in SKIPPED_MODULES)
+        and (not only_transformer or name.startswith(TRANSFORMER_PREFIX))
+        and not isinstance(_parent(model, name)[0], Int8FakeQuantLinear)
+    ]
+
+
 def linear_shapes(model: nn.Module) -> list[tuple[int, int]]:
     """``(in, out)`` of the layers :func:`prepare` would wrap, in module order."""
-    return [
-        (module.in_features, module.out_features)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and not any(s in name for s in SKIPPED_MODULES)
-    ]
+    return [(module.in_features, module.out_features) for _, module in _linears(model)]
 
 
 def smoothing_for(

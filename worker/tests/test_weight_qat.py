@@ -200,3 +200,24 @@ def test_weight_qat_starts_from_a_float32_bundle_only(tmp_path: Path) -> None:
     )
     with pytest.raises(BundleError, match="float32"):
         weight_qat_bundle(bundle=int8, data="lee", out=tmp_path / "x", config=DistillConfig())
+
+
+def test_dense_heads_stay_float_and_the_graph_still_matches(
+    tiny_model_dir: Path, parity_texts: list[str], tmp_path: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.dense import Dense
+    from sentence_transformers.base.modules.normalize import Normalize
+    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+    base = load_sentence_transformer(tiny_model_dir)
+    torch.manual_seed(0)
+    model = SentenceTransformer(
+        modules=[base[0], Pooling(32, pooling_mode="mean"), Dense(32, 16), Normalize()],
+        prompts={"query": "q: ", "document": ""},
+        device="cpu",
+    ).eval()
+    spec = inspect_model(model)
+    names = prepare(model)
+    assert len(names) == 12 and all(name.startswith("0.") for name in names)
+    assert _parity(model, tiny_model_dir, spec, parity_texts[:20], tmp_path) >= TINY_PARITY
