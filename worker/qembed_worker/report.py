@@ -127,6 +127,19 @@ def choose(rows: list[dict[str, Any]], train: str) -> str:
     return chosen
 
 
+MIN_FIDELITY_GAIN = 0.02
+
+
+def beats_ptq(ptq: dict[str, Any], qat: dict[str, Any]) -> bool:
+    """Whether QAT beats PTQ on one collection (what decides the served default)."""
+    gain = qat["binary"]["fidelity@10_vs_original"] - ptq["binary"]["fidelity@10_vs_original"]
+    return (
+        gain >= MIN_FIDELITY_GAIN - 1e-9
+        and qat["binary"]["retention"] >= ptq["binary"]["retention"] - 1e-9
+        and ptq["float32"]["ndcg@10"] - qat["float32"]["ndcg@10"] <= MAX_FLOAT32_NDCG_DROP + 1e-9
+    )
+
+
 def options_of(variant: str) -> dict[str, Any]:
     """BASE with the variant's changes."""
     changes = {n: c for n, _, c in VARIANTS}[variant]
@@ -284,6 +297,47 @@ def run_sweep(
     return rows
 
 
+def run_in_domain(
+    *,
+    bundle: Path,
+    folder: Path,
+    eval_set: _EvalSet,
+    options: dict[str, Any],
+    cache_dir: Path | None,
+    work: Path,
+) -> dict[str, Any]:
+    """Train the chosen configuration on a collection's own corpus (label-free) and evaluate.
+
+    A side experiment, not a target: it shows what the head does when it may see the corpus it
+    serves, which is what label-free self-distillation is for. Nothing is chosen from it.
+    """
+    manifest = read_manifest(bundle)
+    config = _config(
+        bundle,
+        folder,
+        work / "in-domain",
+        cache_dir,
+        checkpoint_dir=work / "in-domain.checkpoints",
+        checkpoint_every=10**9,
+        **{k: v for k, v in options.items() if k not in BASE or BASE[k] != v},
+    )
+    check_config(config)
+    plan = calibration_plan(config, manifest)
+    data = load_training_data(folder, loss="distill")
+    prepared = prepare(data, bundle, manifest, config)
+    calibration, _ = _calibration_embeddings(plan, bundle, manifest, config)
+    started = time.perf_counter()
+    fit = fit_head(config, prepared, calibration, manifest, plan, data.kind)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(work / "in-domain.checkpoints", ignore_errors=True)
+    return {
+        "train_s": round(seconds, 1),
+        "steps": fit.result.steps,
+        "texts": len(prepared.train),
+        "eval": eval_set.evaluate(fit.head.eval(), fit.lo, fit.hi),
+    }
+
+
 def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}"
 
@@ -326,8 +380,8 @@ End to end: each bundle's own ONNX graph embeds every query and document, quanti
 calibration ranges and scored as the service scores (`eval-bundle`, which agrees with
 `npm run eval` to the last digit on the default bundle). *Fidelity vs original* is the share of
 the **original model's** float32 top-10 found in the mode's top-10, over all queries (judged or
-not);
-*retention* is NDCG@10 relative to the same bundle's float32. binary+int8 uses multiplier 4.
+not); *retention* is NDCG@10 relative to the same bundle's float32. binary+int8 uses multiplier
+4.
 """
 
 SWEEP_INTRO = """## What was tried
@@ -447,8 +501,55 @@ def render(summary: dict[str, Any]) -> str:
         )
     lines += ["", summary["verdict"], ""]
     lines += _sweep_section(summary, train, held_out)
+    lines += _in_domain_section(summary)
     lines += ["", "## Notes", ""] + [f"- {note}" for note in summary["notes"]]
     return "\n".join(lines) + "\n"
+
+
+IN_DOMAIN_INTRO = """
+## Side experiment: the head trained on the served corpus (not a target)
+
+Label-free self-distillation needs no judgments, so a user can train the head on the corpus
+they serve. This runs the chosen configuration, unchanged, on each held-out collection's own
+corpus (80% of its documents; no queries, no judgments) and evaluates it like the rows above.
+It does not count toward the targets, which ask for a collection the training never saw, and
+nothing was chosen from it.
+"""
+
+
+def _in_domain_section(summary: dict[str, Any]) -> list[str]:
+    if not summary.get("in_domain"):
+        return []
+    lines = [IN_DOMAIN_INTRO]
+    header = [
+        "collection",
+        "training texts",
+        "train s",
+        "float32 NDCG@10",
+        "binary NDCG@10",
+        "binary retention",
+        "binary fidelity vs original",
+        "PTQ binary fidelity vs original",
+    ]
+    lines += [_row(header), _row(["---"] * len(header))]
+    for name, result in summary["in_domain"].items():
+        e = result["eval"]
+        ptq = summary["eval"][name]["ptq"]
+        lines.append(
+            _row(
+                [
+                    name,
+                    str(result["texts"]),
+                    f"{result['train_s']:.0f}",
+                    f"{e['float32']['ndcg@10']:.4f}",
+                    f"{e['binary']['ndcg@10']:.4f}",
+                    f"{_pct(e['binary']['retention'])}%",
+                    f"{_pct(e['binary']['fidelity@10_vs_original'])}%",
+                    f"{_pct(ptq['binary']['fidelity@10_vs_original'])}%",
+                ]
+            )
+        )
+    return lines
 
 
 def _sweep_section(summary: dict[str, Any], train: str, held_out: list[str]) -> list[str]:
@@ -568,6 +669,19 @@ def qat_report(
             both[label] = _digest(report)
         evaluations[name] = both
     held_out = [n for n in evaluations if n != train_name]
+    in_domain = {}
+    for folder in eval_datasets:
+        name = load_beir(folder, queries=False).name
+        if name in held_out:
+            in_domain[name] = run_in_domain(
+                bundle=bundle,
+                folder=folder,
+                eval_set=_EvalSet(folder, bundle, ptq_manifest, cache_dir),
+                options=options,
+                cache_dir=cache_dir,
+                work=work,
+            )
+    shutil.rmtree(work, ignore_errors=True)
     met = []
     for name in held_out:
         ptq, qat = evaluations[name]["ptq"], evaluations[name]["qat"]
@@ -577,22 +691,17 @@ def qat_report(
             and qat["binary"]["retention"] - ptq["binary"]["retention"] >= 0.02 - 1e-12
             and ptq["float32"]["ndcg@10"] - qat["float32"]["ndcg@10"] <= 0.005 + 1e-12
         )
-    beats = all(
-        evaluations[n]["qat"]["binary"]["fidelity@10_vs_original"]
-        > evaluations[n]["ptq"]["binary"]["fidelity@10_vs_original"]
-        and evaluations[n]["qat"]["float32"]["ndcg@10"]
-        >= evaluations[n]["ptq"]["float32"]["ndcg@10"] - 0.005
-        for n in held_out
-    )
+    beats = all(beats_ptq(evaluations[n]["ptq"], evaluations[n]["qat"]) for n in held_out)
     verdict = (
         "**All targets met.**"
         if all(met)
         else "**Targets not all met** (see the table above and what was tried below)."
     )
     verdict += (
-        f" On the held-out collection QAT {'beats' if beats else 'does not beat'} PTQ "
-        "(higher binary fidelity to the original float32 top-10 with float32 NDCG@10 within "
-        "0.5 point)."
+        f" On the held-out collection QAT **{'beats' if beats else 'does not beat'} PTQ** by the "
+        f"rule the README's default follows: binary fidelity to the original float32 top-10 up "
+        f"by at least {100 * MIN_FIDELITY_GAIN:.0f} points (the spread between equivalent random "
+        "rotations), binary NDCG@10 retention not lower, float32 NDCG@10 within 0.5 point."
     )
     durations = training["durations_s"]
     head = training.get("head", {})
@@ -629,6 +738,7 @@ def qat_report(
         "beats_ptq_on_held_out": beats,
         "verdict": verdict,
         "sweep": rows,
+        "in_domain": in_domain,
         "notes": NOTES,
     }
     (json_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
@@ -662,10 +772,12 @@ NOTES: list[str] = [
     "**What a linear head cannot do.** Doc-to-doc binary fidelity on the msmarco-5k split stays "
     "near 70% for every rotation tried (ITQ, random, PCA: 69-70%; trained: about 71%): with 384 "
     "sign bits and a frozen encoder the gains are a few points. Larger gains need the encoder "
-    "itself to learn sign-friendly features (`train --mode full`, on a GPU), or a head trained on "
-    "the target corpus itself: label-free self-distillation needs no judgments (`train --loss "
-    "distill --dataset <your corpus>`), which is what the head mode is for; neither is measured "
-    "here, since the issue asks for a held-out collection.",
-    "**Timings** are wall-clock on a 2-core CPU shared with other jobs; they vary 2-5x with the "
-    "machine's load.",
+    "itself to learn sign-friendly features (`train --mode full`, on a GPU; not measured here), "
+    "or a head trained on the served corpus itself, which label-free self-distillation allows "
+    "(`train --loss distill --dataset <your corpus>`; see the side experiment, which does not "
+    "count toward the targets).",
+    "**Timings** are wall-clock on a 2-core CPU shared with other jobs: the same 340 steps took "
+    "8 s on a quiet machine and up to 6 min under load (the *train s* column), so read them as "
+    "orders of magnitude. Training is deterministic: running the `train` command above twice "
+    "writes the same fingerprint.",
 ]

@@ -5,7 +5,14 @@ import pytest
 
 from qembed_worker.bundle import check_bundle
 from qembed_worker.cli import build_parser
-from qembed_worker.report import VARIANTS, choose, options_of, qat_report, train_command
+from qembed_worker.report import (
+    VARIANTS,
+    beats_ptq,
+    choose,
+    options_of,
+    qat_report,
+    train_command,
+)
 
 from .conftest import TINY_BUNDLE
 from .test_train import _texts
@@ -88,3 +95,19 @@ def test_the_report_trains_evaluates_and_writes_the_page(tmp_path: Path) -> None
         "summary.json",
     }
     assert len(json.loads((tmp_path / "docs" / "qat" / "sweep.json").read_text())) == 2
+
+
+def _figures(fidelity: float, retention: float, ndcg: float) -> dict:
+    return {
+        "binary": {"fidelity@10_vs_original": fidelity, "retention": retention},
+        "float32": {"ndcg@10": ndcg},
+    }
+
+
+def test_beating_ptq_needs_a_real_gain_and_no_loss() -> None:
+    ptq = _figures(0.716, 1.10, 0.0774)
+    assert not beats_ptq(ptq, _figures(0.716, 1.075, 0.0774))  # equal fidelity, lower retention
+    assert not beats_ptq(ptq, _figures(0.73, 1.10, 0.0774))  # +1.4 points: within noise
+    assert not beats_ptq(ptq, _figures(0.77, 1.10, 0.0700))  # float32 NDCG down 0.74 point
+    assert not beats_ptq(ptq, _figures(0.77, 1.05, 0.0774))  # retention lower
+    assert beats_ptq(ptq, _figures(0.74, 1.10, 0.0772))
