@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qembed_worker.bundle import MODEL_FILE, read_manifest
 
 MULTIPLIER = 4
@@ -106,20 +108,43 @@ def _ndcg(report: dict[str, Any], mode: str, multiplier: int | None) -> float:
     raise KeyError(f"no {mode} (m={multiplier}) row in the evaluation")
 
 
+def _fidelity(report: dict[str, Any], mode: str, multiplier: int | None) -> float | None:
+    for row in report.get("reference_fidelity") or []:
+        if row["mode"] == mode and row["rescore_multiplier"] == multiplier:
+            return float(row["fidelity@10"])
+    return None
+
+
 def measure_quality(
     bundles: Sequence[tuple[str, Path]], datasets: Sequence[Path]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """NDCG@10 (float32 embeddings; binary+int8 at m=4) of every bundle on every dataset."""
-    from qembed_worker.evaluate import evaluate_bundle
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """NDCG@10 (float32 embeddings; binary+int8 at m=4) of every bundle on every dataset.
 
-    quality: dict[str, dict[str, dict[str, float]]] = {}
+    Against the first bundle (the float32 encoder) it also measures how much of its float32
+    top-10 each encoder finds (fidelity@10, all queries) and the mean cosine between the two
+    encoders' document embeddings: both see differences that 12-43 judged queries cannot.
+    """
+    from qembed_worker.datasets import load_beir
+    from qembed_worker.evaluate import embed_dataset, evaluate_bundle
+
+    base = bundles[0][1]
+    quality: dict[str, dict[str, dict[str, Any]]] = {}
     for label, folder in bundles:
         quality[label] = {}
         for dataset in datasets:
-            report = evaluate_bundle(bundle=folder, dataset_dir=dataset)
+            report = evaluate_bundle(bundle=folder, dataset_dir=dataset, reference_bundle=base)
+            data = load_beir(dataset)
+            _, documents = embed_dataset(folder, data)
+            _, base_documents = embed_dataset(base, data)
+            cosine = (documents.astype(np.float64) * base_documents).sum(axis=1)
             quality[label][dataset.name] = {
                 "float32": _ndcg(report, "float32", None),
                 f"binary+int8@{MULTIPLIER}": _ndcg(report, "binary+int8", MULTIPLIER),
+                "fidelity@10_vs_float32_encoder": _fidelity(report, "float32", None),
+                "document_cosine_to_float32_encoder": {
+                    "mean": round(float(cosine.mean()), 6),
+                    "min": round(float(cosine.min()), 6),
+                },
                 "judged_queries": report["dataset"]["judged_queries"],
             }
     return quality
@@ -157,8 +182,11 @@ def render(report: dict[str, Any]) -> str:
     header = "| encoder | weights |"
     rule = "| --- | --- |"
     for name in datasets:
-        header += f" {name} NDCG@10 float32 (pts) | {name} binary+int8 m={MULTIPLIER} (pts) |"
-        rule += " --- | --- |"
+        header += (
+            f" {name} NDCG@10 float32 (pts) | {name} binary+int8 m={MULTIPLIER} (pts) |"
+            f" {name} fidelity@10 / mean cos vs float32 encoder |"
+        )
+        rule += " --- | --- | --- |"
     calls = list(speed[base])
     for c in calls:
         header += f" texts/s, calls of {c} (ratio to float32, min-max) |"
@@ -179,6 +207,9 @@ def render(report: dict[str, Any]) -> str:
             b = report["quality"][base][name]
             cells.append(f"{q['float32']:.4f} ({_points(q['float32'], b['float32'])})")
             cells.append(f"{q[key]:.4f} ({_points(q[key], b[key])})")
+            fidelity = q["fidelity@10_vs_float32_encoder"]
+            cosine = q["document_cosine_to_float32_encoder"]["mean"]
+            cells.append(f"{'-' if fidelity is None else f'{fidelity:.3f}'} / {cosine:.5f}")
         for c in calls:
             s = speed[label][c]
             spread = f"{s['ratio_min']:.2f}-{s['ratio_max']:.2f}"

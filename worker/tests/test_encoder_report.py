@@ -1,0 +1,85 @@
+"""docs/encoder-quantization.md: the table and the bench:encode parsing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qembed_worker import encoder_report
+from qembed_worker.encoder_report import _LINE, render
+
+
+def _report() -> dict:
+    def q(ndcg: float) -> dict:
+        return {
+            "float32": ndcg,
+            "binary+int8@4": ndcg - 0.01,
+            "fidelity@10_vs_float32_encoder": 0.9,
+            "document_cosine_to_float32_encoder": {"mean": 0.9995, "min": 0.99},
+            "judged_queries": 12,
+        }
+
+    def info(precision: str, method: str | None, qat: str | None, minutes: float | None):
+        return {
+            "weights": {"precision": precision, "method": method, "qat": qat},
+            "model_onnx_bytes": 90_000_000 if precision == "float32" else 23_000_000,
+            "training_minutes": minutes,
+        }
+
+    def speed(ratio: float) -> dict:
+        return {"texts_per_s": 100 * ratio, "ratio": ratio, "ratio_min": ratio, "ratio_max": ratio}
+
+    return {
+        "bundles": {
+            "float32": info("float32", None, None, None),
+            "QAT int8": info("int8", "per-token", "weight QAT", 12.5),
+        },
+        "quality": {"float32": {"ms": q(0.8)}, "QAT int8": {"ms": q(0.795)}},
+        "speed": {
+            "summary": {
+                "float32": {"1": speed(1.0), "32": speed(1.0)},
+                "QAT int8": {"1": speed(1.8), "32": speed(1.7)},
+            }
+        },
+    }
+
+
+def test_the_table_shows_degradation_speed_ratios_and_size() -> None:
+    table = render(_report())
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert lines[0].count("|") == lines[1].count("|") == lines[3].count("|")
+    assert "0.7950 (-0.50)" in lines[3]
+    assert "int8 per-token QAT" in lines[3]
+    assert "180.0 (1.80x, 1.80-1.80)" in lines[3]
+    assert "12.5 min" in lines[3] and "23.0 MB" in lines[3]
+
+
+def test_bench_encode_lines_are_parsed() -> None:
+    line = "  (a) in-process, calls of 32                 123.4 texts/s"
+    match = _LINE.match(line)
+    assert match and match.group(2) == "32" and match.group(3) == "123.4"
+    assert not _LINE.match("  (b) Python onnxruntime, batch 32   99.0 texts/s")
+
+
+def test_the_report_keeps_the_prose_around_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report.md"
+    marker = encoder_report.TEMPLATE_MARKER
+    out.write_text(f"# Title\n\nintro\n\n{marker}\nold\n{marker}\n\noutro\n", encoding="utf-8")
+    report = _report()
+    monkeypatch.setattr(encoder_report, "measure_quality", lambda b, d: report["quality"])
+    monkeypatch.setattr(encoder_report, "describe", lambda folder: report["bundles"][folder.name])
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({"speed": report["speed"]}), encoding="utf-8")
+    encoder_report.write_report(
+        bundles=[("float32", Path("float32")), ("QAT int8", Path("QAT int8"))],
+        datasets=[Path("ms")],
+        out=out,
+        timings_from=timings,
+    )
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\noutro\n")
+    assert "old" not in text and "1.80x" in text
+    assert (tmp_path / "report.json").is_file()
