@@ -441,6 +441,43 @@ def embed_texts(
     return result
 
 
+def teacher_cache(
+    teacher: SentenceTransformer,
+    texts: Sequence[str],
+    *,
+    key: str,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """The teacher's embeddings of ``texts``, cached on disk (they take minutes on a CPU).
+
+    Args:
+        teacher: The frozen float32 model.
+        texts: The training texts (prompts included).
+        key: Names the teacher and its truncation (bundle fingerprint and max tokens).
+        cache_dir: Default: the embedding cache of ``eval-bundle``
+            (``$QEMBED_EMBEDDING_CACHE`` or ``~/.cache/qembed/embeddings``).
+        progress: Show a tqdm bar when computing.
+
+    Returns:
+        float32 ``[len(texts), dim]``.
+    """
+    from qembed_worker.embeddings import default_cache_dir, texts_sha256
+
+    folder = cache_dir or default_cache_dir()
+    path = folder / f"weight-qat-teacher-{key}-{texts_sha256(texts)[:24]}.npy"
+    if path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return torch.from_numpy(cached)
+    embeddings = embed_texts(teacher, texts, batch_size=64, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp.npy")
+    np.save(staging, embeddings.numpy())
+    staging.replace(path)
+    return embeddings
+
+
 def distillation_loss(
     student: torch.Tensor, teacher: torch.Tensor, *, kl_weight: float, temperature: float
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -818,7 +855,12 @@ def weight_qat_bundle(
     )
     started = time.perf_counter()
     teacher.eval()
-    teacher_embeddings = embed_texts(teacher, texts, batch_size=64, progress=progress)
+    teacher_embeddings = teacher_cache(
+        teacher,
+        texts,
+        key=f"{source_manifest['fingerprint']}-{teacher.max_seq_length}",
+        progress=progress,
+    )
     teacher_minutes = (time.perf_counter() - started) / 60
     student = copy.deepcopy(teacher)
     del teacher

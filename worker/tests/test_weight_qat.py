@@ -155,7 +155,10 @@ def test_distill_moves_the_student_toward_the_teacher(tiny_model_dir: Path) -> N
     assert not any(layer.noise_active for layer in fake_quant_layers(student))
 
 
-def test_weight_qat_writes_a_checked_int8_bundle(parity_texts: list[str], tmp_path: Path) -> None:
+def test_weight_qat_writes_a_checked_int8_bundle(
+    parity_texts: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QEMBED_EMBEDDING_CACHE", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus.jsonl"
     lines = [json.dumps({"text": f"text number {i} on a subject {i % 5}"}) for i in range(16)]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -186,6 +189,8 @@ def test_weight_qat_writes_a_checked_int8_bundle(parity_texts: list[str], tmp_pa
     assert training["kind"] == "weight-qat" and training["steps"] == 2
     assert training["data"]["texts"] == 16 and training["data"]["spans"] == 16
     assert manifest["prompts"] == read_manifest(TINY_BUNDLE)["prompts"]
+    # The teacher's embeddings are cached for the next run.
+    assert len(list((tmp_path / "cache").glob("weight-qat-teacher-*.npy"))) == 1
 
 
 def test_weight_qat_starts_from_a_float32_bundle_only(tmp_path: Path) -> None:
