@@ -19,6 +19,7 @@ export interface TrainJobRequest {
   precisions?: (typeof TRAIN_PRECISIONS)[number][];
   weights?: number[];
   steps?: number;
+  epochs?: number;
   batch_size?: number;
   learning_rate?: number;
   seed?: number;
@@ -35,11 +36,15 @@ export interface TrainJobSpec {
   loss: (typeof TRAIN_LOSSES)[number];
   precisions: (typeof TRAIN_PRECISIONS)[number][];
   weights: number[];
-  steps: number;
+  /** Exact number of steps, or null: `epochs` passes over the data. */
+  steps: number | null;
+  epochs: number;
   batch_size: number;
   learning_rate: number;
   seed: number;
   asymmetric: boolean;
+  /** Self-distillation also on short query-like crops of the corpus (the recipe of docs/qat.md). */
+  crop_queries: boolean;
   base_model: { fingerprint: string; dir: string; name: string };
   output_name: string;
 }
@@ -83,11 +88,13 @@ export function buildJobSpec(
     loss,
     precisions,
     weights,
-    steps: request.steps ?? (mode === 'head' ? 2000 : 200),
+    steps: request.steps ?? null,
+    epochs: request.epochs ?? (mode === 'head' ? 20 : 1),
     batch_size: request.batch_size ?? (mode === 'head' ? 256 : 32),
     learning_rate: request.learning_rate ?? (mode === 'head' ? 1e-3 : 2e-5),
     seed: request.seed ?? 0,
     asymmetric: request.asymmetric ?? false,
+    crop_queries: loss === 'distill',
     base_model: ctx.baseModel,
     output_name: request.name ?? `${ctx.baseModel.name}-qat-${mode}`,
   };

@@ -41,6 +41,9 @@ describe('POST /train-jobs', () => {
       loss: 'distill',
       precisions: ['float32', 'int8', 'binary'],
       weights: [1, 1, 1],
+      steps: null,
+      epochs: 20,
+      crop_queries: true,
       base_model: { fingerprint: t.encoder.fingerprint },
     });
     expect(job.spec.dataset_path).toBe(path.join(root, 'corpus-only'));
@@ -67,7 +70,7 @@ describe('POST /train-jobs', () => {
     ['a contrastive loss without qrels', { dataset: 'corpus-only', loss: 'mnrl' }, 400, 'QEMBED_INVALID_JOB'],
     ['zero steps', { dataset: 'corpus-only', steps: 0 }, 400, 'QEMBED_INVALID_REQUEST'],
     ['an unknown base model', { dataset: 'corpus-only', base_model: 'nope' }, 404, 'QEMBED_MODEL_NOT_FOUND'],
-    ['an unknown property', { dataset: 'corpus-only', epochs: 3 }, 400, 'QEMBED_INVALID_REQUEST'],
+    ['an unknown property', { dataset: 'corpus-only', optimizer: 'sgd' }, 400, 'QEMBED_INVALID_REQUEST'],
     ['a missing dataset', { mode: 'head' }, 400, 'QEMBED_INVALID_REQUEST'],
   ];
   for (const [name, payload, status, code] of bad) {

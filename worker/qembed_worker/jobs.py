@@ -309,9 +309,9 @@ def train_runner(
             batch_size=int(spec["batch_size"]),
             lr=float(spec["learning_rate"]),
             seed=int(spec["seed"]),
-            # The job asks for an exact number of steps.
-            epochs=10**9,
-            max_steps=int(spec["steps"]),
+            epochs=int(spec["epochs"]),
+            max_steps=int(spec["steps"]) if spec.get("steps") is not None else None,
+            crop_queries=bool(spec.get("crop_queries", False)),
             checkpoint_dir=models_dir / ".checkpoints" / out.name,
             progress=False,
             on_step=on_step,
