@@ -89,7 +89,7 @@ def add_parsers(
         default=True,
         help="per-token: SmoothQuant the attention and widening FFN layers (x / alpha, "
         "alpha * W per input channel, alpha from the bundle's activations on 256 Lee passages, "
-        "beta 0.5): moves the hidden states' outlier channels into the weights",
+        "beta 0.75): moves the hidden states' outlier channels into the weights",
     )
     ptq.add_argument("--force", action="store_true", help="overwrite --out if it holds files")
     add_calibration_options(ptq, default_limit=None)
