@@ -8,6 +8,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
+import { errors } from '../errors.js';
 import type { SearchService } from '../search/search-service.js';
 import type { Db } from '../store/database.js';
 import type { ModelRegistry } from './registry.js';
@@ -47,6 +48,11 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
 
   return {
     async activate(fingerprint) {
+      const busy = search.listCollections().filter((c) => c.reencode);
+      if (busy.length > 0 && fingerprint !== registry.active().fingerprint) {
+        const what = busy.map((c) => `"${c.name}" (${c.reencode!.done} of ${c.reencode!.total})`).join(', ');
+        throw errors.conflict(`collections are still being re-encoded for the current model: ${what}; activate another model once they are done`);
+      }
       const before = registry.active();
       // Keep the old encoder loaded until its collections are re-encoded.
       const releaseBefore = registry.hold(before);
@@ -56,7 +62,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
         const reencoding: ActivationResult['reencoding'] = [];
         if (previous !== current) {
           for (const c of search.listCollections()) {
-            if (c.fingerprint === current.fingerprint || c.reencode) continue;
+            if (c.fingerprint === current.fingerprint) continue;
             const old = registry.loaded(c.fingerprint);
             reencodeInBackground(c.name, current, old);
             reencoding.push({ collection: c.name, documents: c.documents });

@@ -92,3 +92,27 @@ describe('POST /models/{fingerprint}/activate', () => {
     expect((await t.search.check('docs', { reencode: true })).problems).toEqual([]);
   });
 });
+
+describe('activation during a re-encoding', () => {
+  it('is refused with 409 until the running re-encoding is done, changing nothing', async () => {
+    const u = await startTestApp({ modelsDir });
+    try {
+      await u.app.inject({ method: 'POST', url: '/collections', payload: { name: 'busy' } });
+      await u.app.inject({ method: 'PUT', url: '/collections/busy/documents', payload: { documents: [{ id: 'a', text: 'alpha' }, { id: 'b', text: 'beta' }] } });
+      // A re-encoding held at a gate, for a model that is not the one being activated.
+      let open: () => void = () => {};
+      const gate = new Promise<void>((r) => (open = r));
+      const target = { ...u.encoder, fingerprint: 'fedcba9876543210', embed: async (...a: Parameters<typeof u.encoder.embed>) => (await gate, u.encoder.embed(...a)) };
+      const running = u.search.reencode('busy', target);
+      const otherFp = (await u.app.inject({ method: 'GET', url: '/models' })).json().models.find((m: { name: string }) => m.name === 'tiny-recalibrated').fingerprint;
+      const res = await u.app.inject({ method: 'POST', url: `/models/${otherFp}/activate` });
+      expect(res.statusCode).toBe(409);
+      expect(errorOf(res).message).toMatch(/still being re-encoded.*"busy"/);
+      expect(u.registry.active().fingerprint).toBe(u.encoder.fingerprint);
+      open();
+      await running;
+    } finally {
+      await u.close();
+    }
+  });
+});
