@@ -4,16 +4,17 @@ One command regenerates the report (``python -m qembed_worker encoder-report --h
 
 - quality: :func:`qembed_worker.evaluate.evaluate_bundle` on each dataset, NDCG@10 for float32
   embeddings and for binary+int8 search (rescoring multiplier :data:`MULTIPLIER`);
-- speed: the service's own encoder in-process, from ``npm run bench:encode`` (``--skip-torch``),
-  each bundle once per round, rounds interleaved so that the machine's load hits every bundle
-  alike; ratios to the float32 bundle are taken within a round;
+- speed, two ways: (1) the service's own encoder in-process (tokenizer, batching queue,
+  onnxruntime-node; stage (a) of ``npm run bench:encode``) through ``bench/encode-compare.ts``,
+  every bundle once per round in a rotated order, ratios to the float32 bundle taken within
+  the round; (2) onnxruntime in Python on one thread, timed in CPU seconds of that thread,
+  which a shared machine's load disturbs far less than wall-clock time;
 - size: ``model.onnx`` bytes; training minutes from the manifest.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -28,77 +29,114 @@ from qembed_worker.bundle import MODEL_FILE, read_manifest
 
 MULTIPLIER = 4
 REPO = Path(__file__).resolve().parents[2]
-_LINE = re.compile(r"^\s*\((a)\) in-process, calls of (\d+)\s+([\d.]+) texts/s\s*$")
 
 
-def bench_encode(bundle: Path, texts: int) -> dict[str, float]:
-    """Run ``npm run bench:encode`` on a bundle and read the in-process texts/second.
-
-    Returns:
-        ``{"1": texts/s, "8": ..., "32": ...}`` for calls of 1, 8 and 32 texts.
-
-    Raises:
-        RuntimeError: The benchmark failed or printed no in-process figures.
-    """
-    command = [
-        "npm",
-        "run",
-        "--silent",
-        "bench:encode",
-        "--",
-        "--bundle",
-        str(bundle.resolve()),
-        "--skip-torch",
-        "--texts",
-        str(texts),
-    ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench:encode failed for {bundle}:\n{done.stdout}\n{done.stderr}")
-    result = {}
-    for line in done.stdout.splitlines():
-        match = _LINE.match(line)
-        if match:
-            result[match.group(2)] = float(match.group(3))
-    if not result:
-        raise RuntimeError(f"bench:encode printed no in-process figures:\n{done.stdout}")
-    return result
+def bench_passages(count: int) -> list[str]:
+    """The first ``count`` msmarco-5k passages (``text`` only), as ``bench:encode`` reads them."""
+    corpus = REPO.parent / "shared" / "datasets" / "msmarco-5k" / "corpus.jsonl"
+    lines = [line for line in corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return [json.loads(line)["text"] for line in lines[:count]]
 
 
 def measure_speed(
     bundles: Sequence[tuple[str, Path]], *, rounds: int, texts: int
 ) -> dict[str, Any]:
-    """Texts/second of every bundle, ``rounds`` interleaved rounds, and ratios to the first.
+    """Texts/second in the service's encoder (``bench/encode-compare.ts``), ratios to the first.
 
     Returns:
-        ``{"rounds": [{label: {calls: texts/s}}], "summary": {label: {calls: {...}}}}`` where the
-        summary holds the median texts/s and the median, min and max of the per-round ratio.
+        ``{"texts", "rounds": [{label: {calls: texts/s}}], "summary": {label: {calls: {...}}}}``
+        where the summary holds the median texts/s and the median, min and max of the
+        per-round ratio to the first bundle.
     """
+    command = ["npx", "--no-install", "tsx", "bench/encode-compare.ts", "--json"]
+    command += ["--texts", str(texts), "--rounds", str(rounds), "--calls", "1,32"]
+    for _, folder in bundles:
+        command += ["--bundle", str(folder.resolve())]
+    print("qembed-worker: " + " ".join(command[3:]), file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/encode-compare.ts failed:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(done.stdout)
+    names = {str(folder.resolve()): label for label, folder in bundles}
+    return {
+        "how": "bench/encode-compare.ts: the service's encoder in-process, rotated rounds",
+        "texts": raw["texts"],
+        "rounds": [{names[k]: v for k, v in run.items()} for run in raw["rounds"]],
+        "summary": {names[k]: v for k, v in raw["summary"].items()},
+    }
+
+
+def measure_cpu_time(
+    bundles: Sequence[tuple[str, Path]],
+    *,
+    rounds: int,
+    texts: int,
+    batches: Sequence[int] = (1, 32),
+) -> dict[str, Any]:
+    """Texts per CPU-second of onnxruntime on one thread, per batch size, ratios to the first.
+
+    The same MS MARCO passages as the service benchmark, tokenized by each bundle; batches of
+    32 are length-sorted (as the service's queue groups them). One intra-op thread, timed with
+    the thread's own CPU clock: a busy machine slows the wall clock far more than the work.
+
+    Returns:
+        Like :func:`measure_speed` (keys are batch sizes).
+    """
+    import onnxruntime as ort
+
+    from qembed_worker.calibration import OnnxEncoder
+
+    passages = bench_passages(texts)
+    encoders = {}
+    for label, folder in bundles:
+        manifest = read_manifest(folder)
+        encoder = OnnxEncoder(folder, manifest["prompts"], manifest["onnx"]["inputs"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        encoder.session = ort.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        encoders[label] = encoder
     runs: list[dict[str, dict[str, float]]] = []
-    for round_index in range(rounds):
-        current = {}
-        for label, folder in bundles:
-            print(
-                f"qembed-worker: bench:encode round {round_index + 1}/{rounds}: {label}",
-                file=sys.stderr,
-                flush=True,
-            )
-            current[label] = bench_encode(folder, texts)
+    for _ in range(rounds):
+        current: dict[str, dict[str, float]] = {}
+        for label, encoder in encoders.items():
+            ids = encoder.tokenize(passages, "document")
+            current[label] = {}
+            for batch in batches:
+                order = ids if batch == 1 else sorted(ids, key=len)
+                chunks = [order[i : i + batch] for i in range(0, len(order), batch)]
+                encoder.run(chunks[0])
+                started = time.thread_time()
+                for chunk in chunks:
+                    encoder.run(chunk)
+                current[label][str(batch)] = len(ids) / (time.thread_time() - started)
         runs.append(current)
-    base = bundles[0][0]
+    return {
+        "how": "onnxruntime (Python), 1 thread, texts per CPU-second of that thread",
+        "texts": len(passages),
+        "rounds": runs,
+        "summary": _summarize(runs, [label for label, _ in bundles]),
+    }
+
+
+def _summarize(runs: list[dict[str, dict[str, float]]], labels: list[str]) -> dict[str, Any]:
+    base = labels[0]
     summary: dict[str, Any] = {}
-    for label, _ in bundles:
+    for label in labels:
         summary[label] = {}
-        for calls in runs[0][label]:
-            values = [run[label][calls] for run in runs]
-            ratios = [run[label][calls] / run[base][calls] for run in runs]
-            summary[label][calls] = {
+        for key in runs[0][label]:
+            values = [run[label][key] for run in runs]
+            ratios = [run[label][key] / run[base][key] for run in runs]
+            summary[label][key] = {
                 "texts_per_s": round(statistics.median(values), 1),
                 "ratio": round(statistics.median(ratios), 2),
                 "ratio_min": round(min(ratios), 2),
                 "ratio_max": round(max(ratios), 2),
             }
-    return {"texts": texts, "rounds": runs, "summary": summary}
+    return summary
 
 
 def _ndcg(report: dict[str, Any], mode: str, multiplier: int | None) -> float:
@@ -189,7 +227,12 @@ def render(report: dict[str, Any]) -> str:
         rule += " --- | --- | --- |"
     calls = list(speed[base])
     for c in calls:
-        header += f" texts/s, calls of {c} (ratio to float32, min-max) |"
+        header += f" service texts/s, calls of {c} (ratio, min-max) |"
+        rule += " --- |"
+    cpu = report["cpu_time"]["summary"]
+    batches = list(cpu[base])
+    for b in batches:
+        header += f" CPU-time ratio, batch {b} (min-max) |"
         rule += " --- |"
     header += " model.onnx | training |"
     rule += " --- | --- |"
@@ -214,6 +257,9 @@ def render(report: dict[str, Any]) -> str:
             s = speed[label][c]
             spread = f"{s['ratio_min']:.2f}-{s['ratio_max']:.2f}"
             cells.append(f"{s['texts_per_s']:.1f} ({s['ratio']:.2f}x, {spread})")
+        for b in batches:
+            s = cpu[label][b]
+            cells.append(f"{s['ratio']:.2f}x ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})")
         cells.append(f"{info['model_onnx_bytes'] / 1e6:.1f} MB")
         minutes = info["training_minutes"]
         cells.append("-" if minutes is None else f"{minutes} min")
@@ -242,9 +288,9 @@ def write_report(
         bundles: ``(label, folder)``; the first is the float32 baseline.
         datasets: BEIR folders.
         out: The Markdown file; the JSON goes to the same path with ``.json``.
-        rounds: bench:encode rounds.
-        texts: bench:encode ``--texts``.
-        timings_from: Reuse the ``speed`` section of this JSON report.
+        rounds: Speed rounds (both measurements).
+        texts: Passages timed.
+        timings_from: Reuse the ``speed`` and ``cpu_time`` sections of this JSON report.
 
     Returns:
         A summary of what was written.
@@ -252,14 +298,17 @@ def write_report(
     started = time.perf_counter()
     quality = measure_quality(bundles, datasets)
     if timings_from is not None:
-        speed = json.loads(timings_from.read_text(encoding="utf-8"))["speed"]
+        earlier = json.loads(timings_from.read_text(encoding="utf-8"))
+        speed, cpu_time = earlier["speed"], earlier["cpu_time"]
     else:
         speed = measure_speed(bundles, rounds=rounds, texts=texts)
+        cpu_time = measure_cpu_time(bundles, rounds=rounds, texts=texts)
     report = {
         "bundles": {label: describe(folder) for label, folder in bundles},
         "datasets": [str(d) for d in datasets],
         "quality": quality,
         "speed": speed,
+        "cpu_time": cpu_time,
         "multiplier": MULTIPLIER,
     }
     table = render(report)

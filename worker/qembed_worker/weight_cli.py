@@ -195,9 +195,12 @@ def add_parsers(
         "encoder-report",
         help="docs/encoder-quantization.md: quality, speed and size of int8 encoders",
         description="Evaluate bundles (eval-bundle: NDCG@10 for float32 embeddings and "
-        "binary+int8 search) on BEIR datasets, time them with the service's in-process "
-        "encoder (npm run bench:encode, repeated, back to back), and write the Markdown "
-        "report with its JSON next to it. The first --bundle is the float32 baseline.",
+        "binary+int8 search, fidelity@10 and document cosine against the first bundle) on BEIR "
+        "datasets, time them with the service's in-process encoder (bench/encode-compare.ts: "
+        "rounds rotating the bundles, ratios within a round) and with single-thread "
+        "onnxruntime CPU time, and write the table into the Markdown report (between its "
+        "'<!-- encoder-report:table -->' markers) with a JSON next to it. The first --bundle "
+        "is the float32 baseline.",
         formatter_class=formatter,
     )
     report.add_argument(
@@ -217,14 +220,14 @@ def add_parsers(
         help="the Markdown report (its JSON goes next to it)",
     )
     report.add_argument(
-        "--rounds", type=int, default=3, help="bench:encode rounds per bundle (interleaved)"
+        "--rounds", type=int, default=7, help="speed rounds (every bundle once per round)"
     )
-    report.add_argument("--texts", type=int, default=300, help="bench:encode --texts")
+    report.add_argument("--texts", type=int, default=300, help="msmarco-5k passages timed")
     report.add_argument(
         "--timings",
         type=Path,
         default=None,
-        help="reuse the timings of this earlier JSON report instead of running bench:encode",
+        help="reuse the timings of this earlier JSON report instead of measuring again",
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from qembed_worker import encoder_report
-from qembed_worker.encoder_report import _LINE, render
+from qembed_worker.encoder_report import _summarize, render
 
 
 def _report() -> dict:
@@ -41,6 +41,12 @@ def _report() -> dict:
                 "QAT int8": {"1": speed(1.8), "32": speed(1.7)},
             }
         },
+        "cpu_time": {
+            "summary": {
+                "float32": {"1": speed(1.0), "32": speed(1.0)},
+                "QAT int8": {"1": speed(1.9), "32": speed(1.85)},
+            }
+        },
     }
 
 
@@ -52,14 +58,24 @@ def test_the_table_shows_degradation_speed_ratios_and_size() -> None:
     assert "0.7950 (-0.50)" in lines[3]
     assert "int8 per-token QAT" in lines[3]
     assert "180.0 (1.80x, 1.80-1.80)" in lines[3]
+    assert "1.85x (1.85-1.85)" in lines[3]
     assert "12.5 min" in lines[3] and "23.0 MB" in lines[3]
 
 
-def test_bench_encode_lines_are_parsed() -> None:
-    line = "  (a) in-process, calls of 32                 123.4 texts/s"
-    match = _LINE.match(line)
-    assert match and match.group(2) == "32" and match.group(3) == "123.4"
-    assert not _LINE.match("  (b) Python onnxruntime, batch 32   99.0 texts/s")
+def test_ratios_are_taken_within_each_round() -> None:
+    runs = [
+        {"a": {"1": 10.0}, "b": {"1": 20.0}},  # a busy round: both slow
+        {"a": {"1": 40.0}, "b": {"1": 72.0}},
+        {"a": {"1": 30.0}, "b": {"1": 57.0}},
+    ]
+    summary = _summarize(runs, ["a", "b"])
+    assert summary["b"]["1"] == {
+        "texts_per_s": 57.0,
+        "ratio": 1.9,
+        "ratio_min": 1.8,
+        "ratio_max": 2.0,
+    }
+    assert summary["a"]["1"]["ratio"] == 1.0
 
 
 def test_the_report_keeps_the_prose_around_the_table(
@@ -72,7 +88,9 @@ def test_the_report_keeps_the_prose_around_the_table(
     monkeypatch.setattr(encoder_report, "measure_quality", lambda b, d: report["quality"])
     monkeypatch.setattr(encoder_report, "describe", lambda folder: report["bundles"][folder.name])
     timings = tmp_path / "t.json"
-    timings.write_text(json.dumps({"speed": report["speed"]}), encoding="utf-8")
+    timings.write_text(
+        json.dumps({"speed": report["speed"], "cpu_time": report["cpu_time"]}), encoding="utf-8"
+    )
     encoder_report.write_report(
         bundles=[("float32", Path("float32")), ("QAT int8", Path("QAT int8"))],
         datasets=[Path("ms")],
