@@ -2,7 +2,7 @@
  * End to end, as docker/compose.yaml runs it but on the host: the API and the worker as real
  * processes. Queue a short head-mode training job, wait for it, activate the new bundle, and
  * search a collection that was re-encoded for it. Needs the worker's Python (scripts/test
- * sets QEMBED_WORKER_PYTHON); CI must run it.
+ * sets TEST_WORKER_PYTHON); CI must run it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -12,10 +12,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
-const python = process.env.QEMBED_WORKER_PYTHON;
+const python = process.env.TEST_WORKER_PYTHON;
 if (!python) {
-  if (process.env.CI) throw new Error('QEMBED_WORKER_PYTHON is not set; CI must run the end-to-end training test');
-  console.warn('end-to-end training test skipped: set QEMBED_WORKER_PYTHON (scripts/test does)');
+  if (process.env.CI) throw new Error('TEST_WORKER_PYTHON is not set; CI must run the end-to-end training test');
+  console.warn('end-to-end training test skipped: set TEST_WORKER_PYTHON (scripts/test does)');
 }
 
 const root = mkdtempSync(path.join(tmpdir(), 'qembed-e2e-'));

@@ -1,6 +1,6 @@
 /**
  * The evaluation's metrics agree with pytrec_eval (trec_eval's reference implementation) on
- * the same run and qrels. Needs the worker's Python; scripts/test sets QEMBED_WORKER_PYTHON.
+ * the same run and qrels. Needs the worker's Python; scripts/test sets TEST_WORKER_PYTHON.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,10 +10,10 @@ import { describe, expect, it } from 'vitest';
 import type { Qrels } from '../../src/datasets/beir.js';
 import { mrrAt, ndcgAt, recallAt } from '../../src/eval/metrics.js';
 
-const python = process.env.QEMBED_WORKER_PYTHON;
+const python = process.env.TEST_WORKER_PYTHON;
 if (!python) {
-  if (process.env.CI) throw new Error('QEMBED_WORKER_PYTHON is not set; CI must run the pytrec_eval cross-check');
-  console.warn('metrics cross-check skipped: set QEMBED_WORKER_PYTHON to a Python with pytrec_eval (scripts/test does)');
+  if (process.env.CI) throw new Error('TEST_WORKER_PYTHON is not set; CI must run the pytrec_eval cross-check');
+  console.warn('metrics cross-check skipped: set TEST_WORKER_PYTHON to a Python with pytrec_eval (scripts/test does)');
 }
 
 /** A deterministic pseudo-random run and graded qrels, with relevant documents never retrieved. */

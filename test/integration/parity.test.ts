@@ -11,11 +11,11 @@ import { loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 
-const bundleDir = process.env.QEMBED_PARITY_BUNDLE;
-const referenceDir = process.env.QEMBED_PARITY_DIR;
+const bundleDir = process.env.TEST_PARITY_BUNDLE;
+const referenceDir = process.env.TEST_PARITY_DIR;
 const available = Boolean(bundleDir && referenceDir && existsSync(path.join(bundleDir, 'manifest.json')));
 if (!available) {
-  const notice = 'parity test skipped: set QEMBED_PARITY_BUNDLE and QEMBED_PARITY_DIR (scripts/test does)';
+  const notice = 'parity test skipped: set TEST_PARITY_BUNDLE and TEST_PARITY_DIR (scripts/test does)';
   if (process.env.CI) throw new Error(`${notice}; CI must run it`);
   console.warn(notice);
 }
