@@ -17,11 +17,15 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime bases -------------------------------------------------------------------------
+# On the CPU the API serves the int8-weight encoder (docs/encoder-quantization.md); the CUDA
+# image keeps the float32 bundle (int8 MatMulInteger is a CPU kernel).
 FROM node:20-bookworm-slim AS base-cpu
+ENV QEMBED_MODEL_DIR=/models/default-int8
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
 COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
-ENV QEMBED_EXECUTION_PROVIDER=cuda
+ENV QEMBED_EXECUTION_PROVIDER=cuda \
+    QEMBED_MODEL_DIR=/models/default
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM base-${VARIANT} AS runtime
@@ -30,8 +34,7 @@ ENV NODE_ENV=production \
     QEMBED_HOST=0.0.0.0 \
     QEMBED_PORT=8080 \
     QEMBED_DATA_DIR=/data \
-    QEMBED_MODELS_DIR=/models \
-    QEMBED_MODEL_DIR=/models/default
+    QEMBED_MODELS_DIR=/models
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./

@@ -48,7 +48,7 @@ const log = (line: string) => (opts.json ? console.error(line) : console.log(lin
 
 /** Texts/second of one bundle for each call size; the encoder lives only for the measurement. */
 async function measure(dir: string): Promise<Record<string, number>> {
-  const encoder = await createEncoder(await loadBundle(dir), loadConfig({}));
+  const encoder = await createEncoder(await loadBundle(dir), loadConfig(process.env));
   try {
     await encoder.embed(texts.slice(0, 16), { inputType: 'document', truncate: true });
     const result: Record<string, number> = {};

@@ -47,3 +47,26 @@ ensure_default_bundle() {
   worker export --model all-minilm-l6-v2 --out "$tmp"
   mv "$tmp" "$dir"
 }
+
+# The bundle scripts/serve runs. On the CPU it is the int8-weight encoder (models/default-int8:
+# per-token int8 post-training quantization of models/default, docs/encoder-quantization.md),
+# built from models/default on first use; with QEMBED_EXECUTION_PROVIDER=cuda the float32
+# bundle stays (int8 MatMulInteger is a CPU kernel). A QEMBED_MODEL_DIR set by the caller wins.
+ensure_served_bundle() {
+  ensure_default_bundle
+  if [ -n "${QEMBED_MODEL_DIR:-}" ]; then return; fi
+  if [ "${QEMBED_EXECUTION_PROVIDER:-cpu}" != "cpu" ]; then
+    export QEMBED_MODEL_DIR="$root/models/default"
+    return
+  fi
+  local dir="$root/models/default-int8"
+  if [ ! -f "$dir/manifest.json" ]; then
+    ensure_worker
+    log "building the int8-weight CPU encoder from models/default (first run only)"
+    local tmp="$root/models/.default-int8.tmp"
+    rm -rf "$tmp"
+    worker quantize-weights --bundle "$root/models/default" --out "$tmp"
+    mv "$tmp" "$dir"
+  fi
+  export QEMBED_MODEL_DIR="$dir"
+}

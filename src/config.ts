@@ -30,7 +30,7 @@ export const configSchema = {
   executionProvider: setting({ env: 'QEMBED_EXECUTION_PROVIDER', kind: 'enum', values: ['cpu', 'cuda'] as const, default: 'cpu' as 'cpu' | 'cuda', description: 'onnxruntime execution provider: `cpu`, or `cuda` (needs the CUDA build of onnxruntime-node).' }),
   cudaFallback: setting({ env: 'QEMBED_CUDA_FALLBACK', kind: 'boolean', default: false, description: 'With `cuda`, fall back to the CPU instead of refusing to start when CUDA is unavailable.' }),
   cudaDeviceId: setting({ env: 'QEMBED_CUDA_DEVICE_ID', kind: 'integer', default: 0, min: 0, max: 64, description: 'GPU used by the CUDA execution provider.' }),
-  intraOpThreads: setting({ env: 'QEMBED_INTRA_OP_THREADS', kind: 'integer', default: 0, min: 0, max: 1024, description: 'Threads onnxruntime uses inside one inference (0: one per physical core).' }),
+  intraOpThreads: setting({ env: 'QEMBED_INTRA_OP_THREADS', kind: 'integer', default: 0, min: 0, max: 1024, description: 'Threads onnxruntime uses inside one inference (0: one per CPU available to the process, set explicitly so that onnxruntime does not pin its threads to cores).' }),
   maxInputs: setting({ env: 'QEMBED_MAX_INPUTS', kind: 'integer', default: 256, min: 1, max: 100_000, description: 'Most texts accepted in one request.' }),
   maxInputChars: setting({ env: 'QEMBED_MAX_INPUT_CHARS', kind: 'integer', default: 100_000, min: 1, max: 10_000_000, description: 'Longest text accepted, in characters (longer texts get 413 before tokenization).' }),
   bodyLimitBytes: setting({ env: 'QEMBED_BODY_LIMIT_BYTES', kind: 'integer', default: 8 * 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024, description: 'Largest request body accepted, in bytes.' }),

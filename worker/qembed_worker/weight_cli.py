@@ -92,6 +92,12 @@ def add_parsers(
         "beta 0.75): moves the hidden states' outlier channels into the weights",
     )
     ptq.add_argument("--force", action="store_true", help="overwrite --out if it holds files")
+    ptq.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when --out already holds a bundle (a manifest.json): for start-up "
+        "scripts (scripts/serve, docker/compose.yaml's bundle-init)",
+    )
     add_calibration_options(ptq, default_limit=None)
 
     qat = commands.add_parser(
@@ -242,6 +248,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
     Returns:
         The summary printed as JSON.
     """
+    if (
+        args.command == "quantize-weights"
+        and args.if_missing
+        and (args.out / "manifest.json").is_file()
+    ):
+        return {"bundle": str(args.out), "skipped": "a bundle is already there (--if-missing)"}
     if args.command == "quantize-weights":
         check_calibration(parser, args)
         from qembed_worker.calibration import calibrate

@@ -59,3 +59,16 @@ def test_quantile_needs_q(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["calibrate", "--bundle", "x", "--out", "y", "--method", "quantile"])
     assert "--quantile" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["export", "quantize-weights"])
+def test_if_missing_leaves_an_existing_bundle_alone(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}", encoding="utf-8")
+    source = ["--model", "not-a-model"] if command == "export" else ["--bundle", str(tmp_path)]
+    assert main([command, *source, "--out", str(out), "--if-missing"]) == 0
+    assert "already there" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
