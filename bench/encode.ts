@@ -8,7 +8,10 @@
  * Everything runs in this one invocation, one stage at a time, and the comparison is printed
  * as ratios (the machines are shared and noisy; absolute numbers move, ratios much less).
  *
- * Options: --bundle DIR (default models/default), --texts N (default 1000), --skip-torch.
+ * Stages (a), (b) and (d) run once per round (--rounds, default 3), rotated; ratios are taken
+ * within each round, then their median printed.
+ *
+ * Options: --bundle DIR (default models/default), --texts N (default 1000), --rounds R, --skip-torch.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +30,7 @@ const { values: opts } = parseArgs({
     bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') },
     texts: { type: 'string', default: '1000' },
     'skip-torch': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -42,16 +46,18 @@ const texts = readFileSync(corpus, 'utf8')
   .slice(0, count)
   .map((l) => (JSON.parse(l) as { text: string }).text);
 
-const results: Record<string, number> = {};
+type Results = Record<string, number>;
+let results: Results = {};
 const record = (name: string, textsPerSecond: number) => {
   results[name] = textsPerSecond;
   console.log(`  ${name.padEnd(38)} ${textsPerSecond.toFixed(1).padStart(8)} texts/s`);
 };
 
-console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.bundle}`);
+const rounds = Number(opts.rounds);
+console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.bundle}, ${rounds} round(s)`);
 
-// (a) in-process
-{
+/** (a) the service's encoder in-process. */
+async function inProcess(): Promise<void> {
   const bundle = await loadBundle(opts.bundle);
   const encoder = await createEncoder(bundle, loadConfig({}));
   await encoder.embed(texts.slice(0, 16), { inputType: 'document', truncate: true });
@@ -67,14 +73,14 @@ console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.b
   await encoder.close();
 }
 
-// (b), (c) Python
-{
+/** (b) the same graph in Python onnxruntime; (c) sentence-transformers unless skipped. */
+function python(skipTorch: boolean): void {
   const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-'));
   const textsFile = path.join(dir, 'texts.json');
   writeFileSync(textsFile, JSON.stringify(texts));
   const python = execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
   const args = [path.join(projectRoot, 'bench', 'encode_reference.py'), '--bundle', opts.bundle, '--texts', textsFile];
-  if (opts['skip-torch']) args.push('--skip-torch');
+  if (skipTorch) args.push('--skip-torch');
   const out = JSON.parse(execFileSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as Record<string, Record<string, number>>;
   rmSync(dir, { recursive: true, force: true });
   for (const [b, v] of Object.entries(out.onnxruntime ?? {})) record(`(b) Python onnxruntime, batch ${b}`, v);
@@ -82,8 +88,8 @@ console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.b
   for (const [b, v] of Object.entries(out.sentence_transformers ?? {})) record(`(c) sentence-transformers, batch ${b}`, v);
 }
 
-// (d) HTTP
-{
+/** (d) the service over HTTP with autocannon. */
+async function http(): Promise<void> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-data-'));
   const server = await startServer({ QEMBED_MODEL_DIR: opts.bundle, QEMBED_DATA_DIR: dataDir, QEMBED_LOG_LEVEL: 'warn' }, 120_000);
   for (const connections of [1, 32]) {
@@ -108,12 +114,35 @@ console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.b
   rmSync(dataDir, { recursive: true, force: true });
 }
 
-const ratio = (a: string, b: string) => (results[a] && results[b] ? results[a]! / results[b]! : NaN);
-const bestPython32 = Math.max(results['(b) Python onnxruntime, batch 32'] ?? 0, results['(b) Python onnxruntime sorted, batch 32'] ?? 0);
-results['(b) best Python onnxruntime, batch 32'] = bestPython32;
+// Rounds: every stage once per round, the stages rotated so that none always runs first, and
+// each ratio taken within its round (the machine's speed drifts between minutes).
+const perRound: Results[] = [];
+for (let round = 0; round < rounds; round++) {
+  results = {};
+  if (rounds > 1) console.log(`round ${round + 1}/${rounds}`);
+  const stages = [() => inProcess(), async () => python(Boolean(opts['skip-torch']) || round > 0), () => http()];
+  for (let k = 0; k < stages.length; k++) await stages[(k + round) % stages.length]!();
+  perRound.push(results);
+}
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+if (rounds > 1) {
+  console.log(`\nmedian over ${rounds} rounds:`);
+  const names = [...new Set(perRound.flatMap((r) => Object.keys(r)))];
+  for (const name of names) console.log(`  ${name.padEnd(38)} ${median(perRound.map((r) => r[name] ?? NaN)).toFixed(1).padStart(8)} texts/s`);
+}
+
+for (const r of perRound) {
+  r['(b) best Python onnxruntime, batch 32'] = Math.max(r['(b) Python onnxruntime, batch 32'] ?? 0, r['(b) Python onnxruntime sorted, batch 32'] ?? 0);
+}
+// (c) runs in the first round only: its ratio is taken there.
+const ratio = (a: string, b: string) => median(perRound.map((r) => (r[a] && r[b] ? r[a]! / r[b]! : NaN)));
 // The strict target compares with Python batches of texts sorted by length over the whole
 // corpus: padding-free batches the service cannot form, since it sees 32 texts per call.
-console.log('\nratios (targets from issue 2):');
+console.log(`\nratios (targets from issue 2)${rounds > 1 ? ', median of the per-round ratios' : ''}:`);
 const show = (label: string, value: number, target?: number) =>
   console.log(`  ${label.padEnd(58)} ${value.toFixed(2)}${target ? `  (target ≥ ${target}: ${value >= target ? 'met' : 'MISSED'})` : ''}`);
 show('(a) calls of 32 / (b) best Python onnxruntime batch 32', ratio('(a) in-process, calls of 32', '(b) best Python onnxruntime, batch 32'), 0.9);
