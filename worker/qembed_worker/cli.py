@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from qembed_worker import __version__
 
@@ -91,6 +92,23 @@ def _check_calibration_args(parser: argparse.ArgumentParser, args: argparse.Name
         parser.error("--limit must be positive")
     if args.batch_size <= 0:
         parser.error("--batch-size must be positive")
+
+
+def calibration_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared calibration options as keyword arguments.
+
+    For :func:`qembed_worker.calibration.calibrate` and the commands that call it (the options
+    are added by :func:`_add_calibration_options`).
+    """
+    return {
+        "corpus": args.corpus,
+        "limit": args.limit,
+        "method": args.method,
+        "quantile": args.quantile,
+        "input_type": args.input_type,
+        "batch_size": args.batch_size,
+        "cache_dir": args.cache_dir,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -738,13 +756,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             opset=args.opset,
             force=args.force,
-            corpus=args.corpus,
-            limit=args.limit,
-            method=args.method,
-            quantile=args.quantile,
-            input_type=args.input_type,
-            batch_size=args.batch_size,
-            cache_dir=args.cache_dir,
+            **calibration_kwargs(args),
         )
     elif args.command == "calibrate":
         _check_calibration_args(parser, args)
@@ -754,13 +766,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             bundle=args.bundle,
             out=args.out,
             force=args.force,
-            corpus=args.corpus,
-            limit=args.limit,
-            method=args.method,
-            quantile=args.quantile,
-            input_type=args.input_type,
-            batch_size=args.batch_size,
-            cache_dir=args.cache_dir,
+            **calibration_kwargs(args),
         )
     elif args.command == "fixture":
         from qembed_worker.fixture import write_fixture

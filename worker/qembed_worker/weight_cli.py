@@ -257,20 +257,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
     if args.command == "quantize-weights":
         check_calibration(parser, args)
         from qembed_worker.calibration import calibrate
+        from qembed_worker.cli import calibration_kwargs
         from qembed_worker.weight_quant import quantize_weights_bundle
 
         def calibrate_fn(staging: Path, manifest: dict[str, Any]) -> Any:
-            return calibrate(
-                staging,
-                manifest,
-                corpus=args.corpus,
-                limit=args.limit,
-                method=args.method,
-                quantile=args.quantile,
-                input_type=args.input_type,
-                batch_size=args.batch_size,
-                cache_dir=args.cache_dir,
-            )
+            return calibrate(staging, manifest, **calibration_kwargs(args))
 
         return quantize_weights_bundle(
             bundle=args.bundle,
