@@ -8,6 +8,7 @@ import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder } from '../encoder/encoder.js';
 import { runEvaluation } from '../eval/evaluate.js';
 import { firstStageTable, markdownTable, retentionChartSvg } from '../eval/report.js';
+import { recordEvaluation } from '../models/evaluation-record.js';
 
 export const EVAL_HELP = `usage: qembed eval --dataset DIR [options]
 
@@ -30,6 +31,8 @@ options:
   --markdown FILE.md    write the Markdown tables here
   --chart FILE.svg      write the retention chart here
   --multipliers LIST    rescore multipliers for binary+int8 (default 1,2,4,8,16)
+  --record              keep the headline figures in the bundle's evaluation.json (one entry per
+                        dataset), which GET /models lists
   --min-retention X     exit 1 when binary+int8 at multiplier 4 keeps less than X of float32's
                         NDCG@10 (a floor that catches a broken pipeline, e.g. 0.9)`;
 
@@ -44,6 +47,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
       chart: { type: 'string' },
       multipliers: { type: 'string' },
       'min-retention': { type: 'string' },
+      record: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -85,6 +89,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   const tables = `${markdownTable(report)}\n\n${firstStageTable(report)}\n`;
   if (values.markdown) write(values.markdown, tables);
   if (values.chart) write(values.chart, retentionChartSvg([report]));
+  if (values.record) process.stderr.write(`eval: figures recorded in ${recordEvaluation(config.modelDir, report)}\n`);
   process.stdout.write(`\n${report.dataset.name} (${report.dataset.documents} documents, ${report.dataset.judged_queries} judged queries), model ${report.model.name} ${report.model.fingerprint}\n\n${tables}`);
 
   if (floor !== undefined) {

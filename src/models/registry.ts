@@ -9,6 +9,7 @@ import path from 'node:path';
 import { errors } from '../errors.js';
 import { type Bundle, loadBundle, type Manifest, validateManifest } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
+import { type EvaluationRecord, readEvaluation } from './evaluation-record.js';
 
 export interface ModelInfo {
   name: string;
@@ -19,7 +20,8 @@ export interface ModelInfo {
   weights: string;
   created_at: string | null;
   training: Record<string, unknown> | null;
-  evaluation: Record<string, unknown> | null;
+  /** The manifest's evaluation, else the figures `qembed eval --record` kept (evaluation.json). */
+  evaluation: Record<string, unknown> | EvaluationRecord | null;
   active: boolean;
   loaded: boolean;
   /** Why the folder cannot be served, when it cannot. */
@@ -107,7 +109,7 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
           weights: m.weights.precision,
           created_at: m.created_at ?? null,
           training: m.training ?? null,
-          evaluation: m.evaluation ?? null,
+          evaluation: m.evaluation ?? readEvaluation(e.dir, m.fingerprint),
           active: m.fingerprint === current.fingerprint,
           loaded: encoders.has(m.fingerprint),
         });

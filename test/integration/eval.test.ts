@@ -8,7 +8,9 @@ import { loadBeirDataset } from '../../src/datasets/beir.js';
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { runEvaluation } from '../../src/eval/evaluate.js';
 import type { EvalReport } from '../../src/eval/report.js';
+import { readEvaluation, summarize } from '../../src/models/evaluation-record.js';
 import { createTestEncoder, FIXTURE_BUNDLE } from '../helpers/app.js';
+import { bundleCopy } from '../helpers/bundles.js';
 
 const run = promisify(execFile);
 const words = ['vector', 'binary', 'search', 'index', 'query', 'model', 'token', 'batch', 'rescore', 'memory', 'latency', 'corpus'];
@@ -82,5 +84,19 @@ describe('runEvaluation', () => {
     const cwd = path.resolve(import.meta.dirname, '../..');
     await expect(run(process.execPath, [...args, '--min-retention', '5'], { cwd })).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/below the floor 500\.0%/) });
     await expect(run(process.execPath, [...args, '--min-retention', 'high'], { cwd })).rejects.toMatchObject({ code: 2 });
+  });
+
+  it('keeps its headline figures beside the bundle with --record, for GET /models', async () => {
+    const bundle = bundleCopy();
+    const cwd = path.resolve(import.meta.dirname, '../..');
+    const args = ['--import', 'tsx', 'src/cli/qembed.ts', 'eval', '--dataset', dir, '--bundle', bundle, '--multipliers', '1,4', '--record'];
+    const ok = await run(process.execPath, args, { cwd });
+    expect(ok.stderr).toMatch(/figures recorded in .*evaluation\.json/);
+    const fingerprint = (JSON.parse(readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { fingerprint: string }).fingerprint;
+    const record = readEvaluation(bundle, fingerprint);
+    expect(record?.datasets[path.basename(dir)]).toEqual({ ...summarize(report), evaluated_at: expect.any(String) });
+    expect(record?.datasets[path.basename(dir)]?.['binary+int8@4_retention']).toBeGreaterThan(0);
+    // Figures measured on another bundle are never shown for this one.
+    expect(readEvaluation(bundle, '0123456789abcdef')).toBeNull();
   });
 });

@@ -34,6 +34,16 @@ describe('GET /models', () => {
     expect(models.find((m) => m.name === 'tiny-recalibrated')).toMatchObject({ active: false, loaded: false });
     expect(models.find((m) => m.name === 'broken')?.problem).toMatch(/invalid manifest/);
   });
+
+  it('shows the figures `qembed eval --record` kept beside a bundle, only for the fingerprint they were measured on', async () => {
+    const listed = async () => ((await inject('GET', '/models')).json().models as { name: string; fingerprint: string; evaluation: unknown }[]).find((m) => m.name === 'tiny-recalibrated')!;
+    const { fingerprint } = await listed();
+    const datasets = { 'msmarco-5k': { 'float32_ndcg@10': 0.8, 'binary+int8@4_retention': 0.99 } };
+    writeFileSync(path.join(other, 'evaluation.json'), JSON.stringify({ fingerprint: '0123456789abcdef', datasets }));
+    expect((await listed()).evaluation).toBeNull();
+    writeFileSync(path.join(other, 'evaluation.json'), JSON.stringify({ fingerprint, datasets }));
+    expect((await listed()).evaluation).toEqual({ fingerprint, datasets });
+  });
 });
 
 describe('POST /models/{fingerprint}/activate', () => {

@@ -17,7 +17,7 @@ const modelSchema = {
     weights: { type: 'string', description: 'Precision of the model weights' },
     created_at: { type: 'string', nullable: true },
     training: { type: 'object', nullable: true, additionalProperties: true, description: 'Training run summary, for QAT bundles' },
-    evaluation: { type: 'object', nullable: true, additionalProperties: true, description: 'Evaluation figures recorded in the manifest' },
+    evaluation: { type: 'object', nullable: true, additionalProperties: true, description: "Evaluation figures: the manifest's, else those `qembed eval --record` kept in the bundle's evaluation.json ({fingerprint, datasets: {name: {float32_ndcg@10, binary+int8@4_retention, ...}}})" },
     active: { type: 'boolean', description: 'Serves new requests' },
     loaded: { type: 'boolean', description: 'Loaded in memory (the active model, or one kept while collections are re-encoded)' },
     problem: { type: 'string', description: 'Why the folder cannot be served' },
