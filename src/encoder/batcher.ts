@@ -15,7 +15,11 @@ export interface BatcherOptions {
   maxBatchSize: number;
   padId: number;
   dimension: number;
-  /** Largest padded/real token ratio worth accepting to grow a batch. */
+  /**
+   * Largest padded/real token ratio worth accepting to grow a batch (plus 16 tokens of slack).
+   * Measured on 2 CPU cores, calls of 32 MS MARCO passages: 1.3 cost 31.5 ms of CPU a text,
+   * 1.05 or 1.0 about 25 (one thread); padding costs more than bigger batches save.
+   */
   maxPaddingRatio?: number;
 }
 
@@ -54,7 +58,7 @@ export interface Batcher {
 
 export function createBatcher(runner: ModelRunner, options: BatcherOptions): Batcher {
   const { maxBatchTokens, maxBatchSize, padId, dimension } = options;
-  const maxPaddingRatio = options.maxPaddingRatio ?? 1.3;
+  const maxPaddingRatio = options.maxPaddingRatio ?? 1.05;
   const queue: Job[] = [];
   let running = 0;
   let textsPerSecond = 0;
