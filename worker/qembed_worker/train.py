@@ -891,16 +891,7 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    check_config(config)
-    manifest = check_bundle_for_training(config.bundle)
-    plan = calibration_plan(config, manifest)
-    data = load_training_data(config.dataset, loss=config.loss, split=config.split)
-    warn(data.warnings)
-    _check_kind(config, data)
-    if config.out.resolve() == config.bundle.resolve():
-        raise ConfigError("--out must differ from --bundle")
-    if config.out.exists() and any(config.out.iterdir()) and not config.force and not config.resume:
-        raise BundleError(f"{config.out} is not empty; pass --force to overwrite it")
+    manifest, plan, data = _start_run(config)
     torch.manual_seed(config.seed)
 
     t0 = time.perf_counter()
@@ -957,6 +948,29 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
     )
     remove_checkpoints(config)
     return _cli_summary(config, manifest, new_manifest, result, before, after)
+
+
+def _start_run(config: TrainConfig) -> tuple[dict[str, Any], CalibrationPlan, TrainingData]:
+    """Check and load what both modes need before training.
+
+    The settings, the source bundle, the calibration plan, the training data, and an --out
+    that may be written.
+
+    Raises:
+        ConfigError: Inconsistent settings or data of the wrong kind for the loss.
+        BundleError: The source bundle cannot be trained, or --out holds files.
+    """
+    check_config(config)
+    manifest = check_bundle_for_training(config.bundle)
+    plan = calibration_plan(config, manifest)
+    data = load_training_data(config.dataset, loss=config.loss, split=config.split)
+    warn(data.warnings)
+    _check_kind(config, data)
+    if config.out.resolve() == config.bundle.resolve():
+        raise ConfigError("--out must differ from --bundle")
+    if config.out.exists() and any(config.out.iterdir()) and not config.force and not config.resume:
+        raise BundleError(f"{config.out} is not empty; pass --force to overwrite it")
+    return manifest, plan, data
 
 
 def _check_kind(config: TrainConfig, data: TrainingData) -> None:
@@ -1118,16 +1132,7 @@ def train_full(config: TrainConfig) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    check_config(config)
-    manifest = check_bundle_for_training(config.bundle)
-    plan = calibration_plan(config, manifest)
-    data = load_training_data(config.dataset, loss=config.loss, split=config.split)
-    warn(data.warnings)
-    _check_kind(config, data)
-    if config.out.resolve() == config.bundle.resolve():
-        raise ConfigError("--out must differ from --bundle")
-    if config.out.exists() and any(config.out.iterdir()) and not config.force and not config.resume:
-        raise BundleError(f"{config.out} is not empty; pass --force to overwrite it")
+    manifest, plan, data = _start_run(config)
     resolved = resolve_source(manifest["source"])
     torch.manual_seed(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
