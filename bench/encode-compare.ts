@@ -17,6 +17,7 @@ import { loadConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -76,10 +77,6 @@ for (let round = 0; round < rounds; round++) {
   runs.push(current);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const base = bundles[0]!;
 const summary: Record<string, Record<string, { texts_per_s: number; ratio: number; ratio_min: number; ratio_max: number }>> = {};
 for (const dir of bundles) {

@@ -24,6 +24,7 @@ import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
 import { startServer } from '../test/helpers/server-process.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -124,11 +125,6 @@ for (let round = 0; round < rounds; round++) {
   for (let k = 0; k < stages.length; k++) await stages[(k + round) % stages.length]!();
   perRound.push(results);
 }
-const median = (xs: number[]) => {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-};
 if (rounds > 1) {
   console.log(`\nmedian over ${rounds} rounds:`);
   const names = [...new Set(perRound.flatMap((r) => Object.keys(r)))];

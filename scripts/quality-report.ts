@@ -11,7 +11,7 @@ import { loadBeirDataset } from '../src/datasets/beir.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder } from '../src/encoder/encoder.js';
 import { runEvaluation } from '../src/eval/evaluate.js';
-import { type EvalReport, firstStageTable, markdownTable, retentionChartSvg } from '../src/eval/report.js';
+import { type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
 import { projectRoot } from '../src/paths.js';
 
 const { values } = parseArgs({ options: { bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') } } });
@@ -35,7 +35,7 @@ try {
 writeFileSync(path.join(outDir, 'retention.svg'), retentionChartSvg(reports));
 
 const byName = (n: string) => reports.find((r) => r.dataset.name === n)!;
-const at = (r: EvalReport, mode: string, m: number | null = null) => r.results.find((x) => x.mode === mode && x.rescore_multiplier === m)!;
+const at = (r: EvalReport, mode: Mode, m: number | null = null) => resultFor(r, mode, m)!;
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ms = byName('msmarco-5k');
 const targets = [

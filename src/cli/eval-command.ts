@@ -7,7 +7,7 @@ import { loadBeirDataset } from '../datasets/beir.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder } from '../encoder/encoder.js';
 import { runEvaluation } from '../eval/evaluate.js';
-import { firstStageTable, markdownTable, retentionChartSvg } from '../eval/report.js';
+import { firstStageTable, markdownTable, resultFor, retentionChartSvg } from '../eval/report.js';
 import { recordEvaluation } from '../models/evaluation-record.js';
 
 export const EVAL_HELP = `usage: qembed eval --dataset DIR [options]
@@ -93,7 +93,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   process.stdout.write(`\n${report.dataset.name} (${report.dataset.documents} documents, ${report.dataset.judged_queries} judged queries), model ${report.model.name} ${report.model.fingerprint}\n\n${tables}`);
 
   if (floor !== undefined) {
-    const at4 = report.results.find((r) => r.mode === 'binary+int8' && r.rescore_multiplier === 4);
+    const at4 = resultFor(report, 'binary+int8', 4);
     if (!at4) throw usageError('--min-retention needs multiplier 4 in --multipliers');
     if (at4.retention < floor) {
       process.stderr.write(`eval: binary+int8 at multiplier 4 keeps ${(100 * at4.retention).toFixed(1)}% of float32 NDCG@10, below the floor ${(100 * floor).toFixed(1)}%\n`);

@@ -35,6 +35,11 @@ export interface EvalReport {
   durations_s: { ingest: number; queries: number };
 }
 
+/** The result of one mode (binary+int8 at one rescore multiplier; null for the other modes). */
+export function resultFor(report: EvalReport, mode: Mode, multiplier: number | null = null): ModeResult | undefined {
+  return report.results.find((r) => r.mode === mode && r.rescore_multiplier === multiplier);
+}
+
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const f3 = (x: number) => x.toFixed(3);
 

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { EvalReport } from '../eval/report.js';
+import { type EvalReport, resultFor } from '../eval/report.js';
 
 export const EVALUATION_FILE = 'evaluation.json';
 
@@ -32,14 +32,13 @@ export interface EvaluationRecord {
 const round4 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 1e4) / 1e4);
 
 export function summarize(report: EvalReport): EvaluationSummary {
-  const find = (mode: string, multiplier: number | null) => report.results.find((r) => r.mode === mode && r.rescore_multiplier === multiplier);
-  const rescored = find('binary+int8', 4);
-  const binary = find('binary', null);
+  const rescored = resultFor(report, 'binary+int8', 4);
+  const binary = resultFor(report, 'binary');
   return {
     evaluated_at: report.created_at,
     documents: report.dataset.documents,
     judged_queries: report.dataset.judged_queries,
-    'float32_ndcg@10': round4(find('float32', null)?.['ndcg@10']) ?? 0,
+    'float32_ndcg@10': round4(resultFor(report, 'float32')?.['ndcg@10']) ?? 0,
     'binary+int8@4_retention': round4(rescored?.retention),
     'binary+int8@4_fidelity@10': round4(rescored?.['fidelity@10']),
     binary_retention: round4(binary?.retention),
