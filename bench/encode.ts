@@ -41,6 +41,10 @@ if (!existsSync(corpus)) {
   process.exit(0);
 }
 const count = Number(opts.texts);
+if (!Number.isInteger(count) || count < 32) {
+  console.error('bench:encode: --texts must be an integer of at least 32 (stage (d) runs 32 concurrent requests)');
+  process.exit(2);
+}
 const texts = readFileSync(corpus, 'utf8')
   .split('\n')
   .filter((l) => l.trim())
