@@ -34,18 +34,25 @@ ensure_worker() {
 
 worker() { (cd "$root/worker" && HF_HUB_OFFLINE=1 "$WORKER_PY" -m qembed_worker "$@"); }
 
-# The default model bundle (models/default, git-ignored), exported from the pretrained model
-# on first use. Written to a temporary folder and renamed, so a killed build leaves nothing half done.
-ensure_default_bundle() {
-  local dir="$root/models/default"
+# build_bundle NAME WHAT WORKER-ARGS...: writes models/NAME (git-ignored) with the worker
+# command WORKER-ARGS --out TMP unless it holds a bundle already. Written to a temporary folder
+# and renamed, so a killed build leaves nothing half done.
+build_bundle() {
+  local dir="$root/models/$1" what=$2
+  shift 2
   if [ -f "$dir/manifest.json" ]; then return; fi
   ensure_worker
-  log "building the default model bundle (first run only)"
-  local tmp="$root/models/.default.tmp"
+  log "building $what (first run only)"
+  local tmp="$root/models/.$(basename "$dir").tmp"
   rm -rf "$tmp"
   mkdir -p "$root/models"
-  worker export --model all-minilm-l6-v2 --out "$tmp"
+  worker "$@" --out "$tmp"
   mv "$tmp" "$dir"
+}
+
+# The default model bundle (models/default), exported from the pretrained model on first use.
+ensure_default_bundle() {
+  build_bundle default "the default model bundle" export --model all-minilm-l6-v2
 }
 
 # The bundle scripts/serve runs. On the CPU it is the int8-weight encoder (models/default-int8:
@@ -59,14 +66,7 @@ ensure_served_bundle() {
     export QEMBED_MODEL_DIR="$root/models/default"
     return
   fi
-  local dir="$root/models/default-int8"
-  if [ ! -f "$dir/manifest.json" ]; then
-    ensure_worker
-    log "building the int8-weight CPU encoder from models/default (first run only)"
-    local tmp="$root/models/.default-int8.tmp"
-    rm -rf "$tmp"
-    worker quantize-weights --bundle "$root/models/default" --out "$tmp"
-    mv "$tmp" "$dir"
-  fi
-  export QEMBED_MODEL_DIR="$dir"
+  build_bundle default-int8 "the int8-weight CPU encoder from models/default" \
+    quantize-weights --bundle "$root/models/default"
+  export QEMBED_MODEL_DIR="$root/models/default-int8"
 }
