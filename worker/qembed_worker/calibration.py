@@ -29,6 +29,23 @@ from qembed_worker.corpus import load_corpus
 METHODS = ("minmax", "quantile")
 
 
+def session_for(model_path: Path) -> Any:
+    """An onnxruntime CPU session with the settings the service uses on the CPU.
+
+    Graph optimizations stay at ``basic``: bundles are fused when written
+    (:mod:`qembed_worker.fusion`), and onnxruntime's extended level would only add its
+    ``SkipLayerNormalization`` fusion, whose CPU kernel runs about 6 times slower than the
+    ``Add`` + ``LayerNormalization`` it replaces (a serial sum per row;
+    docs/encoder-quantization.md).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder:
     """Embeds texts with a bundle's ``model.onnx`` and ``tokenizer.json``, as the service does.
 
@@ -36,19 +53,32 @@ class OnnxEncoder:
         bundle_dir: Folder holding ``model.onnx`` and ``tokenizer.json``.
         prompts: The manifest's ``prompts`` (``query`` and ``document``).
         inputs: The manifest's ``onnx.inputs``.
+        float64: Evaluate the graph in float64 with numpy
+            (:class:`qembed_worker.float64_graph.Float64Graph`) instead of onnxruntime in
+            float32: slower, and the same on every CPU (what calibration needs).
     """
 
-    def __init__(self, bundle_dir: Path, prompts: dict[str, str], inputs: Sequence[str]) -> None:
-        """Open the tokenizer and an onnxruntime CPU session."""
-        import onnxruntime as ort
+    def __init__(
+        self,
+        bundle_dir: Path,
+        prompts: dict[str, str],
+        inputs: Sequence[str],
+        *,
+        float64: bool = False,
+    ) -> None:
+        """Open the tokenizer and an onnxruntime CPU session (or the float64 evaluator)."""
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(bundle_dir / TOKENIZER_FILE))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(bundle_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self.dtype = np.float64 if float64 else np.float32
+        if float64:
+            import onnx
+
+            from qembed_worker.float64_graph import Float64Graph
+
+            self.session: Any = Float64Graph(onnx.load(str(bundle_dir / MODEL_FILE)))
+        else:
+            self.session = session_for(bundle_dir / MODEL_FILE)
         self.prompts = dict(prompts)
         self.inputs = list(inputs)
 
@@ -58,12 +88,8 @@ class OnnxEncoder:
         encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
         return [encoding.ids for encoding in encodings]
 
-    def run(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
-        """Run one right-padded batch of token ids through the graph.
-
-        Returns:
-            float32 embeddings of shape ``(len(batch), dimension)``.
-        """
+    def feed(self, batch: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """The graph inputs for one right-padded batch of token ids."""
         width = max(len(ids) for ids in batch)
         input_ids = np.zeros((len(batch), width), dtype=np.int64)
         attention_mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -75,10 +101,16 @@ class OnnxEncoder:
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        (embeddings,) = self.session.run(
-            ["sentence_embedding"], {name: feed[name] for name in self.inputs}
-        )
-        return np.asarray(embeddings, dtype=np.float32)
+        return {name: feed[name] for name in self.inputs}
+
+    def run(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Run one right-padded batch of token ids through the graph.
+
+        Returns:
+            Embeddings of shape ``(len(batch), dimension)`` (float64 for a float64 encoder).
+        """
+        (embeddings,) = self.session.run(["sentence_embedding"], self.feed(batch))
+        return np.asarray(embeddings, dtype=self.dtype)
 
     def encode(
         self,
@@ -96,7 +128,8 @@ class OnnxEncoder:
             progress: Show a tqdm bar.
 
         Returns:
-            float32 embeddings of shape ``(len(texts), dimension)``, in input order.
+            Embeddings of shape ``(len(texts), dimension)``, in input order (float32, or
+            float64 for a float64 encoder).
         """
         token_ids = self.tokenize(texts, input_type)
         # Longest first: the slowest batches run while the bar's estimate is still honest, and
@@ -108,7 +141,7 @@ class OnnxEncoder:
                 chunk = order[start : start + batch_size]
                 embeddings = self.run([token_ids[i] for i in chunk])
                 if result is None:
-                    result = np.zeros((len(texts), embeddings.shape[1]), dtype=np.float32)
+                    result = np.zeros((len(texts), embeddings.shape[1]), dtype=self.dtype)
                 result[chunk] = embeddings
                 bar.update(len(chunk))
         if result is None:
@@ -121,8 +154,11 @@ def compute_ranges(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Compute per-dimension float32 ranges with ``max > min`` strictly.
 
+    The statistics are taken in float64 and rounded to the nearest float32 once, at the end, so
+    float64 embeddings from :func:`calibration_embeddings` give the same ranges on every machine.
+
     Args:
-        embeddings: Array of shape ``(n, dimension)``.
+        embeddings: Array of shape ``(n, dimension)`` (float64 preferably).
         method: ``minmax`` (min and max of each dimension) or ``quantile`` (the ``q`` and
             ``1 - q`` quantiles, linear interpolation).
         quantile: The tail ``q`` for ``quantile``, with ``0 < q < 0.5``.
@@ -134,7 +170,7 @@ def compute_ranges(
     Raises:
         ValueError: Unknown method, bad quantile, or no embeddings.
     """
-    data = np.asarray(embeddings, dtype=np.float32)
+    data = np.asarray(embeddings, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] == 0:
         raise ValueError(f"need a non-empty (n, dimension) array, got shape {data.shape}")
     if method == "minmax":
@@ -143,7 +179,7 @@ def compute_ranges(
     elif method == "quantile":
         if quantile is None or not 0 < quantile < 0.5:
             raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
-        bounds = np.quantile(data.astype(np.float64), [quantile, 1 - quantile], axis=0)
+        bounds = np.quantile(data, [quantile, 1 - quantile], axis=0)
         lo, hi = bounds[0], bounds[1]
     else:
         raise ValueError(f"unknown calibration method {method!r}; use one of {METHODS}")
@@ -151,6 +187,29 @@ def compute_ranges(
     hi = np.asarray(hi, dtype=np.float32)
     hi = np.where(hi > lo, hi, np.nextafter(lo, np.float32(np.inf))).astype(np.float32)
     return lo, hi
+
+
+def calibration_embeddings(
+    bundle_dir: Path,
+    manifest: dict[str, Any],
+    texts: Sequence[str],
+    *,
+    input_type: str = "document",
+    batch_size: int = 32,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embed calibration texts with the bundle's graph evaluated in float64.
+
+    Calibration ranges are part of a bundle's fingerprint, so they must come out the same on
+    every machine: onnxruntime's float32 kernels sum in an order that depends on the
+    instruction set, the float64 evaluation does not (to within about 1e-15 relative; see
+    :mod:`qembed_worker.float64_graph`).
+
+    Returns:
+        float64 embeddings of shape ``(len(texts), dimension)``.
+    """
+    encoder = OnnxEncoder(bundle_dir, manifest["prompts"], manifest["onnx"]["inputs"], float64=True)
+    return encoder.encode(texts, input_type=input_type, batch_size=batch_size, progress=progress)
 
 
 def calibrate(
@@ -165,7 +224,7 @@ def calibrate(
     batch_size: int = 32,
     cache_dir: Path | None = None,
 ) -> Calibration:
-    """Embed a corpus with the bundle's own graph and compute its calibration.
+    """Embed a corpus with the bundle's own graph (in float64) and compute its calibration.
 
     Args:
         bundle_dir: Folder holding ``model.onnx`` and ``tokenizer.json``.
@@ -182,8 +241,9 @@ def calibrate(
         The calibration for the manifest.
     """
     texts = load_corpus(corpus, limit=limit, cache_dir=cache_dir)
-    encoder = OnnxEncoder(bundle_dir, manifest["prompts"], manifest["onnx"]["inputs"])
-    embeddings = encoder.encode(texts.texts, input_type=input_type, batch_size=batch_size)
+    embeddings = calibration_embeddings(
+        bundle_dir, manifest, texts.texts, input_type=input_type, batch_size=batch_size
+    )
     lo, hi = compute_ranges(embeddings, method, quantile)
     return Calibration(
         method=method,

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="truncate texts at this many tokens (default: the model's max_seq_length)",
     )
     export.add_argument(
-        "--opset", type=int, default=18, help="ONNX opset of the exported graph (>= 17)"
+        "--opset", type=int, default=18, help="ONNX opset of the exported graph (17-22)"
     )
     export.add_argument(
         "--force", action="store_true", help="overwrite --out if it already holds files"
@@ -745,8 +745,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         summary = {"bundle": str(args.out), "skipped": "a bundle is already there (--if-missing)"}
     elif args.command == "export":
         _check_calibration_args(parser, args)
-        if args.opset < 17:
-            parser.error("--opset must be >= 17")
+        if not 17 <= args.opset <= 22:
+            parser.error("--opset must be between 17 and 22")
         from qembed_worker.export import export_bundle
 
         summary = export_bundle(

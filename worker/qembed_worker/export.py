@@ -29,12 +29,16 @@ from qembed_worker.bundle import (
     check_bundle,
     write_bundle_manifest,
 )
+from qembed_worker.fusion import fuse_graph
 from qembed_worker.models import ModelError, load_sentence_transformer, resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MIN_OPSET = 17
+# From opset 23 the exporter writes attention as one ONNX Attention node, which the fusion
+# rules do not match.
+MAX_OPSET = 22
 # Checked at the end of every export: onnxruntime must agree with sentence-transformers.
 SMOKE_TEXTS = (
     "a",
@@ -220,22 +224,31 @@ def _strip_metadata(model: Any) -> None:
                 item.doc_string = ""
 
 
-def export_onnx(model: SentenceTransformer, spec: GraphSpec, path: Path, opset: int = 18) -> None:
-    """Export the model's text-to-embedding graph to ``path`` (weights embedded).
+def export_onnx(
+    model: SentenceTransformer, spec: GraphSpec, path: Path, opset: int = 18
+) -> dict[str, int]:
+    """Export the model's text-to-embedding graph to ``path`` (weights embedded), fused.
+
+    The dynamo exporter's graph gets onnxruntime's fused attention and GELU kernels
+    (:func:`qembed_worker.fusion.fuse_graph`). Nothing here computes with the weights, so the
+    file is byte-identical on every machine with the same package versions.
 
     Args:
         model: The sentence-transformers model.
         spec: From :func:`inspect_model`.
         path: The ``model.onnx`` to write.
-        opset: ONNX opset, at least 17.
+        opset: ONNX opset, 17 to 22 (the fusion rules match these opsets' attention).
+
+    Returns:
+        How many fused operators the graph holds (``{"MultiHeadAttention": 6, ...}``).
 
     Raises:
         ModelError: The opset is too old or the graph exceeds the 2 GB protobuf limit.
     """
     import onnx
 
-    if opset < MIN_OPSET:
-        raise ModelError(f"opset {opset} is below {MIN_OPSET}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelError(f"opset {opset} is outside {MIN_OPSET}-{MAX_OPSET}")
     transformer = model[0].model.float().eval()
     graph = SentenceEmbeddingGraph(transformer, spec).eval()
     # Two rows of different lengths so that no axis is specialized to a constant.
@@ -266,12 +279,13 @@ def export_onnx(model: SentenceTransformer, spec: GraphSpec, path: Path, opset: 
         )
     if program is None:  # pragma: no cover - the dynamo exporter always returns a program
         raise ModelError("torch.onnx.export returned no program")
-    proto = program.model_proto
+    proto, fused = fuse_graph(program.model_proto)
     _strip_metadata(proto)
     if proto.ByteSize() >= 2**31:
         raise ModelError("the model exceeds 2 GB; bundles embed their weights in model.onnx")
     onnx.checker.check_model(proto)
     path.write_bytes(proto.SerializeToString())
+    return fused
 
 
 def write_tokenizer(source: Path | str, path: Path, max_tokens: int) -> None:
@@ -351,7 +365,7 @@ def write_bundle(
     spec: GraphSpec,
     opset: int,
     calibrate_fn: Any,
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> tuple[dict[str, Any], dict[str, float], dict[str, int]]:
     """Export graph and tokenizer, calibrate, and write the manifest into ``out``.
 
     Files are staged in a sibling temporary folder and moved into ``out`` at the end.
@@ -368,7 +382,7 @@ def write_bundle(
             holds the ``prompts`` and ``onnx.inputs`` that the calibration encoder needs.
 
     Returns:
-        The manifest written and timings in seconds.
+        The manifest written, timings in seconds and the fused operator counts.
     """
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
@@ -376,10 +390,10 @@ def write_bundle(
         staging = Path(staging_name)
         _stage(f"exporting the ONNX graph (opset {opset}, {spec.pooling} pooling)")
         started = time.perf_counter()
-        export_onnx(model, spec, staging / MODEL_FILE, opset)
+        fused = export_onnx(model, spec, staging / MODEL_FILE, opset)
         write_tokenizer(tokenizer_source(model, folder), staging / TOKENIZER_FILE, spec.max_tokens)
         timings["export_s"] = round(time.perf_counter() - started, 1)
-        _stage(f"calibrating ranges with {staging / MODEL_FILE} (onnxruntime)")
+        _stage(f"calibrating ranges with {staging / MODEL_FILE} (evaluated in float64)")
         started = time.perf_counter()
         calibration = calibrate_fn(
             staging, {"prompts": spec.prompts, "onnx": {"inputs": spec.inputs}}
@@ -399,7 +413,7 @@ def write_bundle(
         manifest = write_bundle_manifest(staging, manifest)
         for file in BUNDLE_FILES:
             shutil.move(staging / file, out / file)
-    return manifest, timings
+    return manifest, timings, fused
 
 
 def export_bundle(
@@ -463,7 +477,7 @@ def export_bundle(
             cache_dir=cache_dir,
         )
 
-    manifest, timings = write_bundle(
+    manifest, timings, fused = write_bundle(
         st_model,
         resolved.path,
         out,
@@ -488,6 +502,7 @@ def export_bundle(
             "corpus": manifest["calibration"]["corpus"],
         },
         "smoke_parity_min_cosine": cosines,
+        "fused_operators": fused,
         "model_onnx_bytes": (out / MODEL_FILE).stat().st_size,
         **timings,
     }

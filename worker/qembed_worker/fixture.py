@@ -119,7 +119,7 @@ def write_fixture(out: Path, *, limit: int = 400, cache_dir: Path | None = None)
             def calibrate_fn(staging: Path, manifest: dict[str, Any]) -> Any:
                 return calibrate(staging, manifest, corpus="lee", limit=limit, cache_dir=cache_dir)
 
-            manifest, timings = write_bundle(
+            manifest, timings, fused = write_bundle(
                 model,
                 folder,
                 out,
@@ -141,5 +141,6 @@ def write_fixture(out: Path, *, limit: int = 400, cache_dir: Path | None = None)
         "fingerprint": manifest["fingerprint"],
         "bytes": {path.name: path.stat().st_size for path in sorted(out.iterdir())},
         "smoke_parity_min_cosine": cosines,
+        "fused_operators": fused,
         **timings,
     }

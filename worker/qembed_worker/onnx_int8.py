@@ -2,22 +2,35 @@
 
 Two ways to give ``model.onnx`` int8 weights, both touching only the *linear* MatMuls (a
 MatMul whose second input is a constant 2-D float weight, i.e. an ``nn.Linear``; attention's
-activation-by-activation MatMuls stay float32):
+activation-by-activation products stay float32):
 
 - :func:`rewrite_per_token` (method ``per-token``): each linear becomes
-  ``x → per-token symmetric int8 → MatMulInteger(int8 weight) → * scales``, the numerics that
+  ``x → per-token 7-bit codes → MatMulInteger(int8 weight) → * scales``, the numerics that
   :mod:`qembed_worker.weight_qat` fake-quantizes during training. Weights: per output channel
-  (or per tensor) symmetric, ``scale = max|w| / 127``, ``q = clamp(round(w / scale), ±127)``.
-  Activations: per token (one row of the last axis), ``scale = max|x| / 127``, same rounding.
-  Each token is quantized from its own values only, so a text embeds the same alone and in any
-  batch. The int8 activation codes are fed to ``MatMulInteger`` as ``uint8`` with a zero point
-  of 128 (``q + 128``): onnxruntime's int8 x int8 ``MatMulInteger`` has no fast CPU kernel
-  (about 25 times slower here), its uint8 x int8 one does, and the products are the same integers.
+  (or per tensor) symmetric int8, ``scale = max|w| / 127``, ``q = clamp(round(w / scale), ±127)``.
+  Activations: per token (one row of the last axis), symmetric, ``scale = max|x| / 63``, codes in
+  ``[-63, 63]`` fed to ``MatMulInteger`` as ``uint8`` with zero point 64 (``[1, 127]``). Each
+  token is quantized from its own values only, so a text embeds the same alone and in any batch.
 - :func:`quantize_dynamic_ort` (method ``dynamic``): onnxruntime's ``quantize_dynamic``
   (``DynamicQuantizeLinear``: one uint8 scale and zero point for the whole activation tensor,
-  i.e. the whole batch, padding included) with per-channel or per-tensor int8 weights.
+  i.e. the whole batch, padding included) with per-channel or per-tensor int8 weights. Not
+  exact on every CPU (below); kept for comparisons.
 
-Rounding is round-half-to-even on both sides (``torch.round`` and ONNX ``Round``).
+**Why 7-bit activation codes: exact integer products on every CPU.** onnxruntime multiplies
+uint8 activations by int8 weights with whatever its CPU supports. With VNNI (``vpdpbusd``) or
+ARM's dot-product instructions every product is summed into 32 bits. Without VNNI (AVX2,
+AVX-512BW, SSE4.1), ``vpmaddubsw`` first adds *pairs* of products into a saturating int16:
+``a0*b0 + a1*b1`` with the raw uint8 ``a`` (the zero point is subtracted afterwards). Full
+8-bit codes with zero point 128 reach ``2 * 255 * 127 = 64770`` and were clipped to 32767: up
+to 2.2 off on 7 % of the outputs of a test layer on an AVX2 machine. Raw activation codes in
+``[0, 127]`` bound every pair by ``2 * 127 * 127 = 32258 < 32767``, so no kernel path can
+saturate (ARM without dot-product wraps only for two ``-128 * -128`` products; weights never
+use -128). onnxruntime's ``reduce_range`` makes the weights 7-bit instead; on all-MiniLM-L6-v2
+7-bit activations kept more of the float32 encoder (mean cosine 0.9985 against 0.9981, 400
+msmarco passages; 8-bit codes: 0.9993, exact only on VNNI CPUs). docs/encoder-quantization.md
+has the figures.
+
+Rounding is round-half-to-even on both sides (``torch.round`` and ONNX ``QuantizeLinear``).
 """
 
 from __future__ import annotations
@@ -28,26 +41,35 @@ from pathlib import Path
 
 import numpy as np
 
-# Symmetric int8 range; -128 is left out so that the grid is symmetric around 0 (as torchao's
-# symmetric int8 and onnxruntime's symmetric weights do).
-QMAX = 127
+# Symmetric int8 weight range; -128 is left out so that the grid is symmetric around 0 (as
+# torchao's symmetric int8 and onnxruntime's symmetric weights do).
+W_QMAX = 127
+# Activation codes: symmetric [-63, 63], fed to MatMulInteger as uint8 code + 64 in [1, 127], the
+# range that keeps every pair of products below int16 saturation (module docstring).
+ACT_QMAX = 63
+ACT_ZERO_POINT = 64
+# The largest raw uint8 activation code any rewritten graph feeds to MatMulInteger.
+ACT_RAW_MAX = 127
 # Floor on a scale, so that an all-zero row quantizes to zeros instead of dividing by zero.
 MIN_SCALE = 1e-12
 # Inputs that are GELU outputs are never below GELU's minimum (-0.16997 for the erf form,
 # about -0.1700 for the tanh approximation): they are quantized as uint8 codes with a fixed zero
-# point, nearly twice the resolution of symmetric int8 for these one-sided values.
+# point, nearly twice the resolution of symmetric codes for these one-sided values.
 GELU_FLOOR = 0.17
-FLOOR_ZERO_POINT = 16
-# scale = max(max(x) / (255 - 16), 0.17 / 16), both float32 divisions (as in PyTorch).
-FLOOR_QMAX = 255 - FLOOR_ZERO_POINT
+FLOOR_ZERO_POINT = 8
+# scale = max(max(x) / (127 - 8), 0.17 / 8), both float32 divisions (as in PyTorch): codes
+# round(x / scale) + 8 stay in [0, 127].
+FLOOR_QMAX = ACT_RAW_MAX - FLOOR_ZERO_POINT
 FLOOR_MIN_SCALE = float(np.float32(GELU_FLOOR) / np.float32(FLOOR_ZERO_POINT))
 ROLES = ("attention", "ffn_in", "ffn_out")
 # SmoothQuant (see smoothing_factors): migration strength and the roles smoothed by default.
-# 0.75 rather than SmoothQuant's usual 0.5: weight codes are computed once, identically by
-# PyTorch and the graph, while activation codes are recomputed at run time, where float32
-# differences between runtimes can flip a rounding; finer activation steps mean fewer flips
-# (better PyTorch-ONNX parity) and, on all-MiniLM-L6-v2, no loss of accuracy.
-SMOOTH_BETA = 0.75
+# 0.85 rather than SmoothQuant's usual 0.5: activations get 7-bit codes and weights 8-bit ones,
+# so more of the range is moved into the weights; also, weight codes are computed once while
+# activation codes are recomputed at run time, where float32 differences between runtimes can
+# flip a rounding, and finer activation steps mean fewer flips. On all-MiniLM-L6-v2 (400
+# msmarco passages) 0.75 / 0.85 / 0.9 gave mean cosines 0.99842 / 0.99848 / 0.99845 to the
+# float32 encoder and minimums 0.9956 / 0.9969 / 0.9973.
+SMOOTH_BETA = 0.85
 SMOOTH_ROLES = ("attention", "ffn_in")
 _GELU_OPS = ("Erf", "Tanh", "Gelu", "FastGelu", "BiasGelu")
 METHODS = ("per-token", "dynamic")
@@ -137,6 +159,9 @@ def linear_sites(model: object) -> list[LinearSite]:
 def quantize_weight(weight: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 quantization of a MatMul weight ``[in, out]``, per output column.
 
+    Pure float32 element-wise arithmetic (maximum, division, rounding): the same bits on every
+    machine.
+
     The arithmetic is float32 throughout and matches
     :func:`qembed_worker.weight_qat.fake_quantize_weight` bit for bit (same operations on the
     transposed ``nn.Linear`` weight).
@@ -150,9 +175,9 @@ def quantize_weight(weight: np.ndarray, per_channel: bool = True) -> tuple[np.nd
     """
     w = np.asarray(weight, dtype=np.float32)
     amax = np.abs(w).max(axis=0) if per_channel else np.abs(w).max().reshape(1)
-    scale = np.maximum(amax.astype(np.float32) / np.float32(QMAX), np.float32(MIN_SCALE))
+    scale = np.maximum(amax.astype(np.float32) / np.float32(W_QMAX), np.float32(MIN_SCALE))
     scale = scale.astype(np.float32)
-    codes = np.clip(np.round(w / scale), -QMAX, QMAX).astype(np.int8)
+    codes = np.clip(np.round(w / scale), -W_QMAX, W_QMAX).astype(np.int8)
     return codes, scale
 
 
@@ -182,7 +207,9 @@ def smoothing_factors(
     Args:
         sites: The graph's linear sites.
         weights: ``{initializer name: [in, out] float32}`` for the sites' weights.
-        activation_max: ``{input name: per-channel max|x|}`` over calibration texts.
+        activation_max: ``{input name: per-channel max|x|}`` over calibration texts, in float64
+            (:func:`qembed_worker.float64_graph.channel_maxima`): ``alpha`` is computed in
+            float64 and rounded to float32 once, so it is the same on every machine.
         beta: Migration strength, 0 (none) to 1 (all of it into the weights).
         roles: Which roles to smooth.
 
@@ -197,47 +224,15 @@ def smoothing_factors(
     factors: dict[int, np.ndarray] = {}
     for name, group in groups.items():
         w_max = np.max([np.abs(weights[site.weight]).max(axis=1) for site in group], axis=0)
+        # float64 throughout: numpy's float32 power has CPU-specific (SIMD) implementations
+        # that differ in the last bit.
+        w_max = w_max.astype(np.float64)
         x_max = np.asarray(activation_max[name], dtype=np.float64)
         alpha = np.maximum(x_max, 1e-5) ** beta / np.maximum(w_max, 1e-5) ** (1 - beta)
         alpha32 = alpha.astype(np.float32)
         for site in group:
             factors[site.index] = alpha32
     return factors
-
-
-def activation_maxima(
-    model: object, feeds: Iterable[dict[str, np.ndarray]], names: Iterable[str]
-) -> dict[str, np.ndarray]:
-    """Per-channel ``max|x|`` of graph tensors over batches, real tokens only.
-
-    Args:
-        model: The float32 ``onnx.ModelProto``.
-        feeds: onnxruntime input batches (``attention_mask`` marks the real tokens).
-        names: The tensors (``[batch, sequence, channels]``) to measure.
-
-    Returns:
-        ``{name: float32 [channels]}``.
-    """
-    import onnx
-    import onnxruntime as ort
-
-    assert isinstance(model, onnx.ModelProto)
-    names = list(dict.fromkeys(names))
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    result: dict[str, np.ndarray] = {}
-    for feed in feeds:
-        mask = feed["attention_mask"].astype(bool)
-        for name, value in zip(names, session.run(names, feed), strict=True):
-            current = np.abs(value[mask]).max(axis=0)
-            result[name] = np.maximum(result[name], current) if name in result else current
-    return {name: value.astype(np.float32) for name, value in result.items()}
 
 
 def _select(sites: Sequence[LinearSite], exclude: Iterable[str]) -> list[LinearSite]:
@@ -283,10 +278,10 @@ def rewrite_per_token(
     initializers = {init.name: init for init in graph.initializer}
     constants = {
         f"{_PREFIX}_axes": np.array([-1], dtype=np.int64),
-        f"{_PREFIX}_qmax": np.array(QMAX, dtype=np.float32),
+        f"{_PREFIX}_qmax": np.array(ACT_QMAX, dtype=np.float32),
         f"{_PREFIX}_min_scale": np.array(MIN_SCALE, dtype=np.float32),
         f"{_PREFIX}_one": np.array(1, dtype=np.float32),
-        f"{_PREFIX}_zero_point": np.array(128, dtype=np.uint8),
+        f"{_PREFIX}_zero_point": np.array(ACT_ZERO_POINT, dtype=np.uint8),
         f"{_PREFIX}_floor_qmax": np.array(FLOOR_QMAX, dtype=np.float32),
         f"{_PREFIX}_floor_min_scale": np.array(FLOOR_MIN_SCALE, dtype=np.float32),
         f"{_PREFIX}_floor_zero_point": np.array(FLOOR_ZERO_POINT, dtype=np.uint8),
@@ -322,7 +317,7 @@ def rewrite_per_token(
             [numpy_helper.from_array(codes, f"{p}_w"), numpy_helper.from_array(scales, f"{p}_ws")]
         )
         if gelu_floor and site.gelu_input and alpha is None:
-            # Codes round(x / s) + 16 in [0, 255]; GELU outputs >= -0.17 >= -16 * s.
+            # Codes round(x / s) + 8 in [0, 127]; GELU outputs >= -0.17 >= -8 * s.
             zero_point = c["floor_zero_point"]
             nodes += [
                 helper.make_node(
@@ -336,8 +331,8 @@ def rewrite_per_token(
                 ),
             ]
         else:
-            # Codes round(x / s) + 128 in [1, 255]: the int8 code as MatMulInteger's uint8
-            # operand with zero point 128 (|x / s| <= 127 by construction).
+            # Codes round(x / s) + 64 in [1, 127]: the 7-bit code as MatMulInteger's uint8
+            # operand with zero point 64 (|x / s| <= 63 by construction).
             zero_point = c["zero_point"]
             nodes += [
                 helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),

@@ -1039,7 +1039,7 @@ def _write_new_bundle(
     timings: dict[str, float],
     export_started: float,
 ) -> dict[str, Any]:
-    from qembed_worker.calibration import OnnxEncoder
+    from qembed_worker.calibration import calibration_embeddings
 
     prepare_out_dir(config.out, force=True)
     with tempfile.TemporaryDirectory(dir=config.out.parent, prefix=".train-") as staging_name:
@@ -1048,9 +1048,12 @@ def _write_new_bundle(
         timings["export_s"] = round(time.perf_counter() - export_started, 1)
         _stage(f"calibrating the new graph on {plan.corpus} ({plan.method})")
         t0 = time.perf_counter()
-        encoder = OnnxEncoder(staging, manifest["prompts"], manifest["onnx"]["inputs"])
-        embeddings = encoder.encode(
-            calibration_corpus.texts, input_type=plan.input_type, progress=config.progress
+        embeddings = calibration_embeddings(
+            staging,
+            manifest,
+            calibration_corpus.texts,
+            input_type=plan.input_type,
+            progress=config.progress,
         )
         lo, hi = compute_ranges(embeddings, plan.method, plan.quantile)
         calibration = Calibration(

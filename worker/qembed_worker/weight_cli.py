@@ -44,8 +44,9 @@ def add_parsers(
         description="Write an int8-weight copy of a float32 bundle: every linear MatMul of "
         "model.onnx (constant 2-D weight; attention's own MatMuls stay float32) gets int8 "
         "weights, symmetric, per output channel unless --no-per-channel. --scheme per-token "
-        "(default) quantizes activations per token, symmetric int8 (GELU outputs as uint8 with "
-        "zero point 16), into MatMulInteger: the numerics weight-qat trains for, and a text "
+        "(default) quantizes activations per token to symmetric 7-bit codes (GELU outputs as "
+        "uint8 with zero point 8), whose products with int8 weights cannot saturate on any CPU, "
+        "into MatMulInteger: the numerics weight-qat trains for, and a text "
         "embeds the same alone and in any batch. --scheme dynamic is onnxruntime's "
         "quantize_dynamic: one uint8 scale for the whole activation tensor of a batch, so a "
         "text's embedding depends slightly on its batch. Then computes fresh calibration "
@@ -80,8 +81,8 @@ def add_parsers(
         "--gelu-floor",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="per-token: GELU outputs as uint8 with zero point 16 (about twice the resolution "
-        "of symmetric int8 for these one-sided values)",
+        help="per-token: GELU outputs as uint8 codes in [0, 127] with zero point 8 (about twice "
+        "the resolution of symmetric codes for these one-sided values)",
     )
     ptq.add_argument(
         "--smooth",
@@ -163,7 +164,7 @@ def add_parsers(
         "--gelu-floor",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="GELU outputs as uint8 with zero point 16",
+        help="GELU outputs as uint8 codes in [0, 127] with zero point 8",
     )
     qat.add_argument(
         "--smooth",

@@ -5,7 +5,7 @@ torchao's recipe in three steps:
 1. :func:`prepare` swaps every ``nn.Linear`` of the encoder for an :class:`Int8FakeQuantLinear`
    that computes in float32 what the int8 graph computes: weights quantized per output channel,
    symmetric (``scale = max|w| / 127``, ``q = clamp(round(w / scale), ±127)``), activations
-   quantized per token, symmetric, from the token's own ``max|x|``. Rounding has a
+   quantized per token to symmetric 7-bit codes from the token's own ``max|x|``. Rounding has a
    straight-through estimator: the backward pass treats quantize-dequantize as the identity.
    With ``quant_noise=p`` only a random fraction ``p`` of the weight blocks is fake-quantized at
    each training step, a block being one *output row* of the weight (one output channel, the
@@ -56,11 +56,13 @@ from qembed_worker.bundle import (
 )
 from qembed_worker.models import ModelError
 from qembed_worker.onnx_int8 import (
+    ACT_QMAX,
+    ACT_RAW_MAX,
     FLOOR_MIN_SCALE,
     FLOOR_QMAX,
     FLOOR_ZERO_POINT,
     MIN_SCALE,
-    QMAX,
+    W_QMAX,
     inverse,
     rewrite_per_token,
 )
@@ -110,15 +112,15 @@ def fake_quantize_weight(weight: torch.Tensor, per_channel: bool = True) -> torc
     """
     with torch.no_grad():
         amax = weight.abs().amax(dim=1, keepdim=True) if per_channel else weight.abs().amax()
-        scale = torch.clamp(amax / QMAX, min=MIN_SCALE)
-    return _clamp_ste(_round_ste(weight / scale), -QMAX, QMAX) * scale
+        scale = torch.clamp(amax / W_QMAX, min=MIN_SCALE)
+    return _clamp_ste(_round_ste(weight / scale), -W_QMAX, W_QMAX) * scale
 
 
 def fake_quantize_per_token(x: torch.Tensor) -> torch.Tensor:
-    """Quantize-dequantize activations per token (last axis) to symmetric int8.
+    """Quantize-dequantize activations per token (last axis) to symmetric 7-bit codes.
 
     Matches the graph of :func:`qembed_worker.onnx_int8.rewrite_per_token`:
-    ``s = max(max|x| / 127, 1e-12)``, ``q = round(x / s)`` (``|q| <= 127``).
+    ``s = max(max|x| / 63, 1e-12)``, ``q = round(x / s)`` (``|q| <= 63``).
 
     Args:
         x: float32 ``[..., in_features]``.
@@ -127,15 +129,15 @@ def fake_quantize_per_token(x: torch.Tensor) -> torch.Tensor:
         ``q * s``, same shape; gradients pass straight through the rounding.
     """
     with torch.no_grad():
-        scale = torch.clamp(x.abs().amax(dim=-1, keepdim=True) / QMAX, min=MIN_SCALE)
-    return _clamp_ste(_round_ste(x / scale), -QMAX, QMAX) * scale
+        scale = torch.clamp(x.abs().amax(dim=-1, keepdim=True) / ACT_QMAX, min=MIN_SCALE)
+    return _clamp_ste(_round_ste(x / scale), -ACT_QMAX, ACT_QMAX) * scale
 
 
 def fake_quantize_gelu_output(x: torch.Tensor) -> torch.Tensor:
-    """Quantize-dequantize GELU outputs per token to uint8 codes with zero point 16.
+    """Quantize-dequantize GELU outputs per token to uint8 codes in [0, 127] with zero point 8.
 
     Matches the ``gelu_floor`` subgraph of :func:`qembed_worker.onnx_int8.rewrite_per_token`:
-    ``s = max(max(x) / 239, 0.17 / 16)``, ``q = clamp(round(x / s) + 16, 0, 255) - 16``.
+    ``s = max(max(x) / 119, 0.17 / 8)``, ``q = clamp(round(x / s) + 8, 0, 127) - 8``.
 
     Args:
         x: float32 ``[..., in_features]``, GELU outputs (never below -0.17).
@@ -145,7 +147,7 @@ def fake_quantize_gelu_output(x: torch.Tensor) -> torch.Tensor:
     """
     with torch.no_grad():
         scale = torch.clamp(x.amax(dim=-1, keepdim=True) / FLOOR_QMAX, min=FLOOR_MIN_SCALE)
-    codes = _clamp_ste(_round_ste(x / scale) + FLOOR_ZERO_POINT, 0, 255) - FLOOR_ZERO_POINT
+    codes = _clamp_ste(_round_ste(x / scale) + FLOOR_ZERO_POINT, 0, ACT_RAW_MAX) - FLOOR_ZERO_POINT
     return codes * scale
 
 

@@ -32,7 +32,6 @@ from qembed_worker.onnx_int8 import (
     SMOOTH_BETA,
     SMOOTH_ROLES,
     LinearSite,
-    activation_maxima,
     linear_sites,
     quantize_dynamic_ort,
     rewrite_per_token,
@@ -42,9 +41,9 @@ from qembed_worker.onnx_int8 import (
 SMOOTH_TEXTS = 256
 
 ACTIVATIONS = {
-    "per-token": "int8 per token, symmetric, dynamic (max|x| / 127)",
-    "per-token+gelu-floor": "int8 per token, symmetric, dynamic (max|x| / 127); GELU outputs "
-    "as uint8 per token with zero point 16 (max(x) / 239)",
+    "per-token": "7-bit per token, symmetric, dynamic (max|x| / 63), as uint8 with zero point 64",
+    "per-token+gelu-floor": "7-bit per token, symmetric, dynamic (max|x| / 63), as uint8 with "
+    "zero point 64; GELU outputs as uint8 per token in [0, 127] with zero point 8 (max(x) / 119)",
     "dynamic": "uint8 per tensor (whole batch), asymmetric, dynamic (DynamicQuantizeLinear)",
 }
 
@@ -103,7 +102,8 @@ def bundle_smoothing(
 ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
     """SmoothQuant factors of a float32 bundle's linear layers, from its own activations.
 
-    Runs ``model.onnx`` on the first ``limit`` corpus texts (document prompt) and feeds the
+    Evaluates ``model.onnx`` in float64 (:mod:`qembed_worker.float64_graph`, the same numbers on
+    every machine) on the first ``limit`` corpus texts (document prompt) and feeds the
     per-channel activation maxima to :func:`qembed_worker.onnx_int8.smoothing_factors`.
 
     Returns:
@@ -114,26 +114,17 @@ def bundle_smoothing(
 
     from qembed_worker.calibration import OnnxEncoder
     from qembed_worker.corpus import load_corpus
+    from qembed_worker.float64_graph import channel_maxima
 
     model = onnx.load(str(bundle / MODEL_FILE))
     sites = linear_sites(model)
     roles = tuple(roles)
     chosen = [site for site in sites if site.role in roles and not site.gelu_input]
     texts = load_corpus(corpus, limit=limit, cache_dir=cache_dir)
-    encoder = OnnxEncoder(bundle, manifest["prompts"], manifest["onnx"]["inputs"])
+    encoder = OnnxEncoder(bundle, manifest["prompts"], manifest["onnx"]["inputs"], float64=True)
     ids = sorted(encoder.tokenize(texts.texts, "document"), key=len)
-    feeds = []
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        width = max(len(row) for row in batch)
-        input_ids = np.zeros((len(batch), width), dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        for row, values in enumerate(batch):
-            input_ids[row, : len(values)] = values
-            mask[row, : len(values)] = 1
-        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": mask * 0}
-        feeds.append({name: feed[name] for name in manifest["onnx"]["inputs"]})
-    maxima = activation_maxima(model, feeds, [site.input for site in chosen])
+    feeds = [encoder.feed(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
+    maxima = channel_maxima(encoder.session, feeds, [site.input for site in chosen])
     initializers = {init.name: init for init in model.graph.initializer}
     weights = {site.weight: numpy_helper.to_array(initializers[site.weight]) for site in chosen}
     factors = smoothing_factors(sites, weights, maxima, beta=beta, roles=roles)

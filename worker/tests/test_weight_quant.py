@@ -13,9 +13,12 @@ from onnx import TensorProto, helper, numpy_helper
 from qembed_worker.bundle import check_bundle, fingerprint_of, read_manifest
 from qembed_worker.calibration import OnnxEncoder, calibrate
 from qembed_worker.onnx_int8 import (
+    ACT_QMAX,
+    ACT_RAW_MAX,
     FLOOR_MIN_SCALE,
+    FLOOR_QMAX,
     FLOOR_ZERO_POINT,
-    QMAX,
+    W_QMAX,
     linear_sites,
     quantize_weight,
     rewrite_per_token,
@@ -37,12 +40,12 @@ def test_weight_codes_are_symmetric_per_output_channel() -> None:
     assert codes.dtype == np.int8 and scales.dtype == np.float32
     assert scales.shape == (16,)
     # Every output column uses the full symmetric range, never -128.
-    assert np.abs(codes.astype(np.int32)).max(axis=0).tolist() == [QMAX] * 16
-    assert codes.min() >= -QMAX
+    assert np.abs(codes.astype(np.int32)).max(axis=0).tolist() == [W_QMAX] * 16
+    assert codes.min() >= -W_QMAX
     assert np.all(np.abs(codes * scales - w) <= scales / 2 + 1e-7)
     codes_t, scales_t = quantize_weight(w, per_channel=False)
     assert scales_t.shape == (1,)
-    assert np.abs(codes_t.astype(np.int32)).max() == QMAX
+    assert np.abs(codes_t.astype(np.int32)).max() == W_QMAX
 
 
 def test_torch_fake_quantization_reproduces_the_onnx_weight_codes_bit_for_bit() -> None:
@@ -68,17 +71,20 @@ def test_per_token_activations_depend_only_on_their_own_row() -> None:
     x = torch.randn(3, 7, 64)
     alone = fake_quantize_per_token(x[1:2, 2:3])
     assert torch.equal(fake_quantize_per_token(x)[1:2, 2:3], alone)
-    # A row's largest magnitude is kept exactly (it defines the scale).
+    # A row's largest magnitude is kept exactly (it defines the scale), on a 7-bit grid.
     q = fake_quantize_per_token(x)
     assert torch.allclose(q.abs().amax(-1), x.abs().amax(-1), rtol=1e-6)
+    scale = x.abs().amax(-1, keepdim=True) / ACT_QMAX
+    assert torch.allclose(q / scale, (q / scale).round(), atol=1e-4)
 
 
-def test_gelu_outputs_use_the_unsigned_grid_with_zero_point_16() -> None:
+def test_gelu_outputs_use_the_unsigned_grid_with_zero_point_8() -> None:
     x = torch.nn.functional.gelu(torch.linspace(-6, 6, 200)).reshape(2, 100)
-    scale = torch.clamp(x.amax(-1, keepdim=True) / 239, min=FLOOR_MIN_SCALE)
+    scale = torch.clamp(x.amax(-1, keepdim=True) / FLOOR_QMAX, min=FLOOR_MIN_SCALE)
     codes = fake_quantize_gelu_output(x) / scale
     assert torch.allclose(codes, codes.round(), atol=1e-4)
-    assert codes.min() >= -FLOOR_ZERO_POINT and codes.max() <= 255 - FLOOR_ZERO_POINT + 1e-4
+    assert codes.min() >= -FLOOR_ZERO_POINT
+    assert codes.max() <= ACT_RAW_MAX - FLOOR_ZERO_POINT + 1e-4
     # Roughly twice the resolution of symmetric int8 for these one-sided values.
     err_floor = (fake_quantize_gelu_output(x) - x).abs().max()
     err_symmetric = (fake_quantize_per_token(x) - x).abs().max()
@@ -141,11 +147,26 @@ def test_int8_graph_computes_what_the_fake_quantized_linear_computes(gelu: bool)
         quantized = fake_quantize_gelu_output(xt)
     else:
         quantized = fake_quantize_per_token(xt)
-    torch_y = torch.nn.functional.linear(
-        quantized, fake_quantize_weight(torch.from_numpy(w.T.copy())), torch.from_numpy(b)
-    ).numpy()
-    # Same integers; only the float32 summation order differs.
-    np.testing.assert_allclose(onnx_y, torch_y, rtol=0, atol=2e-5 * np.abs(torch_y).max())
+    weight = fake_quantize_weight(torch.from_numpy(w.T.copy()))
+    torch_y = torch.nn.functional.linear(quantized, weight, torch.from_numpy(b)).numpy()
+    assert np.all(np.abs(onnx_y - torch_y) <= _rounding_bound(quantized, weight, b))
+
+
+def _rounding_bound(x: torch.Tensor, weight: torch.Tensor, bias: np.ndarray) -> np.ndarray:
+    """How far the int8 graph and the fake-quantized float32 linear may differ, per output.
+
+    Both compute ``sum_i x_i w_i + b`` from the same codes and scales. The graph's integer sum is
+    exact (no saturation: that is what is tested), then it rounds at most 4 times (int32 to
+    float, two scale products, the bias). PyTorch rounds each dequantized ``x_i`` and ``w_i`` once
+    and sums K products in float32, which errs by at most ``gamma_K * sum |x_i w_i|`` with
+    ``gamma_K = K u / (1 - K u)`` (Higham, Accuracy and Stability of Numerical Algorithms,
+    3.1), then adds the bias. With u = 2**-24 this gives ``(K + 7) u sum|x_i w_i| + 2 u |b|``
+    (with a 1 % margin for the gamma denominator). A saturated pair is off by up to 32k codes.
+    """
+    u = 2.0**-24
+    k = weight.shape[1]
+    magnitude = np.abs(x.double().numpy()) @ np.abs(weight.double().numpy()).T
+    return 1.01 * ((k + 7) * u * magnitude + 2 * u * np.abs(bias.astype(np.float64)))
 
 
 def test_excluded_roles_stay_float() -> None:
@@ -257,7 +278,10 @@ def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_co
     layer = Int8FakeQuantLinear(linear, alpha=alpha)
     with torch.no_grad():
         torch_y = layer(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(onnx_y, torch_y, rtol=0, atol=2e-5 * np.abs(torch_y).max())
+    with torch.no_grad():
+        quantized = fake_quantize_per_token(torch.from_numpy(x) * layer.smooth_inverse)
+        bound = _rounding_bound(quantized, layer.quantized_weight(), b)
+    assert np.all(np.abs(onnx_y - torch_y) <= bound)
     # Smoothing is what makes the outlier channel affordable.
     plain, _ = rewrite_per_token(_linear_graph(w, b, False))
     plain_session = ort.InferenceSession(
@@ -267,3 +291,66 @@ def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_co
     assert (
         np.abs(onnx_y - exact).mean() < np.abs(plain_session.run(None, {"x": x})[0] - exact).mean()
     )
+
+
+def _pairwise_saturating(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """uint8 [M, K] x int8 [K, N] as x86 CPUs without VNNI compute it.
+
+    ``vpmaddubsw`` (AVX2, AVX-512BW; ``pmaddubsw`` on SSE4.1) adds the products of adjacent k
+    into a *saturating* int16, then ``vpmaddwd`` widens to int32 (onnxruntime's
+    QgemmU8S8KernelAvx2 and friends).
+    """
+    k = a.shape[1] + a.shape[1] % 2
+    a = np.pad(a.astype(np.int32), ((0, 0), (0, k - a.shape[1])))
+    b = np.pad(b.astype(np.int32), ((0, k - b.shape[0]), (0, 0)))
+    pairs = a[:, 0::2, None] * b[None, 0::2, :] + a[:, 1::2, None] * b[None, 1::2, :]
+    return np.clip(pairs, -32768, 32767).sum(axis=1)
+
+
+def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Operands of every MatMulInteger of the tiny int8 bundle, on real texts.
+
+    Returns:
+        ``(uint8 activation codes [tokens, K], int8 weights [K, N], activation zero point)``.
+    """
+    out = tmp_path / "int8"
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    model = onnx.load(str(out / "model.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    model.graph.output.extend(onnx.ValueInfoProto(name=n.input[0]) for n in nodes)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    manifest = read_manifest(out)
+    encoder = OnnxEncoder(out, manifest["prompts"], manifest["onnx"]["inputs"])
+    texts = json.loads((TINY_BUNDLE.parents[0] / "parity-texts.json").read_text("utf-8"))
+    feed = encoder.feed(encoder.tokenize(texts[:16], "document"))
+    codes = session.run([n.input[0] for n in nodes], feed)
+    return [
+        (a.reshape(-1, a.shape[-1]), inits[n.input[1]], int(inits[n.input[2]]))
+        for a, n in zip(codes, nodes, strict=True)
+    ]
+
+
+def test_int8_operands_cannot_saturate_any_cpu_kernel(tmp_path: Path) -> None:
+    for a, b, zero_point in _int8_operands(tmp_path):
+        assert a.dtype == np.uint8 and b.dtype == np.int8
+        # The bound that makes every pair of products fit int16: 2 * 127 * 127 = 32258.
+        assert a.max() <= ACT_RAW_MAX and np.abs(b.astype(np.int32)).max() <= W_QMAX
+        assert 2 * ACT_RAW_MAX * W_QMAX <= 32767
+        exact = a.astype(np.int64) @ b.astype(np.int64)
+        assert np.array_equal(_pairwise_saturating(a, b), exact)
+        assert zero_point in (64, FLOOR_ZERO_POINT)
+
+
+def test_eight_bit_activation_codes_would_saturate_without_vnni(tmp_path: Path) -> None:
+    # What the graphs fed MatMulInteger before (codes + 128 in [1, 255]): the emulated AVX2
+    # kernel disagrees with the exact product, as it did on a real Zen 3 CPU.
+    wrong = 0
+    for a, b, zero_point in _int8_operands(tmp_path):
+        if zero_point != 64:
+            continue
+        eight_bit = np.round((a.astype(np.float64) - 64) * 127 / 63) + 128
+        eight_bit = eight_bit.astype(np.uint8)
+        exact = eight_bit.astype(np.int64) @ b.astype(np.int64)
+        wrong += int((_pairwise_saturating(eight_bit, b) != exact).sum())
+    assert wrong > 0
