@@ -17,10 +17,12 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime bases -------------------------------------------------------------------------
-# On the CPU the API serves the int8-weight encoder (docs/encoder-quantization.md); the CUDA
-# image keeps the float32 bundle (int8 MatMulInteger is a CPU kernel).
+# On the CPU the API serves the faster of the float32 and int8-weight encoders on the machine it
+# runs on, measured at its first start (QEMBED_MODEL_DIR=auto, docs/encoder-quantization.md); the
+# CUDA image keeps the float32 bundle (int8 MatMulInteger is a CPU kernel).
 FROM node:20-bookworm-slim AS base-cpu
-ENV QEMBED_MODEL_DIR=/models/default-int8
+ENV QEMBED_MODEL_DIR=auto \
+    QEMBED_ENCODER_CANDIDATES=/models/default,/models/default-int8
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
 COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node

@@ -1,17 +1,22 @@
 /**
  * npm run bench:encode — texts/second for the same 1,000 real passages (MS MARCO, from
  * ../shared/datasets/msmarco-5k) through:
- *   (a) the service's encoder in-process, in calls of 1, 8 and 32 texts;
- *   (b) the same ONNX graph in Python onnxruntime (batches in corpus order, and length-sorted);
- *   (c) the original model in sentence-transformers (PyTorch, CPU);
- *   (d) the service over HTTP with autocannon, 1 and 32 concurrent single-text requests.
- * Everything runs in this one invocation, one stage at a time, and the comparison is printed
- * as ratios (the machines are shared and noisy; absolute numbers move, ratios much less).
+ *   (a) the served encoder in-process (the service's tokenizer, batching queue and
+ *       onnxruntime-node), in calls of 1 and 32 texts;
+ *   (b) a float32 bundle's graph in Python onnxruntime at batch 1 and at its best batch
+ *       (8, 32 or 64 texts sorted by length over the whole corpus, at onnxruntime's default
+ *       optimization level and at the basic one: the baseline at its best);
+ *   (c) the original model in sentence-transformers (PyTorch, CPU), first round only;
+ *   (d) the served encoder over HTTP with autocannon, 1 and 32 concurrent single-text requests.
+ * It prints the processor first (every figure says which CPU it came from), then ratios taken
+ * within each round (the machines are shared and noisy; absolute numbers move, ratios much less).
  *
- * Stages (a), (b) and (d) run once per round (--rounds, default 3), rotated; ratios are taken
- * within each round, then their median printed.
+ * Stages run once per round (--rounds, default 3), rotated; the medians of the per-round ratios
+ * are printed.
  *
- * Options: --bundle DIR (default models/default), --texts N (default 1000), --rounds R, --skip-torch.
+ * Options: --bundle DIR (the served encoder; default: what the service serves, i.e. the
+ * QEMBED_MODEL_DIR=auto choice recorded in models/encoder-choice.json), --float32 DIR
+ * (repeatable; default models/default), --texts N (default 1000), --rounds R, --skip-torch.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,14 +26,17 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
+import { currentCpu } from '../src/encoder/cpu.js';
 import { createEncoder } from '../src/encoder/encoder.js';
+import { modelDirForTools, readChoice } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
 import { startServer } from '../test/helpers/server-process.js';
 import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
-    bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') },
+    bundle: { type: 'string' },
+    float32: { type: 'string', multiple: true },
     texts: { type: 'string', default: '1000' },
     'skip-torch': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '3' },
@@ -51,52 +59,79 @@ const texts = readFileSync(corpus, 'utf8')
   .slice(0, count)
   .map((l) => (JSON.parse(l) as { text: string }).text);
 
+const config = loadConfig(process.env);
+const served = path.resolve(opts.bundle ?? modelDirForTools(config));
+const float32Dirs = (opts.float32 ?? [path.join(projectRoot, 'models', 'default')]).map((d) => path.resolve(d));
+const servedBundle = await loadBundle(served);
+const cpu = currentCpu();
+console.log(`bench:encode — ${texts.length} MS MARCO passages, ${opts.rounds} round(s)`);
+console.log(`CPU: ${cpu.model} (${cpu.arch}, ${cpu.cpus} CPUs available); features: ${cpu.features.join(' ') || 'unknown'}; int8 kernel: ${cpu.int8Kernel}`);
+console.log(
+  `served encoder: ${served} (${servedBundle.manifest.weights.precision} weights, fingerprint ${servedBundle.fingerprint})` +
+    (opts.bundle ? ', named by --bundle' : config.modelDir === 'auto' ? ', the QEMBED_MODEL_DIR=auto choice' : ', QEMBED_MODEL_DIR'),
+);
+const choice = config.modelDir === 'auto' && !opts.bundle ? readChoice(config.modelsDir) : undefined;
+if (choice) {
+  for (const c of choice.candidates) {
+    console.log(`  choice measured ${choice.measured_at}: ${c.dir} ${c.texts_per_second ? `${c.texts_per_second.calls_of_32} texts/s at calls of 32` : ''} ${c.problem ?? ''}`);
+  }
+}
+for (const dir of float32Dirs) {
+  const b = await loadBundle(dir);
+  console.log(`float32 baseline: ${dir} (${b.manifest.weights.precision} weights, fingerprint ${b.fingerprint})`);
+}
+
 type Results = Record<string, number>;
 let results: Results = {};
 const record = (name: string, textsPerSecond: number) => {
   results[name] = textsPerSecond;
-  console.log(`  ${name.padEnd(38)} ${textsPerSecond.toFixed(1).padStart(8)} texts/s`);
+  console.log(`  ${name.padEnd(64)} ${textsPerSecond.toFixed(1).padStart(8)} texts/s`);
 };
 
 const rounds = Number(opts.rounds);
-console.log(`bench:encode — ${texts.length} MS MARCO passages, bundle ${opts.bundle}, ${rounds} round(s)`);
 
-/** (a) the service's encoder in-process. */
+/** (a) the served encoder in-process. */
 async function inProcess(): Promise<void> {
-  const bundle = await loadBundle(opts.bundle);
-  const encoder = await createEncoder(bundle, loadConfig({}));
+  const encoder = await createEncoder(servedBundle, config);
   await encoder.embed(texts.slice(0, 16), { inputType: 'document', truncate: true });
   const { tokens } = await encoder.embed(texts, { inputType: 'document', truncate: true });
   console.log(`  (${(tokens.reduce((a, b) => a + b, 0) / tokens.length).toFixed(1)} tokens a text on average)`);
-  for (const batch of [1, 8, 32]) {
+  for (const batch of [1, 32]) {
     const start = performance.now();
     for (let i = 0; i < texts.length; i += batch) {
       await encoder.embed(texts.slice(i, i + batch), { inputType: 'document', truncate: true });
     }
-    record(`(a) in-process, calls of ${batch}`, texts.length / ((performance.now() - start) / 1000));
+    record(`(a) served in-process, calls of ${batch}`, texts.length / ((performance.now() - start) / 1000));
   }
   await encoder.close();
 }
 
-/** (b) the same graph in Python onnxruntime; (c) sentence-transformers unless skipped. */
+/** (b) float32 bundles in Python onnxruntime; (c) sentence-transformers unless skipped. */
 function python(skipTorch: boolean): void {
   const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-'));
   const textsFile = path.join(dir, 'texts.json');
   writeFileSync(textsFile, JSON.stringify(texts));
   const python = execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
-  const args = [path.join(projectRoot, 'bench', 'encode_reference.py'), '--bundle', opts.bundle, '--texts', textsFile];
-  if (skipTorch) args.push('--skip-torch');
-  const out = JSON.parse(execFileSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as Record<string, Record<string, number>>;
+  for (const [k, bundle] of float32Dirs.entries()) {
+    const args = [path.join(projectRoot, 'bench', 'encode_reference.py'), '--bundle', bundle, '--texts', textsFile];
+    if (skipTorch || k > 0) args.push('--skip-torch');
+    const out = JSON.parse(execFileSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as Record<string, Record<string, number>>;
+    const label = float32Dirs.length > 1 ? ` [${path.basename(bundle)}]` : '';
+    const ort = out.onnxruntime ?? {};
+    for (const [key, v] of Object.entries(ort)) record(`(b) Python onnxruntime${label} ${key}`, v);
+    const batched = Object.entries(ort).filter(([key]) => !key.includes('batch 1,') && !key.endsWith('batch 1'));
+    const one = Object.entries(ort).filter(([key]) => key.endsWith('batch 1'));
+    record(`(b) Python onnxruntime${label} best batch`, Math.max(...batched.map(([, v]) => v)));
+    record(`(b) Python onnxruntime${label} best batch 1`, Math.max(...one.map(([, v]) => v)));
+    for (const [b, v] of Object.entries(out.sentence_transformers ?? {})) record(`(c) sentence-transformers, batch ${b}`, v);
+  }
   rmSync(dir, { recursive: true, force: true });
-  for (const [b, v] of Object.entries(out.onnxruntime ?? {})) record(`(b) Python onnxruntime, batch ${b}`, v);
-  for (const [b, v] of Object.entries(out.onnxruntime_sorted ?? {})) record(`(b) Python onnxruntime sorted, batch ${b}`, v);
-  for (const [b, v] of Object.entries(out.sentence_transformers ?? {})) record(`(c) sentence-transformers, batch ${b}`, v);
 }
 
-/** (d) the service over HTTP with autocannon. */
+/** (d) the served encoder over HTTP with autocannon. */
 async function http(): Promise<void> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-data-'));
-  const server = await startServer({ QEMBED_MODEL_DIR: opts.bundle, QEMBED_DATA_DIR: dataDir, QEMBED_LOG_LEVEL: 'warn' }, 120_000);
+  const server = await startServer({ QEMBED_MODEL_DIR: served, QEMBED_DATA_DIR: dataDir, QEMBED_LOG_LEVEL: 'warn' }, 120_000);
   for (const connections of [1, 32]) {
     let next = 0;
     const result = await autocannon({
@@ -113,7 +148,7 @@ async function http(): Promise<void> {
       ],
     });
     if (result.non2xx > 0 || result.errors > 0) console.log(`  warning: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    record(`(d) HTTP, ${connections} concurrent`, result.requests.total / (result.duration));
+    record(`(d) HTTP, ${connections} concurrent`, result.requests.total / result.duration);
   }
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
@@ -132,22 +167,18 @@ for (let round = 0; round < rounds; round++) {
 if (rounds > 1) {
   console.log(`\nmedian over ${rounds} rounds:`);
   const names = [...new Set(perRound.flatMap((r) => Object.keys(r)))];
-  for (const name of names) console.log(`  ${name.padEnd(38)} ${median(perRound.map((r) => r[name] ?? NaN)).toFixed(1).padStart(8)} texts/s`);
+  for (const name of names) console.log(`  ${name.padEnd(64)} ${median(perRound.map((r) => r[name] ?? NaN)).toFixed(1).padStart(8)} texts/s`);
 }
 
-for (const r of perRound) {
-  r['(b) best Python onnxruntime, batch 32'] = Math.max(r['(b) Python onnxruntime, batch 32'] ?? 0, r['(b) Python onnxruntime sorted, batch 32'] ?? 0);
-}
-// (c) runs in the first round only: its ratio is taken there.
 const ratio = (a: string, b: string) => median(perRound.map((r) => (r[a] && r[b] ? r[a]! / r[b]! : NaN)));
-// The strict target compares with Python batches of texts sorted by length over the whole
-// corpus: padding-free batches the service cannot form, since it sees 32 texts per call.
-console.log(`\nratios (targets from issue 2)${rounds > 1 ? ', median of the per-round ratios' : ''}:`);
 const show = (label: string, value: number, target?: number) =>
-  console.log(`  ${label.padEnd(58)} ${value.toFixed(2)}${target ? `  (target ≥ ${target}: ${value >= target ? 'met' : 'MISSED'})` : ''}`);
-show('(a) calls of 32 / (b) best Python onnxruntime batch 32', ratio('(a) in-process, calls of 32', '(b) best Python onnxruntime, batch 32'), 0.9);
-show('(a) calls of 32 / (b) Python batch 32, the texts as given', ratio('(a) in-process, calls of 32', '(b) Python onnxruntime, batch 32'));
-show('(a) calls of 1 / (b) Python batch 1', ratio('(a) in-process, calls of 1', '(b) Python onnxruntime, batch 1'));
-show('(d) HTTP 32 concurrent / (a) calls of 32', ratio('(d) HTTP, 32 concurrent', '(a) in-process, calls of 32'), 0.7);
-show('(d) HTTP 1 concurrent / (a) calls of 1', ratio('(d) HTTP, 1 concurrent', '(a) in-process, calls of 1'));
-show('(a) calls of 32 / (c) sentence-transformers batch 32', ratio('(a) in-process, calls of 32', '(c) sentence-transformers, batch 32'));
+  console.log(`  ${label.padEnd(78)} ${value.toFixed(2)}${target ? `  (target >= ${target}: ${value >= target ? 'met' : 'MISSED'})` : ''}`);
+console.log(`\nratios on ${cpu.model} (${cpu.features.filter((f) => /avx2|avx512f|vnni|asimddp|i8mm/.test(f)).join(', ') || 'no AVX2'})${rounds > 1 ? ', median of the per-round ratios' : ''}:`);
+for (const dir of float32Dirs) {
+  const label = float32Dirs.length > 1 ? ` [${path.basename(dir)}]` : '';
+  show(`(a) served, calls of 32 / (b) Python onnxruntime float32${label}, best batch`, ratio('(a) served in-process, calls of 32', `(b) Python onnxruntime${label} best batch`), 2.0);
+  show(`(a) served, calls of 1 / (b) Python onnxruntime float32${label}, batch 1`, ratio('(a) served in-process, calls of 1', `(b) Python onnxruntime${label} best batch 1`));
+}
+show('(d) HTTP 32 concurrent / (a) served, calls of 32', ratio('(d) HTTP, 32 concurrent', '(a) served in-process, calls of 32'), 0.9);
+show('(d) HTTP 1 concurrent / (a) served, calls of 1', ratio('(d) HTTP, 1 concurrent', '(a) served in-process, calls of 1'));
+if (!opts['skip-torch']) show('(a) served, calls of 32 / (c) sentence-transformers batch 32', ratio('(a) served in-process, calls of 32', '(c) sentence-transformers, batch 32'));

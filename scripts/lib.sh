@@ -55,10 +55,13 @@ ensure_default_bundle() {
   build_bundle default "the default model bundle" export --model all-minilm-l6-v2
 }
 
-# The bundle scripts/serve runs. On the CPU it is the int8-weight encoder (models/default-int8:
-# per-token int8 post-training quantization of models/default, docs/encoder-quantization.md),
-# built from models/default on first use; with QEMBED_EXECUTION_PROVIDER=cuda the float32
-# bundle stays (int8 MatMulInteger is a CPU kernel). A QEMBED_MODEL_DIR set by the caller wins.
+# The bundles scripts/serve chooses from. On the CPU: the float32 bundle and its int8-weight
+# encoder (models/default-int8: per-token int8 post-training quantization of models/default,
+# docs/encoder-quantization.md), built from models/default on first use; the service then
+# measures both on this machine at its first start and serves the faster one whose embeddings
+# agree with the float32 encoder (QEMBED_MODEL_DIR=auto, the default; the choice is recorded in
+# models/encoder-choice.json). With QEMBED_EXECUTION_PROVIDER=cuda the float32 bundle is served
+# (int8 MatMulInteger is a CPU kernel). A QEMBED_MODEL_DIR set by the caller wins.
 ensure_served_bundle() {
   ensure_default_bundle
   if [ -n "${QEMBED_MODEL_DIR:-}" ]; then return; fi
@@ -66,7 +69,12 @@ ensure_served_bundle() {
     export QEMBED_MODEL_DIR="$root/models/default"
     return
   fi
+  ensure_int8_bundle
+  export QEMBED_MODEL_DIR=auto
+}
+
+ensure_int8_bundle() {
+  ensure_default_bundle
   build_bundle default-int8 "the int8-weight CPU encoder from models/default" \
     quantize-weights --bundle "$root/models/default"
-  export QEMBED_MODEL_DIR="$root/models/default-int8"
 }

@@ -22,6 +22,7 @@ import { modelRoutes, type ModelsDeps } from './http/routes/models.js';
 import { searchRoutes } from './http/routes/search.js';
 import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js';
 import { errorResponseSchema } from './http/schemas.js';
+import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
 import { createSearchService, type SearchService } from './search/search-service.js';
 import type { Db } from './store/database.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   models?: ModelsDeps['models'];
   /** Training jobs (absent: those routes answer 503). */
   jobs?: TrainJobsDeps['jobs'];
+  /** How the model served at start was chosen (GET /health reports it). */
+  served?: ServedModel;
 }
 
 
@@ -116,7 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
-  healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown });
+  healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown, served: deps.served });
   encodeRoutes(app, { encoder: deps.encoder, limits });
   collectionRoutes(app, { search });
   documentRoutes(app, { search, limits });

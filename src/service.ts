@@ -10,9 +10,10 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
-import { createEncoder } from './encoder/encoder.js';
+import { createEncoder, encoderThreads } from './encoder/encoder.js';
 import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
 import { ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
+import { AUTO, resolveServedModel, type ServedModel } from './models/encoder-choice.js';
 import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
@@ -37,16 +38,27 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   logger.info({ database: path.resolve(dbFile) }, 'database open');
 
   const activated = (db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined) ?? undefined;
-  let modelDir = config.modelDir;
-  if (activated && path.resolve(activated) !== path.resolve(config.modelDir)) {
+  let served: ServedModel | undefined;
+  if (activated && (config.modelDir === AUTO || path.resolve(activated) !== path.resolve(config.modelDir))) {
     if (existsSync(path.join(activated, 'manifest.json'))) {
       logger.info({ model: activated }, 'serving the model activated at run time (POST /models/{fingerprint}/activate) instead of QEMBED_MODEL_DIR');
-      modelDir = activated;
+      served = { dir: activated, chosenBy: 'activation' };
     } else {
       logger.warn({ missing: activated }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
     }
   }
-  const bundle = await loadBundle(modelDir);
+  served ??= await resolveServedModel({
+    modelDir: config.modelDir,
+    modelsDir: config.modelsDir,
+    candidates: config.encoderCandidates,
+    threads: encoderThreads(config),
+    encoderOptions: config,
+    createEncoder,
+    boundFingerprints: () => new Set(createStore(db).listCollections().map((c) => c.fingerprint)),
+    log: (message, fields) => logger.info(fields ?? {}, message),
+  });
+  const bundle = await loadBundle(served.dir);
+  served.fingerprint = bundle.fingerprint;
   const encoder = await createEncoder(bundle, config);
   if (encoder.warning) logger.warn(encoder.warning);
   logger.info({ model: bundle.manifest.name, fingerprint: bundle.fingerprint, dimension: bundle.dimension, provider: encoder.provider }, 'model loaded');
@@ -77,6 +89,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     shuttingDown,
     models: { registry, activation },
     jobs: { jobs, datasetsDir: config.datasetsDir, leaseSeconds: config.jobLeaseSeconds },
+    served,
     metricsGauges: [
       {
         name: 'qembed_training_jobs',

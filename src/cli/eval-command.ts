@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBeirDataset } from '../datasets/beir.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder } from '../encoder/encoder.js';
@@ -26,7 +27,8 @@ The report's schema is in docs/quality.md.
 
 options:
   --dataset DIR         the BEIR collection (required)
-  --bundle DIR          model bundle (default: QEMBED_MODEL_DIR or ./models/default)
+  --bundle DIR          model bundle (default: QEMBED_MODEL_DIR; with auto, the encoder the server
+                        chose, recorded in QEMBED_MODELS_DIR/encoder-choice.json)
   --out FILE.json       write the JSON report here
   --markdown FILE.md    write the Markdown tables here
   --chart FILE.svg      write the retention chart here
@@ -63,7 +65,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
 
   const config = loadConfig(process.env, values.bundle ? { modelDir: values.bundle } : {});
   const dataset = await loadBeirDataset(values.dataset);
-  const encoder = await createEncoder(await loadBundle(config.modelDir), config);
+  const encoder = await createEncoder(await loadBundle(modelDirForTools(config)), config);
   let report;
   try {
     let last = 0;
@@ -89,7 +91,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   const tables = `${markdownTable(report)}\n\n${firstStageTable(report)}\n`;
   if (values.markdown) write(values.markdown, tables);
   if (values.chart) write(values.chart, retentionChartSvg([report]));
-  if (values.record) process.stderr.write(`eval: figures recorded in ${recordEvaluation(config.modelDir, report)}\n`);
+  if (values.record) process.stderr.write(`eval: figures recorded in ${recordEvaluation(modelDirForTools(config), report)}\n`);
   process.stdout.write(`\n${report.dataset.name} (${report.dataset.documents} documents, ${report.dataset.judged_queries} judged queries), model ${report.model.name} ${report.model.fingerprint}\n\n${tables}`);
 
   if (floor !== undefined) {

@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder, type Encoder } from '../encoder/encoder.js';
 import { QembedError } from '../errors.js';
@@ -47,7 +48,8 @@ options:
                       of opening the database; the server encodes them
   --api-key KEY       bearer token for --url when the server has QEMBED_API_KEY set
   --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data); direct mode only
-  --model-dir DIR     model bundle (default: QEMBED_MODEL_DIR or ./models/default); direct mode only
+  --model-dir DIR     model bundle (default: QEMBED_MODEL_DIR; auto: the encoder the server
+                      chose); direct mode only
 
 Direct mode needs the data folder to itself: it fails with a clear message while a server
 has it open (use --url then).`;
@@ -64,7 +66,8 @@ options:
   --collection NAME   check one collection (default: all)
   --reencode          also re-encode every text with the model and compare with the stored codes
   --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data)
-  --model-dir DIR     model bundle for --reencode (default: QEMBED_MODEL_DIR or ./models/default)`;
+  --model-dir DIR     model bundle for --reencode (default: QEMBED_MODEL_DIR; auto: the encoder
+                      the server chose)`;
 
 function overrides(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }) {
   return {
@@ -132,7 +135,7 @@ async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?
   const db = openDatabase({ file: path.join(config.dataDir, 'qembed.sqlite') });
   let encoder: Encoder | undefined;
   try {
-    if (needModel) encoder = await createEncoder(await loadBundle(config.modelDir), config);
+    if (needModel) encoder = await createEncoder(await loadBundle(modelDirForTools(config)), config);
   } catch (e) {
     db.close();
     throw e;

@@ -52,6 +52,15 @@ export interface Encoder {
   close(): Promise<void>;
 }
 
+/**
+ * onnxruntime's intra-op threads: always an explicit count. Left at 0, onnxruntime pins its pool
+ * threads to cores, and on a 2-core VM the int8 encoder then ran 70 or 120 texts/s depending on
+ * the run.
+ */
+export function encoderThreads(options: Pick<EncoderOptions, 'intraOpThreads'>): number {
+  return options.intraOpThreads > 0 ? options.intraOpThreads : availableParallelism();
+}
+
 export async function createEncoder(bundle: Bundle, options: EncoderOptions): Promise<Encoder> {
   const { manifest } = bundle;
   const quantizer = createQuantizer(bundle.ranges);
@@ -64,9 +73,7 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
     provider: options.executionProvider,
     cudaFallback: options.cudaFallback,
     cudaDeviceId: options.cudaDeviceId,
-    // Always an explicit count: left at 0, onnxruntime pins its pool threads to cores, and on a
-    // 2-core VM the int8 encoder then ran 70 or 120 texts/s depending on the run.
-    intraOpThreads: options.intraOpThreads > 0 ? options.intraOpThreads : availableParallelism(),
+    intraOpThreads: encoderThreads(options),
   }).catch((e: Error) => {
     throw new Error(`model bundle ${bundle.dir}: ${e.message}`);
   });

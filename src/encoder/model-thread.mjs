@@ -22,7 +22,11 @@ const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPor
 async function createSession() {
   /** @type {ort.InferenceSession.SessionOptions} */
   const base = {
-    graphOptimizationLevel: 'all',
+    // Bundles arrive fused (the worker's fusion step). On the CPU, onnxruntime's extended level
+    // would add only its SkipLayerNormalization fusion, whose kernel sums each row serially and
+    // ran 6 times slower than the Add + LayerNormalization it replaces (docs/encoder-quantization.md);
+    // CUDA's kernels for it are fast.
+    graphOptimizationLevel: init.provider === 'cuda' ? 'all' : 'basic',
     ...(init.intraOpThreads > 0 ? { intraOpNumThreads: init.intraOpThreads } : {}),
   };
   if (init.provider === 'cuda') {
@@ -37,7 +41,7 @@ async function createSession() {
         `the CUDA execution provider is unavailable (${String(/** @type {Error} */ (e).message).split('\n')[0]}); ` +
         'install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 on a host with an NVIDIA GPU and CUDA 12';
       if (!init.cudaFallback) throw new Error(`${why}, or set QEMBED_CUDA_FALLBACK=true to run on the CPU`);
-      const session = await ort.InferenceSession.create(init.modelPath, { ...base, executionProviders: ['cpu'] });
+      const session = await ort.InferenceSession.create(init.modelPath, { ...base, graphOptimizationLevel: 'basic', executionProviders: ['cpu'] });
       return { session, provider: 'cpu', warning: `${why}; falling back to the CPU` };
     }
   }

@@ -38,7 +38,7 @@ export async function createTestEncoder(overrides: Partial<Config> = {}): Promis
  */
 export async function startTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
-  const encoder = await createEncoder(await loadBundle(config.modelDir === './models/default' ? FIXTURE_BUNDLE : config.modelDir), config);
+  const encoder = await createEncoder(await loadBundle(config.modelDir === 'auto' ? FIXTURE_BUNDLE : config.modelDir), config);
   const db = openDatabase({ file: ':memory:' });
   const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
   const search = createSearchService({ store: createStore(db), encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });

@@ -15,6 +15,10 @@ describe('GET /health', () => {
       expect(body.model.execution_provider).toBe('cpu');
       expect(body.queue_depth).toBe(0);
       expect(body.database).toBe('ok');
+      // Every figure says which processor it came from.
+      expect(body.cpu.arch).toBe(process.arch);
+      expect(body.cpu.cpus).toBeGreaterThan(0);
+      expect(['dot-product', 'pairwise-int16', 'unknown']).toContain(body.cpu.int8_kernel);
     } finally {
       await t.close();
     }

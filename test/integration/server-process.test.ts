@@ -13,6 +13,9 @@ describe('the service process', () => {
     const server = await startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1' });
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
+    const body = (await health.json()) as { model: { chosen_by: string }; cpu: { arch: string; features: string[] } };
+    expect(body.model.chosen_by).toBe('configuration');
+    expect(body.cpu.arch).toBe(process.arch);
     const inflight = fetch(`${server.url}/encode`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'test-request-42' },

@@ -6,7 +6,8 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.port).toBe(8080);
     expect(c.dataDir).toBe('./data');
-    expect(c.modelDir).toBe('./models/default');
+    expect(c.modelDir).toBe('auto');
+    expect(c.encoderCandidates).toBe('./models/default,./models/default-int8');
     expect(c.executionProvider).toBe('cpu');
     expect(c.maxInputs).toBe(256);
   });
