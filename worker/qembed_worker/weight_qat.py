@@ -268,7 +268,7 @@ def prepare(
         per_channel: Per output channel weight scales.
         quant_noise: Quant-Noise fraction (see :class:`Int8FakeQuantLinear`).
         gelu_floor: In a GELU transformer, quantize the inputs of the narrowing FFN layers
-            (``in_features > out_features``: the GELU outputs) as uint8 with zero point 16,
+            (``in_features > out_features``: the GELU outputs) as uint8 with zero point 8,
             as :func:`qembed_worker.onnx_int8.rewrite_per_token` does for GELU-fed MatMuls.
         smoothing: SmoothQuant factors per layer, in module order (``None`` entries: not
             smoothed), e.g. from :func:`smoothing_for`.
@@ -809,7 +809,7 @@ def weight_qat_bundle(
         config: Distillation settings.
         per_channel: Per output channel weight scales.
         quant_noise: Quant-Noise fraction ``p`` (``0``: quantize every weight row every step).
-        gelu_floor: Quantize GELU outputs as uint8 with zero point 16 (see :func:`prepare`).
+        gelu_floor: Quantize GELU outputs as uint8 with zero point 8 (see :func:`prepare`).
         smooth: SmoothQuant the attention and widening FFN layers, with factors computed from
             the float32 bundle's activations on the Lee corpus
             (:func:`qembed_worker.weight_quant.bundle_smoothing`), fixed during training.

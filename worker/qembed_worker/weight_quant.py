@@ -156,7 +156,7 @@ def quantize_model_file(
         method: ``per-token`` (the QAT numerics) or ``dynamic`` (onnxruntime's).
         per_channel: Per output channel weight scales.
         exclude: Roles (``attention``, ``ffn_in``, ``ffn_out``) to leave in float32.
-        gelu_floor: ``per-token``: quantize GELU outputs as uint8 with zero point 16.
+        gelu_floor: ``per-token``: quantize GELU outputs as uint8 codes in [0, 127], zero point 8.
         smoothing: ``per-token``: SmoothQuant factors (:func:`bundle_smoothing`).
 
     Returns:
@@ -204,7 +204,7 @@ def quantize_weights_bundle(
         method: ``per-token`` or ``dynamic``.
         per_channel: Per output channel weight scales.
         exclude: Roles to leave in float32.
-        gelu_floor: ``per-token``: quantize GELU outputs as uint8 with zero point 16.
+        gelu_floor: ``per-token``: quantize GELU outputs as uint8 codes in [0, 127], zero point 8.
         smooth: ``per-token``: SmoothQuant the attention and widening FFN layers
             (:func:`bundle_smoothing`).
         smooth_options: Keyword arguments for :func:`bundle_smoothing` (corpus, limit, beta).
