@@ -11,10 +11,10 @@ boundary (a chance of about 1e-8 per number; see docs/model-bundle.md).
 
 The evaluator runs the standard operators with ``onnx.reference`` and adds the few contrib
 operators that qembed's fused graphs use (``com.microsoft`` ``MultiHeadAttention``, ``BiasGelu``,
-``SkipLayerNormalization``). ``MatMulInteger`` runs as a float64 matrix product: its integer
-products and sums (below 2**53) are exact in float64, and BLAS makes it fast. ``Erf`` and
-``GatherElements`` replace slow or limited default implementations. Any other operator outside
-the standard set fails loudly.
+``SkipLayerNormalization``, ``MatMulIntegerToFloat``). Integer products run as float64 matrix
+products: their products and sums (below 2**53) are exact in float64, and BLAS makes them
+fast. ``Erf`` and ``GatherElements`` replace slow or limited default implementations. Any other
+operator outside the standard set fails loudly.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ def _custom_ops() -> list[type]:
             if b_zero_point is not None:
                 b64 = b64 - b_zero_point.astype(np.float64)
             return (np.matmul(a64, b64).astype(np.int32),)
+
+    class MatMulIntegerToFloat(OpRun):
+        op_domain = "com.microsoft"
+
+        def _run(  # type: ignore[no-untyped-def]
+            self, a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None
+        ):
+            (product,) = MatMulInteger._run(self, a, b, a_zero_point, b_zero_point)
+            out = product.astype(np.float64) * (a_scale * b_scale)
+            return (out + bias if bias is not None else out,)
 
     class GatherElements(OpRun):
         # The default implementation uses np.choose, limited to 64 positions along the axis.
@@ -135,6 +145,7 @@ def _custom_ops() -> list[type]:
     return [
         Erf,
         MatMulInteger,
+        MatMulIntegerToFloat,
         GatherElements,
         BiasGelu,
         SkipLayerNormalization,

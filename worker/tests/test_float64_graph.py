@@ -106,6 +106,12 @@ def test_bias_gelu_and_integer_products_match_onnxruntime() -> None:
     onnxruntime_y, exact_y = _both(model, [codes, weights, zero_point])
     expected = (codes.astype(np.int64) - 64) @ weights.astype(np.int64)
     assert np.array_equal(exact_y, expected) and np.array_equal(onnxruntime_y, expected)
+    scales = rng.uniform(0.01, 0.1, size=12).astype(np.float32)
+    one = np.array(1, np.float32)
+    inputs = [codes, weights, one, scales, zero_point]
+    onnxruntime_y, exact_y = _both(_single_node("MatMulIntegerToFloat", inputs, {}), inputs)
+    # The exact integer times the scale, rounded once or twice in float32.
+    assert np.all(np.abs(onnxruntime_y - exact_y) <= 2 * U32 * np.abs(exact_y))
 
 
 def test_float64_copy_widens_floats_and_keeps_integers() -> None:

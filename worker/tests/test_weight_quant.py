@@ -18,6 +18,7 @@ from qembed_worker.onnx_int8 import (
     FLOOR_MIN_SCALE,
     FLOOR_QMAX,
     FLOOR_ZERO_POINT,
+    INT8_MATMUL,
     W_QMAX,
     linear_sites,
     quantize_weight,
@@ -137,7 +138,7 @@ def test_int8_graph_computes_what_the_fake_quantized_linear_computes(gelu: bool)
     model, sites = rewrite_per_token(_linear_graph(w, b, gelu))
     assert [site.gelu_input for site in sites] == [gelu]
     ops = [node.op_type for node in model.graph.node]
-    assert "MatMulInteger" in ops and "MatMul" not in ops
+    assert INT8_MATMUL in ops and "MatMul" not in ops
     assert "W" not in {init.name for init in model.graph.initializer}
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (onnx_y,) = session.run(None, {"x": x})
@@ -207,7 +208,7 @@ def test_ptq_bundle_is_valid_and_records_its_weights(tmp_path: Path, scheme: str
     assert manifest["calibration"]["corpus"]["texts"] == 64
     assert manifest["calibration"]["min"] != source["calibration"]["min"]
     ops = {node.op_type for node in onnx.load(str(out / "model.onnx")).graph.node}
-    assert "MatMulInteger" in ops
+    assert (INT8_MATMUL if scheme == "per-token" else "MatMulInteger") in ops
     texts = json.loads((TINY_BUNDLE.parents[0] / "parity-texts.json").read_text("utf-8"))[:20]
     ours = OnnxEncoder(out, manifest["prompts"], manifest["onnx"]["inputs"])
     ref = OnnxEncoder(TINY_BUNDLE, source["prompts"], source["onnx"]["inputs"])
@@ -308,7 +309,7 @@ def _pairwise_saturating(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Operands of every MatMulInteger of the tiny int8 bundle, on real texts.
+    """Operands of every integer product of the tiny int8 bundle, on real texts.
 
     Returns:
         ``(uint8 activation codes [tokens, K], int8 weights [K, N], activation zero point)``.
@@ -317,7 +318,7 @@ def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
     quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
     model = onnx.load(str(out / "model.onnx"))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    nodes = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    nodes = [n for n in model.graph.node if n.op_type == INT8_MATMUL]
     model.graph.output.extend(onnx.ValueInfoProto(name=n.input[0]) for n in nodes)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     manifest = read_manifest(out)
@@ -326,7 +327,7 @@ def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
     feed = encoder.feed(encoder.tokenize(texts[:16], "document"))
     codes = session.run([n.input[0] for n in nodes], feed)
     return [
-        (a.reshape(-1, a.shape[-1]), inits[n.input[1]], int(inits[n.input[2]]))
+        (a.reshape(-1, a.shape[-1]), inits[n.input[1]], int(inits[n.input[4]]))
         for a, n in zip(codes, nodes, strict=True)
     ]
 
