@@ -14,8 +14,9 @@
  * Stages run once per round (--rounds, default 3), rotated; the medians of the per-round ratios
  * are printed.
  *
- * Options: --bundle DIR (the served encoder; default: what the service serves, i.e. the
- * QEMBED_MODEL_DIR=auto choice recorded in models/encoder-choice.json), --float32 DIR
+ * Options: --bundle DIR (the served encoder; default: what the service serves, i.e. for
+ * QEMBED_MODEL_DIR=auto the choice recorded in models/encoder-choice.json, measured first when
+ * this machine has none), --float32 DIR
  * (repeatable; default models/default), --texts N (default 1000), --rounds R, --skip-torch.
  */
 import { execFileSync } from 'node:child_process';
@@ -27,8 +28,8 @@ import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { currentCpu } from '../src/encoder/cpu.js';
-import { createEncoder } from '../src/encoder/encoder.js';
-import { modelDirForTools, readChoice } from '../src/models/encoder-choice.js';
+import { createEncoder, encoderThreads } from '../src/encoder/encoder.js';
+import { resolveServedModel } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
 import { startServer } from '../test/helpers/server-process.js';
 import { median } from './stats.js';
@@ -60,7 +61,21 @@ const texts = readFileSync(corpus, 'utf8')
   .map((l) => (JSON.parse(l) as { text: string }).text);
 
 const config = loadConfig(process.env);
-const served = path.resolve(opts.bundle ?? modelDirForTools(config));
+// The encoder the service serves: for QEMBED_MODEL_DIR=auto its recorded choice, measured now
+// (and recorded, as the service's first start would) when there is none for this machine.
+const resolved = opts.bundle
+  ? undefined
+  : await resolveServedModel({
+      modelDir: config.modelDir,
+      modelsDir: config.modelsDir,
+      candidates: config.encoderCandidates,
+      threads: encoderThreads(config),
+      encoderOptions: config,
+      createEncoder,
+      boundFingerprints: () => new Set(),
+      log: (message) => console.log(`  ${message}`),
+    });
+const served = path.resolve(opts.bundle ?? resolved!.dir);
 const float32Dirs = (opts.float32 ?? [path.join(projectRoot, 'models', 'default')]).map((d) => path.resolve(d));
 const servedBundle = await loadBundle(served);
 const cpu = currentCpu();
@@ -70,7 +85,7 @@ console.log(
   `served encoder: ${served} (${servedBundle.manifest.weights.precision} weights, fingerprint ${servedBundle.fingerprint})` +
     (opts.bundle ? ', named by --bundle' : config.modelDir === 'auto' ? ', the QEMBED_MODEL_DIR=auto choice' : ', QEMBED_MODEL_DIR'),
 );
-const choice = config.modelDir === 'auto' && !opts.bundle ? readChoice(config.modelsDir) : undefined;
+const choice = resolved?.record;
 if (choice) {
   for (const c of choice.candidates) {
     console.log(`  choice measured ${choice.measured_at}: ${c.dir} ${c.texts_per_second ? `${c.texts_per_second.calls_of_32} texts/s at calls of 32` : ''} ${c.problem ?? ''}`);

@@ -129,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a sentence-transformers model to a bundle: model.onnx (transformer, "
         "pooling, Dense layers and L2 normalization in one graph), tokenizer.json (truncating at "
         "max_tokens, no padding) and manifest.json with calibration ranges computed by running "
-        "the exported graph on the calibration corpus. Finally checks the bundle the way the "
-        "service does and compares onnxruntime with sentence-transformers on a few texts.",
+        "the exported graph, in float64, on the calibration corpus. The graph runs onnxruntime's "
+        "fused MultiHeadAttention and BiasGelu kernels unless --no-fuse. Finally checks the "
+        "bundle the way the service does and compares onnxruntime with sentence-transformers "
+        "on a few texts.",
         formatter_class=_Formatter,
     )
     export.add_argument(
@@ -149,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--opset", type=int, default=18, help="ONNX opset of the exported graph (17-22)"
+    )
+    export.add_argument(
+        "--no-fuse",
+        dest="fuse",
+        action="store_false",
+        help="keep the exporter's graph of standard ONNX operators (slower in onnxruntime; for "
+        "runtimes without its com.microsoft contrib operators, or as a baseline)",
     )
     export.add_argument(
         "--force", action="store_true", help="overwrite --out if it already holds files"
@@ -755,6 +764,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             name=args.name,
             max_tokens=args.max_tokens,
             opset=args.opset,
+            fuse=args.fuse,
             force=args.force,
             **calibration_kwargs(args),
         )

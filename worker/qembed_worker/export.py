@@ -225,7 +225,7 @@ def _strip_metadata(model: Any) -> None:
 
 
 def export_onnx(
-    model: SentenceTransformer, spec: GraphSpec, path: Path, opset: int = 18
+    model: SentenceTransformer, spec: GraphSpec, path: Path, opset: int = 18, fuse: bool = True
 ) -> dict[str, int]:
     """Export the model's text-to-embedding graph to ``path`` (weights embedded), fused.
 
@@ -238,6 +238,7 @@ def export_onnx(
         spec: From :func:`inspect_model`.
         path: The ``model.onnx`` to write.
         opset: ONNX opset, 17 to 22 (the fusion rules match these opsets' attention).
+        fuse: Fuse attention and GELU (otherwise standard ONNX operators only).
 
     Returns:
         How many fused operators the graph holds (``{"MultiHeadAttention": 6, ...}``).
@@ -279,7 +280,7 @@ def export_onnx(
         )
     if program is None:  # pragma: no cover - the dynamo exporter always returns a program
         raise ModelError("torch.onnx.export returned no program")
-    proto, fused = fuse_graph(program.model_proto)
+    proto, fused = fuse_graph(program.model_proto) if fuse else (program.model_proto, {})
     _strip_metadata(proto)
     if proto.ByteSize() >= 2**31:
         raise ModelError("the model exceeds 2 GB; bundles embed their weights in model.onnx")
@@ -365,6 +366,7 @@ def write_bundle(
     spec: GraphSpec,
     opset: int,
     calibrate_fn: Any,
+    fuse: bool = True,
 ) -> tuple[dict[str, Any], dict[str, float], dict[str, int]]:
     """Export graph and tokenizer, calibrate, and write the manifest into ``out``.
 
@@ -380,6 +382,7 @@ def write_bundle(
         opset: ONNX opset.
         calibrate_fn: ``(staging_dir, partial manifest) -> Calibration``; the partial manifest
             holds the ``prompts`` and ``onnx.inputs`` that the calibration encoder needs.
+        fuse: Fuse attention and GELU (:func:`export_onnx`).
 
     Returns:
         The manifest written, timings in seconds and the fused operator counts.
@@ -390,7 +393,7 @@ def write_bundle(
         staging = Path(staging_name)
         _stage(f"exporting the ONNX graph (opset {opset}, {spec.pooling} pooling)")
         started = time.perf_counter()
-        fused = export_onnx(model, spec, staging / MODEL_FILE, opset)
+        fused = export_onnx(model, spec, staging / MODEL_FILE, opset, fuse=fuse)
         write_tokenizer(tokenizer_source(model, folder), staging / TOKENIZER_FILE, spec.max_tokens)
         timings["export_s"] = round(time.perf_counter() - started, 1)
         _stage(f"calibrating ranges with {staging / MODEL_FILE} (evaluated in float64)")
@@ -423,6 +426,7 @@ def export_bundle(
     name: str | None = None,
     max_tokens: int | None = None,
     opset: int = 18,
+    fuse: bool = True,
     force: bool = False,
     corpus: str = "lee",
     limit: int | None = None,
@@ -440,6 +444,7 @@ def export_bundle(
         name: Manifest ``name`` (default: the model's).
         max_tokens: Override the model's ``max_seq_length``.
         opset: ONNX opset.
+        fuse: Fuse attention and GELU (:func:`export_onnx`).
         force: Overwrite a non-empty ``out``.
         corpus: Calibration corpus (``lee`` or a file).
         limit: Use the first ``limit`` corpus texts.
@@ -486,6 +491,7 @@ def export_bundle(
         spec=spec,
         opset=opset,
         calibrate_fn=calibrate_fn,
+        fuse=fuse,
     )
     _stage(f"checking {out} and comparing onnxruntime with sentence-transformers")
     check_bundle(out)
