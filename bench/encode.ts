@@ -28,8 +28,8 @@ import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { currentCpu } from '../src/encoder/cpu.js';
-import { createEncoder, encoderThreads } from '../src/encoder/encoder.js';
-import { resolveServedModel } from '../src/models/encoder-choice.js';
+import { createEncoder } from '../src/encoder/encoder.js';
+import { resolveForConfig } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
 import { startServer } from '../test/helpers/server-process.js';
 import { median } from './stats.js';
@@ -65,16 +65,7 @@ const config = loadConfig(process.env);
 // (and recorded, as the service's first start would) when there is none for this machine.
 const resolved = opts.bundle
   ? undefined
-  : await resolveServedModel({
-      modelDir: config.modelDir,
-      modelsDir: config.modelsDir,
-      candidates: config.encoderCandidates,
-      threads: encoderThreads(config),
-      encoderOptions: config,
-      createEncoder,
-      boundFingerprints: () => new Set(),
-      log: (message) => console.log(`  ${message}`),
-    });
+  : await resolveForConfig(config, createEncoder, { boundFingerprints: () => new Set(), log: (message) => console.log(`  ${message}`) });
 const served = path.resolve(opts.bundle ?? resolved!.dir);
 const float32Dirs = (opts.float32 ?? [path.join(projectRoot, 'models', 'default')]).map((d) => path.resolve(d));
 const servedBundle = await loadBundle(served);

@@ -10,10 +10,10 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
-import { createEncoder, encoderThreads } from './encoder/encoder.js';
+import { createEncoder } from './encoder/encoder.js';
 import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
 import { ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
-import { AUTO, resolveServedModel, type ServedModel } from './models/encoder-choice.js';
+import { AUTO, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
 import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
@@ -47,13 +47,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
       logger.warn({ missing: activated }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
     }
   }
-  served ??= await resolveServedModel({
-    modelDir: config.modelDir,
-    modelsDir: config.modelsDir,
-    candidates: config.encoderCandidates,
-    threads: encoderThreads(config),
-    encoderOptions: config,
-    createEncoder,
+  served ??= await resolveForConfig(config, createEncoder, {
     boundFingerprints: () => new Set(createStore(db).listCollections().map((c) => c.fingerprint)),
     log: (message, fields) => logger.info(fields ?? {}, message),
   });

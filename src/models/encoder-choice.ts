@@ -19,7 +19,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Bundle, loadBundle } from '../encoder/bundle.js';
 import { type CpuInfo, cpuSignature, currentCpu } from '../encoder/cpu.js';
-import type { Encoder, EncoderOptions } from '../encoder/encoder.js';
+import { type Encoder, type EncoderOptions, encoderThreads } from '../encoder/encoder.js';
 import { PROBE_PASSAGES, PROBE_QUERIES } from './probe-texts.js';
 
 export const CHOICE_FILE = 'encoder-choice.json';
@@ -257,6 +257,23 @@ export interface ResolveOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
   /** The measurement (tests replace it to decide which candidate is faster). */
   measure?: (opts: MeasureOptions) => Promise<CandidateRecord[]>;
+}
+
+/** resolveServedModel with the service's configuration. */
+export function resolveForConfig(
+  config: EncoderOptions & { modelDir: string; modelsDir: string; encoderCandidates: string },
+  createEncoder: ResolveOptions['createEncoder'],
+  extra: Pick<ResolveOptions, 'boundFingerprints' | 'log'>,
+): Promise<ServedModel> {
+  return resolveServedModel({
+    modelDir: config.modelDir,
+    modelsDir: config.modelsDir,
+    candidates: config.encoderCandidates,
+    threads: encoderThreads(config),
+    encoderOptions: config,
+    createEncoder,
+    ...extra,
+  });
 }
 
 /** The bundle folder to serve: QEMBED_MODEL_DIR, or the measured choice for `auto`. */

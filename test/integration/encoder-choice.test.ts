@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { computeFingerprint } from '../../src/encoder/bundle.js';
 import { createEncoder } from '../../src/encoder/encoder.js';
 import { CHOICE_FILE, type CandidateRecord, fastest, modelDirForTools, readChoice, resolveServedModel } from '../../src/models/encoder-choice.js';
-import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { bundleCopy } from '../helpers/bundles.js';
 
 const config = loadConfig({}, { intraOpThreads: 1 });
 let dirs: string[] = [];
@@ -22,24 +20,9 @@ function modelsDir(): string {
   return dir;
 }
 
-/** A copy of the fixture with a changed manifest, its fingerprint recomputed as the worker would. */
-function variant(into: string, name: string, change: (m: Record<string, any>) => void): string {
-  const dir = path.join(into, name);
-  cpSync(FIXTURE_BUNDLE, dir, { recursive: true });
-  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
-  change(manifest);
-  const sha = (f: string) => createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex');
-  manifest.fingerprint = computeFingerprint({
-    modelSha256: sha('model.onnx'),
-    tokenizerSha256: sha('tokenizer.json'),
-    ranges: { min: Float32Array.from(manifest.calibration.min), max: Float32Array.from(manifest.calibration.max) },
-    dimension: manifest.dimension,
-    maxTokens: manifest.max_tokens,
-    prompts: manifest.prompts,
-  });
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-  return dir;
-}
+/** A copy of the fixture in `into` with a changed manifest, its fingerprint recomputed as the worker would. */
+const variant = (into: string, name: string, change: (m: Record<string, any>) => void): string =>
+  bundleCopy((m) => change(m as unknown as Record<string, any>), { parent: into, name });
 
 const resolve = (models: string, candidates: string[], extra: Partial<Parameters<typeof resolveServedModel>[0]> = {}) =>
   resolveServedModel({
