@@ -222,6 +222,14 @@ class Float64Graph:
 
     def run(self, names: Sequence[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Evaluate the graph; ``names`` may name any tensor of the graph, not only outputs."""
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: OpenBLAS's threads spin, and on a machine whose other cores are busy
+        # (a CI job, a second build) two of them ran 3 times slower than one.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._run(names, feed)
+
+    def _run(self, names: Sequence[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         if names is None or set(names) <= set(self.output_names):
             return list(self._evaluator.run(names, feed))
         values = self._evaluator.run(None, feed, intermediate=True)
