@@ -355,3 +355,11 @@ def test_eight_bit_activation_codes_would_saturate_without_vnni(tmp_path: Path) 
         exact = eight_bit.astype(np.int64) @ b.astype(np.int64)
         wrong += int((_pairwise_saturating(eight_bit, b) != exact).sum())
     assert wrong > 0
+
+
+def test_the_int8_bundle_of_the_fixture_is_the_same_on_every_cpu(tmp_path: Path) -> None:
+    # quantize-weights with its defaults (SmoothQuant maxima and the calibration of the int8
+    # graph, both evaluated in float64): b70073b7ec78b76a was written on an AMD EPYC Zen 5
+    # (AVX-512 + VNNI) and again under qemu-x86_64 -cpu Haswell (scripts/test-other-cpu).
+    summary = quantize_weights_bundle(bundle=TINY_BUNDLE, out=tmp_path / "int8")
+    assert summary["fingerprint"] == "b70073b7ec78b76a"
