@@ -27,19 +27,24 @@ from qembed_worker.calibration import OnnxEncoder  # noqa: E402
 
 
 def cpu_description() -> dict[str, object]:
-    """Model name and the kernel-relevant flags of /proc/cpuinfo (as GET /health reports them)."""
-    model, flags = "unknown", set()
+    """The processor's name and the extensions its CPUID reports, as numpy detected them.
+
+    CPUID, not /proc/cpuinfo: under qemu-user /proc/cpuinfo describes the host, while CPUID (what
+    numpy, PyTorch and onnxruntime dispatch on) describes the emulated CPU.
+    """
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
+            if key.strip() == "model name":
                 model = value.strip()
-            if key.strip() == "flags" and not flags:
-                flags = set(value.split())
+                break
     except OSError:
         pass
-    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni"]
-    return {"model": model, "features": [f for f in wanted if f in flags]}
+    wanted = ["AVX2", "FMA3", "AVX512F", "AVX512BW", "AVX512VNNI"]
+    return {"model (host)": model, "cpuid": [f for f in wanted if __cpu_features__.get(f)]}
 
 
 def embed(bundle: Path, texts: list[str], input_type: str) -> np.ndarray:
