@@ -121,7 +121,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
   healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown, served: deps.served });
   encodeRoutes(app, { encoder: deps.encoder, limits });
-  collectionRoutes(app, { search });
+  collectionRoutes(app, { search, activation: deps.models?.activation });
   documentRoutes(app, { search, limits });
   searchRoutes(app, { search, limits });
   modelRoutes(app, { models: deps.models });

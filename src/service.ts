@@ -63,7 +63,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const indexed = search.loadIndexes();
   logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
   const activation = createActivation({ registry, search, db, logger });
-  const resumed = activation.resume();
+  const resumed = await activation.resume();
   if (resumed.length > 0) logger.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
 
   const jobsDb = openJobsDatabase(config.dataDir);
@@ -100,9 +100,12 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     app,
     registry,
     jobs,
+    // Stop accepting and drain the requests in flight, stop background work (re-encodings
+    // resume at the next start), close the model sessions, then the databases.
     async close() {
       clearInterval(reaper);
       await app.close();
+      await search.stopBackground();
       await registry.close();
       jobsDb.close();
       db.close();

@@ -6,6 +6,10 @@
  * texts one by one), so a batch is built around the oldest waiting text from the texts whose
  * length is closest to it: nothing starves, and padding stays small. Each text is computed
  * from its own tokens only (the graph masks padding), so batching never changes results.
+ *
+ * Background work (re-encoding collections) waits in a lane of its own: a background batch
+ * runs only when no request's text waits, and holds at most BACKGROUND_BATCH_SIZE texts, so a
+ * request arriving meanwhile waits for one small batch at most.
  */
 import type { ModelRunner } from './model-runner.js';
 import type { TokenizedText } from './tokenizer.js';
@@ -23,8 +27,14 @@ export interface BatcherOptions {
   maxPaddingRatio?: number;
 }
 
+/** Most texts in one background batch: bounds how long a request can wait behind one. */
+export const BACKGROUND_BATCH_SIZE = 8;
+
+export type Lane = 'request' | 'background';
+
 interface Job {
   readonly tokens: TokenizedText;
+  readonly lane: Lane;
   resolve(vector: Float32Array): void;
   reject(error: Error): void;
 }
@@ -48,25 +58,25 @@ export interface BatchEvent {
 export interface Batcher {
   /** Calls `listener` after every model run. */
   onBatch(listener: (event: BatchEvent) => void): void;
-  /** Texts waiting or running. */
-  depth(): number;
+  /** Texts waiting or running in a lane (both lanes when not given). */
+  depth(lane?: Lane): number;
   stats(): Readonly<BatchStats>;
-  submit(items: readonly TokenizedText[]): Promise<Float32Array[]>;
+  submit(items: readonly TokenizedText[], lane?: Lane): Promise<Float32Array[]>;
   /** Seconds a client should wait before retrying when the queue is full. */
   retryAfterSeconds(): number;
 }
 
 export function createBatcher(runner: ModelRunner, options: BatcherOptions): Batcher {
-  const { maxBatchTokens, maxBatchSize, padId, dimension } = options;
+  const { maxBatchTokens, padId, dimension } = options;
   const maxPaddingRatio = options.maxPaddingRatio ?? 1.05;
-  const queue: Job[] = [];
-  let running = 0;
+  const queues: Record<Lane, Job[]> = { request: [], background: [] };
+  let running: { lane: Lane; texts: number } | null = null;
   let textsPerSecond = 0;
   const stats: BatchStats = { batches: 0, texts: 0, tokens: 0, paddedTokens: 0, lastBatchSize: 0 };
   const listeners: ((event: BatchEvent) => void)[] = [];
 
   /** The oldest job plus the jobs of nearest length that fit the budgets. */
-  function takeBatch(): Job[] {
+  function takeBatch(queue: Job[], maxBatchSize: number): Job[] {
     const order = queue.map((_, i) => i).sort((a, b) => queue[a]!.tokens.ids.length - queue[b]!.tokens.ids.length || a - b);
     const head = order.indexOf(0);
     let lo = head;
@@ -130,26 +140,31 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
   }
 
   function pump(): void {
-    if (running > 0 || queue.length === 0) return;
-    const batch = takeBatch();
-    running = batch.length;
+    if (running) return;
+    const lane: Lane | null = queues.request.length > 0 ? 'request' : queues.background.length > 0 ? 'background' : null;
+    if (!lane) return;
+    const batch = takeBatch(queues[lane], lane === 'request' ? options.maxBatchSize : Math.min(options.maxBatchSize, BACKGROUND_BATCH_SIZE));
+    running = { lane, texts: batch.length };
     void runBatch(batch).finally(() => {
-      running = 0;
+      running = null;
       pump();
     });
   }
 
-  const depth = () => queue.length + running;
-  const retryAfterSeconds = () => Math.max(1, Math.ceil(depth() / Math.max(textsPerSecond, 1)));
+  const depth = (lane?: Lane) => {
+    const waiting = lane ? queues[lane].length : queues.request.length + queues.background.length;
+    return waiting + (running && (!lane || running.lane === lane) ? running.texts : 0);
+  };
+  const retryAfterSeconds = () => Math.max(1, Math.ceil(depth('request') / Math.max(textsPerSecond, 1)));
 
   return {
     onBatch: (listener) => void listeners.push(listener),
     depth,
     stats: () => stats,
     retryAfterSeconds,
-    submit(items) {
+    submit(items, lane = 'request') {
       if (items.length === 0) return Promise.resolve([]);
-      const promises = items.map((tokens) => new Promise<Float32Array>((resolve, reject) => queue.push({ tokens, resolve, reject })));
+      const promises = items.map((tokens) => new Promise<Float32Array>((resolve, reject) => queues[lane].push({ tokens, lane, resolve, reject })));
       pump();
       return Promise.all(promises);
     },

@@ -25,6 +25,12 @@ export interface EmbedOptions {
   inputType: InputType;
   /** Cut texts longer than the model's max_tokens (true) or refuse them with 413 (false). */
   truncate: boolean;
+  /**
+   * Internal work (re-encoding a collection): never refused by the queue bound, and run only
+   * when no request's text waits, in small batches (batcher.ts). The caller bounds how much it
+   * submits at once.
+   */
+  background?: boolean;
 }
 
 export interface Embedded {
@@ -44,7 +50,10 @@ export interface Encoder {
   readonly warning: string | undefined;
   readonly quantizer: Quantizer;
   embed(texts: readonly string[], options: EmbedOptions): Promise<Embedded>;
+  /** Texts of requests waiting for or inside the model (background work not counted). */
   queueDepth(): number;
+  /** Texts of background work waiting for or inside the model. */
+  backgroundDepth(): number;
   batchStats(): Readonly<BatchStats>;
   /** Calls `listener` after every model run (metrics). */
   onBatch(listener: (event: BatchEvent) => void): void;
@@ -87,7 +96,7 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
   // Admission control happens synchronously when a request arrives, before tokenization, so
   // concurrent requests cannot all pass the check and overfill the queue together.
   let reserved = 0;
-  const depth = () => batcher.depth() + reserved;
+  const depth = () => batcher.depth('request') + reserved;
 
   const encoder: Encoder = {
     bundle,
@@ -98,24 +107,26 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
     warning: runner.warning,
     quantizer,
     queueDepth: depth,
+    backgroundDepth: () => batcher.depth('background'),
     batchStats: () => batcher.stats(),
     onBatch: (listener) => batcher.onBatch(listener),
     healthy: () => runner.alive(),
     close: () => runner.close(),
-    async embed(texts, { inputType, truncate }) {
-      if (depth() + texts.length > options.queueSize) {
+    async embed(texts, { inputType, truncate, background = false }) {
+      if (!background && depth() + texts.length > options.queueSize) {
         const wait = batcher.retryAfterSeconds();
         throw errors.queueFull(`the model queue is full (${depth()} of ${options.queueSize} texts); retry in ${wait} s`, {
           'retry-after': String(wait),
         });
       }
-      reserved += texts.length;
+      const reserve = background ? 0 : texts.length;
+      reserved += reserve;
       let tokenized: TokenizedText[];
       try {
         const prompt = manifest.prompts[inputType];
         tokenized = await tokenizer.tokenize(prompt ? texts.map((t) => prompt + t) : texts);
       } finally {
-        reserved -= texts.length;
+        reserved -= reserve;
       }
       const truncated = tokenized.flatMap((t, i) => (t.truncated ? [i] : []));
       if (!truncate && truncated.length > 0) {
@@ -125,7 +136,7 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
             `shorten ${many ? 'them' : 'it'} or send "truncate": true`,
         );
       }
-      const vectors = await batcher.submit(tokenized);
+      const vectors = await batcher.submit(tokenized, background ? 'background' : 'request');
       return { vectors, tokens: tokenized.map((t) => t.ids.length), truncated };
     },
   };

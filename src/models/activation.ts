@@ -4,12 +4,18 @@
  * when nothing needs it any more. Collections bound to the old model are re-encoded from their
  * stored texts in the background (searches use their old codes meanwhile) and switch atomically.
  * The choice survives restarts (meta key active_model_dir).
+ *
+ * A collection bound to a model that is not served (the service restarted with another bundle,
+ * or an activation's re-encoding was interrupted) is never stuck: POST
+ * /collections/{name}/reencode re-encodes it for the served model, and re-encodings interrupted
+ * by a restart resume at start. While one runs, the old model is loaded when its bundle is in
+ * the models folder, so the collection keeps being searched on its old codes.
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
-import type { SearchService } from '../search/search-service.js';
+import type { CollectionInfo, SearchService } from '../search/search-service.js';
 import type { Db } from '../store/database.js';
 import type { ModelRegistry } from './registry.js';
 
@@ -24,8 +30,19 @@ export interface ActivationResult {
 
 export interface Activation {
   activate(fingerprint: string): Promise<ActivationResult>;
-  /** Resumes re-encodings a restart interrupted (collections whose target is the active model). */
-  resume(): string[];
+  /**
+   * Resumes re-encodings a restart interrupted (collections whose target is the served model),
+   * loading their old model first when its bundle is there; returns the collections.
+   */
+  resume(): Promise<string[]>;
+  /** Re-encodes one collection for the served model (POST /collections/{name}/reencode). */
+  reencodeCollection(name: string): Promise<CollectionReencode>;
+}
+
+export interface CollectionReencode {
+  /** started: a re-encoding began; running: one was already under way; none: nothing to do. */
+  state: 'started' | 'running' | 'none';
+  collection: CollectionInfo;
 }
 
 const ref = (e: Encoder) => ({ name: e.bundle.manifest.name, fingerprint: e.fingerprint });
@@ -34,16 +51,36 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
   const { registry, search } = deps;
   const setActive = deps.db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
 
+  /** Re-encodes in the background, keeping the collection's old encoder (if any) loaded meanwhile. */
   const reencodeInBackground = (collection: string, target: Encoder, keep?: Encoder) => {
     const release = keep ? registry.hold(keep) : () => {};
+    const releaseTarget = registry.hold(target);
     const started = performance.now();
     search
       .reencode(collection, target)
       .then(
-        () => deps.logger?.info({ collection, fingerprint: target.fingerprint, seconds: Math.round((performance.now() - started) / 100) / 10 }, 're-encoding done'),
+        (outcome) => {
+          const seconds = Math.round((performance.now() - started) / 100) / 10;
+          if (outcome === 'done') deps.logger?.info({ collection, fingerprint: target.fingerprint, seconds }, 're-encoding done');
+          else if (outcome === 'stopped') deps.logger?.info({ collection, fingerprint: target.fingerprint }, 're-encoding paused; it resumes at the next start');
+          else deps.logger?.info({ collection }, 're-encoding ended: the collection was deleted');
+        },
         (e: Error) => deps.logger?.error({ collection, err: e }, 're-encoding failed'),
       )
-      .finally(release);
+      .finally(() => {
+        release();
+        releaseTarget();
+      });
+  };
+
+  /** The encoder of a collection's old codes: loaded already, or loaded now from the models folder. */
+  const oldEncoder = async (fingerprint: string): Promise<Encoder | undefined> => {
+    try {
+      return registry.loaded(fingerprint) ?? (await registry.load(fingerprint));
+    } catch (e) {
+      deps.logger?.warn({ fingerprint, err: e }, 'the model of a collection being re-encoded cannot be loaded; the collection answers 409 until the re-encoding completes');
+      return undefined;
+    }
   };
 
   return {
@@ -63,8 +100,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
         if (previous !== current) {
           for (const c of search.listCollections()) {
             if (c.fingerprint === current.fingerprint) continue;
-            const old = registry.loaded(c.fingerprint);
-            reencodeInBackground(c.name, current, old);
+            reencodeInBackground(c.name, current, registry.loaded(c.fingerprint));
             reencoding.push({ collection: c.name, documents: c.documents });
           }
           deps.logger?.info({ from: previous.fingerprint, to: current.fingerprint, collections: reencoding.length }, 'model activated');
@@ -74,15 +110,31 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
         releaseBefore();
       }
     },
-    resume() {
+    async resume() {
       const active = registry.active();
       const resumed: string[] = [];
-      for (const c of search.store.listCollections()) {
-        if (c.reencode_target !== active.fingerprint || c.fingerprint === active.fingerprint) continue;
-        reencodeInBackground(c.name, active, registry.loaded(c.fingerprint));
+      for (const c of search.listCollections()) {
+        if (c.reencode || c.fingerprint === active.fingerprint) continue;
+        const row = search.store.getCollection(c.name);
+        if (row?.reencode_target !== active.fingerprint) continue;
+        reencodeInBackground(c.name, active, await oldEncoder(c.fingerprint));
         resumed.push(c.name);
       }
       return resumed;
+    },
+    async reencodeCollection(name) {
+      const c = search.getCollection(name);
+      const active = registry.active();
+      if (c.reencode) {
+        if (c.reencode.targetFingerprint !== active.fingerprint) {
+          throw errors.conflict(`collection "${name}" is being re-encoded for ${c.reencode.targetFingerprint}, not the served model; retry when it is done`);
+        }
+        return { state: 'running', collection: c };
+      }
+      if (c.fingerprint === active.fingerprint) return { state: 'none', collection: c };
+      reencodeInBackground(name, active, await oldEncoder(c.fingerprint));
+      deps.logger?.info({ collection: name, from: c.fingerprint, to: active.fingerprint }, 're-encoding a collection for the served model');
+      return { state: 'started', collection: search.getCollection(name) };
     },
   };
 }

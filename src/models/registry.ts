@@ -36,6 +36,12 @@ export interface ModelRegistry {
   list(): ModelInfo[];
   /** Loads the bundle with this fingerprint and makes it active; returns the previous encoder. */
   activate(fingerprint: string): Promise<{ previous: Encoder; current: Encoder }>;
+  /**
+   * Loads the bundle with this fingerprint without making it active (to search a collection's
+   * old codes while it is re-encoded); undefined when no bundle of the models folder has it.
+   * Hold the encoder while it is needed: an encoder nothing holds is closed.
+   */
+  load(fingerprint: string): Promise<Encoder | undefined>;
   /** Marks an encoder as needed (a request or a re-encoding uses it); call the returned release when done. */
   hold(encoder: Encoder): () => void;
   close(): Promise<void>;
@@ -55,7 +61,7 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
     const started = Date.now();
     const attempt = () => {
       if (encoder === current || (holds.get(encoder) ?? 0) > 0) return; // needed again meanwhile
-      if (encoder.queueDepth() > 0 && Date.now() - started < 120_000) {
+      if (encoder.queueDepth() + encoder.backgroundDepth() > 0 && Date.now() - started < 120_000) {
         setTimeout(attempt, 100).unref();
         return;
       }
@@ -138,6 +144,20 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
       } finally {
         activating = null;
       }
+    },
+    async load(fingerprint) {
+      const loaded = encoders.get(fingerprint);
+      if (loaded) return loaded;
+      const entry = scan().find((e) => e.manifest?.fingerprint === fingerprint);
+      if (!entry) return undefined;
+      const encoder = await opts.createEncoder(await loadBundle(entry.dir));
+      const raced = encoders.get(fingerprint);
+      if (raced) {
+        void encoder.close();
+        return raced;
+      }
+      encoders.set(fingerprint, encoder);
+      return encoder;
     },
     hold(encoder) {
       holds.set(encoder, (holds.get(encoder) ?? 0) + 1);

@@ -57,7 +57,21 @@ export interface CollectionInfo {
   index: { documents: number; slots: number; tombstones: number } | null;
   /** A re-encoding for another model in progress (searches use the current codes meanwhile). */
   reencode: ReencodeStatus | null;
+  /** Whether its codes are the served model's, and whether they can be searched now. */
+  model: ModelState;
 }
+
+export interface ModelState {
+  /** served: its codes are the served model's; stale: another model's (re-encoding or not). */
+  state: 'served' | 'stale';
+  /** The served model's fingerprint. */
+  servedFingerprint: string;
+  /** The model of its codes is loaded: searches and writes work (on the old codes when stale). */
+  searchable: boolean;
+}
+
+/** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */
+export type ReencodeOutcome = 'done' | 'deleted' | 'stopped';
 
 export interface ReencodeStatus {
   targetFingerprint: string;
@@ -65,6 +79,10 @@ export interface ReencodeStatus {
   done: number;
   total: number;
   startedAt: string;
+  /** Batches that failed and were retried (the re-encoding never gives up on its own). */
+  retries: number;
+  /** The last failure, until a batch succeeds again. */
+  lastError: string | null;
 }
 
 export interface SearchRequest {
@@ -133,7 +151,9 @@ export interface SearchService {
    * swapped in atomically (one transaction and one index swap, in one tick). Resolves when the
    * collection is bound to `target` (or was deleted meanwhile).
    */
-  reencode(collection: string, target: Encoder): Promise<void>;
+  reencode(collection: string, target: Encoder): Promise<ReencodeOutcome>;
+  /** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
+  stopBackground(): Promise<void>;
   /**
    * Compares a collection's in-memory index with its rows (rowids and binary codes, in order),
    * and the rows with their invariants (code lengths, text hashes, counters). With `reencode`,
@@ -177,8 +197,18 @@ interface Migration {
   /** The index of the staged codes, swapped in when the re-encoding completes. */
   index: BinaryIndex;
   status: ReencodeStatus;
-  running: Promise<void>;
+  running: Promise<ReencodeOutcome>;
+  /** Set by stop(): the loop ends at its next step. */
+  stopped: boolean;
+  /** Wakes a loop waiting to retry, so that stop() does not wait for the backoff. */
+  wake: () => void;
 }
+
+/** Documents re-encoded per step: the batcher runs them in small background batches. */
+const REENCODE_STEP = 64;
+/** Waits between retries of a failed step: doubling from the first, capped at the second. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
 
 export function createSearchService(deps: SearchServiceDeps): SearchService {
   const { store } = deps;
@@ -197,10 +227,12 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     const encoder = c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
     if (encoder) return encoder;
     const m = migrations.get(c.id);
-    const progress = m ? `; it is being re-encoded for ${m.status.targetFingerprint} (${m.status.done} of ${m.status.total} documents done)` : '';
+    const what = m
+      ? `; it is being re-encoded for ${m.status.targetFingerprint} (${m.status.done} of ${m.status.total} documents done): retry when it completes`
+      : `; POST /collections/${c.name}/reencode re-encodes it for the served model`;
     throw errors.modelMismatch(
-      `collection "${c.name}" holds codes of model ${c.fingerprint}, but this service runs model ${active.fingerprint} ` +
-        `(${active.bundle.manifest.name})${progress}; serve model ${c.fingerprint} or use another collection`,
+      `collection "${c.name}" holds codes of model ${c.fingerprint}, which is not loaded here; this service runs model ${active.fingerprint} ` +
+        `(${active.bundle.manifest.name})${what}`,
     );
   };
 
@@ -224,6 +256,16 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
       memoryBytes: index ? index.memoryBytes() : null,
       index: index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones() } : null,
       reencode: migrations.get(c.id)?.status ?? null,
+      model: modelState(c),
+    };
+  };
+
+  const modelState = (c: CollectionRow): ModelState => {
+    const served = deps.encoder().fingerprint;
+    return {
+      state: c.fingerprint === served ? 'served' : 'stale',
+      servedFingerprint: served,
+      searchable: c.fingerprint === served || deps.encoderFor?.(c.fingerprint) !== undefined,
     };
   };
 
@@ -276,39 +318,64 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     return { upserted: writes.length, metadataUpdated: metadataOnly.length, unchanged, inputTokens };
   }
 
-  /** Stages codes batch by batch until none is missing, then swaps them in within one tick. */
-  async function runReencode(collectionId: number, m: Migration): Promise<void> {
+  /**
+   * Stages codes step by step until none is missing, then swaps them in within one tick. Runs in
+   * the encoder's background lane (never refused by the queue bound, never ahead of a request).
+   * A failed step (the model thread restarting, the disk full for a while) is retried with a
+   * growing wait, forever: a re-encoding ends when it completes, when its collection is
+   * deleted, or when the service stops; staged codes survive a restart.
+   */
+  async function runReencode(collectionId: number, m: Migration): Promise<ReencodeOutcome> {
     const fp = m.target.fingerprint;
-    for (;;) {
-      const c = store.getCollectionById(collectionId);
-      if (!c) return; // deleted meanwhile: nothing left to do
-      const pending = store.pendingReencode(collectionId, fp, 64);
-      m.status.total = c.document_count;
-      m.status.done = c.document_count - store.countPendingReencode(collectionId, fp);
-      if (pending.length === 0) {
-        // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
-        store.finishReencode(collectionId, fp, m.target.dimension);
-        indexes.set(collectionId, m.index);
-        m.status.done = m.status.total;
-        return;
+    let failures = 0;
+    while (!m.stopped) {
+      try {
+        const c = store.getCollectionById(collectionId);
+        if (!c) return 'deleted';
+        const pending = store.pendingReencode(collectionId, fp, REENCODE_STEP);
+        m.status.total = c.document_count;
+        m.status.done = c.document_count - store.countPendingReencode(collectionId, fp);
+        if (pending.length === 0) {
+          // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
+          store.finishReencode(collectionId, fp, m.target.dimension);
+          indexes.set(collectionId, m.index);
+          m.status.done = m.status.total;
+          return 'done';
+        }
+        const { vectors } = await m.target.embed(
+          pending.map((p) => p.text),
+          { inputType: 'document', truncate: true, background: true },
+        );
+        if (m.stopped) return 'stopped';
+        if (!store.getCollectionById(collectionId)) return 'deleted';
+        const rows = pending.map((p, i) => ({
+          rowid: p.rowid,
+          textSha256: p.textSha256,
+          binaryCode: m.target.quantizer.toUbinary(vectors[i]!),
+          int8Code: m.target.quantizer.toInt8(vectors[i]!),
+        }));
+        // Rows come in rowid order, so new documents append to the staged index in order; a row
+        // deleted meanwhile is skipped (and never comes back: rowids are not reused).
+        m.index.reserve(rows.length);
+        const staged = new Set(store.stageCodes(collectionId, fp, rows));
+        for (const r of rows) if (staged.has(r.rowid)) m.index.upsert(r.rowid, r.binaryCode);
+        failures = 0;
+        m.status.lastError = null;
+      } catch (e) {
+        failures++;
+        m.status.retries++;
+        m.status.lastError = (e as Error).message;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
+          timer.unref();
+          m.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
-      const { vectors } = await m.target.embed(
-        pending.map((p) => p.text),
-        { inputType: 'document', truncate: true },
-      );
-      if (!store.getCollectionById(collectionId)) return;
-      const rows = pending.map((p, i) => ({
-        rowid: p.rowid,
-        textSha256: p.textSha256,
-        binaryCode: m.target.quantizer.toUbinary(vectors[i]!),
-        int8Code: m.target.quantizer.toInt8(vectors[i]!),
-      }));
-      // Rows come in rowid order, so new documents append to the staged index in order; a row
-      // deleted meanwhile is skipped (and never comes back: rowids are not reused).
-      m.index.reserve(rows.length);
-      const staged = new Set(store.stageCodes(collectionId, fp, rows));
-      for (const r of rows) if (staged.has(r.rowid)) m.index.upsert(r.rowid, r.binaryCode);
     }
+    return 'stopped';
   }
 
   function rescore(quantizer: Quantizer, query: Float32Array, rowids: number[], distances: number[]) {
@@ -466,6 +533,15 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
       return total;
     },
 
+    async stopBackground() {
+      const running = [...migrations.values()];
+      for (const m of running) {
+        m.stopped = true;
+        m.wake();
+      }
+      await Promise.allSettled(running.map((m) => m.running));
+    },
+
     reencode(name, target) {
       const c = collectionOr404(name);
       const running = migrations.get(c.id);
@@ -473,13 +549,20 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
         if (running.target === target) return running.running;
         throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
       }
-      if (c.fingerprint === target.fingerprint) return Promise.resolve();
+      if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
       store.setReencodeTarget(c.id, target.fingerprint);
       store.clearStaging(c.id, target.fingerprint);
       // Codes staged before a restart are reused; a document whose text changed since is staged again.
       const index = createBinaryIndex(target.dimension / 8, c.document_count, store.iterateStagedBinaryCodes(c.id, target.fingerprint));
-      const status: ReencodeStatus = { targetFingerprint: target.fingerprint, done: 0, total: c.document_count, startedAt: new Date().toISOString() };
-      const migration: Migration = { target, index, status, running: Promise.resolve() };
+      const status: ReencodeStatus = {
+        targetFingerprint: target.fingerprint,
+        done: 0,
+        total: c.document_count,
+        startedAt: new Date().toISOString(),
+        retries: 0,
+        lastError: null,
+      };
+      const migration: Migration = { target, index, status, running: Promise.resolve('done'), stopped: false, wake: () => {} };
       migrations.set(c.id, migration);
       migration.running = runReencode(c.id, migration).finally(() => migrations.delete(c.id));
       return migration.running;

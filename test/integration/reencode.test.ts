@@ -93,7 +93,7 @@ describe('reencode', () => {
   });
 
   it('refuses a second re-encoding to another model while one runs, and is a no-op when already bound', async () => {
-    await expect(search.reencode('c', newEncoder)).resolves.toBeUndefined();
+    await expect(search.reencode('c', newEncoder)).resolves.toBe('done');
     closeGate();
     active = oldEncoder;
     const back = search.reencode('c', oldEncoder);

@@ -19,7 +19,10 @@ export function metricsPlugin(app: FastifyInstance, deps: { encoder: () => Encod
   const durations = registry.register(
     new Histogram('qembed_http_request_duration_seconds', 'HTTP request durations by route.', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
   );
-  registry.register(new Gauge('qembed_queue_depth', 'Texts waiting for or inside the model.', () => [{ value: deps.encoder().queueDepth() }]));
+  registry.register(new Gauge('qembed_queue_depth', 'Texts of requests waiting for or inside the model.', () => [{ value: deps.encoder().queueDepth() }]));
+  registry.register(
+    new Gauge('qembed_background_queue_depth', 'Texts of background work (re-encoding) waiting for or inside the model.', () => [{ value: deps.encoder().backgroundDepth() }]),
+  );
   const batchSizes = registry.register(new Histogram('qembed_batch_size', 'Texts per model batch.', [1, 2, 4, 8, 16, 32, 64, 128, 256]));
   const tokens = registry.register(new Counter('qembed_tokens_total', 'Tokens run through the model (kind="real") and with padding (kind="padded").'));
   const batchSeconds = registry.register(new Histogram('qembed_batch_duration_seconds', 'Model time per batch.', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]));

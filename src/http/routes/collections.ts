@@ -1,5 +1,7 @@
-/** Collections: create (bound to the served model), list, describe, delete. */
+/** Collections: create (bound to the served model), list, describe, re-encode, delete. */
 import type { FastifyInstance } from 'fastify';
+import { errors } from '../../errors.js';
+import type { Activation } from '../../models/activation.js';
 import { COLLECTION_NAME_PATTERN, type CollectionInfo, type SearchService } from '../../search/search-service.js';
 import { errorResponses } from '../schemas.js';
 
@@ -42,12 +44,26 @@ const collectionSchema = {
     reencode: {
       type: 'object',
       nullable: true,
-      description: 'A re-encoding for another model in progress (after POST /models/{fingerprint}/activate); searches use the current codes until it completes',
+      description:
+        'A re-encoding for another model in progress (after POST /models/{fingerprint}/activate or POST /collections/{name}/reencode); searches use the current codes until it completes',
       properties: {
         target_fingerprint: { type: 'string' },
         done: { type: 'integer', description: 'Documents with codes of the target model' },
         total: { type: 'integer' },
         started_at: { type: 'string', format: 'date-time' },
+        retries: { type: 'integer', description: 'Steps that failed and were retried (a re-encoding never gives up on its own)' },
+        last_error: { type: 'string', nullable: true, description: 'The last failure, until a step succeeds again' },
+      },
+    },
+    model: {
+      type: 'object',
+      required: ['state', 'served_fingerprint', 'searchable'],
+      description: "Whether the collection's codes are the served model's",
+      properties: {
+        state: { type: 'string', enum: ['served', 'stale'], description: "served: its codes are the served model's; stale: another model's" },
+        served_fingerprint: { type: 'string' },
+        searchable: { type: 'boolean', description: 'Searches and writes work now (on its old codes while stale)' },
+        action: { type: 'string', description: 'What to do when the collection is stale' },
       },
     },
   },
@@ -63,11 +79,39 @@ export function collectionView(c: CollectionInfo) {
     disk_bytes: c.payloadBytes,
     memory_bytes: c.memoryBytes,
     index: c.index,
-    reencode: c.reencode && { target_fingerprint: c.reencode.targetFingerprint, done: c.reencode.done, total: c.reencode.total, started_at: c.reencode.startedAt },
+    reencode: c.reencode && {
+      target_fingerprint: c.reencode.targetFingerprint,
+      done: c.reencode.done,
+      total: c.reencode.total,
+      started_at: c.reencode.startedAt,
+      retries: c.reencode.retries,
+      last_error: c.reencode.lastError,
+    },
+    model: {
+      state: c.model.state,
+      served_fingerprint: c.model.servedFingerprint,
+      searchable: c.model.searchable,
+      ...(c.model.state === 'stale' ? { action: staleAction(c) } : {}),
+    },
   };
 }
 
-export function collectionRoutes(app: FastifyInstance, deps: { search: SearchService }): void {
+function staleAction(c: CollectionInfo): string {
+  const served = c.model.servedFingerprint;
+  if (c.reencode) {
+    const where = `${c.reencode.done} of ${c.reencode.total} documents done`;
+    return c.model.searchable
+      ? `being re-encoded for ${c.reencode.targetFingerprint} (${where}); searches use the old codes until it completes`
+      : `being re-encoded for ${c.reencode.targetFingerprint} (${where}); model ${c.fingerprint} is not available here, so searches and writes answer 409 until it completes`;
+  }
+  return (
+    `its codes are model ${c.fingerprint}'s but the service runs ${served}: POST /collections/${c.name}/reencode re-encodes its ` +
+    `${c.documents} documents from their stored texts for ${served}` +
+    (c.model.searchable ? '' : `; until then searches answer 409 (model ${c.fingerprint} is not available here)`)
+  );
+}
+
+export function collectionRoutes(app: FastifyInstance, deps: { search: SearchService; activation?: Activation }): void {
   const { search } = deps;
 
   app.post<{ Body: { name: string } }>(
@@ -112,6 +156,30 @@ export function collectionRoutes(app: FastifyInstance, deps: { search: SearchSer
       },
     },
     async (request) => collectionView(search.getCollection(request.params.name)),
+  );
+
+  app.post<{ Params: { name: string } }>(
+    '/collections/:name/reencode',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: 'Re-encode a collection for the served model, from its stored texts',
+        description:
+          "For a collection whose codes are another model's (GET /collections/{name} says `stale`): re-encodes every document in the background, resumable across restarts, with progress in `reencode`. Searches keep using the old codes while the old model is available, and answer 409 otherwise. 202 when a re-encoding started or was already running; 200 when the collection is already the served model's.",
+        params: collectionParamsSchema,
+        response: {
+          200: { type: 'object', required: ['state', 'collection'], properties: { state: { type: 'string', enum: ['none'] }, collection: collectionSchema } },
+          202: { type: 'object', required: ['state', 'collection'], properties: { state: { type: 'string', enum: ['started', 'running'] }, collection: collectionSchema } },
+          ...errorResponses(400, 401, 404, 409, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!deps.activation) throw errors.unavailable('re-encoding is not configured in this process');
+      const r = await deps.activation.reencodeCollection(request.params.name);
+      void reply.code(r.state === 'none' ? 200 : 202);
+      return { state: r.state, collection: collectionView(r.collection) };
+    },
   );
 
   app.delete<{ Params: { name: string } }>(

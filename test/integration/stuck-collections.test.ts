@@ -1,0 +1,196 @@
+/**
+ * No collection can get stuck: a re-encoding is never refused by the request queue's bound,
+ * a collection bound to a model that is no longer served can be re-encoded from its stored
+ * texts, and a re-encoding resumed after a restart keeps the collection searchable on its old
+ * codes when the old bundle is still there.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { loadBundle } from '../../src/encoder/bundle.js';
+import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { QembedError } from '../../src/errors.js';
+import { createSearchService } from '../../src/search/search-service.js';
+import { openDatabase } from '../../src/store/database.js';
+import { createStore } from '../../src/store/store.js';
+import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { bundleCopy } from '../helpers/bundles.js';
+import { startServer } from '../helpers/server-process.js';
+
+const temporary: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const d of temporary) rmSync(d, { recursive: true, force: true });
+});
+
+/** Same graph, another calibration: another fingerprint and other int8 codes. */
+const recalibrated = (parent: string, name: string) =>
+  bundleCopy(
+    (m) => {
+      m.name = name;
+      m.calibration.max = m.calibration.max.map((x) => x + 0.05);
+    },
+    { parent, name },
+  );
+
+const texts = (n: number) => Array.from({ length: n }, (_, i) => `passage ${i} about ${['rivers', 'stars', 'bread', 'engines', 'music'][i % 5]} and more`);
+
+describe('a re-encoding under a saturated request queue', () => {
+  it('is never refused by the queue bound, completes, and the collection stays searchable meanwhile', async () => {
+    const config = loadConfig({}, { intraOpThreads: 1, queueSize: 16, maxInputs: 16, maxBatchSize: 8 });
+    const oldEncoder = await createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
+    const newEncoder = await createEncoder(await loadBundle(recalibrated(tempDir('qembed-b-'), 'b')), config);
+    let active: Encoder = oldEncoder;
+    const search = createSearchService({
+      store: createStore(openDatabase({ file: ':memory:' })),
+      encoder: () => active,
+      encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
+    });
+    try {
+      search.createCollection('c');
+      for (let i = 0; i < 400; i += 8) await search.upsertDocuments('c', texts(400).slice(i, i + 8).map((text, k) => ({ id: `d${i + k}`, text })));
+      const before = (await search.search({ collection: 'c', query: 'stars', topK: 5 })).hits.map((h) => h.id);
+
+      // Saturate the request queue of the new model from many callers, then start the re-encoding.
+      let refused = 0;
+      let stop = false;
+      const load = Array.from({ length: 12 }, async () => {
+        while (!stop) {
+          try {
+            await newEncoder.embed(texts(8), { inputType: 'document', truncate: true });
+          } catch (e) {
+            if (!(e instanceof QembedError) || e.code !== 'QEMBED_QUEUE_FULL') throw e;
+            refused++;
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        }
+      });
+      active = newEncoder;
+      const done = search.reencode('c', newEncoder);
+      const during: string[][] = [];
+      while (search.getCollection('c').reencode) {
+        during.push((await search.search({ collection: 'c', query: 'stars', topK: 5 })).hits.map((h) => h.id));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(await done).toBe('done');
+      stop = true;
+      await Promise.all(load);
+
+      expect(refused).toBeGreaterThan(0); // the requests really met a full queue
+      const c = search.getCollection('c');
+      expect(c.fingerprint).toBe(newEncoder.fingerprint);
+      expect(c.documents).toBe(400);
+      expect(c.model).toMatchObject({ state: 'served', searchable: true });
+      // While it ran, every search answered, on the old codes.
+      for (const ids of during) expect(ids).toEqual(before);
+    } finally {
+      await oldEncoder.close();
+      await newEncoder.close();
+    }
+  });
+});
+
+describe('a collection bound to a bundle that is gone', () => {
+  it('is re-encoded from its stored texts after a restart with another bundle, and nothing is lost', async () => {
+    const dataDir = tempDir('qembed-data-');
+    const modelsA = tempDir('qembed-models-a-');
+    const modelsB = tempDir('qembed-models-b-');
+    const a = bundleCopy(() => {}, { parent: modelsA, name: 'a' });
+    const b = recalibrated(modelsB, 'b');
+    const env = { QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
+    const json = (r: Response) => r.json() as Promise<any>;
+
+    const first = await startServer({ ...env, QEMBED_MODEL_DIR: a, QEMBED_MODELS_DIR: modelsA });
+    const post = (url: string, body: object, base = first.url) =>
+      fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post('/collections', { name: 'kept' })).status).toBe(201);
+    const documents = texts(60).map((text, i) => ({ id: `d${i}`, text, metadata: { i } }));
+    const put = await fetch(`${first.url}/collections/kept/documents`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ documents }) });
+    expect(put.status).toBe(200);
+    expect((await first.stop('SIGTERM')).code).toBe(0);
+
+    // Only bundle B now: the same model rebuilt elsewhere, another fingerprint.
+    const second = await startServer({ ...env, QEMBED_MODEL_DIR: b, QEMBED_MODELS_DIR: modelsB });
+    try {
+      const search = () => post('/search', { collection: 'kept', query: 'stars', top_k: 5 }, second.url);
+      const refused = await search();
+      expect(refused.status).toBe(409);
+      const error = (await json(refused)).error;
+      expect(error.code).toBe('QEMBED_MODEL_MISMATCH');
+      expect(error.message).toMatch(/POST \/collections\/kept\/reencode/);
+      const stale = await json(await fetch(`${second.url}/collections/kept`));
+      expect(stale.model).toMatchObject({ state: 'stale', searchable: false });
+      expect(stale.model.action).toMatch(/POST \/collections\/kept\/reencode/);
+
+      const started = await post('/collections/kept/reencode', {}, second.url);
+      expect([202]).toContain(started.status);
+      expect(['started', 'running']).toContain((await json(started)).state);
+      let collection: any;
+      for (let i = 0; i < 400; i++) {
+        collection = await json(await fetch(`${second.url}/collections/kept`));
+        if (collection.model.state === 'served') break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(collection.model).toMatchObject({ state: 'served', searchable: true });
+      expect(collection.documents).toBe(60);
+      const found = await search();
+      expect(found.status).toBe(200);
+      expect((await json(found)).hits).toHaveLength(5);
+      const doc = await json(await fetch(`${second.url}/collections/kept/documents/d7`));
+      expect(doc).toMatchObject({ id: 'd7', text: documents[7]!.text, metadata: { i: 7 } });
+      // Nothing to do the second time.
+      expect((await post('/collections/kept/reencode', {}, second.url)).status).toBe(200);
+    } finally {
+      await second.stop('SIGTERM');
+    }
+  });
+});
+
+describe('a re-encoding interrupted by a restart', () => {
+  it('resumes at start with the old model loaded: searches keep answering on the old codes until it completes', async () => {
+    const dataDir = tempDir('qembed-data-');
+    const models = tempDir('qembed-models-');
+    const a = bundleCopy(() => {}, { parent: models, name: 'a' });
+    const b = recalibrated(models, 'b');
+    const bFingerprint = (await loadBundle(b)).fingerprint;
+    const env = { QEMBED_DATA_DIR: dataDir, QEMBED_MODELS_DIR: models, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
+    const first = await startServer({ ...env, QEMBED_MODEL_DIR: a });
+    const post = (base: string, url: string, body: object = {}) =>
+      fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post(first.url, '/collections', { name: 'big' })).status).toBe(201);
+    for (let i = 0; i < 3000; i += 250) {
+      const documents = texts(3000).slice(i, i + 250).map((text, k) => ({ id: `d${i + k}`, text }));
+      const put = await fetch(`${first.url}/collections/big/documents`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ documents }) });
+      expect(put.status).toBe(200);
+    }
+    expect((await post(first.url, `/models/${bFingerprint}/activate`)).status).toBe(200);
+    // Stop while the background re-encoding runs: it pauses, its staged codes stay.
+    expect((await first.stop('SIGTERM')).code).toBe(0);
+
+    const second = await startServer({ ...env, QEMBED_MODEL_DIR: a });
+    try {
+      const health = (await (await fetch(`${second.url}/health`)).json()) as { model: { fingerprint: string } };
+      expect(health.model.fingerprint).toBe(bFingerprint); // the activation survived the restart
+      let sawRunning = false;
+      let collection: any;
+      for (let i = 0; i < 2000; i++) {
+        collection = await (await fetch(`${second.url}/collections/big`)).json();
+        const searched = await post(second.url, '/search', { collection: 'big', query: 'stars', top_k: 5 });
+        expect(searched.status).toBe(200);
+        if (!collection.reencode) break;
+        sawRunning = true;
+        expect(collection.model).toMatchObject({ state: 'stale', searchable: true });
+      }
+      expect(sawRunning).toBe(true);
+      expect(collection).toMatchObject({ fingerprint: bFingerprint, documents: 3000, model: { state: 'served' } });
+    } finally {
+      await second.stop('SIGTERM');
+    }
+  });
+});
