@@ -6,12 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Encoder } from './encoder/encoder.js';
 import { errors } from './errors.js';
-import { errorHandler } from './http/error-handler.js';
+import { errorHandler, toQembedError } from './http/error-handler.js';
 import { apiKeyAuth } from './http/plugins/auth.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
 import { collectionRoutes } from './http/routes/collections.js';
@@ -49,6 +49,23 @@ export interface AppDeps {
 }
 
 
+interface QuerySchema {
+  properties?: Record<string, { type?: string }>;
+}
+
+/**
+ * Query strings are text: their numbers and booleans are converted here, for the parameters
+ * declared so (ajv's own coercion is off, so that JSON bodies are never coerced).
+ */
+function coerceQuery(query: Record<string, unknown>, schema: QuerySchema): void {
+  for (const [key, property] of Object.entries(schema.properties ?? {})) {
+    const value = query[key];
+    if (typeof value !== 'string') continue;
+    if ((property.type === 'integer' || property.type === 'number') && /^-?\d+(\.\d+)?$/.test(value.trim())) query[key] = Number(value);
+    else if (property.type === 'boolean' && (value === 'true' || value === 'false')) query[key] = value === 'true';
+  }
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -57,6 +74,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Document ids reach 256 characters, 768 once %-encoded; fastify's default of 100 answered 414.
+    routerOptions: { maxParamLength: 2048 },
+    // Errors raised before routing (a broken %-escape in the URL) get the same envelope.
+    frameworkErrors: (error, _request, reply) => {
+      const e = error.code === 'FST_ERR_BAD_URL' ? errors.badUrl('the URL has a malformed %-escape') : toQembedError(error);
+      void (reply as FastifyReply).code(e.statusCode).send({ error: { code: e.code, message: e.message } });
+    },
   }) as unknown as FastifyInstance;
 
   await app.register(swagger, {
@@ -89,11 +113,47 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // JSON only: a text/plain body gets 415 instead of failing schema validation as a string.
   app.removeContentTypeParser('text/plain');
+  // An empty JSON body is no body: routes without one (DELETE, POST …/activate) accept it, as
+  // many clients send the header anyway; routes with a body refuse it below.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, text, (error, value) => {
+      if (!error) return done(null, value);
+      // Valid JSON that the secure parser refused: a key that could reach a prototype.
+      try {
+        JSON.parse(text);
+      } catch {
+        return done(error);
+      }
+      done(errors.forbiddenProperty('JSON objects in the body may not have the keys "__proto__" or "constructor" (with "prototype" inside)'));
+    });
+  });
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema;
+    if (schema?.body && request.body === undefined) throw errors.malformedJson('the request body is empty; send a JSON object');
+    if (schema?.querystring) coerceQuery(request.query as Record<string, unknown>, schema.querystring as QuerySchema);
+  });
   app.addSchema(errorResponseSchema);
   app.setErrorHandler(errorHandler);
+  const routes: { method: string; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}/?$`);
+    for (const method of [route.method].flat()) routes.push({ method, pattern });
+  });
   app.setNotFoundHandler((request, reply) => {
-    const e = errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`);
-    void reply.code(e.statusCode).send({ error: { code: e.code, message: e.message } });
+    const where = request.url.split('?')[0]!;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(where) && r.method !== 'HEAD').map((r) => r.method))];
+    const e =
+      allowed.length > 0
+        ? errors.methodNotAllowed(`${request.method} is not allowed on ${where}; use ${allowed.join(' or ')}`, { allow: allowed.join(', ') })
+        : errors.routeNotFound(`no route ${request.method} ${where}`);
+    void reply.code(e.statusCode).headers(e.headers).send({ error: { code: e.code, message: e.message } });
   });
   const shuttingDown = deps.shuttingDown ?? (() => false);
   app.addHook('onSend', async (request, reply) => {

@@ -24,6 +24,8 @@ const make = (code: string, status: number) => (message: string, headers?: Recor
 export const errors = {
   invalidRequest: make('QEMBED_INVALID_REQUEST', 400),
   malformedJson: make('QEMBED_MALFORMED_JSON', 400),
+  forbiddenProperty: make('QEMBED_FORBIDDEN_PROPERTY', 400),
+  badUrl: make('QEMBED_BAD_URL', 400),
   unsupportedMediaType: make('QEMBED_UNSUPPORTED_MEDIA_TYPE', 415),
   emptyInput: make('QEMBED_EMPTY_INPUT', 400),
   tooManyInputs: make('QEMBED_TOO_MANY_INPUTS', 413),
@@ -35,6 +37,8 @@ export const errors = {
   routeNotFound: make('QEMBED_ROUTE_NOT_FOUND', 404),
   methodNotAllowed: make('QEMBED_METHOD_NOT_ALLOWED', 405),
   invalidCollectionName: make('QEMBED_INVALID_COLLECTION_NAME', 400),
+  invalidJobName: make('QEMBED_INVALID_JOB_NAME', 400),
+  invalidJobId: make('QEMBED_INVALID_JOB_ID', 400),
   invalidDocumentId: make('QEMBED_INVALID_DOCUMENT_ID', 400),
   duplicateDocumentId: make('QEMBED_DUPLICATE_DOCUMENT_ID', 400),
   invalidMetadata: make('QEMBED_INVALID_METADATA', 400),

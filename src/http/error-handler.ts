@@ -27,13 +27,19 @@ const ENUM_CODES: Record<string, string> = {
  * dotted path (`documents.3.metadata`) within the validation context (body, params).
  */
 const FIELD_CODES: [RegExp, string, string][] = [
-  [/^(name|collection)$/, 'QEMBED_INVALID_COLLECTION_NAME', 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -'],
-  [/^(id|documents\.\d+\.id|ids\.\d+)$/, 'QEMBED_INVALID_DOCUMENT_ID', 'must be a string of 1 to 256 characters'],
+  [/^(name|collection)$/, 'QEMBED_INVALID_COLLECTION_NAME', 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -'],
+  [/^(id|documents\.\d+\.id|ids\.\d+)$/, 'QEMBED_INVALID_DOCUMENT_ID', 'must be a string of 1 to 256 characters, none of them U+0000'],
   [/^documents\.\d+\.metadata(\.|$)/, 'QEMBED_INVALID_METADATA', 'must be a JSON object'],
   [/^filter(\.|$)/, 'QEMBED_INVALID_FILTER', 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
   [/^vector(\.|$)/, 'QEMBED_INVALID_VECTOR', 'must be an array of numbers'],
   [/^top_k$/, 'QEMBED_INVALID_TOP_K', ''],
   [/^rescore_multiplier$/, 'QEMBED_INVALID_RESCORE_MULTIPLIER', ''],
+];
+
+/** The same fields on the training-job routes name a job or a bundle, not a collection or document. */
+const JOB_FIELD_CODES: [RegExp, string, string][] = [
+  [/^name$/, 'QEMBED_INVALID_JOB_NAME', 'the new bundle\'s name: 1 to 64 characters from A-Z a-z 0-9 _ . -'],
+  [/^id$/, 'QEMBED_INVALID_JOB_ID', 'a job id as POST /train-jobs returned it'],
 ];
 
 /** The most telling of ajv's errors: the deepest path, a size or enum keyword over a type one. */
@@ -43,7 +49,7 @@ function pickError(list: AjvError[]): AjvError {
   return list.reduce((best, e) => (rank(e) > rank(best) ? e : best), list[0]!);
 }
 
-export function validationToQembedError(list: AjvError[], context: string): QembedError {
+export function validationToQembedError(list: AjvError[], context: string, route = ''): QembedError {
   const e = pickError(list);
   const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
   const where = field ? `${context}.${field}` : context;
@@ -52,7 +58,8 @@ export function validationToQembedError(list: AjvError[], context: string): Qemb
   // Sizes of lists and texts keep the codes /encode uses (empty input, too many, too long).
   const sizeLimit = ['minItems', 'maxItems'].includes(e.keyword) && isInputs && !field.includes('.');
   const textLimit = ['minLength', 'maxLength'].includes(e.keyword) && (top === 'inputs' || top === 'query' || field.endsWith('text'));
-  const fieldCode = e.keyword === 'required' || sizeLimit || textLimit ? undefined : FIELD_CODES.find(([re]) => re.test(field));
+  const codes = route.startsWith('/train-jobs') ? JOB_FIELD_CODES : FIELD_CODES;
+  const fieldCode = e.keyword === 'required' || sizeLimit || textLimit ? undefined : codes.find(([re]) => re.test(field));
   if (fieldCode) {
     const [, code, hint] = fieldCode;
     const key = e.propertyName !== undefined ? ` key ${JSON.stringify(e.propertyName)}` : '';
@@ -97,13 +104,13 @@ const FASTIFY_CODES: Record<string, (message: string) => QembedError> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => errors.invalidRequest('the Content-Length header does not match the body'),
 };
 
-export function toQembedError(error: FastifyError | Error): QembedError {
+export function toQembedError(error: FastifyError | Error, route = ''): QembedError {
   if (error instanceof QembedError) return error;
   const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
-  if (fe.validation) return validationToQembedError(fe.validation, fe.validationContext ?? 'body');
+  if (fe.validation) return validationToQembedError(fe.validation, fe.validationContext ?? 'body', route);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return mapped(fe.message);
-  if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON|prototype|constructor/i.test(fe.message))) {
+  if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {
     return errors.malformedJson(`the request body is not valid JSON (${fe.message})`);
   }
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new QembedError('QEMBED_INVALID_REQUEST', fe.statusCode, fe.message);
@@ -111,7 +118,7 @@ export function toQembedError(error: FastifyError | Error): QembedError {
 }
 
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const q = toQembedError(error);
+  const q = toQembedError(error, request.routeOptions.url ?? '');
   if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: q.code, status: q.statusCode }, q.message);
   void reply.code(q.statusCode).headers(q.headers).send({ error: { code: q.code, message: q.message } });

@@ -20,7 +20,15 @@ import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
 export const TOP_K_MAX = 1000;
 export const RESCORE_MULTIPLIER_MAX = 20;
 export const DOCUMENT_ID_MAX_CHARS = 256;
-export const COLLECTION_NAME_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+/** Document ids: any characters but U+0000 (SQLite's text functions stop there). */
+export const DOCUMENT_ID_PATTERN = '^[^\\u0000]*$';
+/**
+ * Collection names: A-Z a-z 0-9 _ . - (1 to 64), not starting with a dot or a dash, so that
+ * "." and ".." (which clients normalise out of URLs) and option-like names cannot exist.
+ */
+export const COLLECTION_NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$';
+/** Deepest metadata nesting accepted: deeper values are refused before anything is encoded. */
+export const METADATA_MAX_DEPTH = 64;
 /** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
 export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
 export const FILTER_MAX_KEYS = 16;
@@ -179,6 +187,20 @@ function checkFilter(filter: MetadataFilter): void {
       throw errors.invalidFilter(`filter.${key} must be a string, number, boolean or null (equality on a top-level metadata key)`);
     }
   }
+}
+
+/** Nesting depth of a JSON value (an object or list counts one level), without recursion. */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > METADATA_MAX_DEPTH) return deepest;
+    for (const child of Object.values(v as object)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 export interface SearchServiceDeps {
@@ -490,8 +512,12 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
       for (const d of documents) {
         if (seen.has(d.id)) throw errors.duplicateDocumentId(`document id "${d.id}" appears more than once in the batch`);
         seen.add(d.id);
+        if (d.id.includes('\u0000')) throw errors.invalidDocumentId(`document id ${JSON.stringify(d.id)} contains U+0000, which ids cannot hold`);
         if (d.metadata !== undefined && (d.metadata === null || typeof d.metadata !== 'object' || Array.isArray(d.metadata))) {
           throw errors.invalidMetadata(`metadata of document "${d.id}" must be a JSON object`);
+        }
+        if (d.metadata !== undefined && depthOf(d.metadata) > METADATA_MAX_DEPTH) {
+          throw errors.invalidMetadata(`metadata of document "${d.id}" is nested more than ${METADATA_MAX_DEPTH} levels deep`);
         }
       }
       // A document planned as unchanged may change while the others are encoded: plan again.

@@ -116,7 +116,7 @@ describe('POST /encode refuses bad input with a 4xx JSON error and runs nothing'
     ['an unknown encoding', () => encode({ inputs: 'x', encoding: 'hex' }), 400, 'QEMBED_UNKNOWN_ENCODING'],
     ['an unknown property', () => encode({ inputs: 'x', normalize: false }), 400, 'QEMBED_INVALID_REQUEST'],
     ['truncate of the wrong type', () => encode({ inputs: 'x', truncate: 'no' }), 400, 'QEMBED_INVALID_REQUEST'],
-    ['another model', () => encode({ inputs: 'x', model: 'some-other-model' }), 404, 'QEMBED_MODEL_NOT_FOUND'],
+    ['another model', () => encode({ inputs: 'x', model: 'some-other-model' }), 409, 'QEMBED_MODEL_MISMATCH'],
     [
       'malformed JSON',
       () => t.app.inject({ method: 'POST', url: '/encode', headers: { 'content-type': 'application/json' }, payload: '{"inputs": ["a",' }),

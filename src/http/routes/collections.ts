@@ -8,7 +8,7 @@ import { errorResponses } from '../schemas.js';
 export const collectionNameSchema = {
   type: 'string',
   pattern: COLLECTION_NAME_PATTERN,
-  description: 'Collection name: 1 to 64 characters from A-Z a-z 0-9 _ . -',
+  description: 'Collection name: 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -',
 } as const;
 
 export const collectionParamsSchema = {

@@ -1,7 +1,7 @@
 /** Documents of a collection: batch upsert, get one, delete one, delete many. */
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../../errors.js';
-import { DOCUMENT_ID_MAX_CHARS, type SearchService } from '../../search/search-service.js';
+import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type SearchService } from '../../search/search-service.js';
 import { errorResponses } from '../schemas.js';
 import { collectionNameSchema, collectionParamsSchema } from './collections.js';
 import { type EncodeLimits, textSchema } from './encode.js';
@@ -13,13 +13,14 @@ const documentIdSchema = {
   type: 'string',
   minLength: 1,
   maxLength: DOCUMENT_ID_MAX_CHARS,
-  description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters`,
+  pattern: DOCUMENT_ID_PATTERN,
+  description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters, any but U+0000`,
 } as const;
 
 const metadataSchema = {
   type: 'object',
   additionalProperties: true,
-  description: 'Any JSON object; its top-level scalar values can be used in search filters',
+  description: `Any JSON object nested at most ${METADATA_MAX_DEPTH} levels deep; its top-level scalar values can be used in search filters`,
 } as const;
 
 interface UpsertBody {

@@ -54,7 +54,7 @@ export function encodeBodySchema(limits: EncodeLimits) {
         default: true,
         description: "Cut texts past the model's max tokens (reported in usage.truncated_inputs); false answers 413 instead.",
       },
-      model: { type: 'string', description: 'Optional: the model fingerprint or name you expect; 404 if another model is served.' },
+      model: { type: 'string', description: 'Optional: the model fingerprint or name you expect; 409 QEMBED_MODEL_MISMATCH if another model is served (as /search answers for a collection of another model).' },
     },
   } as const;
 }
@@ -93,7 +93,7 @@ export function encodeRoutes(app: FastifyInstance, deps: { encoder: () => Encode
         tags: ['encode'],
         summary: 'Embed texts at a precision',
         body: encodeBodySchema(deps.limits),
-        response: { 200: encodeResponseSchema, ...errorResponses(400, 401, 404, 413, 415, 429, 503) },
+        response: { 200: encodeResponseSchema, ...errorResponses(400, 401, 409, 413, 415, 429, 503) },
       },
     },
     async (request) => {
@@ -102,7 +102,7 @@ export function encodeRoutes(app: FastifyInstance, deps: { encoder: () => Encode
       const { model } = body;
       const name = encoder.bundle.manifest.name;
       if (model !== undefined && model !== encoder.fingerprint && model !== name) {
-        throw errors.modelNotFound(`model "${model}" is not served; this service serves ${name} (fingerprint ${encoder.fingerprint})`);
+        throw errors.modelMismatch(`model "${model}" is not served; this service serves ${name} (fingerprint ${encoder.fingerprint})`);
       }
       const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;
       const inputType = body.input_type ?? 'document';
