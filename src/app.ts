@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import type { Encoder } from './encoder/encoder.js';
 import { errors } from './errors.js';
 import { errorHandler, toQembedError } from './http/error-handler.js';
+import { toOpenApi30 } from './http/openapi-30.js';
 import { apiKeyAuth } from './http/plugins/auth.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
 import { collectionRoutes } from './http/routes/collections.js';
@@ -108,6 +109,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    // A copy: the route schemas themselves stay the JSON Schema ajv validates with.
+    transformObject: (documentObject) => toOpenApi30(structuredClone('openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject)),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

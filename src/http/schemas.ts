@@ -19,14 +19,19 @@ export const errorResponseSchema = {
 
 const errorRef = { $ref: 'ErrorResponse#' } as const;
 
-/** Response entries for the given error statuses, each described. */
-export function errorResponses(...statuses: number[]): Record<number, unknown> {
+/**
+ * Response entries for the given error statuses, each described. 503 is always added: any
+ * route answers it to new requests while the service shuts down.
+ */
+export function errorResponses(...given: number[]): Record<number, unknown> {
+  const statuses = [...new Set([...given, 503])];
   const describe: Record<number, string> = {
     400: 'Invalid request (malformed JSON, schema violation, empty input, unknown precision …)',
     401: 'Missing or wrong API key',
     404: 'Not found',
     409: 'Conflict with the current state (e.g. a collection bound to another model)',
     413: 'Too large: body, number of inputs, or a text past the model limit with truncate=false',
+    405: 'Method not allowed on this path (the Allow header lists those that are)',
     415: 'Body is not application/json',
     429: 'The model queue is full; retry after the Retry-After header',
     503: 'Not ready or shutting down',

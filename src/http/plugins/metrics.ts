@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Encoder } from '../../encoder/encoder.js';
 import { Counter, Gauge, Histogram, Registry } from '../metrics.js';
+import { errorResponses } from '../schemas.js';
 
 export interface GaugeSource {
   name: string;
@@ -56,7 +57,7 @@ export function metricsPlugin(app: FastifyInstance, deps: { encoder: () => Encod
         tags: ['operations'],
         summary: 'Prometheus metrics (text exposition format 0.0.4)',
         produces: ['text/plain'],
-        response: { 200: { type: 'string', description: 'Prometheus text format' } },
+        response: { 200: { type: 'string', description: 'Prometheus text format' }, ...errorResponses(401) },
       },
     },
     async (_request, reply) => {

@@ -121,7 +121,7 @@ export function collectionRoutes(app: FastifyInstance, deps: { search: SearchSer
         tags: ['collections'],
         summary: 'Create a collection bound to the model served now',
         body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: collectionNameSchema } },
-        response: { 201: collectionSchema, ...errorResponses(400, 401, 409, 415) },
+        response: { 201: collectionSchema, ...errorResponses(400, 401, 409, 413, 415) },
       },
     },
     async (request, reply) => {

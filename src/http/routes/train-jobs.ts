@@ -69,7 +69,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
         tags: ['training'],
         summary: 'Queue a training job for the worker',
         body: jobRequestSchema,
-        response: { 201: jobSchema, ...errorResponses(400, 401, 404, 415, 503) },
+        response: { 201: jobSchema, ...errorResponses(400, 401, 404, 413, 415, 503) },
       },
     },
     async (request, reply) => {
@@ -107,7 +107,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
 
   app.get<{ Params: { id: string } }>(
     '/train-jobs/:id',
-    { schema: { tags: ['training'], summary: 'One training job with its progress', params: idParams, response: { 200: jobSchema, ...errorResponses(401, 404, 503) } } },
+    { schema: { tags: ['training'], summary: 'One training job with its progress', params: idParams, response: { 200: jobSchema, ...errorResponses(400, 401, 404, 503) } } },
     async (request): Promise<TrainJob> => {
       const { jobs } = need();
       jobs.reapExpired();
@@ -122,7 +122,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
         tags: ['training'],
         summary: 'Cancel a job: at once when queued, at the next progress report when running',
         params: idParams,
-        response: { 200: jobSchema, ...errorResponses(401, 404, 503) },
+        response: { 200: jobSchema, ...errorResponses(400, 401, 404, 503) },
       },
     },
     async (request) => {
