@@ -53,6 +53,8 @@ export const errors = {
   modelNotFound: make('QEMBED_MODEL_NOT_FOUND', 404),
   conflict: make('QEMBED_CONFLICT', 409),
   unavailable: make('QEMBED_UNAVAILABLE', 503),
+  storageFull: make('QEMBED_STORAGE_FULL', 507),
+  storageError: make('QEMBED_STORAGE_ERROR', 503),
   shuttingDown: make('QEMBED_SHUTTING_DOWN', 503),
   internal: make('QEMBED_INTERNAL', 500),
 } as const;

@@ -114,6 +114,10 @@ export function toQembedError(error: FastifyError | Error, route = ''): QembedEr
     return errors.malformedJson(`the request body is not valid JSON (${fe.message})`);
   }
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new QembedError('QEMBED_INVALID_REQUEST', fe.statusCode, fe.message);
+  // Storage errors that no store method turned into a QembedError (better-sqlite3 codes).
+  const sqlite = (error as { code?: unknown }).code;
+  if (sqlite === 'SQLITE_FULL') return errors.storageFull('the database cannot grow; free disk space, then retry');
+  if (typeof sqlite === 'string' && sqlite.startsWith('SQLITE_IOERR')) return errors.storageError(`the database could not read or write its file (${sqlite}); retry later`);
   return errors.internal('internal error; see the server log for the request id');
 }
 

@@ -302,6 +302,8 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
       planned.map((d) => d.id),
     );
     const toEncode = planned.filter((d) => stored.get(d.id)?.textSha256 !== d.sha);
+    // A full disk is refused before the expensive part.
+    store.ensureRoom();
     const metadataOnly: MetadataWrite[] = [];
     let unchanged = 0;
     for (const d of planned) {

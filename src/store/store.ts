@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { errors } from '../errors.js';
 import type { Db } from './database.js';
+import { storageGuard } from './storage.js';
 
 export interface CollectionRow {
   id: number;
@@ -118,6 +119,8 @@ export interface Store {
   finishReencode(collectionId: number, fingerprint: string, dimension: number): void;
   /** Bytes of the whole database file (all collections), from SQLite's page count. */
   databaseBytes(): number;
+  /** Throws 507 QEMBED_STORAGE_FULL while the database found no room for its last write (storage.ts). */
+  ensureRoom(): void;
 }
 
 function isUniqueViolation(e: unknown): boolean {
@@ -135,6 +138,7 @@ export function metadataPath(key: string): string {
 
 export function createStore(db: Db): Store {
   const now = () => new Date().toISOString();
+  const storage = storageGuard(db);
   const s = {
     insertCollection: db.prepare<[string, string, number, string]>(
       'INSERT INTO collections (name, fingerprint, dimension, created_at) VALUES (?, ?, ?, ?) RETURNING *',
@@ -267,7 +271,7 @@ export function createStore(db: Db): Store {
     db,
     createCollection(name, fingerprint, dimension) {
       try {
-        return s.insertCollection.get(name, fingerprint, dimension, now()) as CollectionRow;
+        return storage.write(() => s.insertCollection.get(name, fingerprint, dimension, now()) as CollectionRow);
       } catch (e) {
         if (isUniqueViolation(e)) throw errors.collectionExists(`collection "${name}" already exists`);
         throw e;
@@ -276,14 +280,14 @@ export function createStore(db: Db): Store {
     getCollection: (name) => s.collectionByName.get(name) as CollectionRow | undefined,
     getCollectionById: (id) => s.collectionById.get(id) as CollectionRow | undefined,
     listCollections: () => s.collections.all() as CollectionRow[],
-    deleteCollection: (id) => s.deleteCollection.run(id).changes === 1,
+    deleteCollection: (id) => storage.write(() => s.deleteCollection.run(id).changes === 1),
     digests(collectionId, docIds) {
       const rows = s.digests.all(collectionId, JSON.stringify(docIds)) as { doc_id: string; text_sha256: string; metadata: string }[];
       return new Map(rows.map((r) => [r.doc_id, { textSha256: r.text_sha256, metadata: r.metadata }]));
     },
     writeBatch(collectionId, documents, metadataOnly) {
       try {
-        return writeBatch(collectionId, documents, metadataOnly);
+        return storage.write(() => writeBatch(collectionId, documents, metadataOnly));
       } catch (e) {
         if (isForeignKeyViolation(e)) throw errors.collectionNotFound('the collection was deleted while the batch was being encoded');
         throw e;
@@ -293,7 +297,7 @@ export function createStore(db: Db): Store {
       const row = s.document.get(collectionId, docId) as DocRow | undefined;
       return row && toDocument(row);
     },
-    deleteDocuments: (collectionId, docIds) => deleteDocuments(collectionId, docIds),
+    deleteDocuments: (collectionId, docIds) => storage.write(() => deleteDocuments(collectionId, docIds)),
     filterRowids(collectionId, filter) {
       const keys = Object.keys(filter).sort();
       const parts = keys.map((k) => condition(k, filter[k]!));
@@ -323,13 +327,14 @@ export function createStore(db: Db): Store {
     },
     recount: (collectionId) => s.recount.get(collectionId) as { documents: number; payloadBytes: number },
     databaseBytes: () => (s.pages.get() as { bytes: number }).bytes,
-    setReencodeTarget: (collectionId, fingerprint) => void s.setTarget.run(fingerprint, collectionId),
-    clearStaging: (collectionId, keep) => void s.clearStaging.run(collectionId, keep),
+    setReencodeTarget: (collectionId, fingerprint) => void storage.write(() => s.setTarget.run(fingerprint, collectionId)),
+    clearStaging: (collectionId, keep) => void storage.write(() => s.clearStaging.run(collectionId, keep)),
     iterateStagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
     pendingReencode: (collectionId, fingerprint, limit) =>
       s.pending.all(fingerprint, collectionId, limit) as { rowid: number; text: string; textSha256: string }[],
     countPendingReencode: (collectionId, fingerprint) => s.countPending.get(fingerprint, collectionId) as number,
-    stageCodes: (collectionId, fingerprint, rows) => stageCodes(collectionId, fingerprint, rows),
-    finishReencode: (collectionId, fingerprint, dimension) => finishReencode(collectionId, fingerprint, dimension),
+    stageCodes: (collectionId, fingerprint, rows) => storage.write(() => stageCodes(collectionId, fingerprint, rows)),
+    finishReencode: (collectionId, fingerprint, dimension) => storage.write(() => finishReencode(collectionId, fingerprint, dimension)),
+    ensureRoom: () => storage.ensureRoom(),
   };
 }

@@ -7,6 +7,7 @@ import { currentCpu, KERNEL_FEATURES } from '../../encoder/cpu.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import type { ServedModel } from '../../models/encoder-choice.js';
 import { type Db, probeWritable } from '../../store/database.js';
+import { storageGuard } from '../../store/storage.js';
 
 const candidateSchema = {
   type: 'object',
@@ -31,7 +32,11 @@ const healthSchema = {
   type: 'object',
   required: ['status', 'problems', 'queue_depth'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    status: {
+      type: 'string',
+      enum: ['ok', 'degraded', 'unavailable'],
+      description: 'degraded: searches work but writes are refused (the storage is full); unavailable (503): the model or the database is down, or the service is shutting down',
+    },
     problems: { type: 'array', items: { type: 'string' } },
     model: {
       type: 'object',
@@ -86,6 +91,11 @@ const healthSchema = {
     },
     queue_depth: { type: 'integer', description: 'Texts waiting for or inside the model' },
     database: { type: 'string', enum: ['ok', 'unavailable'] },
+    storage: {
+      type: 'object',
+      description: 'Whether the database can grow: full after a write found no room, until one succeeds again',
+      properties: { full: { type: 'boolean' }, since: { type: 'string', nullable: true }, message: { type: 'string', nullable: true } },
+    },
   },
 } as const;
 
@@ -105,11 +115,22 @@ export function healthRoutes(app: FastifyInstance, deps: { encoder: () => Encode
         problems.push(`the database does not accept writes: ${(e as Error).message}`);
       }
       if (deps.shuttingDown()) problems.push('shutting down');
+      const down = problems.length > 0;
+      const storage = storageGuard(deps.db);
+      if (storage.status().full && !down) {
+        try {
+          storage.ensureRoom(); // a probe write: clears the condition once space is back
+        } catch {
+          // still full
+        }
+      }
+      const full = storage.status();
+      if (full.full) problems.push(`the storage is full since ${full.since}: writes answer 507 until disk space is freed (${full.message})`);
       const m = encoder.bundle.manifest;
       const cpu = currentCpu();
-      void reply.code(problems.length === 0 ? 200 : 503);
+      void reply.code(down ? 503 : 200);
       return {
-        status: problems.length === 0 ? 'ok' : 'unavailable',
+        status: down ? 'unavailable' : full.full ? 'degraded' : 'ok',
         problems,
         model: {
           name: m.name,
@@ -124,6 +145,7 @@ export function healthRoutes(app: FastifyInstance, deps: { encoder: () => Encode
         cpu: { model: cpu.model, arch: cpu.arch, cpus: cpu.cpus, features: cpu.features, int8_kernel: cpu.int8Kernel },
         queue_depth: encoder.queueDepth(),
         database,
+        storage: full,
       };
     },
   );
