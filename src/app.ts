@@ -30,7 +30,7 @@ import type { Db } from './store/database.js';
 import { createStore } from './store/store.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey'>;
+  config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** The encoder serving now (a getter: the active model can change while running). */
   encoder: () => Encoder;
   db: Db;
@@ -75,6 +75,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     return503OnClosing: true,
+    // Slow clients cannot hold connections: a stalled upload is cut (408), idle keep-alive
+    // connections are closed; processing time itself is not limited.
+    requestTimeout: deps.config.requestTimeoutMs,
+    // Node checks the request and header timeouts on this interval (30 s by default).
+    http: { connectionsCheckingInterval: Math.min(1000, deps.config.headersTimeoutMs) },
+    keepAliveTimeout: deps.config.keepAliveTimeoutMs,
+    clientErrorHandler: (error, socket) => {
+      const code = (error as { code?: string }).code;
+      const [status, reason, e] =
+        code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', errors.requestTimeout('the request was not received in time; send it again')]
+          : code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'Request Header Fields Too Large', errors.headersTooLarge('the request headers are too large')]
+            : [400, 'Bad Request', errors.invalidRequest('the request is not valid HTTP')];
+      const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      } else {
+        socket.destroy();
+      }
+    },
     // Document ids reach 256 characters, 768 once %-encoded; fastify's default of 100 answered 414.
     routerOptions: { maxParamLength: 2048 },
     // Errors raised before routing (a broken %-escape in the URL) get the same envelope.
@@ -83,6 +104,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void (reply as FastifyReply).code(e.statusCode).send({ error: { code: e.code, message: e.message } });
     },
   }) as unknown as FastifyInstance;
+
+  app.server.headersTimeout = deps.config.headersTimeoutMs;
 
   await app.register(swagger, {
     openapi: {

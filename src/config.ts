@@ -39,6 +39,9 @@ export const configSchema = {
   maxBatchSize: setting({ env: 'QEMBED_MAX_BATCH_SIZE', kind: 'integer', default: 32, min: 1, max: 4096, description: 'Most texts in one model batch.' }),
   queueSize: setting({ env: 'QEMBED_QUEUE_SIZE', kind: 'integer', default: 2048, min: 1, max: 10_000_000, description: 'Most texts waiting for the model; beyond it requests get 429 with Retry-After.' }),
   apiKey: setting({ env: 'QEMBED_API_KEY', kind: 'secret', default: '', description: 'When set, every route but /health needs `Authorization: Bearer <key>`.' }),
+  requestTimeoutMs: setting({ env: 'QEMBED_REQUEST_TIMEOUT_MS', kind: 'integer', default: 30_000, min: 1000, max: 3_600_000, description: 'Longest time a client may take to send a whole request (headers and body); a stalled upload is cut with 408. Processing time is not limited.' }),
+  headersTimeoutMs: setting({ env: 'QEMBED_HEADERS_TIMEOUT_MS', kind: 'integer', default: 10_000, min: 1000, max: 3_600_000, description: 'Longest time a client may take to send the request headers.' }),
+  keepAliveTimeoutMs: setting({ env: 'QEMBED_KEEP_ALIVE_TIMEOUT_MS', kind: 'integer', default: 5_000, min: 100, max: 3_600_000, description: 'How long an idle keep-alive connection stays open.' }),
   shutdownTimeoutMs: setting({ env: 'QEMBED_SHUTDOWN_TIMEOUT_MS', kind: 'integer', default: 30_000, min: 0, max: 3_600_000, description: 'On SIGTERM, how long in-flight requests may take to finish before the process exits anyway.' }),
   logLevel: setting({ env: 'QEMBED_LOG_LEVEL', kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', description: 'pino log level.' }),
 } as const;
@@ -97,6 +100,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(`unknown setting(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
   }
   const config = { ...(out as Config), ...overrides };
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(`QEMBED_HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not exceed QEMBED_REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`);
+  }
   if (config.queueSize < config.maxInputs) {
     throw new ConfigError(`QEMBED_QUEUE_SIZE (${config.queueSize}) must be at least QEMBED_MAX_INPUTS (${config.maxInputs}), or full-size requests could never run`);
   }

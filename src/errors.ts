@@ -31,6 +31,8 @@ export const errors = {
   tooManyInputs: make('QEMBED_TOO_MANY_INPUTS', 413),
   inputTooLong: make('QEMBED_INPUT_TOO_LONG', 413),
   bodyTooLarge: make('QEMBED_BODY_TOO_LARGE', 413),
+  requestTimeout: make('QEMBED_REQUEST_TIMEOUT', 408),
+  headersTooLarge: make('QEMBED_HEADERS_TOO_LARGE', 431),
   queueFull: make('QEMBED_QUEUE_FULL', 429),
   unauthorized: make('QEMBED_UNAUTHORIZED', 401),
   notFound: make('QEMBED_NOT_FOUND', 404),

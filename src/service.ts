@@ -24,7 +24,13 @@ export interface Service {
   app: FastifyInstance;
   registry: ModelRegistry;
   jobs: TrainJobs;
+  /** Graceful: stop accepting, drain the requests in flight, then close everything. */
   close(): Promise<void>;
+  /**
+   * When draining takes too long: texts still waiting for the model are refused (503), the
+   * batch in flight finishes, then the sessions and the databases close.
+   */
+  abort(): Promise<void>;
 }
 
 /** The jobs database is shared with worker processes, so unlike the main one it is not locked. */
@@ -96,6 +102,11 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     ],
   });
 
+  const closeDatabases = () => {
+    if (jobsDb.open) jobsDb.close();
+    if (db.open) db.close();
+  };
+
   return {
     app,
     registry,
@@ -107,8 +118,14 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
       await app.close();
       await search.stopBackground();
       await registry.close();
-      jobsDb.close();
-      db.close();
+      closeDatabases();
+    },
+    async abort() {
+      clearInterval(reaper);
+      const stopping = search.stopBackground();
+      await registry.close();
+      await stopping;
+      closeDatabases();
     },
   };
 }

@@ -64,6 +64,8 @@ export interface Batcher {
   submit(items: readonly TokenizedText[], lane?: Lane): Promise<Float32Array[]>;
   /** Seconds a client should wait before retrying when the queue is full. */
   retryAfterSeconds(): number;
+  /** Rejects every waiting text with `error` and every later one; the batch running finishes. */
+  close(error: Error): void;
 }
 
 export function createBatcher(runner: ModelRunner, options: BatcherOptions): Batcher {
@@ -74,6 +76,7 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
   let textsPerSecond = 0;
   const stats: BatchStats = { batches: 0, texts: 0, tokens: 0, paddedTokens: 0, lastBatchSize: 0 };
   const listeners: ((event: BatchEvent) => void)[] = [];
+  let closedWith: Error | null = null;
 
   /** The oldest job plus the jobs of nearest length that fit the budgets. */
   function takeBatch(queue: Job[], maxBatchSize: number): Job[] {
@@ -162,7 +165,12 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     depth,
     stats: () => stats,
     retryAfterSeconds,
+    close(error) {
+      closedWith = error;
+      for (const lane of ['request', 'background'] as const) for (const job of queues[lane].splice(0)) job.reject(error);
+    },
     submit(items, lane = 'request') {
+      if (closedWith) return Promise.reject(closedWith);
       if (items.length === 0) return Promise.resolve([]);
       const promises = items.map((tokens) => new Promise<Float32Array>((resolve, reject) => queues[lane].push({ tokens, lane, resolve, reject })));
       pump();

@@ -111,7 +111,10 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
     batchStats: () => batcher.stats(),
     onBatch: (listener) => batcher.onBatch(listener),
     healthy: () => runner.alive(),
-    close: () => runner.close(),
+    close: () => {
+      batcher.close(errors.shuttingDown('the model is shutting down; retry on another instance or after the restart'));
+      return runner.close();
+    },
     async embed(texts, { inputType, truncate, background = false }) {
       if (!background && depth() + texts.length > options.queueSize) {
         const wait = batcher.retryAfterSeconds();

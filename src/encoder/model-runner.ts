@@ -20,6 +20,7 @@ export async function startModelRunner(init: ModelInit): Promise<ModelRunner> {
   const pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let dead: Error | null = null;
+  let closed: Promise<void> | null = null;
 
   const ready = await new Promise<Extract<InitReply, { type: 'ready' }>>((resolve, reject) => {
     const onError = (e: Error) => reject(new Error(`model thread failed to start: ${e.message}`));
@@ -64,16 +65,23 @@ export async function startModelRunner(init: ModelInit): Promise<ModelRunner> {
         worker.postMessage(message, transfer as ArrayBuffer[]);
       });
     },
-    async close() {
-      if (dead) return;
-      worker.postMessage({ type: 'close' });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 2000);
-        worker.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
+    close() {
+      closed ??= (async () => {
+        if (dead) return;
+        // The thread finishes the run in flight, releases the session, then exits. Terminating it
+        // during a native inference is what aborted the process: only a thread stuck far past
+        // any batch's duration is terminated.
+        worker.postMessage({ type: 'close' });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 60_000);
+          timer.unref();
+          worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
-      });
+      })();
+      return closed;
     },
   };
 }

@@ -87,12 +87,31 @@ async function main() {
   }
 
   const wantsTypes = session.inputNames.includes('token_type_ids');
-  port.on('message', async (/** @type {RunRequest | { type: 'close' }} */ req) => {
+  // One run at a time, and the session is released only once the run in flight has finished:
+  // releasing it under a running inference aborted the whole process.
+  /** @type {Promise<void>} */
+  let inflight = Promise.resolve();
+  let closing = false;
+  port.on('message', (/** @type {RunRequest | { type: 'close' }} */ req) => {
     if (req.type === 'close') {
-      await session.release();
-      port.close();
+      closing = true;
+      inflight = inflight.then(async () => {
+        await session.release();
+        port.close();
+      });
       return;
     }
+    if (closing) {
+      /** @type {RunReply} */
+      const reply = { type: 'error', id: req.id, message: 'the model is closing' };
+      port.postMessage(reply);
+      return;
+    }
+    inflight = inflight.then(() => run(req));
+  });
+
+  /** @param {RunRequest} req */
+  async function run(req) {
     try {
       const dims = [req.batch, req.sequence];
       /** @type {Record<string, ort.Tensor>} */
@@ -116,7 +135,7 @@ async function main() {
       const reply = { type: 'error', id: req.id, message: /** @type {Error} */ (e).message };
       port.postMessage(reply);
     }
-  });
+  }
 }
 
 void main();
