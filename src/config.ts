@@ -27,7 +27,6 @@ export const configSchema = {
   encoderCandidates: setting({ env: 'QEMBED_ENCODER_CANDIDATES', kind: 'string', default: './models/default,./models/default-int8', description: 'With QEMBED_MODEL_DIR=auto: the bundle folders to choose from (comma-separated; missing ones are skipped).' }),
   modelsDir: setting({ env: 'QEMBED_MODELS_DIR', kind: 'path', default: './models', description: 'Folder holding the model bundles that can be listed and activated.' }),
   datasetsDir: setting({ env: 'QEMBED_DATASETS_DIR', kind: 'path', default: './datasets', description: 'Root folder that training jobs may read datasets from (POST /train-jobs takes paths inside it).' }),
-  jobLeaseSeconds: setting({ env: 'QEMBED_JOB_LEASE_SECONDS', kind: 'integer', default: 120, min: 5, max: 86_400, description: 'A running training job whose worker has not reported for this long is marked failed.' }),
   executionProvider: setting({ env: 'QEMBED_EXECUTION_PROVIDER', kind: 'enum', values: ['cpu', 'cuda'] as const, default: 'cpu' as 'cpu' | 'cuda', description: 'onnxruntime execution provider: `cpu`, or `cuda` (needs the CUDA build of onnxruntime-node).' }),
   cudaFallback: setting({ env: 'QEMBED_CUDA_FALLBACK', kind: 'boolean', default: false, description: 'With `cuda`, fall back to the CPU instead of refusing to start when CUDA is unavailable.' }),
   cudaDeviceId: setting({ env: 'QEMBED_CUDA_DEVICE_ID', kind: 'integer', default: 0, min: 0, max: 64, description: 'GPU used by the CUDA execution provider.' }),
@@ -95,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     out[key] = raw === undefined ? s.default : parseValue(key, s, raw);
   }
   const known = new Set(Object.values(configSchema).map((s) => s.env));
-  const unknown = Object.keys(env).filter((k) => k.startsWith('QEMBED_') && !known.has(k as never) && !IGNORED_ENV.has(k));
+  const unknown = Object.keys(env).filter((k) => k.startsWith('QEMBED_') && !known.has(k as never) && !IGNORED_ENV.has(k) && !(k in DEPRECATED_ENV));
   if (unknown.length > 0) {
     throw new ConfigError(`unknown setting(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
   }
@@ -108,6 +107,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   return config;
 }
+
+/**
+ * Settings that no longer exist: accepted so that old deployments still start, with a warning
+ * (server.ts) saying what replaced them.
+ */
+export const DEPRECATED_ENV: Record<string, string> = {
+  QEMBED_JOB_LEASE_SECONDS:
+    "QEMBED_JOB_LEASE_SECONDS is ignored: it was never applied; a training job's lease is the worker's (python -m qembed_worker work --lease-seconds)",
+};
 
 /** Variables read by scripts and tests rather than by the service. */
 const IGNORED_ENV = new Set(['QEMBED_WORKER_VENV', 'QEMBED_PYTHON', 'QEMBED_SKIP_SETUP']);

@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
 import { createEncoder } from './encoder/encoder.js';
 import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
-import { ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
+import { ACTIVE_MODEL_KEY, activatedModelDir, createActivation } from './models/activation.js';
 import { AUTO, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
 import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
@@ -43,15 +43,14 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
 
-  const activated = (db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined) ?? undefined;
+  const recorded = (db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined) ?? undefined;
+  const activated = activatedModelDir(db);
   let served: ServedModel | undefined;
   if (activated && (config.modelDir === AUTO || path.resolve(activated) !== path.resolve(config.modelDir))) {
-    if (existsSync(path.join(activated, 'manifest.json'))) {
-      logger.info({ model: activated }, 'serving the model activated at run time (POST /models/{fingerprint}/activate) instead of QEMBED_MODEL_DIR');
-      served = { dir: activated, chosenBy: 'activation' };
-    } else {
-      logger.warn({ missing: activated }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
-    }
+    logger.info({ model: activated }, 'serving the model activated at run time (POST /models/{fingerprint}/activate) instead of QEMBED_MODEL_DIR');
+    served = { dir: activated, chosenBy: 'activation' };
+  } else if (recorded && !activated) {
+    logger.warn({ missing: recorded }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
   }
   served ??= await resolveForConfig(config, createEncoder, {
     boundFingerprints: () => new Set(createStore(db).listCollections().map((c) => c.fingerprint)),
@@ -88,7 +87,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     logger,
     shuttingDown,
     models: { registry, activation },
-    jobs: { jobs, datasetsDir: config.datasetsDir, leaseSeconds: config.jobLeaseSeconds },
+    jobs: { jobs, datasetsDir: config.datasetsDir },
     served,
     metricsGauges: [
       {

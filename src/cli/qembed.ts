@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { activatedModelDir } from '../models/activation.js';
 import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder, type Encoder } from '../encoder/encoder.js';
@@ -48,8 +49,9 @@ options:
                       of opening the database; the server encodes them
   --api-key KEY       bearer token for --url when the server has QEMBED_API_KEY set
   --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data); direct mode only
-  --model-dir DIR     model bundle (default: QEMBED_MODEL_DIR; auto: the encoder the server
-                      chose); direct mode only
+  --model-dir DIR     model bundle (default: what the server serves: the model activated with
+                      POST /models/{fingerprint}/activate, else QEMBED_MODEL_DIR, for auto the
+                      encoder it chose); direct mode only
 
 Direct mode needs the data folder to itself: it fails with a clear message while a server
 has it open (use --url then).`;
@@ -66,8 +68,8 @@ options:
   --collection NAME   check one collection (default: all)
   --reencode          also re-encode every text with the model and compare with the stored codes
   --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data)
-  --model-dir DIR     model bundle for --reencode (default: QEMBED_MODEL_DIR; auto: the encoder
-                      the server chose)`;
+  --model-dir DIR     model bundle for --reencode (default: what the server serves: the model
+                      activated at run time, else QEMBED_MODEL_DIR or its auto choice)`;
 
 function overrides(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }) {
   return {
@@ -135,7 +137,11 @@ async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?
   const db = openDatabase({ file: path.join(config.dataDir, 'qembed.sqlite') });
   let encoder: Encoder | undefined;
   try {
-    if (needModel) encoder = await createEncoder(await loadBundle(modelDirForTools(config)), config);
+    // The model the server serves: the one activated at run time, else QEMBED_MODEL_DIR's choice.
+    // Binding a collection to another would leave it answering 409 on the server.
+    const explicit = values['model-dir'] !== undefined;
+    const dir = (!explicit && activatedModelDir(db)) || modelDirForTools(config);
+    if (needModel) encoder = await createEncoder(await loadBundle(dir), config);
   } catch (e) {
     db.close();
     throw e;

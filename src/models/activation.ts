@@ -11,6 +11,7 @@
  * by a restart resume at start. While one runs, the old model is loaded when its bundle is in
  * the models folder, so the collection keeps being searched on its old codes.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
@@ -20,6 +21,15 @@ import type { Db } from '../store/database.js';
 import type { ModelRegistry } from './registry.js';
 
 export const ACTIVE_MODEL_KEY = 'active_model_dir';
+
+/**
+ * The bundle activated at run time (POST /models/{fingerprint}/activate), which the server
+ * serves instead of QEMBED_MODEL_DIR; undefined when none was, or when its folder is gone.
+ */
+export function activatedModelDir(db: Db): string | undefined {
+  const dir = db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined;
+  return dir && existsSync(path.join(dir, 'manifest.json')) ? dir : undefined;
+}
 
 export interface ActivationResult {
   previous: { name: string; fingerprint: string };

@@ -34,6 +34,8 @@ export interface ModelRegistry {
   /** A loaded encoder by fingerprint (the active one, or one kept for a re-encoding). */
   loaded(fingerprint: string): Encoder | undefined;
   list(): ModelInfo[];
+  /** A bundle folder as answers show it: relative to the models folder, else its name only. */
+  displayDir(dir: string): string;
   /** Loads the bundle with this fingerprint and makes it active; returns the previous encoder. */
   activate(fingerprint: string): Promise<{ previous: Encoder; current: Encoder }>;
   /**
@@ -93,6 +95,10 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
   return {
     active: () => current,
     loaded: (fingerprint) => encoders.get(fingerprint),
+    displayDir(dir) {
+      const rel = path.relative(path.resolve(opts.modelsDir), path.resolve(dir));
+      return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.basename(dir);
+    },
     list() {
       const seen = new Set<string>();
       const infos: ModelInfo[] = [];

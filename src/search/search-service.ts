@@ -97,6 +97,11 @@ export interface SearchRequest {
   collection: string;
   query?: string;
   vector?: readonly number[];
+  /**
+   * The model (fingerprint or name) the client expects the collection's codes to be from; for a
+   * `vector`, the model that computed it (default: the served model, as /encode returns).
+   */
+  model?: string;
   topK?: number;
   rescoreMultiplier?: number;
   rescore?: boolean;
@@ -428,6 +433,18 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     if (filter) checkFilter(filter);
     const c = collectionOr404(request.collection);
     const encoder = encoderOf(c);
+    // A vector is only comparable with codes of the model that computed it. Without `model` it
+    // is taken to be the served model's (what /encode returns): during a re-encoding, or for a
+    // collection of another model, that is not the model of the codes searched.
+    const expected = request.model ?? (request.vector !== undefined ? deps.encoder().fingerprint : undefined);
+    if (expected !== undefined && expected !== c.fingerprint && expected !== encoder.bundle.manifest.name) {
+      throw errors.modelMismatch(
+        `collection "${c.name}" holds codes of model ${c.fingerprint} (${encoder.bundle.manifest.name}), ` +
+          (request.model !== undefined
+            ? `not of the model "${request.model}" this request names`
+            : `but the vector is taken to be the served model's (${expected}); send a vector of model ${c.fingerprint} with "model": "${c.fingerprint}", or a query text`),
+      );
+    }
 
     const t0 = performance.now();
     let query: Float32Array;

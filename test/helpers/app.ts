@@ -52,7 +52,7 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     search,
     logger: false,
     models: { registry, activation },
-    jobs: { jobs, datasetsDir: config.datasetsDir, leaseSeconds: config.jobLeaseSeconds },
+    jobs: { jobs, datasetsDir: config.datasetsDir },
   });
   await app.ready();
   return {

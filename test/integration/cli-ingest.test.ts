@@ -101,3 +101,24 @@ describe('qembed ingest', () => {
     }
   });
 });
+
+describe('direct mode', () => {
+  it('binds a new collection to the model the server serves: the one activated at run time, not QEMBED_MODEL_DIR', async () => {
+    const { bundleCopy } = await import('../helpers/bundles.js');
+    const { openDatabase } = await import('../../src/store/database.js');
+    const { loadBundle } = await import('../../src/encoder/bundle.js');
+    const dataDir = path.join(work, 'activated');
+    const activated = bundleCopy((m) => (m.calibration.max = m.calibration.max.map((x) => x + 0.05)), { parent: work, name: 'activated-bundle' });
+    const db = openDatabase({ file: path.join(dataDir, 'qembed.sqlite') });
+    db.prepare("INSERT INTO meta (key, value) VALUES ('active_model_dir', ?)").run(activated);
+    db.close();
+    const corpus = path.join(work, 'activated.jsonl');
+    writeCorpus(corpus, 5);
+    const run = await qembed(['ingest', '--collection', 'c', '--create', '--data-dir', dataDir, corpus]);
+    expect(run.code).toBe(0);
+    const check = openDatabase({ file: path.join(dataDir, 'qembed.sqlite') });
+    const bound = check.prepare("SELECT fingerprint FROM collections WHERE name = 'c'").pluck(true).get();
+    check.close();
+    expect(bound).toBe((await loadBundle(activated)).fingerprint);
+  });
+});

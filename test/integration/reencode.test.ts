@@ -102,4 +102,20 @@ describe('reencode', () => {
     await back;
     expect(search.getCollection('c').fingerprint).toBe(oldEncoder.fingerprint);
   });
+
+  it('takes a vector to be the served model\'s: during the re-encoding it must name the model of the codes', async () => {
+    expect(search.getCollection('c').fingerprint).toBe(oldEncoder.fingerprint);
+    const oldVector = [...(await oldEncoder.embed(['stars'], { inputType: 'query', truncate: true })).vectors[0]!];
+    closeGate();
+    active = newEncoder;
+    const done = search.reencode('c', newEncoder);
+    await expect(search.search({ collection: 'c', vector: oldVector, topK: 3 })).rejects.toMatchObject({ code: 'QEMBED_MODEL_MISMATCH' });
+    const named = await search.search({ collection: 'c', vector: oldVector, topK: 3, model: oldEncoder.fingerprint });
+    expect(named.hits).toHaveLength(3);
+    await expect(search.search({ collection: 'c', query: 'stars', topK: 3, model: newEncoder.fingerprint })).rejects.toMatchObject({ code: 'QEMBED_MODEL_MISMATCH' });
+    open();
+    await done;
+    const newVector = [...(await newEncoder.embed(['stars'], { inputType: 'query', truncate: true })).vectors[0]!];
+    expect((await search.search({ collection: 'c', vector: newVector, topK: 3 })).hits).toHaveLength(3);
+  });
 });

@@ -46,7 +46,9 @@ describe('POST /train-jobs', () => {
       crop_queries: true,
       base_model: { fingerprint: t.encoder.fingerprint },
     });
-    expect(job.spec.dataset_path).toBe(path.join(root, 'corpus-only'));
+    // The worker gets the resolved folder (the stored spec); answers do not show server paths.
+    expect(job.spec.dataset_path).toBeUndefined();
+    expect(t.jobs.get(job.id)!.spec.dataset_path).toBe(path.join(root, 'corpus-only'));
     expect((await t.app.inject({ method: 'GET', url: `/train-jobs/${job.id}` })).json().id).toBe(job.id);
   });
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,5 +45,10 @@ describe('BEIR loader', () => {
     const dup = dataset({ 'corpus.jsonl': '{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', 'queries.jsonl': queries, 'qrels/test.tsv': '' });
     await expect(loadBeirDataset(dup)).rejects.toThrow(/duplicate document id "d1"/);
     await expect(loadBeirDataset(dataset({}))).rejects.toThrow(/corpus\.jsonl: not found/);
+  });
+
+  it('builds document texts exactly as the worker does (test/fixtures/document-text-cases.json)', () => {
+    const cases = JSON.parse(readFileSync(new URL('../fixtures/document-text-cases.json', import.meta.url), 'utf8')) as { title: string | null; text: string; expected: string }[];
+    for (const c of cases) expect(documentText({ title: c.title ?? undefined, text: c.text })).toBe(c.expected);
   });
 });

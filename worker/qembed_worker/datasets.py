@@ -24,12 +24,14 @@ class DatasetError(Exception):
 
 
 def document_text(title: str | None, text: str) -> str:
-    """Return the text embedded for a document: ``text``, or ``title + " " + text``.
+    """Return the text embedded for a document: ``text``, or ``title.strip() + " " + text``.
 
-    The title is used only when it is a non-empty string (after stripping white space).
+    The title is used only when it is a non-empty string after stripping white space, and is
+    used stripped: exactly the service's ``documentText`` (src/datasets/beir.ts), so that the
+    worker trains and evaluates on the strings the service ingests.
     """
     if isinstance(title, str) and title.strip():
-        return f"{title} {text}"
+        return f"{title.strip()} {text}"
     return text
 
 

@@ -11,6 +11,8 @@ from qembed_worker.datasets import (
     read_qrels,
 )
 
+from .conftest import TINY_BUNDLE
+
 
 def write_beir(
     folder: Path,
@@ -50,6 +52,13 @@ def test_documents_join_a_non_empty_title_with_a_space(tmp_path: Path) -> None:
     assert dataset.corpus.texts == ["alpha", "Beta beta text", "gamma"]
     assert document_text("  ", "x") == "x"
     assert document_text(None, "x") == "x"
+
+
+def test_document_text_is_the_services_on_the_shared_cases() -> None:
+    # test/fixtures/document-text-cases.json is checked by test/unit/beir.test.ts too.
+    cases = json.loads((TINY_BUNDLE.parents[0] / "document-text-cases.json").read_text("utf-8"))
+    for case in cases:
+        assert document_text(case["title"], case["text"]) == case["expected"], case
 
 
 def test_a_judged_document_missing_from_the_corpus_is_kept_and_reported(tmp_path: Path) -> None:

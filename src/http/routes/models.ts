@@ -11,7 +11,7 @@ const modelSchema = {
   properties: {
     name: { type: 'string' },
     fingerprint: { type: 'string', description: 'Empty when the folder is not a valid bundle (see problem)' },
-    dir: { type: 'string', description: 'Bundle folder' },
+    dir: { type: 'string', description: "Bundle folder, relative to the models folder (QEMBED_MODELS_DIR); a bundle served from elsewhere shows its folder's name only" },
     source: { type: 'object', additionalProperties: true, description: 'Where the weights came from (manifest source)' },
     dimension: { type: 'integer' },
     weights: { type: 'string', description: 'Precision of the model weights' },
@@ -43,7 +43,11 @@ export function modelRoutes(app: FastifyInstance, deps: ModelsDeps): void {
         response: { 200: { type: 'object', required: ['models'], properties: { models: { type: 'array', items: modelSchema } } }, ...errorResponses(401, 503) },
       },
     },
-    async () => ({ models: need().registry.list() }),
+    async () => {
+      const { registry } = need();
+      // No absolute server paths in answers: folders are named relative to the models folder.
+      return { models: registry.list().map((m) => ({ ...m, dir: registry.displayDir(m.dir) })) };
+    },
   );
 
   app.post<{ Params: { fingerprint: string } }>(

@@ -18,6 +18,7 @@ interface SearchBody {
   collection: string;
   query?: string;
   vector?: number[];
+  model?: string;
   top_k?: number;
   rescore_multiplier?: number;
   rescore?: boolean;
@@ -64,6 +65,11 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
               maxItems: 65536,
               items: { type: 'number' },
               description: "A float32 query embedding of the model's dimension (skips encoding); send this or `query`",
+            },
+            model: {
+              type: 'string',
+              description:
+                "For a `vector`: the model (fingerprint or name) that computed it, when not the served one (e.g. a collection still being re-encoded holds the previous model's codes). With a `query`: the model you expect the collection's codes to be from. 409 QEMBED_MODEL_MISMATCH when they are another model's.",
             },
             top_k: { type: 'integer', minimum: 1, maximum: TOP_K_MAX, default: 10, description: `Hits to return, 1 to ${TOP_K_MAX}` },
             rescore_multiplier: {
@@ -128,6 +134,7 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
         collection: b.collection,
         ...(b.query !== undefined && { query: b.query }),
         ...(b.vector !== undefined && { vector: b.vector }),
+        ...(b.model !== undefined && { model: b.model }),
         ...(b.top_k !== undefined && { topK: b.top_k }),
         ...(b.rescore_multiplier !== undefined && { rescoreMultiplier: b.rescore_multiplier }),
         ...(b.rescore !== undefined && { rescore: b.rescore }),

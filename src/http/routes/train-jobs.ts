@@ -1,4 +1,5 @@
 /** Training jobs: queued here, claimed and run by a worker process (python -m qembed_worker work). */
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { errors, QembedError } from '../../errors.js';
 import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobRequest } from '../../jobs/job-spec.js';
@@ -7,7 +8,7 @@ import type { ModelRegistry } from '../../models/registry.js';
 import { errorResponses } from '../schemas.js';
 
 export interface TrainJobsDeps {
-  jobs?: { jobs: TrainJobs; datasetsDir: string; leaseSeconds: number };
+  jobs?: { jobs: TrainJobs; datasetsDir: string };
   registry?: ModelRegistry;
 }
 
@@ -54,6 +55,16 @@ const jobRequestSchema = {
   },
 } as const;
 
+/**
+ * A job as answers show it: without the absolute server paths the worker needs (the dataset's
+ * resolved folder, the bundle folders), named by what the client sent or by fingerprint.
+ */
+function publicView(job: TrainJob): TrainJob {
+  const { dataset_path: _path, base_model, ...spec } = job.spec as TrainJob['spec'] & { dataset_path?: string };
+  const result = job.result && typeof job.result === 'object' && 'dir' in job.result ? { ...job.result, dir: path.basename(String(job.result.dir)) } : job.result;
+  return { ...job, spec: { ...spec, base_model: { fingerprint: base_model.fingerprint, name: base_model.name } }, result } as TrainJob;
+}
+
 export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void {
   const need = () => {
     if (!deps.jobs || !deps.registry) throw errors.unavailable('training jobs are not configured in this process');
@@ -80,7 +91,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
       if (!base) throw errors.modelNotFound(`no bundle ${JSON.stringify(wanted)} to start from (GET /models lists them)`);
       const spec = buildJobSpec(request.body, { datasetsRoot: datasetsDir, baseModel: { fingerprint: base.fingerprint, dir: base.dir, name: base.name } });
       void reply.code(201);
-      return jobs.create(spec);
+      return publicView(jobs.create(spec));
     },
   );
 
@@ -101,7 +112,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
     async (request) => {
       const { jobs } = need();
       jobs.reapExpired();
-      return { jobs: jobs.list({ ...(request.query.state && { state: request.query.state }), limit: request.query.limit ?? 100 }) };
+      return { jobs: jobs.list({ ...(request.query.state && { state: request.query.state }), limit: request.query.limit ?? 100 }).map(publicView) };
     },
   );
 
@@ -111,7 +122,9 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
     async (request): Promise<TrainJob> => {
       const { jobs } = need();
       jobs.reapExpired();
-      return jobs.get(request.params.id) ?? (() => { throw notFound(request.params.id); })();
+      const job = jobs.get(request.params.id);
+      if (!job) throw notFound(request.params.id);
+      return publicView(job);
     },
   );
 
@@ -127,7 +140,9 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
     },
     async (request) => {
       const { jobs } = need();
-      return jobs.cancel(request.params.id) ?? (() => { throw notFound(request.params.id); })();
+      const job = jobs.cancel(request.params.id);
+      if (!job) throw notFound(request.params.id);
+      return publicView(job);
     },
   );
 }
