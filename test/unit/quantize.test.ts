@@ -46,9 +46,17 @@ describe('quantization matches sentence-transformers quantize_embeddings byte fo
 describe('quantizer', () => {
   const q = createQuantizer({ min: Float32Array.from([-1, -1, 0, 0, -2, -2, -2, -2]), max: Float32Array.from([1, 1, 1, 1, 2, 2, 2, 2]) });
 
-  it('quantizes one vector the same alone as any batch would: ranges are fixed', () => {
-    const v = Float32Array.from([0.5, -0.5, 0.25, 1, 0, 1.5, -1.5, 2]);
-    expect(Array.from(q.toInt8(v))).toEqual(Array.from(q.toInt8(Float32Array.from(v))));
+  it('quantizes with the fixed ranges, whatever else it quantized before', () => {
+    const v = Float32Array.from([0.5, -0.5, 0.25, 0.9, 0, 1.5, -1.5, 1.9]);
+    // sentence-transformers' int8: floor((x - min) / ((max - min) / 255)), clipped to [0, 255],
+    // minus 128; the values sit well inside their buckets, so float rounding cannot move them.
+    const min = [-1, -1, 0, 0, -2, -2, -2, -2];
+    const max = [1, 1, 1, 1, 2, 2, 2, 2];
+    const expected = Array.from(v, (x, i) => Math.min(255, Math.max(0, Math.floor((x - min[i]!) / ((max[i]! - min[i]!) / 255)))) - 128);
+    expect(expected).toEqual([63, -65, -65, 101, -1, 95, -97, 120]);
+    expect(Array.from(q.toInt8(v))).toEqual(expected);
+    q.toInt8(Float32Array.from([9, -9, 9, -9, 9, -9, 9, -9])); // an outlier elsewhere changes nothing
+    expect(Array.from(q.toInt8(v))).toEqual(expected);
   });
 
   it('clamps values outside the calibration range', () => {

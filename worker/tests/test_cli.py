@@ -42,7 +42,9 @@ def test_help_exits_cleanly(command: str, capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
-    assert "--" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m qembed_worker {command}")
+    assert "--help" in out and "show this help message and exit" in out
 
 
 def test_check_accepts_the_fixture(capsys: pytest.CaptureFixture[str]) -> None:
