@@ -8,8 +8,10 @@
  * from its own tokens only (the graph masks padding), so batching never changes results.
  *
  * Background work (re-encoding collections) waits in a lane of its own: a background batch
- * runs only when no request's text waits, and holds at most BACKGROUND_BATCH_SIZE texts, so a
- * request arriving meanwhile waits for one small batch at most.
+ * runs when no request's text waits, or after BACKGROUND_EVERY request batches in a row (so a
+ * saturated service still makes progress on it), and holds at most BACKGROUND_BATCH_SIZE texts:
+ * a request waits for one small batch at most, and background work takes at most one batch in
+ * BACKGROUND_EVERY + 1 while requests keep the model busy.
  */
 import type { ModelRunner } from './model-runner.js';
 import type { TokenizedText } from './tokenizer.js';
@@ -29,6 +31,8 @@ export interface BatcherOptions {
 
 /** Most texts in one background batch: bounds how long a request can wait behind one. */
 export const BACKGROUND_BATCH_SIZE = 8;
+/** Request batches after which a waiting background batch runs even though requests wait. */
+export const BACKGROUND_EVERY = 8;
 
 export type Lane = 'request' | 'background';
 
@@ -142,10 +146,14 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     for (const listener of listeners) listener({ size: batchSize, tokens: real, paddedTokens: batchSize * sequence, seconds });
   }
 
+  let requestBatchesInARow = 0;
+
   function pump(): void {
     if (running) return;
-    const lane: Lane | null = queues.request.length > 0 ? 'request' : queues.background.length > 0 ? 'background' : null;
+    const backgroundDue = queues.background.length > 0 && (queues.request.length === 0 || requestBatchesInARow >= BACKGROUND_EVERY);
+    const lane: Lane | null = backgroundDue ? 'background' : queues.request.length > 0 ? 'request' : null;
     if (!lane) return;
+    requestBatchesInARow = lane === 'request' ? requestBatchesInARow + 1 : 0;
     const batch = takeBatch(queues[lane], lane === 'request' ? options.maxBatchSize : Math.min(options.maxBatchSize, BACKGROUND_BATCH_SIZE));
     running = { lane, texts: batch.length };
     void runBatch(batch).finally(() => {

@@ -9,10 +9,10 @@ import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-durability-'));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-const env = { QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
+const dataDirs: string[] = [];
+afterAll(() => {
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+});
 const BATCH = 40;
 const batchDocs = (b: number) =>
   Array.from({ length: BATCH }, (_, i) => ({ id: `b${b}-d${i}`, text: `batch ${b} document ${i}: ${'lorem ipsum '.repeat(1 + ((b * 7 + i) % 9))}`, metadata: { batch: b } }));
@@ -39,13 +39,20 @@ function qembed(args: string[]): Promise<{ code: number | null; stdout: string; 
   return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
+// Trials kill the server after different numbers of acknowledged batches, so that it dies at
+// different points of its write path.
+const TRIALS = [20, 7, 13, 4, 26];
+
 describe('a server killed with SIGKILL during a large ingest', () => {
-  it('loses no acknowledged batch, leaves no half-written document, and restarts with the index equal to the database', async () => {
+  it.each(TRIALS)('loses no acknowledged batch, leaves no half-written document, and restarts with the index equal to the database (killed after %i batches)', async (killAfter) => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-durability-'));
+    dataDirs.push(dataDir);
+    const env = { QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
     const server = await startServer(env);
     expect((await api(server, 'POST', '/collections', { name: 'bulk' })).status).toBe(201);
 
-    // Ingest with three batches in flight; kill the process once 20 are acknowledged, while
-    // the others are being encoded or written.
+    // Ingest with three batches in flight; kill the process once `killAfter` are acknowledged,
+    // while the others are being encoded or written.
     const acknowledged = new Set<number>();
     const sent = new Set<number>();
     let next = 0;
@@ -57,7 +64,7 @@ describe('a server killed with SIGKILL during a large ingest', () => {
         try {
           const res = await api(server, 'PUT', '/collections/bulk/documents', { documents: batchDocs(b) });
           if (res.status === 200 && !killed) acknowledged.add(b);
-          if (acknowledged.size >= 20 && !killed) {
+          if (acknowledged.size >= killAfter && !killed) {
             killed = true;
             server.proc.kill('SIGKILL');
           }
@@ -68,7 +75,7 @@ describe('a server killed with SIGKILL during a large ingest', () => {
     };
     await Promise.all([worker(), worker(), worker()]);
     expect((await server.exited).signal).toBe('SIGKILL');
-    expect(acknowledged.size).toBeGreaterThanOrEqual(20);
+    expect(acknowledged.size).toBeGreaterThanOrEqual(killAfter);
     // Batches were in flight when it died.
     expect(sent.size).toBeGreaterThan(acknowledged.size);
 
