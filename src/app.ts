@@ -96,8 +96,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         socket.destroy();
       }
     },
-    // Document ids reach 256 characters, 768 once %-encoded; fastify's default of 100 answered 414.
-    routerOptions: { maxParamLength: 2048 },
+    // Document ids reach 256 characters (up to 3,072 bytes %-encoded); fastify's default of 100
+    // answered 414 outside the error envelope. Above Node's 16 KiB header limit, so that an
+    // overlong id is a 400 from the route's own validation (or a 431 for the whole line).
+    routerOptions: { maxParamLength: 16_384 },
     // Errors raised before routing (a broken %-escape in the URL) get the same envelope.
     frameworkErrors: (error, _request, reply) => {
       const e = error.code === 'FST_ERR_BAD_URL' ? errors.badUrl('the URL has a malformed %-escape') : toQembedError(error);
