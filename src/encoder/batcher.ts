@@ -12,6 +12,11 @@
  * saturated service still makes progress on it), and holds at most BACKGROUND_BATCH_SIZE texts:
  * a request waits for one small batch at most, and background work takes at most one batch in
  * BACKGROUND_EVERY + 1 while requests keep the model busy.
+ *
+ * "No request waits" is process-wide: every model loaded here (the served one and an older one
+ * kept while collections are re-encoded) shares the same CPU cores, so a re-encoding on one
+ * model must also yield to requests on another. Measured on 2 cores (npm run soak, 16 clients):
+ * with per-model lanes, a re-encoding halved the other model's throughput.
  */
 import type { ModelRunner } from './model-runner.js';
 import type { TokenizedText } from './tokenizer.js';
@@ -35,6 +40,22 @@ export const BACKGROUND_BATCH_SIZE = 8;
 export const BACKGROUND_EVERY = 8;
 
 export type Lane = 'request' | 'background';
+
+/** The batchers of this process (computed from their queues, so no count can drift). */
+const foreground = {
+  batchers: new Set<{ requestDepth(): number; pump(): void }>(),
+  /** Request batches started (in any batcher) since the last background batch started. */
+  batchesSinceBackground: 0,
+  /** Request texts waiting or running in any batcher. */
+  active(): number {
+    let n = 0;
+    for (const b of this.batchers) n += b.requestDepth();
+    return n;
+  },
+  wake(): void {
+    for (const b of [...this.batchers]) b.pump();
+  },
+};
 
 interface Job {
   readonly tokens: TokenizedText;
@@ -146,19 +167,19 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     for (const listener of listeners) listener({ size: batchSize, tokens: real, paddedTokens: batchSize * sequence, seconds });
   }
 
-  let requestBatchesInARow = 0;
-
   function pump(): void {
     if (running) return;
-    const backgroundDue = queues.background.length > 0 && (queues.request.length === 0 || requestBatchesInARow >= BACKGROUND_EVERY);
+    const backgroundDue = queues.background.length > 0 && (foreground.batchesSinceBackground >= BACKGROUND_EVERY || foreground.active() === 0);
     const lane: Lane | null = backgroundDue ? 'background' : queues.request.length > 0 ? 'request' : null;
     if (!lane) return;
-    requestBatchesInARow = lane === 'request' ? requestBatchesInARow + 1 : 0;
+    foreground.batchesSinceBackground = lane === 'request' ? foreground.batchesSinceBackground + 1 : 0;
     const batch = takeBatch(queues[lane], lane === 'request' ? options.maxBatchSize : Math.min(options.maxBatchSize, BACKGROUND_BATCH_SIZE));
     running = { lane, texts: batch.length };
     void runBatch(batch).finally(() => {
       running = null;
-      pump();
+      // After a request batch, other models' background work may have waited for it.
+      if (lane === 'request') foreground.wake();
+      else pump();
     });
   }
 
@@ -166,6 +187,8 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     const waiting = lane ? queues[lane].length : queues.request.length + queues.background.length;
     return waiting + (running && (!lane || running.lane === lane) ? running.texts : 0);
   };
+  const member = { requestDepth: () => depth('request'), pump };
+  foreground.batchers.add(member);
   const retryAfterSeconds = () => Math.max(1, Math.ceil(depth('request') / Math.max(textsPerSecond, 1)));
 
   return {
@@ -175,7 +198,9 @@ export function createBatcher(runner: ModelRunner, options: BatcherOptions): Bat
     retryAfterSeconds,
     close(error) {
       closedWith = error;
+      foreground.batchers.delete(member);
       for (const lane of ['request', 'background'] as const) for (const job of queues[lane].splice(0)) job.reject(error);
+      foreground.wake();
     },
     submit(items, lane = 'request') {
       if (closedWith) return Promise.reject(closedWith);

@@ -45,4 +45,46 @@ describe('the background lane', () => {
     // …and it does run before the requests are all done: it is never starved.
     expect(batches.slice(firstRequest, lastRequest).some((b) => b.tag === 2)).toBe(true);
   });
+
+  it('yields to requests on another model of the process: both share the CPU', async () => {
+    // One timeline for both batchers: which lane of which model ran, in order.
+    const timeline: { model: string; tag: number; overlapped: boolean }[] = [];
+    let runningRequests = 0;
+    const runner = (model: string): ModelRunner => ({
+      provider: 'cpu',
+      warning: undefined,
+      alive: () => true,
+      async run(request) {
+        const tag = Number(request.inputIds[0]);
+        timeline.push({ model, tag, overlapped: tag === 2 && runningRequests > 0 });
+        if (tag === 1) runningRequests++;
+        await new Promise((r) => setTimeout(r, 2));
+        if (tag === 1) runningRequests--;
+        return new Float32Array(request.batch * 4);
+      },
+      close: async () => {},
+    });
+    const options = { maxBatchTokens: 100_000, maxBatchSize: 4, padId: 0, dimension: 4 };
+    const served = createBatcher(runner('served'), options);
+    const old = createBatcher(runner('old'), options);
+    const requests = Promise.all(Array.from({ length: 40 }, () => served.submit(texts(1, 4))));
+    const background = old.submit(texts(2, 16), 'background');
+    await Promise.all([requests, background]);
+    served.close(new Error('done'));
+    old.close(new Error('done'));
+
+    // The other model's background batches wait for BACKGROUND_EVERY request batches at a time…
+    const lastRequest = timeline.map((t) => t.tag).lastIndexOf(1);
+    let run = 0;
+    for (const t of timeline.slice(0, lastRequest + 1)) {
+      if (t.tag === 1) run++;
+      else {
+        expect(run).toBeGreaterThanOrEqual(BACKGROUND_EVERY);
+        run = 0;
+      }
+    }
+    // …still progress meanwhile (never starved), and all of it completes.
+    expect(timeline.slice(0, lastRequest).some((t) => t.tag === 2)).toBe(true);
+    expect(timeline.filter((t) => t.tag === 2).length).toBeGreaterThanOrEqual(16 / BACKGROUND_BATCH_SIZE);
+  });
 });
