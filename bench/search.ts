@@ -36,7 +36,8 @@ import { createBinaryIndex } from '../src/search/binary-index.js';
 import { queryPlanes } from '../src/search/asymmetric.js';
 import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
-import { createStore, type DocumentWrite } from '../src/store/store.js';
+import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { DocumentWrite } from '../src/store/store.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -257,7 +258,7 @@ for (const n of sizes) {
   // The documents in SQLite, as the service stores them.
   const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-search-'));
   const db = openDatabase({ file: path.join(dir, 'qembed.sqlite') });
-  const store = createStore(db);
+  const store = createSqliteStore(db);
   const collection = store.createCollection('bench', real.fingerprint, DIM);
   let t = performance.now();
   for (let start = 0; start < n; start += 10_000) {

@@ -21,7 +21,7 @@ import { QembedError } from '../errors.js';
 import { type DocumentSink, ingestFile, serviceSink } from '../search/ingest.js';
 import { createSearchService, type DocumentInput, type UpsertResult } from '../search/search-service.js';
 import { openDatabase } from '../store/database.js';
-import { createStore } from '../store/store.js';
+import { createSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { evalCommand } from './eval-command.js';
 import { progressPrinter } from './progress.js';
 
@@ -135,19 +135,20 @@ function httpSink(baseUrl: string, apiKey: string | undefined): DocumentSink {
 async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }, needModel: boolean) {
   const config = loadConfig(process.env, overrides(values));
   const db = openDatabase({ file: path.join(config.dataDir, 'qembed.sqlite') });
+  const store = createSqliteStore(db);
   let encoder: Encoder | undefined;
   try {
     // The model the server serves: the one activated at run time, else QEMBED_MODEL_DIR's choice.
     // Binding a collection to another would leave it answering 409 on the server.
     const explicit = values['model-dir'] !== undefined;
-    const dir = (!explicit && activatedModelDir(db)) || modelDirForTools(config);
+    const dir = (!explicit && activatedModelDir(store)) || modelDirForTools(config);
     if (needModel) encoder = await createEncoder(await loadBundle(dir), config);
   } catch (e) {
     db.close();
     throw e;
   }
   const service = createSearchService({
-    store: createStore(db),
+    store,
     encoder: () => {
       if (!encoder) throw new Error('this command runs without a model');
       return encoder;

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import type { CollectionInfo, SearchService } from '../search/search-service.js';
-import type { Db } from '../store/database.js';
+import type { MetaRepository } from '../store/store.js';
 import type { ModelRegistry } from './registry.js';
 
 export const ACTIVE_MODEL_KEY = 'active_model_dir';
@@ -26,8 +26,8 @@ export const ACTIVE_MODEL_KEY = 'active_model_dir';
  * The bundle activated at run time (POST /models/{fingerprint}/activate), which the server
  * serves instead of QEMBED_MODEL_DIR; undefined when none was, or when its folder is gone.
  */
-export function activatedModelDir(db: Db): string | undefined {
-  const dir = db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined;
+export function activatedModelDir(meta: MetaRepository): string | undefined {
+  const dir = meta.getMeta(ACTIVE_MODEL_KEY);
   return dir && existsSync(path.join(dir, 'manifest.json')) ? dir : undefined;
 }
 
@@ -57,9 +57,8 @@ export interface CollectionReencode {
 
 const ref = (e: Encoder) => ({ name: e.bundle.manifest.name, fingerprint: e.fingerprint });
 
-export function createActivation(deps: { registry: ModelRegistry; search: SearchService; db: Db; logger?: Logger }): Activation {
+export function createActivation(deps: { registry: ModelRegistry; search: SearchService; meta: MetaRepository; logger?: Logger }): Activation {
   const { registry, search } = deps;
-  const setActive = deps.db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
 
   /** Re-encodes in the background, keeping the collection's old encoder (if any) loaded meanwhile. */
   const reencodeInBackground = (collection: string, target: Encoder, keep?: Encoder) => {
@@ -105,7 +104,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
       const releaseBefore = registry.hold(before);
       try {
         const { previous, current } = await registry.activate(fingerprint);
-        setActive.run(ACTIVE_MODEL_KEY, path.resolve(current.bundle.dir));
+        deps.meta.setMeta(ACTIVE_MODEL_KEY, path.resolve(current.bundle.dir));
         const reencoding: ActivationResult['reencoding'] = [];
         if (previous !== current) {
           for (const c of search.listCollections()) {
@@ -125,8 +124,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
       const resumed: string[] = [];
       for (const c of search.listCollections()) {
         if (c.reencode || c.fingerprint === active.fingerprint) continue;
-        const row = search.store.getCollection(c.name);
-        if (row?.reencode_target !== active.fingerprint) continue;
+        if (search.reencodeTarget(c.name) !== active.fingerprint) continue;
         reencodeInBackground(c.name, active, await oldEncoder(c.fingerprint));
         resumed.push(c.name);
       }

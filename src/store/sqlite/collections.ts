@@ -1,0 +1,35 @@
+/** Collections over SQLite: rows of the `collections` table and the counters kept by triggers. */
+import { errors } from '../../errors.js';
+import type { Db } from '../database.js';
+import type { StorageGuard } from '../storage.js';
+import type { CollectionRepository, CollectionRow } from '../store.js';
+
+const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+
+export function createCollectionRepository(db: Db, storage: StorageGuard): CollectionRepository {
+  const s = {
+    insert: db.prepare<[string, string, number, string]>(
+      'INSERT INTO collections (name, fingerprint, dimension, created_at) VALUES (?, ?, ?, ?) RETURNING *',
+    ),
+    byName: db.prepare<[string]>('SELECT * FROM collections WHERE name = ?'),
+    byId: db.prepare<[number]>('SELECT * FROM collections WHERE id = ?'),
+    all: db.prepare('SELECT * FROM collections ORDER BY name'),
+    delete: db.prepare<[number]>('DELETE FROM collections WHERE id = ?'),
+    recount: db.prepare<[number]>('SELECT count(*) AS documents, coalesce(sum(bytes), 0) AS payloadBytes FROM document_payload WHERE collection_id = ?'),
+  };
+  return {
+    createCollection(name, fingerprint, dimension) {
+      try {
+        return storage.write(() => s.insert.get(name, fingerprint, dimension, new Date().toISOString()) as CollectionRow);
+      } catch (e) {
+        if (isUniqueViolation(e)) throw errors.collectionExists(`collection "${name}" already exists`);
+        throw e;
+      }
+    },
+    getCollection: (name) => s.byName.get(name) as CollectionRow | undefined,
+    getCollectionById: (id) => s.byId.get(id) as CollectionRow | undefined,
+    listCollections: () => s.all.all() as CollectionRow[],
+    deleteCollection: (id) => storage.write(() => s.delete.run(id).changes === 1),
+    recount: (collectionId) => s.recount.get(collectionId) as { documents: number; payloadBytes: number },
+  };
+}

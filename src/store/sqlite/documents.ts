@@ -1,0 +1,117 @@
+/**
+ * Documents over SQLite: one row per document with its text, metadata, text hash and both
+ * codes. A batch is written in one transaction; an existing id keeps its rowid.
+ */
+import { errors } from '../../errors.js';
+import type { Db } from '../database.js';
+import type { StorageGuard } from '../storage.js';
+import { type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument } from '../store.js';
+import { createFilterQuery } from './filter-sql.js';
+
+const isForeignKeyViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+
+type DocRow = { rowid: number; doc_id: string; text: string; metadata: string; updated_at: string };
+const toDocument = (r: DocRow): StoredDocument => ({ rowid: r.rowid, docId: r.doc_id, text: r.text, metadata: r.metadata, updatedAt: r.updated_at });
+
+/** `rows` put in the order of `rowids` (undefined where a rowid has no row). */
+function inRowidOrder<T>(rowids: readonly number[], rows: T[], rowidOf: (r: T) => number): (T | undefined)[] {
+  const map = new Map<number, T>();
+  for (const r of rows) map.set(rowidOf(r), r);
+  return rowids.map((id) => map.get(id));
+}
+
+export function createDocumentRepository(db: Db, storage: StorageGuard): DocumentRepository {
+  const s = {
+    digests: db.prepare<[number, string]>(
+      'SELECT doc_id, text_sha256, metadata FROM documents WHERE collection_id = ? AND doc_id IN (SELECT value FROM json_each(?))',
+    ),
+    upsert: db.prepare<[number, string, string, string, string, Uint8Array, Int8Array, string]>(
+      `INSERT INTO documents (collection_id, doc_id, text, metadata, text_sha256, binary_code, int8_code, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (collection_id, doc_id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata,
+         text_sha256 = excluded.text_sha256, binary_code = excluded.binary_code, int8_code = excluded.int8_code,
+         updated_at = excluded.updated_at
+       RETURNING rowid`,
+    ),
+    updateMetadata: db.prepare<[string, string, number, string, string]>(
+      'UPDATE documents SET metadata = ?, updated_at = ? WHERE collection_id = ? AND doc_id = ? AND text_sha256 = ?',
+    ),
+    document: db.prepare<[number, string]>(
+      'SELECT rowid, doc_id, text, metadata, updated_at FROM documents WHERE collection_id = ? AND doc_id = ?',
+    ),
+    delete: db.prepare<[number, string]>('DELETE FROM documents WHERE collection_id = ? AND doc_id = ? RETURNING rowid'),
+    int8: db.prepare<[string]>('SELECT rowid, int8_code FROM documents WHERE rowid IN (SELECT value FROM json_each(?))').raw(true),
+    byRowid: db.prepare<[string]>(
+      'SELECT rowid, doc_id, text, metadata, updated_at FROM documents WHERE rowid IN (SELECT value FROM json_each(?))',
+    ),
+    binaryCodes: db.prepare<[number]>('SELECT rowid, binary_code FROM documents WHERE collection_id = ? ORDER BY rowid').raw(true),
+    all: db.prepare<[number]>(
+      `SELECT rowid, doc_id, text, metadata, updated_at, text_sha256, binary_code, int8_code
+       FROM documents WHERE collection_id = ? ORDER BY rowid`,
+    ),
+  };
+
+  const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]) => {
+    const at = new Date().toISOString();
+    for (const m of metadataOnly) {
+      if (s.updateMetadata.run(m.metadata, at, collectionId, m.docId, m.expectedTextSha256).changes !== 1) {
+        throw new StaleWriteError(`document "${m.docId}" changed while the batch was being encoded`);
+      }
+    }
+    const rowids: number[] = [];
+    for (const d of documents) {
+      const { rowid } = s.upsert.get(collectionId, d.docId, d.text, d.metadata, d.textSha256, d.binaryCode, d.int8Code, at) as { rowid: number };
+      if (rowid > MAX_ROWID) throw errors.internal(`the database has used up its ${MAX_ROWID} document rowids`);
+      rowids.push(rowid);
+    }
+    return rowids;
+  });
+
+  const deleteDocuments = db.transaction((collectionId: number, docIds: readonly string[]) => {
+    const rowids: number[] = [];
+    const deleted: string[] = [];
+    for (const id of docIds) {
+      const row = s.delete.get(collectionId, id) as { rowid: number } | undefined;
+      if (row) {
+        rowids.push(row.rowid);
+        deleted.push(id);
+      }
+    }
+    return { rowids, deleted };
+  });
+
+  return {
+    digests(collectionId, docIds) {
+      const rows = s.digests.all(collectionId, JSON.stringify(docIds)) as { doc_id: string; text_sha256: string; metadata: string }[];
+      return new Map(rows.map((r) => [r.doc_id, { textSha256: r.text_sha256, metadata: r.metadata }]));
+    },
+    writeBatch(collectionId, documents, metadataOnly) {
+      try {
+        return storage.write(() => writeBatch(collectionId, documents, metadataOnly));
+      } catch (e) {
+        if (isForeignKeyViolation(e)) throw errors.collectionNotFound('the collection was deleted while the batch was being encoded');
+        throw e;
+      }
+    },
+    getDocument(collectionId, docId) {
+      const row = s.document.get(collectionId, docId) as DocRow | undefined;
+      return row && toDocument(row);
+    },
+    deleteDocuments: (collectionId, docIds) => storage.write(() => deleteDocuments(collectionId, docIds)),
+    filterRowids: createFilterQuery(db),
+    int8Codes(rowids) {
+      const rows = s.int8.all(JSON.stringify(rowids)) as [number, Buffer][];
+      return inRowidOrder(rowids, rows, (r) => r[0]).map((r) => r?.[1]);
+    },
+    documentsByRowid(rowids) {
+      const rows = s.byRowid.all(JSON.stringify(rowids)) as DocRow[];
+      return inRowidOrder(rowids, rows, (r) => r.rowid).map((r) => r && toDocument(r));
+    },
+    iterateBinaryCodes: (collectionId) => s.binaryCodes.iterate(collectionId) as IterableIterator<[number, Buffer]>,
+    *iterateDocuments(collectionId) {
+      for (const r of s.all.iterate(collectionId) as IterableIterator<DocRow & { text_sha256: string; binary_code: Buffer; int8_code: Buffer }>) {
+        yield { ...toDocument(r), textSha256: r.text_sha256, binaryCode: r.binary_code, int8Code: r.int8_code };
+      }
+    },
+  };
+}
