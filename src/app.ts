@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Encoder } from './encoder/encoder.js';
 import { errors } from './errors.js';
-import { errorHandler, toQembedError } from './http/error-handler.js';
+import { errorHandler, headersOf, toQembedError } from './http/error-handler.js';
 import { toOpenApi30 } from './http/openapi-30.js';
 import { apiKeyAuth } from './http/plugins/auth.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
@@ -25,17 +25,16 @@ import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js'
 import { errorResponseSchema } from './http/schemas.js';
 import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
-import { createSearchService, type SearchService } from './search/search-service.js';
+import type { SearchService } from './search/search-service.js';
 import type { Db } from './store/database.js';
-import { createStore } from './store/store.js';
 
 export interface AppDeps {
   config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** The encoder serving now (a getter: the active model can change while running). */
   encoder: () => Encoder;
   db: Db;
-  /** Collections, documents and search over `db` (built from db and encoder when absent). */
-  search?: SearchService;
+  /** Collections, documents and search (service.ts composes it over the store it picks). */
+  search: SearchService;
   logger?: Logger | false;
   /** True once a graceful shutdown started: health turns 503. */
   shuttingDown?: () => boolean;
@@ -179,9 +178,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(where) && r.method !== 'HEAD').map((r) => r.method))];
     const e =
       allowed.length > 0
-        ? errors.methodNotAllowed(`${request.method} is not allowed on ${where}; use ${allowed.join(' or ')}`, { allow: allowed.join(', ') })
+        ? errors.methodNotAllowed(`${request.method} is not allowed on ${where}; use ${allowed.join(' or ')}`, { allowedMethods: allowed })
         : errors.routeNotFound(`no route ${request.method} ${where}`);
-    void reply.code(e.statusCode).headers(e.headers).send({ error: { code: e.code, message: e.message } });
+    void reply.code(e.statusCode).headers(headersOf(e)).send({ error: { code: e.code, message: e.message } });
   });
   const shuttingDown = deps.shuttingDown ?? (() => false);
   app.addHook('onSend', async (request, reply) => {
@@ -191,7 +190,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   apiKeyAuth(app, deps.config.apiKey || undefined);
-  const search = deps.search ?? createSearchService({ store: createStore(deps.db), encoder: deps.encoder });
+  const { search } = deps;
   const indexGauges: GaugeSource[] = [
     {
       name: 'qembed_index_documents',

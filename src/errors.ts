@@ -1,8 +1,17 @@
 /**
- * Errors are values with stable codes. Domain code throws `QembedError`s made by the
- * factories below; the HTTP layer maps them to `{ "error": { "code", "message" } }` with
- * their status. Codes never change once published: clients switch on them.
+ * The error catalogue: every code the service can answer, with its status, and nowhere else.
+ * Domain code throws `QembedError`s made by the factories below; the HTTP layer
+ * (http/error-handler.ts) turns them into `{ "error": { "code", "message" } }` with their status
+ * and, from the details, headers. Codes never change once published: clients switch on them.
  */
+
+/** Facts a client may act on besides the message; the HTTP layer turns them into headers. */
+export interface ErrorDetails {
+  /** Seconds after which a retry may succeed (Retry-After). */
+  retryAfterSeconds?: number;
+  /** Methods the resource accepts (Allow). */
+  allowedMethods?: readonly string[];
+}
 
 export class QembedError extends Error {
   override name = 'QembedError';
@@ -10,15 +19,13 @@ export class QembedError extends Error {
     readonly code: string,
     readonly statusCode: number,
     message: string,
-    /** Extra response headers, e.g. Retry-After on 429. */
-    readonly headers: Record<string, string> = {},
+    readonly details: ErrorDetails = {},
   ) {
     super(message);
   }
 }
 
-const make = (code: string, status: number) => (message: string, headers?: Record<string, string>) =>
-  new QembedError(code, status, message, headers);
+const make = (code: string, status: number) => (message: string, details?: ErrorDetails) => new QembedError(code, status, message, details);
 
 /** Every error code the API can return, with its HTTP status. */
 export const errors = {
@@ -38,9 +45,16 @@ export const errors = {
   notFound: make('QEMBED_NOT_FOUND', 404),
   routeNotFound: make('QEMBED_ROUTE_NOT_FOUND', 404),
   methodNotAllowed: make('QEMBED_METHOD_NOT_ALLOWED', 405),
+  unknownPrecision: make('QEMBED_UNKNOWN_PRECISION', 400),
+  unknownInputType: make('QEMBED_UNKNOWN_INPUT_TYPE', 400),
+  unknownEncoding: make('QEMBED_UNKNOWN_ENCODING', 400),
   invalidCollectionName: make('QEMBED_INVALID_COLLECTION_NAME', 400),
   invalidJobName: make('QEMBED_INVALID_JOB_NAME', 400),
   invalidJobId: make('QEMBED_INVALID_JOB_ID', 400),
+  invalidJob: make('QEMBED_INVALID_JOB', 400),
+  jobNotFound: make('QEMBED_JOB_NOT_FOUND', 404),
+  pathOutsideRoot: make('QEMBED_PATH_OUTSIDE_ROOT', 400),
+  datasetNotFound: make('QEMBED_DATASET_NOT_FOUND', 404),
   invalidDocumentId: make('QEMBED_INVALID_DOCUMENT_ID', 400),
   duplicateDocumentId: make('QEMBED_DUPLICATE_DOCUMENT_ID', 400),
   invalidMetadata: make('QEMBED_INVALID_METADATA', 400),

@@ -8,9 +8,9 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import type { Config } from './config.js';
+import { type Config, loadConfig } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
-import { createEncoder } from './encoder/encoder.js';
+import { createEncoder, type Encoder } from './encoder/encoder.js';
 import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
 import { ACTIVE_MODEL_KEY, activatedModelDir, createActivation } from './models/activation.js';
 import { AUTO, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
@@ -18,7 +18,28 @@ import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
-import { createStore } from './store/store.js';
+import { createSqliteStore } from './store/sqlite/sqlite-store.js';
+
+export const openapiFile = path.join(projectRoot, 'openapi', 'openapi.json');
+
+/**
+ * The OpenAPI document, produced by @fastify/swagger from the route schemas (the single source)
+ * of the app composed over an empty database and no model. `npm run openapi` writes
+ * openapi/openapi.json; a test fails when the committed file differs from it.
+ */
+export async function generateOpenApi(): Promise<string> {
+  const db = openDatabase({ file: ':memory:' });
+  const noEncoder = (): Encoder => {
+    throw new Error('the OpenAPI document is built without a model');
+  };
+  const search = createSearchService({ store: createSqliteStore(db), encoder: noEncoder });
+  const app = await buildApp({ config: loadConfig({}), encoder: noEncoder, db, search, logger: false });
+  await app.ready();
+  const spec = app.swagger();
+  await app.close();
+  db.close();
+  return `${JSON.stringify(spec, null, 2)}\n`;
+}
 
 export interface Service {
   app: FastifyInstance;
@@ -43,8 +64,9 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
 
-  const recorded = (db.prepare('SELECT value FROM meta WHERE key = ?').pluck(true).get(ACTIVE_MODEL_KEY) as string | undefined) ?? undefined;
-  const activated = activatedModelDir(db);
+  const store = createSqliteStore(db);
+  const recorded = store.getMeta(ACTIVE_MODEL_KEY);
+  const activated = activatedModelDir(store);
   let served: ServedModel | undefined;
   if (activated && (config.modelDir === AUTO || path.resolve(activated) !== path.resolve(config.modelDir))) {
     logger.info({ model: activated }, 'serving the model activated at run time (POST /models/{fingerprint}/activate) instead of QEMBED_MODEL_DIR');
@@ -53,7 +75,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     logger.warn({ missing: recorded }, 'the model activated at run time is gone; serving QEMBED_MODEL_DIR');
   }
   served ??= await resolveForConfig(config, createEncoder, {
-    boundFingerprints: () => new Set(createStore(db).listCollections().map((c) => c.fingerprint)),
+    boundFingerprints: () => new Set(store.listCollections().map((c) => c.fingerprint)),
     log: (message, fields) => logger.info(fields ?? {}, message),
   });
   const bundle = await loadBundle(served.dir);
@@ -63,11 +85,11 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   logger.info({ model: bundle.manifest.name, fingerprint: bundle.fingerprint, dimension: bundle.dimension, provider: encoder.provider }, 'model loaded');
 
   const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
-  const search = createSearchService({ store: createStore(db), encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const search = createSearchService({ store, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
   const started = performance.now();
   const indexed = search.loadIndexes();
   logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
-  const activation = createActivation({ registry, search, db, logger });
+  const activation = createActivation({ registry, search, meta: store, logger });
   const resumed = await activation.resume();
   if (resumed.length > 0) logger.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
 

@@ -118,9 +118,7 @@ export async function createEncoder(bundle: Bundle, options: EncoderOptions): Pr
     async embed(texts, { inputType, truncate, background = false }) {
       if (!background && depth() + texts.length > options.queueSize) {
         const wait = batcher.retryAfterSeconds();
-        throw errors.queueFull(`the model queue is full (${depth()} of ${options.queueSize} texts); retry in ${wait} s`, {
-          'retry-after': String(wait),
-        });
+        throw errors.queueFull(`the model queue is full (${depth()} of ${options.queueSize} texts); retry in ${wait} s`, { retryAfterSeconds: wait });
       }
       const reserve = background ? 0 : texts.length;
       reserved += reserve;

@@ -12,7 +12,7 @@
  * settings. Fidelity@10 compares each mode's top-10 with the float32 top-10 over all queries.
  */
 import { openDatabase } from '../store/database.js';
-import { createStore } from '../store/store.js';
+import { createSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { type BeirDataset, documentText } from '../datasets/beir.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
@@ -61,7 +61,8 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   const db = openDatabase({ file: ':memory:' });
   try {
     const vectors = new Map<string, Float32Array>();
-    const search: SearchService = createSearchService({ store: createStore(db), encoder: () => recording(encoder, vectors) });
+    const store = createSqliteStore(db);
+    const search: SearchService = createSearchService({ store, encoder: () => recording(encoder, vectors) });
     search.createCollection(COLLECTION);
 
     // Ingest through the service's own write path.
@@ -78,10 +79,10 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
     docs.forEach((d, i) => matrix.set(vectors.get(documentText(d))!, i * dim));
 
     // Every int8 code, for the int8 mode's full scan (the same scoreInt8 the rescoring uses).
-    const collection = search.store.getCollection(COLLECTION)!;
+    const collection = store.getCollection(COLLECTION)!;
     const int8 = new Int8Array(docs.length * dim);
     const rowOf = new Map(docIds.map((id, i) => [id, i]));
-    for (const d of search.store.iterateDocuments(collection.id)) {
+    for (const d of store.iterateDocuments(collection.id)) {
       const i = rowOf.get(d.docId)!;
       int8.set(new Int8Array(d.int8Code.buffer, d.int8Code.byteOffset, d.int8Code.length), i * dim);
     }

@@ -15,31 +15,33 @@ interface AjvError {
   propertyName?: string;
 }
 
+type Factory = (message: string) => QembedError;
+
 /** Enumerated fields whose bad values get their own code. */
-const ENUM_CODES: Record<string, string> = {
-  precision: 'QEMBED_UNKNOWN_PRECISION',
-  input_type: 'QEMBED_UNKNOWN_INPUT_TYPE',
-  encoding: 'QEMBED_UNKNOWN_ENCODING',
+const ENUM_CODES: Record<string, Factory> = {
+  precision: errors.unknownPrecision,
+  input_type: errors.unknownInputType,
+  encoding: errors.unknownEncoding,
 };
 
 /**
  * Fields whose bad values get their own code, whatever the violated keyword, matched on the
  * dotted path (`documents.3.metadata`) within the validation context (body, params).
  */
-const FIELD_CODES: [RegExp, string, string][] = [
-  [/^(name|collection)$/, 'QEMBED_INVALID_COLLECTION_NAME', 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -'],
-  [/^(id|documents\.\d+\.id|ids\.\d+)$/, 'QEMBED_INVALID_DOCUMENT_ID', 'must be a string of 1 to 256 characters, none of them U+0000'],
-  [/^documents\.\d+\.metadata(\.|$)/, 'QEMBED_INVALID_METADATA', 'must be a JSON object'],
-  [/^filter(\.|$)/, 'QEMBED_INVALID_FILTER', 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
-  [/^vector(\.|$)/, 'QEMBED_INVALID_VECTOR', 'must be an array of numbers'],
-  [/^top_k$/, 'QEMBED_INVALID_TOP_K', ''],
-  [/^rescore_multiplier$/, 'QEMBED_INVALID_RESCORE_MULTIPLIER', ''],
+const FIELD_CODES: [RegExp, Factory, string][] = [
+  [/^(name|collection)$/, errors.invalidCollectionName, 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -'],
+  [/^(id|documents\.\d+\.id|ids\.\d+)$/, errors.invalidDocumentId, 'must be a string of 1 to 256 characters, none of them U+0000'],
+  [/^documents\.\d+\.metadata(\.|$)/, errors.invalidMetadata, 'must be a JSON object'],
+  [/^filter(\.|$)/, errors.invalidFilter, 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
+  [/^vector(\.|$)/, errors.invalidVector, 'must be an array of numbers'],
+  [/^top_k$/, errors.invalidTopK, ''],
+  [/^rescore_multiplier$/, errors.invalidRescoreMultiplier, ''],
 ];
 
 /** The same fields on the training-job routes name a job or a bundle, not a collection or document. */
-const JOB_FIELD_CODES: [RegExp, string, string][] = [
-  [/^name$/, 'QEMBED_INVALID_JOB_NAME', 'the new bundle\'s name: 1 to 64 characters from A-Z a-z 0-9 _ . -'],
-  [/^id$/, 'QEMBED_INVALID_JOB_ID', 'a job id as POST /train-jobs returned it'],
+const JOB_FIELD_CODES: [RegExp, Factory, string][] = [
+  [/^name$/, errors.invalidJobName, 'the new bundle\'s name: 1 to 64 characters from A-Z a-z 0-9 _ . -'],
+  [/^id$/, errors.invalidJobId, 'a job id as POST /train-jobs returned it'],
 ];
 
 /** The most telling of ajv's errors: the deepest path, a size or enum keyword over a type one. */
@@ -61,9 +63,9 @@ export function validationToQembedError(list: AjvError[], context: string, route
   const codes = route.startsWith('/train-jobs') ? JOB_FIELD_CODES : FIELD_CODES;
   const fieldCode = e.keyword === 'required' || sizeLimit || textLimit ? undefined : codes.find(([re]) => re.test(field));
   if (fieldCode) {
-    const [, code, hint] = fieldCode;
+    const [, make, hint] = fieldCode;
     const key = e.propertyName !== undefined ? ` key ${JSON.stringify(e.propertyName)}` : '';
-    return new QembedError(code, 400, `${where}${key} ${e.message ?? 'is invalid'}${hint ? ` (${hint})` : ''}`);
+    return make(`${where}${key} ${e.message ?? 'is invalid'}${hint ? ` (${hint})` : ''}`);
   }
   switch (e.keyword) {
     case 'minItems':
@@ -80,9 +82,7 @@ export function validationToQembedError(list: AjvError[], context: string, route
       break;
     case 'enum': {
       const allowed = (e.params?.allowedValues as unknown[] | undefined)?.map((v) => JSON.stringify(v)).join(', ');
-      const code = ENUM_CODES[top];
-      const message = `${where} must be one of ${allowed}`;
-      return code ? new QembedError(code, 400, message) : errors.invalidRequest(message);
+      return (ENUM_CODES[top] ?? errors.invalidRequest)(`${where} must be one of ${allowed}`);
     }
     case 'additionalProperties':
       return errors.invalidRequest(`${where} has an unknown property "${String(e.params?.additionalProperty)}"`);
@@ -113,7 +113,7 @@ export function toQembedError(error: FastifyError | Error, route = ''): QembedEr
   if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {
     return errors.malformedJson(`the request body is not valid JSON (${fe.message})`);
   }
-  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new QembedError('QEMBED_INVALID_REQUEST', fe.statusCode, fe.message);
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return new QembedError(errors.invalidRequest('').code, fe.statusCode, fe.message);
   // Storage errors that no store method turned into a QembedError (better-sqlite3 codes).
   const sqlite = (error as { code?: unknown }).code;
   if (sqlite === 'SQLITE_FULL') return errors.storageFull('the database cannot grow; free disk space, then retry');
@@ -121,9 +121,17 @@ export function toQembedError(error: FastifyError | Error, route = ''): QembedEr
   return errors.internal('internal error; see the server log for the request id');
 }
 
+/** The response headers an error's details call for. */
+export function headersOf(e: QembedError): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (e.details.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.details.retryAfterSeconds);
+  if (e.details.allowedMethods) headers.allow = e.details.allowedMethods.join(', ');
+  return headers;
+}
+
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const q = toQembedError(error, request.routeOptions.url ?? '');
   if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: q.code, status: q.statusCode }, q.message);
-  void reply.code(q.statusCode).headers(q.headers).send({ error: { code: q.code, message: q.message } });
+  void reply.code(q.statusCode).headers(headersOf(q)).send({ error: { code: q.code, message: q.message } });
 }

@@ -5,7 +5,7 @@
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { QembedError } from '../errors.js';
+import { errors } from '../errors.js';
 
 export const TRAIN_MODES = ['head', 'full'] as const;
 export const TRAIN_LOSSES = ['distill', 'mnrl'] as const;
@@ -49,20 +49,20 @@ export interface TrainJobSpec {
   output_name: string;
 }
 
-const invalid = (message: string) => new QembedError('QEMBED_INVALID_JOB', 400, message);
+const invalid = (message: string) => errors.invalidJob(message);
 
 /** Resolves `dataset` inside `root`, refusing anything that lands outside it. */
 export function resolveDataset(root: string, dataset: string): string {
-  if (path.isAbsolute(dataset)) throw new QembedError('QEMBED_PATH_OUTSIDE_ROOT', 400, `dataset must be a path relative to the datasets root, not ${JSON.stringify(dataset)}`);
+  if (path.isAbsolute(dataset)) throw errors.pathOutsideRoot(`dataset must be a path relative to the datasets root, not ${JSON.stringify(dataset)}`);
   const rootReal = existsSync(root) ? realpathSync(root) : path.resolve(root);
   const candidate = path.resolve(rootReal, dataset);
   const inside = (p: string) => p === rootReal || p.startsWith(rootReal + path.sep);
-  if (!inside(candidate)) throw new QembedError('QEMBED_PATH_OUTSIDE_ROOT', 400, `dataset ${JSON.stringify(dataset)} is outside the datasets root`);
+  if (!inside(candidate)) throw errors.pathOutsideRoot(`dataset ${JSON.stringify(dataset)} is outside the datasets root`);
   if (!existsSync(candidate) || !statSync(candidate).isDirectory()) {
-    throw new QembedError('QEMBED_DATASET_NOT_FOUND', 404, `no dataset folder ${JSON.stringify(dataset)} under the datasets root`);
+    throw errors.datasetNotFound(`no dataset folder ${JSON.stringify(dataset)} under the datasets root`);
   }
   const real = realpathSync(candidate);
-  if (!inside(real)) throw new QembedError('QEMBED_PATH_OUTSIDE_ROOT', 400, `dataset ${JSON.stringify(dataset)} links outside the datasets root`);
+  if (!inside(real)) throw errors.pathOutsideRoot(`dataset ${JSON.stringify(dataset)} links outside the datasets root`);
   if (!existsSync(path.join(real, 'corpus.jsonl'))) throw invalid(`dataset ${JSON.stringify(dataset)} has no corpus.jsonl (BEIR format expected)`);
   return real;
 }

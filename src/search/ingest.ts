@@ -131,7 +131,7 @@ export async function ingestFile(sink: DocumentSink, file: string, options: Inge
 export function serviceSink(service: SearchService): DocumentSink {
   return {
     async prepare(collection, create) {
-      if (create && !service.store.getCollection(collection)) service.createCollection(collection);
+      if (create && !service.hasCollection(collection)) service.createCollection(collection);
       service.getCollection(collection); // 404 with a clear message when it does not exist
     },
     upsert: (collection, documents) => service.upsertDocuments(collection, documents),

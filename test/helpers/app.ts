@@ -8,7 +8,8 @@ import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
-import { createStore } from '../../src/store/store.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
 import { createTrainJobs, type TrainJobs } from '../../src/jobs/train-jobs.js';
 import { createActivation } from '../../src/models/activation.js';
 import { createModelRegistry, type ModelRegistry } from '../../src/models/registry.js';
@@ -21,6 +22,8 @@ export interface TestApp {
   encoder: Encoder;
   db: Db;
   search: SearchService;
+  /** The storage under `search`, for tests that look at or prepare rows directly. */
+  store: Store;
   config: Config;
   registry: ModelRegistry;
   jobs: TrainJobs;
@@ -41,8 +44,9 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
   const encoder = await createEncoder(await loadBundle(config.modelDir === 'auto' ? FIXTURE_BUNDLE : config.modelDir), config);
   const db = openDatabase({ file: ':memory:' });
   const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
-  const search = createSearchService({ store: createStore(db), encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
-  const activation = createActivation({ registry, search, db });
+  const store = createSqliteStore(db);
+  const search = createSearchService({ store, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const activation = createActivation({ registry, search, meta: store });
   const jobsDb = openDatabase({ file: ':memory:', migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
   const jobs = createTrainJobs(jobsDb);
   const app = await buildApp({
@@ -60,6 +64,7 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     encoder,
     db,
     search,
+    store,
     config,
     registry,
     jobs,

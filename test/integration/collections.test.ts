@@ -12,8 +12,8 @@ const call = (method: Method, url: string, payload?: unknown) => t.app.inject({ 
 
 /** Everything the API can change: collections with their counters, and every stored row. */
 function snapshot(): string {
-  const collections = t.search.store.listCollections();
-  const rows = collections.map((c) => [...t.search.store.iterateDocuments(c.id)].map((d) => ({ ...d, binaryCode: d.binaryCode.toString('hex'), int8Code: d.int8Code.toString('hex') })));
+  const collections = t.store.listCollections();
+  const rows = collections.map((c) => [...t.store.iterateDocuments(c.id)].map((d) => ({ ...d, binaryCode: d.binaryCode.toString('hex'), int8Code: d.int8Code.toString('hex') })));
   return JSON.stringify({ collections, rows, indexes: collections.map((c) => t.search.getCollection(c.name).index) });
 }
 
@@ -135,7 +135,7 @@ describe('documents', () => {
   });
 
   it('refuses writes into a collection bound to another model (409 naming both fingerprints), changing nothing', async () => {
-    t.search.store.createCollection('foreign', 'ffffffffffffffff', t.encoder.dimension);
+    t.store.createCollection('foreign', 'ffffffffffffffff', t.encoder.dimension);
     const e = await refused(409, 'QEMBED_MODEL_MISMATCH', () => call('PUT', '/collections/foreign/documents', { documents: docs(2) }));
     expect(e.message).toContain('ffffffffffffffff');
     expect(e.message).toContain(t.encoder.fingerprint);

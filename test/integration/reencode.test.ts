@@ -9,7 +9,7 @@ import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { openDatabase } from '../../src/store/database.js';
-import { createStore } from '../../src/store/store.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { createTestEncoder } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
 
@@ -39,7 +39,7 @@ beforeAll(async () => {
   };
   active = oldEncoder;
   search = createSearchService({
-    store: createStore(openDatabase({ file: ':memory:' })),
+    store: createSqliteStore(openDatabase({ file: ':memory:' })),
     encoder: () => active,
     encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
   });

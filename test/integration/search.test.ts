@@ -176,7 +176,7 @@ describe('POST /search', () => {
   });
 
   it('refuses to search a collection bound to another model (409 naming both fingerprints)', async () => {
-    t.search.store.createCollection('other-model', '0123456789abcdef', t.encoder.dimension);
+    t.store.createCollection('other-model', '0123456789abcdef', t.encoder.dimension);
     const res = await t.app.inject({ method: 'POST', url: '/search', payload: { collection: 'other-model', query: 'x' } });
     expect(res.statusCode).toBe(409);
     expect(errorOf(res).code).toBe('QEMBED_MODEL_MISMATCH');

@@ -14,7 +14,7 @@ import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 import { QembedError } from '../../src/errors.js';
 import { createSearchService } from '../../src/search/search-service.js';
 import { openDatabase } from '../../src/store/database.js';
-import { createStore } from '../../src/store/store.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
 import { startServer } from '../helpers/server-process.js';
@@ -48,7 +48,7 @@ describe('a re-encoding under a saturated request queue', () => {
     const newEncoder = await createEncoder(await loadBundle(recalibrated(tempDir('qembed-b-'), 'b')), config);
     let active: Encoder = oldEncoder;
     const search = createSearchService({
-      store: createStore(openDatabase({ file: ':memory:' })),
+      store: createSqliteStore(openDatabase({ file: ':memory:' })),
       encoder: () => active,
       encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
     });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
-import { generateOpenApi, openapiFile } from '../../src/http/openapi.js';
+import { generateOpenApi, openapiFile } from '../../src/service.js';
 
 describe('openapi/openapi.json', () => {
   it('is what the route schemas produce (run `npm run openapi` after changing a route)', async () => {

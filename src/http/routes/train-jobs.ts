@@ -1,7 +1,7 @@
 /** Training jobs: queued here, claimed and run by a worker process (python -m qembed_worker work). */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { errors, QembedError } from '../../errors.js';
+import { errors } from '../../errors.js';
 import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobRequest } from '../../jobs/job-spec.js';
 import { JOB_STATES, type JobState, type TrainJob, type TrainJobs } from '../../jobs/train-jobs.js';
 import type { ModelRegistry } from '../../models/registry.js';
@@ -70,7 +70,7 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
     if (!deps.jobs || !deps.registry) throw errors.unavailable('training jobs are not configured in this process');
     return { ...deps.jobs, registry: deps.registry };
   };
-  const notFound = (id: string) => new QembedError('QEMBED_JOB_NOT_FOUND', 404, `no training job ${JSON.stringify(id)}`);
+  const notFound = (id: string) => errors.jobNotFound(`no training job ${JSON.stringify(id)}`);
   const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const;
 
   app.post<{ Body: TrainJobRequest }>(

@@ -1,0 +1,100 @@
+/**
+ * The collections search works on: their rows, the in-memory binary index of each (loaded from
+ * the store on first use, kept in step with every write), the re-encodings under way, and which
+ * loaded encoder holds each collection's codes. The other search modules share this state.
+ */
+import type { Encoder } from '../encoder/encoder.js';
+import { errors } from '../errors.js';
+import type { CollectionRow } from '../store/store.js';
+import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
+import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps } from './types.js';
+
+/** A re-encoding under way (reencode.ts runs it). */
+export interface Migration {
+  target: Encoder;
+  /** The index of the staged codes, swapped in when the re-encoding completes. */
+  index: BinaryIndex;
+  status: ReencodeStatus;
+  running: Promise<ReencodeOutcome>;
+  /** Set by stop(): the loop ends at its next step. */
+  stopped: boolean;
+  /** Wakes a loop waiting to retry, so that stop() does not wait for the backoff. */
+  wake: () => void;
+}
+
+export interface Collections {
+  readonly deps: SearchServiceDeps;
+  /** Loaded indexes by collection id. */
+  readonly indexes: Map<number, BinaryIndex>;
+  /** Re-encodings under way by collection id. */
+  readonly migrations: Map<number, Migration>;
+  /** The collection's row; QEMBED_COLLECTION_NOT_FOUND when there is none. */
+  require(name: string): CollectionRow;
+  /** The encoder whose codes the collection holds; QEMBED_MODEL_MISMATCH when that model is not loaded here. */
+  encoderOf(c: CollectionRow): Encoder;
+  /** The collection's index, loaded from the store when it is not yet. */
+  indexOf(c: CollectionRow): BinaryIndex;
+  info(c: CollectionRow): CollectionInfo;
+}
+
+export function createCollections(deps: SearchServiceDeps): Collections {
+  const { store } = deps;
+  const indexes = new Map<number, BinaryIndex>();
+  const migrations = new Map<number, Migration>();
+
+  const modelState = (c: CollectionRow): ModelState => {
+    const served = deps.encoder().fingerprint;
+    return {
+      state: c.fingerprint === served ? 'served' : 'stale',
+      servedFingerprint: served,
+      searchable: c.fingerprint === served || deps.encoderFor?.(c.fingerprint) !== undefined,
+    };
+  };
+
+  return {
+    deps,
+    indexes,
+    migrations,
+    require(name) {
+      const c = store.getCollection(name);
+      if (!c) throw errors.collectionNotFound(`collection "${name}" does not exist`);
+      return c;
+    },
+    encoderOf(c) {
+      const active = deps.encoder();
+      const encoder = c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
+      if (encoder) return encoder;
+      const m = migrations.get(c.id);
+      const what = m
+        ? `; it is being re-encoded for ${m.status.targetFingerprint} (${m.status.done} of ${m.status.total} documents done): retry when it completes`
+        : `; POST /collections/${c.name}/reencode re-encodes it for the served model`;
+      throw errors.modelMismatch(
+        `collection "${c.name}" holds codes of model ${c.fingerprint}, which is not loaded here; this service runs model ${active.fingerprint} ` +
+          `(${active.bundle.manifest.name})${what}`,
+      );
+    },
+    indexOf(c) {
+      let index = indexes.get(c.id);
+      if (!index) {
+        index = createBinaryIndex(c.dimension / 8, c.document_count, store.iterateBinaryCodes(c.id));
+        indexes.set(c.id, index);
+      }
+      return index;
+    },
+    info(c) {
+      const index = indexes.get(c.id);
+      return {
+        name: c.name,
+        fingerprint: c.fingerprint,
+        dimension: c.dimension,
+        createdAt: c.created_at,
+        documents: c.document_count,
+        payloadBytes: c.payload_bytes,
+        memoryBytes: index ? index.memoryBytes() : null,
+        index: index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones() } : null,
+        reencode: migrations.get(c.id)?.status ?? null,
+        model: modelState(c),
+      };
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Re-encoding a collection for another model from its stored texts, in the background of the
+ * service: the new codes are staged (store: ReencodeStaging) while searches and writes keep
+ * using the current ones, then swapped in atomically (one transaction and one index swap, in one
+ * tick). Staged codes survive a restart, so a re-encoding resumes where it stopped.
+ */
+import type { Encoder } from '../encoder/encoder.js';
+import { errors } from '../errors.js';
+import { createBinaryIndex } from './binary-index.js';
+import type { Collections, Migration } from './collections.js';
+import type { ReencodeOutcome, ReencodeStatus } from './types.js';
+
+/** Documents re-encoded per step: the batcher runs them in small background batches. */
+const REENCODE_STEP = 64;
+/** Waits between retries of a failed step: doubling from the first, capped at the second. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Stages codes step by step until none is missing, then swaps them in within one tick. Runs in
+ * the encoder's background lane (never refused by the queue bound, never ahead of a request).
+ * A failed step (the model thread restarting, the disk full for a while) is retried with a
+ * growing wait, forever: a re-encoding ends when it completes, when its collection is
+ * deleted, or when the service stops; staged codes survive a restart.
+ */
+async function run(collections: Collections, collectionId: number, m: Migration): Promise<ReencodeOutcome> {
+  const { store } = collections.deps;
+  const fp = m.target.fingerprint;
+  let failures = 0;
+  while (!m.stopped) {
+    try {
+      const c = store.getCollectionById(collectionId);
+      if (!c) return 'deleted';
+      const pending = store.pendingReencode(collectionId, fp, REENCODE_STEP);
+      m.status.total = c.document_count;
+      m.status.done = c.document_count - store.countPendingReencode(collectionId, fp);
+      if (pending.length === 0) {
+        // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
+        store.finishReencode(collectionId, fp, m.target.dimension);
+        collections.indexes.set(collectionId, m.index);
+        m.status.done = m.status.total;
+        return 'done';
+      }
+      const { vectors } = await m.target.embed(
+        pending.map((p) => p.text),
+        { inputType: 'document', truncate: true, background: true },
+      );
+      if (m.stopped) return 'stopped';
+      if (!store.getCollectionById(collectionId)) return 'deleted';
+      const rows = pending.map((p, i) => ({
+        rowid: p.rowid,
+        textSha256: p.textSha256,
+        binaryCode: m.target.quantizer.toUbinary(vectors[i]!),
+        int8Code: m.target.quantizer.toInt8(vectors[i]!),
+      }));
+      // Rows come in rowid order, so new documents append to the staged index in order; a row
+      // deleted meanwhile is skipped (and never comes back: rowids are not reused).
+      m.index.reserve(rows.length);
+      const staged = new Set(store.stageCodes(collectionId, fp, rows));
+      for (const r of rows) if (staged.has(r.rowid)) m.index.upsert(r.rowid, r.binaryCode);
+      failures = 0;
+      m.status.lastError = null;
+    } catch (e) {
+      failures++;
+      m.status.retries++;
+      m.status.lastError = (e as Error).message;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
+        timer.unref();
+        m.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+  return 'stopped';
+}
+
+export function reencode(collections: Collections, name: string, target: Encoder): Promise<ReencodeOutcome> {
+  const { store } = collections.deps;
+  const { migrations } = collections;
+  const c = collections.require(name);
+  const running = migrations.get(c.id);
+  if (running) {
+    if (running.target === target) return running.running;
+    throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
+  }
+  if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
+  store.setReencodeTarget(c.id, target.fingerprint);
+  store.clearStaging(c.id, target.fingerprint);
+  // Codes staged before a restart are reused; a document whose text changed since is staged again.
+  const index = createBinaryIndex(target.dimension / 8, c.document_count, store.iterateStagedBinaryCodes(c.id, target.fingerprint));
+  const status: ReencodeStatus = {
+    targetFingerprint: target.fingerprint,
+    done: 0,
+    total: c.document_count,
+    startedAt: new Date().toISOString(),
+    retries: 0,
+    lastError: null,
+  };
+  const migration: Migration = { target, index, status, running: Promise.resolve('done'), stopped: false, wake: () => {} };
+  migrations.set(c.id, migration);
+  migration.running = run(collections, c.id, migration).finally(() => migrations.delete(c.id));
+  return migration.running;
+}
+
+/** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
+export async function stopReencodes(collections: Collections): Promise<void> {
+  const running = [...collections.migrations.values()];
+  for (const m of running) {
+    m.stopped = true;
+    m.wake();
+  }
+  await Promise.allSettled(running.map((m) => m.running));
+}

@@ -1,0 +1,181 @@
+/**
+ * What search offers and takes: its limits, the requests and answers of its operations, and the
+ * SearchService interface that http/, the CLI and the evaluator call. No logic lives here.
+ */
+import type { Encoder } from '../encoder/encoder.js';
+import type { MetadataFilter, Store } from '../store/store.js';
+
+export const TOP_K_MAX = 1000;
+export const RESCORE_MULTIPLIER_MAX = 20;
+export const DOCUMENT_ID_MAX_CHARS = 256;
+/** Document ids: any characters but U+0000 (SQLite's text functions stop there). */
+export const DOCUMENT_ID_PATTERN = '^[^\\u0000]*$';
+/**
+ * Collection names: A-Z a-z 0-9 _ . - (1 to 64), not starting with a dot or a dash, so that
+ * "." and ".." (which clients normalise out of URLs) and option-like names cannot exist.
+ */
+export const COLLECTION_NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$';
+/** Deepest metadata nesting accepted: deeper values are refused before anything is encoded. */
+export const METADATA_MAX_DEPTH = 64;
+/** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
+export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
+export const FILTER_MAX_KEYS = 16;
+export const FIRST_STAGES = ['hamming', 'asymmetric'] as const;
+export type FirstStage = (typeof FIRST_STAGES)[number];
+
+export interface DocumentInput {
+  id: string;
+  text: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface UpsertResult {
+  /** Documents written with new codes (new ids, or a changed text). */
+  upserted: number;
+  /** Documents whose text was unchanged but whose metadata changed (not re-encoded). */
+  metadataUpdated: number;
+  /** Documents already stored with the same text and metadata (skipped). */
+  unchanged: number;
+  /** Input tokens the model saw. */
+  inputTokens: number;
+}
+
+export interface CollectionInfo {
+  name: string;
+  fingerprint: string;
+  dimension: number;
+  createdAt: string;
+  documents: number;
+  /** Bytes of the stored values (ids, texts, metadata, codes, hashes); SQLite overhead not included. */
+  payloadBytes: number;
+  /** Bytes of the in-memory index (null while it is not loaded). */
+  memoryBytes: number | null;
+  index: { documents: number; slots: number; tombstones: number } | null;
+  /** A re-encoding for another model in progress (searches use the current codes meanwhile). */
+  reencode: ReencodeStatus | null;
+  /** Whether its codes are the served model's, and whether they can be searched now. */
+  model: ModelState;
+}
+
+export interface ModelState {
+  /** served: its codes are the served model's; stale: another model's (re-encoding or not). */
+  state: 'served' | 'stale';
+  /** The served model's fingerprint. */
+  servedFingerprint: string;
+  /** The model of its codes is loaded: searches and writes work (on the old codes when stale). */
+  searchable: boolean;
+}
+
+/** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */
+export type ReencodeOutcome = 'done' | 'deleted' | 'stopped';
+
+export interface ReencodeStatus {
+  targetFingerprint: string;
+  /** Documents with codes of the target model. */
+  done: number;
+  total: number;
+  startedAt: string;
+  /** Batches that failed and were retried (the re-encoding never gives up on its own). */
+  retries: number;
+  /** The last failure, until a batch succeeds again. */
+  lastError: string | null;
+}
+
+export interface SearchRequest {
+  collection: string;
+  query?: string;
+  vector?: readonly number[];
+  /**
+   * The model (fingerprint or name) the client expects the collection's codes to be from; for a
+   * `vector`, the model that computed it (default: the served model, as /encode returns).
+   */
+  model?: string;
+  topK?: number;
+  rescoreMultiplier?: number;
+  rescore?: boolean;
+  /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (asymmetric.ts). */
+  firstStage?: FirstStage;
+  filter?: MetadataFilter;
+}
+
+export interface SearchHit {
+  id: string;
+  score: number;
+  text: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface SearchStats {
+  documentsScanned: number;
+  candidates: number;
+  candidatesRescored: number;
+  encodeMs: number;
+  filterMs: number;
+  firstStageMs: number;
+  rescoreMs: number;
+}
+
+export interface SearchResponse {
+  hits: SearchHit[];
+  stats: SearchStats;
+}
+
+export interface StoredDocumentView {
+  id: string;
+  text: string;
+  metadata: Record<string, unknown>;
+  updatedAt: string;
+}
+
+export interface CheckReport {
+  collection: string;
+  documents: number;
+  indexed: number;
+  problems: string[];
+}
+
+export interface SearchService {
+  createCollection(name: string): CollectionInfo;
+  listCollections(): CollectionInfo[];
+  getCollection(name: string): CollectionInfo;
+  /** Whether a collection of that name exists. */
+  hasCollection(name: string): boolean;
+  /**
+   * The model a collection's re-encoding was started for and has not finished (running, or
+   * interrupted by a restart), or null.
+   */
+  reencodeTarget(name: string): string | null;
+  deleteCollection(name: string): { name: string; documents: number };
+  upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: { truncate?: boolean }): Promise<UpsertResult>;
+  getDocument(collection: string, id: string): StoredDocumentView;
+  deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
+  search(request: SearchRequest): Promise<SearchResponse>;
+  /** Loads every collection's index now (at start, to fail fast); returns the documents loaded. */
+  loadIndexes(): number;
+  /**
+   * Re-encodes a collection's stored texts with `target` in the background of the service:
+   * the new codes are staged while searches and writes keep using the current ones, then
+   * swapped in atomically (one transaction and one index swap, in one tick). Resolves when the
+   * collection is bound to `target` (or was deleted meanwhile).
+   */
+  reencode(collection: string, target: Encoder): Promise<ReencodeOutcome>;
+  /** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
+  stopBackground(): Promise<void>;
+  /**
+   * Compares a collection's in-memory index with its rows (rowids and binary codes, in order),
+   * and the rows with their invariants (code lengths, text hashes, counters). With `reencode`,
+   * also re-encodes every text and checks that the stored codes are its codes.
+   */
+  check(collection: string, options?: { reencode?: boolean }): Promise<CheckReport>;
+}
+
+export interface SearchServiceDeps {
+  store: Store;
+  /** The active encoder: new collections are bound to it. */
+  encoder: () => Encoder;
+  /**
+   * A loaded encoder by fingerprint (the active one, or an older one kept while collections
+   * bound to it are re-encoded). Defaults to the active encoder only.
+   */
+  encoderFor?: (fingerprint: string) => Encoder | undefined;
+}
