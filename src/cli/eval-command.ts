@@ -8,7 +8,7 @@ import { loadBeirDataset } from '../datasets/beir.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder } from '../encoder/encoder.js';
 import { runEvaluation } from '../eval/evaluate.js';
-import { firstStageTable, markdownTable, resultFor, retentionChartSvg } from '../eval/report.js';
+import { firstStageTable, markdownTable, resultFor, retentionChartSvg, summarize } from '../eval/report.js';
 import { recordEvaluation } from '../models/evaluation-record.js';
 
 export const EVAL_HELP = `usage: qembed eval --dataset DIR [options]
@@ -91,7 +91,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   const tables = `${markdownTable(report)}\n\n${firstStageTable(report)}\n`;
   if (values.markdown) write(values.markdown, tables);
   if (values.chart) write(values.chart, retentionChartSvg([report]));
-  if (values.record) process.stderr.write(`eval: figures recorded in ${recordEvaluation(modelDirForTools(config), report)}\n`);
+  if (values.record) process.stderr.write(`eval: figures recorded in ${recordEvaluation(modelDirForTools(config), report.model.fingerprint, report.dataset.name, summarize(report))}\n`);
   process.stdout.write(`\n${report.dataset.name} (${report.dataset.documents} documents, ${report.dataset.judged_queries} judged queries), model ${report.model.name} ${report.model.fingerprint}\n\n${tables}`);
 
   if (floor !== undefined) {

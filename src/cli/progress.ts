@@ -1,5 +1,5 @@
 /** A one-line progress bar on stderr: done/total, docs/s, ETA. Redrawn in place on a terminal. */
-import type { IngestProgress } from '../search/ingest.js';
+import type { IngestProgress } from './ingest-file.js';
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 

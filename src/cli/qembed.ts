@@ -18,7 +18,7 @@ import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder, type Encoder } from '../encoder/encoder.js';
 import { QembedError } from '../errors.js';
-import { type DocumentSink, ingestFile, serviceSink } from '../search/ingest.js';
+import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
 import { createSearchService, type DocumentInput, type UpsertResult } from '../search/search-service.js';
 import { openDatabase } from '../store/database.js';
 import { createSqliteStore } from '../store/sqlite/sqlite-store.js';

@@ -1,4 +1,5 @@
 /** The evaluation report: JSON schema (docs/quality.md), Markdown table and SVG chart. */
+import type { EvaluationSummary } from '../models/evaluation-record.js';
 
 export const MODES = ['float32', 'int8', 'binary', 'binary+int8'] as const;
 export type Mode = (typeof MODES)[number];
@@ -152,4 +153,22 @@ export function retentionChartSvg(reports: EvalReport[]): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+const round4 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 1e4) / 1e4);
+
+/** The headline figures of a report, as a bundle records them (models/evaluation-record.ts). */
+export function summarize(report: EvalReport): EvaluationSummary {
+  const rescored = resultFor(report, 'binary+int8', 4);
+  const binary = resultFor(report, 'binary');
+  return {
+    evaluated_at: report.created_at,
+    documents: report.dataset.documents,
+    judged_queries: report.dataset.judged_queries,
+    'float32_ndcg@10': round4(resultFor(report, 'float32')?.['ndcg@10']) ?? 0,
+    'binary+int8@4_retention': round4(rescored?.retention),
+    'binary+int8@4_fidelity@10': round4(rescored?.['fidelity@10']),
+    binary_retention: round4(binary?.retention),
+    'binary_fidelity@10': round4(binary?.['fidelity@10']),
+  };
 }

@@ -6,7 +6,6 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type EvalReport, resultFor } from '../eval/report.js';
 
 export const EVALUATION_FILE = 'evaluation.json';
 
@@ -29,23 +28,6 @@ export interface EvaluationRecord {
   datasets: Record<string, EvaluationSummary>;
 }
 
-const round4 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 1e4) / 1e4);
-
-export function summarize(report: EvalReport): EvaluationSummary {
-  const rescored = resultFor(report, 'binary+int8', 4);
-  const binary = resultFor(report, 'binary');
-  return {
-    evaluated_at: report.created_at,
-    documents: report.dataset.documents,
-    judged_queries: report.dataset.judged_queries,
-    'float32_ndcg@10': round4(resultFor(report, 'float32')?.['ndcg@10']) ?? 0,
-    'binary+int8@4_retention': round4(rescored?.retention),
-    'binary+int8@4_fidelity@10': round4(rescored?.['fidelity@10']),
-    binary_retention: round4(binary?.retention),
-    'binary_fidelity@10': round4(binary?.['fidelity@10']),
-  };
-}
-
 /** The bundle's recorded figures, or null when there are none for this fingerprint. */
 export function readEvaluation(bundleDir: string, fingerprint: string): EvaluationRecord | null {
   const file = path.join(bundleDir, EVALUATION_FILE);
@@ -60,10 +42,9 @@ export function readEvaluation(bundleDir: string, fingerprint: string): Evaluati
 }
 
 /** Adds (or replaces) one dataset's figures; written to a temporary file and renamed. */
-export function recordEvaluation(bundleDir: string, report: EvalReport): string {
-  const fingerprint = report.model.fingerprint;
+export function recordEvaluation(bundleDir: string, fingerprint: string, dataset: string, summary: EvaluationSummary): string {
   const record = readEvaluation(bundleDir, fingerprint) ?? { fingerprint, datasets: {} };
-  record.datasets[report.dataset.name] = summarize(report);
+  record.datasets[dataset] = summary;
   const file = path.join(bundleDir, EVALUATION_FILE);
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseRecord } from '../../src/search/ingest.js';
+import { parseRecord } from '../../src/cli/ingest-file.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { startServer } from '../helpers/server-process.js';
 

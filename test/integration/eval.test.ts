@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBeirDataset } from '../../src/datasets/beir.js';
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { runEvaluation } from '../../src/eval/evaluate.js';
-import type { EvalReport } from '../../src/eval/report.js';
-import { readEvaluation, summarize } from '../../src/models/evaluation-record.js';
+import { type EvalReport, summarize } from '../../src/eval/report.js';
+import { readEvaluation } from '../../src/models/evaluation-record.js';
 import { createTestEncoder, FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
 

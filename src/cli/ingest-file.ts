@@ -13,7 +13,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { DatasetError, documentText, parseDocumentLine } from '../datasets/beir.js';
-import type { DocumentInput, SearchService, UpsertResult } from './search-service.js';
+import type { DocumentInput, SearchService, UpsertResult } from '../search/search-service.js';
 
 /** Where batches go: the service in this process, or a server over HTTP. */
 export interface DocumentSink {
