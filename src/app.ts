@@ -22,7 +22,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes, type ModelsDeps } from './http/routes/models.js';
 import { searchRoutes } from './http/routes/search.js';
 import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js';
-import { errorResponseSchema } from './http/schemas.js';
+import { errorResponseSchema } from './http/schemas/errors.js';
 import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
 import type { SearchService } from './search/search-service.js';
@@ -206,12 +206,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
-  healthRoutes(app, { encoder: deps.encoder, db: deps.db, shuttingDown, served: deps.served });
-  encodeRoutes(app, { encoder: deps.encoder, limits });
-  collectionRoutes(app, { search, activation: deps.models?.activation });
-  documentRoutes(app, { search, limits });
-  searchRoutes(app, { search, limits });
-  modelRoutes(app, { models: deps.models });
-  trainJobRoutes(app, { jobs: deps.jobs, registry: deps.models?.registry });
+  await app.register(healthRoutes, { encoder: deps.encoder, db: deps.db, shuttingDown, served: deps.served });
+  await app.register(encodeRoutes, { encoder: deps.encoder, limits });
+  await app.register(collectionRoutes, { search, activation: deps.models?.activation });
+  await app.register(documentRoutes, { search, limits });
+  await app.register(searchRoutes, { search, limits });
+  await app.register(modelRoutes, { models: deps.models });
+  await app.register(trainJobRoutes, { jobs: deps.jobs, registry: deps.models?.registry });
   return app;
 }

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Encoder } from '../../encoder/encoder.js';
 import { Counter, Gauge, Histogram, Registry } from '../metrics.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses } from '../schemas/errors.js';
 
 export interface GaugeSource {
   name: string;

@@ -1,21 +1,10 @@
 /** Collections: create (bound to the served model), list, describe, re-encode, delete. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { errors } from '../../errors.js';
 import type { Activation } from '../../models/activation.js';
-import { COLLECTION_NAME_PATTERN, type CollectionInfo, type SearchService } from '../../search/search-service.js';
-import { errorResponses } from '../schemas.js';
-
-export const collectionNameSchema = {
-  type: 'string',
-  pattern: COLLECTION_NAME_PATTERN,
-  description: 'Collection name: 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -',
-} as const;
-
-export const collectionParamsSchema = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: collectionNameSchema },
-} as const;
+import type { CollectionInfo, SearchService } from '../../search/search-service.js';
+import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
+import { errorResponses } from '../schemas/errors.js';
 
 const collectionSchema = {
   type: 'object',
@@ -111,7 +100,7 @@ function staleAction(c: CollectionInfo): string {
   );
 }
 
-export function collectionRoutes(app: FastifyInstance, deps: { search: SearchService; activation?: Activation }): void {
+export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activation?: Activation }> = async (app, deps) => {
   const { search } = deps;
 
   app.post<{ Body: { name: string } }>(
@@ -204,4 +193,4 @@ export function collectionRoutes(app: FastifyInstance, deps: { search: SearchSer
       return { name: r.name, deleted_documents: r.documents };
     },
   );
-}
+};

@@ -1,10 +1,10 @@
 /** Documents of a collection: batch upsert, get one, delete one, delete many. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { errors } from '../../errors.js';
 import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type SearchService } from '../../search/search-service.js';
-import { errorResponses } from '../schemas.js';
-import { collectionNameSchema, collectionParamsSchema } from './collections.js';
-import { type EncodeLimits, textSchema } from './encode.js';
+import { errorResponses } from '../schemas/errors.js';
+import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
+import { type EncodeLimits, textSchema } from '../schemas/texts.js';
 
 /** Most ids accepted by POST /collections/{name}/documents/delete. */
 export const DELETE_MAX_IDS = 10_000;
@@ -45,7 +45,7 @@ const documentParamsSchema = {
   properties: { name: collectionNameSchema, id: documentIdSchema },
 } as const;
 
-export function documentRoutes(app: FastifyInstance, deps: { search: SearchService; limits: EncodeLimits }): void {
+export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
   const { search, limits } = deps;
 
   app.put<{ Params: { name: string }; Body: UpsertBody }>(
@@ -172,4 +172,4 @@ export function documentRoutes(app: FastifyInstance, deps: { search: SearchServi
       return { deleted: r.deleted.length, not_found: r.notFound };
     },
   );
-}
+};

@@ -1,16 +1,13 @@
 /** POST /encode: texts → embeddings at the requested precision. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { InputType } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { errors } from '../../errors.js';
 import { bytesPerVector, PRECISIONS, type Precision } from '../../quantization/quantize.js';
 import { ENCODINGS, serializeVector, type VectorEncoding } from '../../quantization/serialize.js';
-import { errorResponses, modelRefSchema } from '../schemas.js';
-
-export interface EncodeLimits {
-  maxInputs: number;
-  maxInputChars: number;
-}
+import { errorResponses } from '../schemas/errors.js';
+import { modelRefSchema } from '../schemas/models.js';
+import { type EncodeLimits, textSchema } from '../schemas/texts.js';
 
 interface EncodeBody {
   inputs: string | string[];
@@ -19,10 +16,6 @@ interface EncodeBody {
   encoding?: VectorEncoding;
   truncate?: boolean;
   model?: string;
-}
-
-export function textSchema(maxChars: number) {
-  return { type: 'string', minLength: 1, maxLength: maxChars } as const;
 }
 
 export function encodeBodySchema(limits: EncodeLimits) {
@@ -85,7 +78,7 @@ const encodeResponseSchema = {
   },
 } as const;
 
-export function encodeRoutes(app: FastifyInstance, deps: { encoder: () => Encoder; limits: EncodeLimits }): void {
+export const encodeRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
   app.post<{ Body: EncodeBody }>(
     '/encode',
     {
@@ -124,4 +117,4 @@ export function encodeRoutes(app: FastifyInstance, deps: { encoder: () => Encode
       };
     },
   );
-}
+};

@@ -2,7 +2,7 @@
  * GET /health: 200 when the model answers and the database accepts writes, 503 otherwise. It
  * also says which processor the encoder runs on and how the encoder was chosen.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { currentCpu, KERNEL_FEATURES } from '../../encoder/cpu.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import type { ServedModel } from '../../models/encoder-choice.js';
@@ -99,7 +99,7 @@ const healthSchema = {
   },
 } as const;
 
-export function healthRoutes(app: FastifyInstance, deps: { encoder: () => Encoder; db: Db; shuttingDown: () => boolean; served?: ServedModel }): void {
+export const healthRoutes: FastifyPluginAsync<{ encoder: () => Encoder; db: Db; shuttingDown: () => boolean; served?: ServedModel }> = async (app, deps) => {
   app.get(
     '/health',
     { schema: { tags: ['health'], summary: 'Liveness and readiness', response: { 200: healthSchema, 503: healthSchema } } },
@@ -149,7 +149,7 @@ export function healthRoutes(app: FastifyInstance, deps: { encoder: () => Encode
       };
     },
   );
-}
+};
 
 function encoderOrigin(encoder: Encoder, served: ServedModel | undefined) {
   if (!served) return {};

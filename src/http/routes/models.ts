@@ -1,9 +1,10 @@
 /** Model bundles: list them, and switch the served one without dropping requests. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { errors } from '../../errors.js';
 import type { Activation } from '../../models/activation.js';
 import type { ModelRegistry } from '../../models/registry.js';
-import { errorResponses, modelRefSchema } from '../schemas.js';
+import { errorResponses } from '../schemas/errors.js';
+import { modelRefSchema } from '../schemas/models.js';
 
 const modelSchema = {
   type: 'object',
@@ -28,7 +29,7 @@ export interface ModelsDeps {
   models?: { registry: ModelRegistry; activation: Activation };
 }
 
-export function modelRoutes(app: FastifyInstance, deps: ModelsDeps): void {
+export const modelRoutes: FastifyPluginAsync<ModelsDeps> = async (app, deps) => {
   const need = () => {
     if (!deps.models) throw errors.unavailable('model management is not configured in this process');
     return deps.models;
@@ -77,4 +78,4 @@ export function modelRoutes(app: FastifyInstance, deps: ModelsDeps): void {
     },
     async (request) => need().activation.activate(request.params.fingerprint),
   );
-}
+};

@@ -1,5 +1,5 @@
 /** POST /search: binary first stage over the collection's index, then int8 rescoring. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import {
   FILTER_KEY_PATTERN,
   FILTER_MAX_KEYS,
@@ -10,9 +10,9 @@ import {
   TOP_K_MAX,
 } from '../../search/search-service.js';
 import type { MetadataFilter } from '../../store/store.js';
-import { errorResponses } from '../schemas.js';
-import { collectionNameSchema } from './collections.js';
-import { type EncodeLimits, textSchema } from './encode.js';
+import { errorResponses } from '../schemas/errors.js';
+import { collectionNameSchema } from '../schemas/collections.js';
+import { type EncodeLimits, textSchema } from '../schemas/texts.js';
 
 interface SearchBody {
   collection: string;
@@ -40,7 +40,7 @@ const statsSchema = {
   },
 } as const;
 
-export function searchRoutes(app: FastifyInstance, deps: { search: SearchService; limits: EncodeLimits }): void {
+export const searchRoutes: FastifyPluginAsync<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
   app.post<{ Body: SearchBody }>(
     '/search',
     {
@@ -156,4 +156,4 @@ export function searchRoutes(app: FastifyInstance, deps: { search: SearchService
       };
     },
   );
-}
+};

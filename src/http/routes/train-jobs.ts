@@ -1,11 +1,11 @@
 /** Training jobs: queued here, claimed and run by a worker process (python -m qembed_worker work). */
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { errors } from '../../errors.js';
 import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobRequest } from '../../jobs/job-spec.js';
 import { JOB_STATES, type JobState, type TrainJob, type TrainJobs } from '../../jobs/train-jobs.js';
 import type { ModelRegistry } from '../../models/registry.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses } from '../schemas/errors.js';
 
 export interface TrainJobsDeps {
   jobs?: { jobs: TrainJobs; datasetsDir: string };
@@ -65,7 +65,7 @@ function publicView(job: TrainJob): TrainJob {
   return { ...job, spec: { ...spec, base_model: { fingerprint: base_model.fingerprint, name: base_model.name } }, result } as TrainJob;
 }
 
-export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void {
+export const trainJobRoutes: FastifyPluginAsync<TrainJobsDeps> = async (app, deps) => {
   const need = () => {
     if (!deps.jobs || !deps.registry) throw errors.unavailable('training jobs are not configured in this process');
     return { ...deps.jobs, registry: deps.registry };
@@ -145,4 +145,4 @@ export function trainJobRoutes(app: FastifyInstance, deps: TrainJobsDeps): void 
       return publicView(job);
     },
   );
-}
+};

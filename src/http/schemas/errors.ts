@@ -1,4 +1,4 @@
-/** Shared JSON schemas: they validate requests, type handlers and produce openapi/openapi.json. */
+/** The error response every route shares, and the error statuses a route declares. */
 
 export const errorResponseSchema = {
   $id: 'ErrorResponse',
@@ -39,11 +39,3 @@ export function errorResponses(...given: number[]): Record<number, unknown> {
   return Object.fromEntries(statuses.map((s) => [s, { description: describe[s] ?? 'Error', ...errorRef }]));
 }
 
-export const modelRefSchema = {
-  type: 'object',
-  required: ['name', 'fingerprint'],
-  properties: {
-    name: { type: 'string' },
-    fingerprint: { type: 'string', description: 'Names the model bundle (weights + calibration)' },
-  },
-} as const;
