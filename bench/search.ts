@@ -32,7 +32,7 @@ import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
 import { createQuantizer, type Quantizer } from '../src/quantization/quantize.js';
-import { createBinaryIndex } from '../src/search/binary-index.js';
+import { createBinaryIndex } from '../src/store/memory-index/binary-index.js';
 import { queryPlanes } from '../src/search/asymmetric.js';
 import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';

@@ -15,11 +15,11 @@ export async function check(collections: Collections, name: string, options: { r
     if (problems.length < 100) problems.push(p);
   };
   // Synchronous: the index and the rows are compared at one instant.
-  const index = collections.indexOf(c);
   const counted = store.recount(c.id);
   if (counted.documents !== c.document_count) problem(`document_count is ${c.document_count} but the collection has ${counted.documents} rows`);
   if (counted.payloadBytes !== c.payload_bytes) problem(`payload_bytes is ${c.payload_bytes} but the rows hold ${counted.payloadBytes}`);
-  const entries = index.entries();
+  const entries = store.indexEntries(c.id);
+  let indexed = 0;
   const toRecheck: { id: string; text: string; binary: Buffer; int8: Buffer }[] = [];
   let documents = 0;
   for (const d of store.iterateDocuments(c.id)) {
@@ -29,12 +29,20 @@ export async function check(collections: Collections, name: string, options: { r
     if (sha256(d.text) !== d.textSha256) problem(`document "${d.docId}": text_sha256 does not match its text`);
     const e = entries.next();
     if (e.done) problem(`document "${d.docId}" (rowid ${d.rowid}) is missing from the index`);
-    else if (e.value.rowid !== d.rowid) problem(`index slot holds rowid ${e.value.rowid} where the database has ${d.rowid} ("${d.docId}")`);
-    else if (!Buffer.from(e.value.code).equals(d.binaryCode)) problem(`document "${d.docId}": the index holds another binary code than the database`);
+    else {
+      indexed++;
+      if (e.value.rowid !== d.rowid) problem(`index slot holds rowid ${e.value.rowid} where the database has ${d.rowid} ("${d.docId}")`);
+      else if (!Buffer.from(e.value.code).equals(d.binaryCode)) problem(`document "${d.docId}": the index holds another binary code than the database`);
+    }
     if (options.reencode) toRecheck.push({ id: d.docId, text: d.text, binary: d.binaryCode, int8: d.int8Code });
   }
-  for (let e = entries.next(); !e.done; e = entries.next()) problem(`the index holds rowid ${e.value.rowid}, which the database does not`);
-  if (index.size() !== documents) problem(`the index holds ${index.size()} documents, the database ${documents}`);
+  for (let e = entries.next(); !e.done; e = entries.next()) {
+    indexed++;
+    problem(`the index holds rowid ${e.value.rowid}, which the database does not`);
+  }
+  const stats = store.indexStats(c.id);
+  if (stats && stats.documents !== indexed) problem(`the index counts ${stats.documents} documents but holds ${indexed}`);
+  if (indexed !== documents) problem(`the index holds ${indexed} documents, the database ${documents}`);
 
   if (options.reencode && toRecheck.length > 0) {
     const encoder = collections.encoderOf(c);
@@ -50,7 +58,7 @@ export async function check(collections: Collections, name: string, options: { r
       });
     }
   }
-  return { collection: name, documents, indexed: index.size(), problems };
+  return { collection: name, documents, indexed, problems };
 }
 
 /**

@@ -1,19 +1,15 @@
 /**
- * The collections search works on: their rows, the in-memory binary index of each (loaded from
- * the store on first use, kept in step with every write), the re-encodings under way, and which
- * loaded encoder holds each collection's codes. The other search modules share this state.
+ * The collections search works on: their rows, the re-encodings under way, and which loaded
+ * encoder holds each collection's codes. The other search modules share this state.
  */
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import type { CollectionRow } from '../store/store.js';
-import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
 import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps } from './types.js';
 
 /** A re-encoding under way (reencode.ts runs it). */
 export interface Migration {
   target: Encoder;
-  /** The index of the staged codes, swapped in when the re-encoding completes. */
-  index: BinaryIndex;
   status: ReencodeStatus;
   running: Promise<ReencodeOutcome>;
   /** Set by stop(): the loop ends at its next step. */
@@ -24,22 +20,17 @@ export interface Migration {
 
 export interface Collections {
   readonly deps: SearchServiceDeps;
-  /** Loaded indexes by collection id. */
-  readonly indexes: Map<number, BinaryIndex>;
   /** Re-encodings under way by collection id. */
   readonly migrations: Map<number, Migration>;
   /** The collection's row; QEMBED_COLLECTION_NOT_FOUND when there is none. */
   require(name: string): CollectionRow;
   /** The encoder whose codes the collection holds; QEMBED_MODEL_MISMATCH when that model is not loaded here. */
   encoderOf(c: CollectionRow): Encoder;
-  /** The collection's index, loaded from the store when it is not yet. */
-  indexOf(c: CollectionRow): BinaryIndex;
   info(c: CollectionRow): CollectionInfo;
 }
 
 export function createCollections(deps: SearchServiceDeps): Collections {
   const { store } = deps;
-  const indexes = new Map<number, BinaryIndex>();
   const migrations = new Map<number, Migration>();
 
   const modelState = (c: CollectionRow): ModelState => {
@@ -53,7 +44,6 @@ export function createCollections(deps: SearchServiceDeps): Collections {
 
   return {
     deps,
-    indexes,
     migrations,
     require(name) {
       const c = store.getCollection(name);
@@ -73,16 +63,8 @@ export function createCollections(deps: SearchServiceDeps): Collections {
           `(${active.bundle.manifest.name})${what}`,
       );
     },
-    indexOf(c) {
-      let index = indexes.get(c.id);
-      if (!index) {
-        index = createBinaryIndex(c.dimension / 8, c.document_count, store.iterateBinaryCodes(c.id));
-        indexes.set(c.id, index);
-      }
-      return index;
-    },
     info(c) {
-      const index = indexes.get(c.id);
+      const index = store.indexStats(c.id);
       return {
         name: c.name,
         fingerprint: c.fingerprint,
@@ -90,8 +72,8 @@ export function createCollections(deps: SearchServiceDeps): Collections {
         createdAt: c.created_at,
         documents: c.document_count,
         payloadBytes: c.payload_bytes,
-        memoryBytes: index ? index.memoryBytes() : null,
-        index: index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones() } : null,
+        memoryBytes: index ? index.memoryBytes : null,
+        index: index ? { documents: index.documents, slots: index.slots, tombstones: index.tombstones } : null,
         reencode: migrations.get(c.id)?.status ?? null,
         model: modelState(c),
       };

@@ -4,8 +4,8 @@
  * batch; the checks here are those a schema cannot express (duplicate ids, nesting depth).
  *
  * Consistency: a write encodes first (async), then runs ONE synchronous transaction for the
- * batch and updates the in-memory index in the same tick right after the commit, so a search
- * sees each batch entirely or not at all.
+ * batch, after which the store's first stage has it in the same tick, so a search sees each
+ * batch entirely or not at all.
  */
 import { createHash } from 'node:crypto';
 import { errors } from '../errors.js';
@@ -88,10 +88,7 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
   // From here to the end: synchronous. Room first, so that applying the commit cannot fail.
   // The collection may have switched models (a re-encoding finished) while we encoded.
   if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
-  const index = collections.indexes.get(c.id);
-  index?.reserve(writes.length);
-  const rowids = store.writeBatch(c.id, writes, metadataOnly);
-  if (index) rowids.forEach((rowid, i) => index.upsert(rowid, writes[i]!.binaryCode));
+  store.writeBatch(c.id, writes, metadataOnly);
   return { upserted: writes.length, metadataUpdated: metadataOnly.length, unchanged, inputTokens };
 }
 
@@ -117,11 +114,7 @@ export function getDocument(collections: Collections, name: string, id: string):
 
 export function deleteDocuments(collections: Collections, name: string, ids: readonly string[]): { deleted: string[]; notFound: string[] } {
   const c = collections.require(name);
-  const { rowids, deleted } = collections.deps.store.deleteDocuments(c.id, ids);
-  const index = collections.indexes.get(c.id);
-  if (index) for (const rowid of rowids) index.remove(rowid);
-  const staged = collections.migrations.get(c.id)?.index;
-  if (staged) for (const rowid of rowids) staged.remove(rowid);
+  const { deleted } = collections.deps.store.deleteDocuments(c.id, ids);
   const gone = new Set(deleted);
   return { deleted, notFound: ids.filter((id) => !gone.has(id)) };
 }

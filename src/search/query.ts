@@ -4,7 +4,7 @@
  * with the float32 query against their int8 codes, then the hits' texts and metadata.
  *
  * From the end of the encoding to the answer everything is synchronous: one consistent view of
- * the index and the rows (writes commit and update the index within one tick: documents.ts).
+ * the first stage and the rows (the store applies a write to both in one tick).
  */
 import { errors } from '../errors.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
@@ -73,7 +73,6 @@ export async function search(collections: Collections, request: SearchRequest, a
     if (attempt > 1) throw errors.conflict(`collection "${request.collection}" switched models during the search; retry`);
     return search(collections, request, attempt + 1);
   }
-  const index = collections.indexOf(now);
   const t1 = performance.now();
   const restrict = filter ? store.filterRowids(c.id, filter) : undefined;
   const filterMs = filter ? elapsed(t1) : 0;
@@ -82,9 +81,7 @@ export async function search(collections: Collections, request: SearchRequest, a
   const asymmetric = request.firstStage === 'asymmetric';
   const planes = asymmetric ? queryPlanes(query) : undefined;
   const first =
-    index.size() === 0 || restrict?.length === 0
-      ? { rowids: [], distances: [], scanned: restrict ? 0 : index.size() }
-      : index.search(encoder.quantizer.toUbinary(query), k, restrict, planes);
+store.nearest(c.id, encoder.quantizer.toUbinary(query), k, restrict, planes);
   const firstStageMs = elapsed(t2);
 
   const t3 = performance.now();

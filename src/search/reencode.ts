@@ -1,12 +1,11 @@
 /**
  * Re-encoding a collection for another model from its stored texts, in the background of the
  * service: the new codes are staged (store: ReencodeStaging) while searches and writes keep
- * using the current ones, then swapped in atomically (one transaction and one index swap, in one
- * tick). Staged codes survive a restart, so a re-encoding resumes where it stopped.
+ * using the current ones, then swapped in atomically (one synchronous store call: the rows and
+ * the first stage in one tick). Staged codes survive a restart, so a re-encoding resumes where it stopped.
  */
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
-import { createBinaryIndex } from './binary-index.js';
 import type { Collections, Migration } from './collections.js';
 import type { ReencodeOutcome, ReencodeStatus } from './types.js';
 
@@ -37,7 +36,6 @@ async function run(collections: Collections, collectionId: number, m: Migration)
       if (pending.length === 0) {
         // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
         store.finishReencode(collectionId, fp, m.target.dimension);
-        collections.indexes.set(collectionId, m.index);
         m.status.done = m.status.total;
         return 'done';
       }
@@ -53,11 +51,8 @@ async function run(collections: Collections, collectionId: number, m: Migration)
         binaryCode: m.target.quantizer.toUbinary(vectors[i]!),
         int8Code: m.target.quantizer.toInt8(vectors[i]!),
       }));
-      // Rows come in rowid order, so new documents append to the staged index in order; a row
-      // deleted meanwhile is skipped (and never comes back: rowids are not reused).
-      m.index.reserve(rows.length);
-      const staged = new Set(store.stageCodes(collectionId, fp, rows));
-      for (const r of rows) if (staged.has(r.rowid)) m.index.upsert(r.rowid, r.binaryCode);
+      // A row deleted meanwhile is skipped by the store (and never comes back: rowids are not reused).
+      store.stageCodes(collectionId, fp, rows);
       failures = 0;
       m.status.lastError = null;
     } catch (e) {
@@ -87,10 +82,8 @@ export function reencode(collections: Collections, name: string, target: Encoder
     throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
   }
   if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
-  store.setReencodeTarget(c.id, target.fingerprint);
-  store.clearStaging(c.id, target.fingerprint);
   // Codes staged before a restart are reused; a document whose text changed since is staged again.
-  const index = createBinaryIndex(target.dimension / 8, c.document_count, store.iterateStagedBinaryCodes(c.id, target.fingerprint));
+  store.beginStaging(c.id, target.fingerprint, target.dimension);
   const status: ReencodeStatus = {
     targetFingerprint: target.fingerprint,
     done: 0,
@@ -99,7 +92,7 @@ export function reencode(collections: Collections, name: string, target: Encoder
     retries: 0,
     lastError: null,
   };
-  const migration: Migration = { target, index, status, running: Promise.resolve('done'), stopped: false, wake: () => {} };
+  const migration: Migration = { target, status, running: Promise.resolve('done'), stopped: false, wake: () => {} };
   migrations.set(c.id, migration);
   migration.running = run(collections, c.id, migration).finally(() => migrations.delete(c.id));
   return migration.running;

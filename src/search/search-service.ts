@@ -3,13 +3,12 @@
  * consistency check, over a Store and the loaded encoders. Knows nothing of HTTP. Each job
  * lives in its own module; this one composes them behind the SearchService interface.
  *
- *   collections.ts  rows, in-memory indexes, which encoder holds a collection's codes
+ *   collections.ts  rows, re-encodings under way, which encoder holds a collection's codes
  *   documents.ts    upsert planning and writes, reads and deletes by id
  *   query.ts        the query pipeline (first stage, int8 rescoring, hits)
  *   reencode.ts     re-encoding for another model in the background
  *   check.ts        the consistency check
  */
-import { createBinaryIndex } from './binary-index.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
 import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
@@ -28,9 +27,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
   return {
     createCollection(name) {
       const encoder = deps.encoder();
-      const c = store.createCollection(name, encoder.fingerprint, encoder.dimension);
-      collections.indexes.set(c.id, createBinaryIndex(c.dimension / 8));
-      return collections.info(c);
+      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension));
     },
     listCollections: () => store.listCollections().map(collections.info),
     getCollection: (name) => collections.info(collections.require(name)),
@@ -39,18 +36,13 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     deleteCollection(name) {
       const c = collections.require(name);
       store.deleteCollection(c.id);
-      collections.indexes.delete(c.id);
       return { name, documents: c.document_count };
     },
     upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options.truncate ?? true),
     getDocument: (name, id) => getDocument(collections, name, id),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
     search: (request) => search(collections, request),
-    loadIndexes() {
-      let total = 0;
-      for (const c of store.listCollections()) total += collections.indexOf(c).size();
-      return total;
-    },
+    loadIndexes: () => store.loadIndexes(),
     reencode: (name, target) => reencode(collections, name, target),
     stopBackground: () => stopReencodes(collections),
     check: (name, options) => check(collections, name, options),

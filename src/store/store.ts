@@ -112,12 +112,12 @@ export interface DocumentRepository {
 
 /** Codes of another model staged beside the current ones while a collection is re-encoded. */
 export interface ReencodeStaging {
-  /** Re-encoding (see migrations/002-reencode.sql): marks the target, or clears it with null. */
-  setReencodeTarget(collectionId: number, fingerprint: string | null): void;
-  /** Drops staged codes of this collection that were made for another fingerprint. */
-  clearStaging(collectionId: number, keepFingerprint: string): void;
-  /** Staged (rowid, binary code) pairs in rowid order: the new index when a re-encoding resumes. */
-  iterateStagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
+  /**
+   * Starts (or resumes) staging codes of model `fingerprint` (codes of `dimension`): marks the
+   * collection's re-encode target and drops codes staged for another model; those staged for
+   * this one before a restart are kept.
+   */
+  beginStaging(collectionId: number, fingerprint: string, dimension: number): void;
   /** Documents without staged codes of their current text, in rowid order. */
   pendingReencode(collectionId: number, fingerprint: string, limit: number): { rowid: number; text: string; textSha256: string }[];
   countPendingReencode(collectionId: number, fingerprint: string): number;
@@ -133,6 +133,49 @@ export interface MetaRepository {
   setMeta(key: string, value: string): void;
 }
 
+export interface FirstStageResult {
+  /** Rowids of the nearest documents, nearest first. */
+  rowids: number[];
+  /** Their Hamming distances. */
+  distances: number[];
+  /** Live documents whose distance was computed. */
+  scanned: number;
+}
+
+export interface IndexEntry {
+  rowid: number;
+  code: Uint8Array;
+}
+
+export interface IndexStats {
+  /** Live documents. */
+  documents: number;
+  /** Slots in use, tombstones included. */
+  slots: number;
+  tombstones: number;
+  memoryBytes: number;
+}
+
+/**
+ * The first stage of a search over a collection's binary codes, kept in step with every write
+ * of the other repositories (a committed batch is searchable in the same tick). The SQLite store
+ * keeps one in-memory index per collection (memory-index/), loaded from the rows on first use.
+ */
+export interface FirstStage {
+  /** Loads every collection's index now (at start, to fail fast); returns the documents indexed. */
+  loadIndexes(): number;
+  /**
+   * Exact top-k by Hamming distance to `query` over the collection's documents, or over `rowids`
+   * (ascending: a metadata filter's matches). With `planes` (4 bit-planes of a 4-bit query,
+   * search/asymmetric.ts) the distance is the asymmetric one.
+   */
+  nearest(collectionId: number, query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
+  /** Size of the collection's index; null while it is not loaded. */
+  indexStats(collectionId: number): IndexStats | null;
+  /** The indexed (rowid, binary code) pairs in rowid order (the consistency check). */
+  indexEntries(collectionId: number): IterableIterator<IndexEntry>;
+}
+
 /** The storage medium itself: size and whether it has room. */
 export interface StorageState {
   /** Bytes of the whole database file (all collections), from SQLite's page count. */
@@ -141,4 +184,4 @@ export interface StorageState {
   ensureRoom(): void;
 }
 
-export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, MetaRepository, StorageState {}
+export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, FirstStage, MetaRepository, StorageState {}

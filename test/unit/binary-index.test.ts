@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createBinaryIndex } from '../../src/search/binary-index.js';
-import { buildHammingWasm, createHammingKernel } from '../../src/search/hamming-kernel.js';
+import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
+import { buildHammingWasm, createHammingKernel } from '../../src/store/memory-index/hamming-kernel.js';
 
 /** Deterministic pseudo-random bytes (xorshift32). */
 function rng(seed: number) {

@@ -7,7 +7,12 @@ import type { Db } from '../database.js';
 import type { StorageGuard } from '../storage.js';
 import type { ReencodeStaging, StagedCodes } from '../store.js';
 
-export function createReencodeStaging(db: Db, storage: StorageGuard): ReencodeStaging {
+/** The SQLite staging, plus what the in-memory first stage loads a staged index from. */
+export interface SqliteReencodeStaging extends ReencodeStaging {
+  stagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
+}
+
+export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReencodeStaging {
   const s = {
     setTarget: db.prepare<[string | null, number]>('UPDATE collections SET reencode_target = ? WHERE id = ?'),
     clear: db.prepare<[number, string]>('DELETE FROM reencode_codes WHERE collection_id = ? AND fingerprint <> ?'),
@@ -44,6 +49,11 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): ReencodeSt
     return staged;
   });
 
+  const beginStaging = db.transaction((collectionId: number, fingerprint: string) => {
+    s.setTarget.run(fingerprint, collectionId);
+    s.clear.run(collectionId, fingerprint);
+  });
+
   const finishReencode = db.transaction((collectionId: number, fingerprint: string, dimension: number) => {
     const pending = s.countPending.get(fingerprint, collectionId) as number;
     if (pending !== 0) throw new Error(`${pending} documents have no staged codes yet`);
@@ -53,9 +63,8 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): ReencodeSt
   });
 
   return {
-    setReencodeTarget: (collectionId, fingerprint) => void storage.write(() => s.setTarget.run(fingerprint, collectionId)),
-    clearStaging: (collectionId, keep) => void storage.write(() => s.clear.run(collectionId, keep)),
-    iterateStagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
+    beginStaging: (collectionId, fingerprint) => storage.write(() => beginStaging(collectionId, fingerprint)),
+    stagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
     pendingReencode: (collectionId, fingerprint, limit) =>
       s.pending.all(fingerprint, collectionId, limit) as { rowid: number; text: string; textSha256: string }[],
     countPendingReencode: (collectionId, fingerprint) => s.countPending.get(fingerprint, collectionId) as number,

@@ -1,7 +1,7 @@
 /**
  * The in-memory first-stage index of one collection: the packed binary codes of its
  * documents back to back in one WebAssembly memory (the kernel scans them in place), and a
- * Uint32Array of their SQLite rowids in the same order. Rowids only grow (AUTOINCREMENT), so
+ * Uint32Array of their store rowids in the same order. Rowids only grow (AUTOINCREMENT), so
  * new documents append and the rowid array stays sorted: rowid → slot is a binary search, and
  * an upsert of an existing document overwrites its code in its slot. Deletes set a tombstone
  * bit; compaction squeezes them out once they are more than 1/16 of the slots. No
@@ -15,7 +15,8 @@
  * Search is exact: the top k (Hamming distance, then slot order for ties) over all live
  * documents, or over a sorted list of rowids (a metadata filter's matches).
  */
-import { errors } from '../errors.js';
+import { errors } from '../../errors.js';
+import type { FirstStageResult, IndexEntry } from '../store.js';
 import { createHammingKernel, type HammingKernel } from './hamming-kernel.js';
 
 const PAGE = 65536;
@@ -23,20 +24,6 @@ const PAGE = 65536;
 const LIST_CHUNK = 4096;
 /** Memory a WebAssembly (wasm32) memory can reach. */
 const MAX_MEMORY = 65536 * PAGE;
-
-export interface FirstStageResult {
-  /** Rowids of the nearest documents, nearest first. */
-  rowids: number[];
-  /** Their Hamming distances. */
-  distances: number[];
-  /** Live documents whose distance was computed. */
-  scanned: number;
-}
-
-export interface IndexEntry {
-  rowid: number;
-  code: Uint8Array;
-}
 
 export interface BinaryIndex {
   readonly codeBytes: number;

@@ -1,0 +1,96 @@
+/**
+ * One in-memory binary index per collection (binary-index.ts), and one more for the codes
+ * staged while a collection is re-encoded: the first stage of the SQLite store. An index is
+ * loaded from the rows on first use and then kept in step by the store's writes, each applied
+ * right after its transaction commits (room reserved before, so applying cannot fail).
+ */
+import type { CollectionRow, FirstStage } from '../store.js';
+import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
+
+/** Where indexes are loaded from. */
+export interface CodeSource {
+  collection(id: number): CollectionRow | undefined;
+  collections(): CollectionRow[];
+  /** (rowid, binary code) pairs in rowid order. */
+  codes(collectionId: number): Iterable<[number, Uint8Array]>;
+  stagedCodes(collectionId: number, fingerprint: string): Iterable<[number, Uint8Array]>;
+}
+
+export interface IndexRegistry extends FirstStage {
+  created(c: CollectionRow): void;
+  dropped(collectionId: number): void;
+  /** Before a write of `additional` documents; then `written` after its commit. */
+  reserve(collectionId: number, additional: number): void;
+  written(collectionId: number, rows: readonly { rowid: number; code: Uint8Array }[]): void;
+  removed(collectionId: number, rowids: readonly number[]): void;
+  beginStaging(collectionId: number, fingerprint: string, dimension: number): void;
+  reserveStaged(collectionId: number, additional: number): void;
+  staged(collectionId: number, rows: readonly { rowid: number; code: Uint8Array }[]): void;
+  /** The staged codes became the collection's codes. */
+  swapStaged(collectionId: number): void;
+}
+
+export function createIndexRegistry(source: CodeSource): IndexRegistry {
+  const indexes = new Map<number, BinaryIndex>();
+  const staging = new Map<number, BinaryIndex>();
+
+  const load = (c: CollectionRow): BinaryIndex => {
+    let index = indexes.get(c.id);
+    if (!index) {
+      index = createBinaryIndex(c.dimension / 8, c.document_count, source.codes(c.id));
+      indexes.set(c.id, index);
+    }
+    return index;
+  };
+  const indexOf = (collectionId: number): BinaryIndex => {
+    const loaded = indexes.get(collectionId);
+    if (loaded) return loaded;
+    const c = source.collection(collectionId);
+    if (!c) throw new Error(`collection ${collectionId} does not exist`);
+    return load(c);
+  };
+
+  return {
+    loadIndexes: () => source.collections().reduce((total, c) => total + load(c).size(), 0),
+    nearest(collectionId, query, k, rowids, planes) {
+      const index = indexOf(collectionId);
+      if (index.size() === 0 || rowids?.length === 0) return { rowids: [], distances: [], scanned: rowids ? 0 : index.size() };
+      return index.search(query, k, rowids, planes);
+    },
+    indexStats(collectionId) {
+      const index = indexes.get(collectionId);
+      return index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones(), memoryBytes: index.memoryBytes() } : null;
+    },
+    indexEntries: (collectionId) => indexOf(collectionId).entries(),
+
+    created: (c) => void indexes.set(c.id, createBinaryIndex(c.dimension / 8)),
+    dropped(collectionId) {
+      indexes.delete(collectionId);
+      staging.delete(collectionId);
+    },
+    reserve: (collectionId, additional) => indexes.get(collectionId)?.reserve(additional),
+    written(collectionId, rows) {
+      const index = indexes.get(collectionId);
+      if (index) for (const r of rows) index.upsert(r.rowid, r.code);
+    },
+    removed(collectionId, rowids) {
+      for (const index of [indexes.get(collectionId), staging.get(collectionId)]) if (index) for (const rowid of rowids) index.remove(rowid);
+    },
+    beginStaging(collectionId, fingerprint, dimension) {
+      staging.set(collectionId, createBinaryIndex(dimension / 8, source.collection(collectionId)?.document_count ?? 0, source.stagedCodes(collectionId, fingerprint)));
+    },
+    reserveStaged: (collectionId, additional) => staging.get(collectionId)?.reserve(additional),
+    // Staged rows come in rowid order, so new documents append in order; a rowid deleted
+    // meanwhile was not staged (and never comes back: rowids are not reused).
+    staged(collectionId, rows) {
+      const index = staging.get(collectionId);
+      if (index) for (const r of rows) index.upsert(r.rowid, r.code);
+    },
+    swapStaged(collectionId) {
+      const index = staging.get(collectionId);
+      staging.delete(collectionId);
+      if (index) indexes.set(collectionId, index);
+      else indexes.delete(collectionId); // loaded again from the swapped rows when next needed
+    },
+  };
+}
