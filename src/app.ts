@@ -195,11 +195,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     {
       name: 'qembed_index_documents',
       help: 'Documents in the in-memory search index, by collection.',
+      labelNames: ['collection'],
       collect: () => search.listCollections().flatMap((c) => (c.index ? [{ labels: { collection: c.name }, value: c.index.documents }] : [])),
     },
     {
       name: 'qembed_index_memory_bytes',
       help: 'Bytes held by the in-memory search index, by collection.',
+      labelNames: ['collection'],
       collect: () => search.listCollections().flatMap((c) => (c.memoryBytes !== null ? [{ labels: { collection: c.name }, value: c.memoryBytes }] : [])),
     },
   ];

@@ -115,6 +115,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
       {
         name: 'qembed_training_jobs',
         help: 'Training jobs by state.',
+        labelNames: ['state'],
         collect: () => {
           const counts = jobs.countsByState();
           return JOB_STATES.map((state) => ({ labels: { state }, value: counts[state] }));

@@ -51,6 +51,42 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/qembed_batch_size_count \d+/);
     expect(text).toMatch(/qembed_tokens_total\{kind="real"\} \d+/);
   });
+
+  it('keeps the qembed_* names and types, and adds the default process metrics', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/metrics' });
+    const types = new Map([...res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    expect(Object.fromEntries([...types].filter(([name]) => name.startsWith('qembed_')))).toEqual({
+      qembed_http_requests_total: 'counter',
+      qembed_http_request_duration_seconds: 'histogram',
+      qembed_queue_depth: 'gauge',
+      qembed_background_queue_depth: 'gauge',
+      qembed_batch_size: 'histogram',
+      qembed_tokens_total: 'counter',
+      qembed_batch_duration_seconds: 'histogram',
+      qembed_index_documents: 'gauge',
+      qembed_index_memory_bytes: 'gauge',
+    });
+    expect(res.body).toContain('# HELP qembed_queue_depth Texts of requests waiting for or inside the model.');
+    expect(types.get('process_resident_memory_bytes')).toBe('gauge');
+    expect(types.get('process_cpu_seconds_total')).toBe('counter');
+    expect(types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
+    expect(types.get('nodejs_heap_size_used_bytes')).toBe('gauge');
+    expect(types.get('nodejs_gc_duration_seconds')).toBe('histogram');
+    expect(res.body).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+  });
+
+  it('gives each app its own registry', async () => {
+    // A second app in the same process registers the same names without clashing, and counts its own requests.
+    const other = await startTestApp();
+    try {
+      const res = await other.app.inject({ method: 'GET', url: '/metrics' });
+      expect(res.statusCode).toBe(200);
+      expect(res.body).not.toContain('qembed_http_requests_total{route="/encode"');
+      expect(res.body).toContain('process_resident_memory_bytes');
+    } finally {
+      await other.close();
+    }
+  });
 });
 
 describe('Swagger UI', () => {

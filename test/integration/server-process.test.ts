@@ -16,6 +16,9 @@ describe('the service process', () => {
     const body = (await health.json()) as { model: { chosen_by: string }; cpu: { arch: string; features: string[] } };
     expect(body.model.chosen_by).toBe('configuration');
     expect(body.cpu.arch).toBe(process.arch);
+    // The gauges the service adds to the app's (training jobs by state) are labelled as declared.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^qembed_training_jobs\{state="succeeded"\} 0$/m);
     const inflight = fetch(`${server.url}/encode`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'test-request-42' },

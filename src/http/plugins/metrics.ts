@@ -1,33 +1,80 @@
 /**
- * Prometheus metrics at GET /metrics: requests and durations per route, the model queue depth,
- * batch sizes and tokens, and whatever gauges other modules contribute (index sizes, training
- * job states) through `extraGauges`.
+ * Prometheus metrics at GET /metrics, through prom-client: requests and durations per route, the
+ * model queue depth, batch sizes and tokens, whatever gauges other modules contribute (index
+ * sizes, training job states) through `extraGauges`, and prom-client's default process metrics
+ * (resident memory, heap, CPU, event-loop lag, GC, open handles and file descriptors).
+ *
+ * Each app has its own Registry (never prom-client's global one), so that a process can build
+ * many apps, as the tests do.
  */
 import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Encoder } from '../../encoder/encoder.js';
-import { Counter, Gauge, Histogram, Registry } from '../metrics.js';
 import { errorResponses } from '../schemas/errors.js';
 
+/** A gauge whose samples are read when scraped. A gauge that fails to read has no samples. */
 export interface GaugeSource {
   name: string;
   help: string;
+  /** The label names the samples carry (every sample carries all of them); none when omitted. */
+  labelNames?: readonly string[];
   collect: () => { labels?: Record<string, string>; value: number }[];
+}
+
+function scrapedGauge(registry: Registry, source: GaugeSource): Gauge {
+  return new Gauge({
+    name: source.name,
+    help: source.help,
+    labelNames: source.labelNames ?? [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      try {
+        for (const s of source.collect()) this.set(s.labels ?? {}, s.value);
+      } catch {
+        this.reset();
+      }
+    },
+  });
 }
 
 export function metricsPlugin(app: FastifyInstance, deps: { encoder: () => Encoder; extraGauges?: GaugeSource[] }): void {
   const registry = new Registry();
-  const requests = registry.register(new Counter('qembed_http_requests_total', 'HTTP requests by route, method and status code.'));
-  const durations = registry.register(
-    new Histogram('qembed_http_request_duration_seconds', 'HTTP request durations by route.', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
-  );
-  registry.register(new Gauge('qembed_queue_depth', 'Texts of requests waiting for or inside the model.', () => [{ value: deps.encoder().queueDepth() }]));
-  registry.register(
-    new Gauge('qembed_background_queue_depth', 'Texts of background work (re-encoding) waiting for or inside the model.', () => [{ value: deps.encoder().backgroundDepth() }]),
-  );
-  const batchSizes = registry.register(new Histogram('qembed_batch_size', 'Texts per model batch.', [1, 2, 4, 8, 16, 32, 64, 128, 256]));
-  const tokens = registry.register(new Counter('qembed_tokens_total', 'Tokens run through the model (kind="real") and with padding (kind="padded").'));
-  const batchSeconds = registry.register(new Histogram('qembed_batch_duration_seconds', 'Model time per batch.', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]));
-  for (const g of deps.extraGauges ?? []) registry.register(new Gauge(g.name, g.help, g.collect));
+  const registers = [registry];
+  const requests = new Counter({
+    name: 'qembed_http_requests_total',
+    help: 'HTTP requests by route, method and status code.',
+    labelNames: ['route', 'method', 'status'],
+    registers,
+  });
+  const durations = new Histogram({
+    name: 'qembed_http_request_duration_seconds',
+    help: 'HTTP request durations by route.',
+    labelNames: ['route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  scrapedGauge(registry, { name: 'qembed_queue_depth', help: 'Texts of requests waiting for or inside the model.', collect: () => [{ value: deps.encoder().queueDepth() }] });
+  scrapedGauge(registry, {
+    name: 'qembed_background_queue_depth',
+    help: 'Texts of background work (re-encoding) waiting for or inside the model.',
+    collect: () => [{ value: deps.encoder().backgroundDepth() }],
+  });
+  const batchSizes = new Histogram({ name: 'qembed_batch_size', help: 'Texts per model batch.', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers });
+  const tokens = new Counter({
+    name: 'qembed_tokens_total',
+    help: 'Tokens run through the model (kind="real") and with padding (kind="padded").',
+    labelNames: ['kind'],
+    registers,
+  });
+  const batchSeconds = new Histogram({
+    name: 'qembed_batch_duration_seconds',
+    help: 'Model time per batch.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
+  for (const g of deps.extraGauges ?? []) scrapedGauge(registry, g);
+  collectDefaultMetrics({ register: registry });
 
   // Listen to every encoder the app serves (the active one can change at run time).
   const listened = new WeakSet<Encoder>();
@@ -47,7 +94,7 @@ export function metricsPlugin(app: FastifyInstance, deps: { encoder: () => Encod
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    durations.observe(reply.elapsedTime / 1000, { route });
+    durations.observe({ route }, reply.elapsedTime / 1000);
   });
 
   app.get(
@@ -62,8 +109,8 @@ export function metricsPlugin(app: FastifyInstance, deps: { encoder: () => Encod
     },
     async (_request, reply) => {
       listen();
-      void reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return registry.render();
+      void reply.type(registry.contentType);
+      return registry.metrics();
     },
   );
 }
