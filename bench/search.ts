@@ -38,6 +38,7 @@ import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
 import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { DocumentWrite } from '../src/store/store.js';
+import { xorshift32 } from '../test/helpers/random.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -64,15 +65,10 @@ const p50 = (v: number[]) => percentile(v, 0.5);
 const p99 = (v: number[]) => percentile(v, 0.99);
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 
-/** xorshift32: deterministic synthetic data. */
+/** Deterministic synthetic data: uniform in [0, 1). */
 function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 4294967296;
 }
 
 // --- Real passages and queries, encoded once and cached ------------------------------------

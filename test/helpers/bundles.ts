@@ -38,3 +38,14 @@ export function bundleCopy(edit: (m: Manifest) => void = () => {}, options: { re
   if (options.refingerprint ?? true) refreshFingerprint(dir);
   return dir;
 }
+
+/** The fixture's graph with another calibration, in `parent/name`: another fingerprint and other int8 codes. */
+export function recalibratedCopy(parent: string, name: string): string {
+  return bundleCopy(
+    (m) => {
+      m.name = name;
+      m.calibration.max = m.calibration.max.map((x) => x + 0.05);
+    },
+    { parent, name },
+  );
+}

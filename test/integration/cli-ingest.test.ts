@@ -1,29 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecord } from '../../src/cli/ingest-file.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { runQembed } from '../helpers/cli.js';
 import { startServer } from '../helpers/server-process.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), 'qembed-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function qembed(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/qembed.ts', ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', QEMBED_INTRA_OP_THREADS: '1', QEMBED_MODEL_DIR: FIXTURE_BUNDLE },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
+const qembed = (args: string[]) => runQembed(args, { QEMBED_MODEL_DIR: FIXTURE_BUNDLE });
 
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 

@@ -3,17 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, startTestApp, type TestApp } from '../helpers/app.js';
-import { bundleCopy } from '../helpers/bundles.js';
+import { recalibratedCopy } from '../helpers/bundles.js';
 
 const modelsDir = mkdtempSync(path.join(tmpdir(), 'qembed-models-'));
 // Same graph, other calibration ranges: another fingerprint, other int8 codes.
-const other = bundleCopy(
-  (m) => {
-    m.name = 'tiny-recalibrated';
-    m.calibration.max = m.calibration.max.map((x) => x + 0.05);
-  },
-  { parent: modelsDir, name: 'tiny-recalibrated' },
-);
+const other = recalibratedCopy(modelsDir, 'tiny-recalibrated');
 mkdirSync(path.join(modelsDir, 'broken'));
 writeFileSync(path.join(modelsDir, 'broken', 'manifest.json'), '{"format": "qembed.bundle/v1"}');
 

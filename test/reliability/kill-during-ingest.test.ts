@@ -1,14 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { runQembed } from '../helpers/cli.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const dataDirs: string[] = [];
 afterAll(() => {
   for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
@@ -25,19 +23,7 @@ async function api(server: ServerProcess, method: string, url: string, body?: un
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-/** Runs `qembed <args>` as a separate process; resolves with its exit code and output. */
-function qembed(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/qembed.ts', ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', QEMBED_INTRA_OP_THREADS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
+const qembed = (args: string[]) => runQembed(args);
 
 // Trials kill the server after different numbers of acknowledged batches, so that it dies at
 // different points of its write path.

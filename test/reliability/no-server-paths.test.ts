@@ -4,17 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { bundleCopy } from '../helpers/bundles.js';
+import { recalibratedCopy } from '../helpers/bundles.js';
 
 const models = mkdtempSync(path.join(tmpdir(), 'qembed-models-'));
 const datasets = mkdtempSync(path.join(tmpdir(), 'qembed-datasets-'));
-bundleCopy(
-  (m) => {
-    m.name = 'other';
-    m.calibration.max = m.calibration.max.map((x) => x + 0.05);
-  },
-  { parent: models, name: 'other' },
-);
+recalibratedCopy(models, 'other');
 mkdirSync(path.join(datasets, 'tiny'));
 writeFileSync(path.join(datasets, 'tiny', 'corpus.jsonl'), '{"_id": "1", "text": "a passage"}\n');
 

@@ -16,7 +16,7 @@ import { createSearchService } from '../../src/search/search-service.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
-import { bundleCopy } from '../helpers/bundles.js';
+import { bundleCopy, recalibratedCopy } from '../helpers/bundles.js';
 import { startServer } from '../helpers/server-process.js';
 
 const temporary: string[] = [];
@@ -29,15 +29,6 @@ afterAll(() => {
   for (const d of temporary) rmSync(d, { recursive: true, force: true });
 });
 
-/** Same graph, another calibration: another fingerprint and other int8 codes. */
-const recalibrated = (parent: string, name: string) =>
-  bundleCopy(
-    (m) => {
-      m.name = name;
-      m.calibration.max = m.calibration.max.map((x) => x + 0.05);
-    },
-    { parent, name },
-  );
 
 const texts = (n: number) => Array.from({ length: n }, (_, i) => `passage ${i} about ${['rivers', 'stars', 'bread', 'engines', 'music'][i % 5]} and more`);
 
@@ -45,7 +36,7 @@ describe('a re-encoding under a saturated request queue', () => {
   it('is never refused by the queue bound, completes, and the collection stays searchable meanwhile', async () => {
     const config = loadConfig({}, { intraOpThreads: 1, queueSize: 16, maxInputs: 16, maxBatchSize: 8 });
     const oldEncoder = await createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
-    const newEncoder = await createEncoder(await loadBundle(recalibrated(tempDir('qembed-b-'), 'b')), config);
+    const newEncoder = await createEncoder(await loadBundle(recalibratedCopy(tempDir('qembed-b-'), 'b')), config);
     let active: Encoder = oldEncoder;
     const search = createSearchService({
       store: createSqliteStore(openDatabase({ file: ':memory:' })),
@@ -78,7 +69,13 @@ describe('a re-encoding under a saturated request queue', () => {
       const done = search.reencode('c', newEncoder);
       const during: string[][] = [];
       while (search.getCollection('c').reencode) {
-        during.push((await search.search({ collection: 'c', query: 'stars', topK: 5 })).hits.map((h) => h.id));
+        try {
+          during.push((await search.search({ collection: 'c', query: 'stars', topK: 5 })).hits.map((h) => h.id));
+        } catch (e) {
+          // A search whose query was encoded as the re-encoding completed is encoded again with
+          // the new model, whose queue this test keeps full: a 429 then is right, and only then.
+          if (!(e instanceof QembedError) || e.code !== 'QEMBED_QUEUE_FULL' || search.getCollection('c').reencode) throw e;
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
       expect(await done).toBe('done');
@@ -104,7 +101,7 @@ describe('a collection bound to a bundle that is gone', () => {
     const modelsA = tempDir('qembed-models-a-');
     const modelsB = tempDir('qembed-models-b-');
     const a = bundleCopy(() => {}, { parent: modelsA, name: 'a' });
-    const b = recalibrated(modelsB, 'b');
+    const b = recalibratedCopy(modelsB, 'b');
     const env = { QEMBED_DATA_DIR: dataDir, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
     const json = (r: Response) => r.json() as Promise<any>;
 
@@ -159,7 +156,7 @@ describe('a re-encoding interrupted by a restart', () => {
     const dataDir = tempDir('qembed-data-');
     const models = tempDir('qembed-models-');
     const a = bundleCopy(() => {}, { parent: models, name: 'a' });
-    const b = recalibrated(models, 'b');
+    const b = recalibratedCopy(models, 'b');
     const bFingerprint = (await loadBundle(b)).fingerprint;
     const env = { QEMBED_DATA_DIR: dataDir, QEMBED_MODELS_DIR: models, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
     const first = await startServer({ ...env, QEMBED_MODEL_DIR: a });

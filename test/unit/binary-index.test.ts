@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { xorshift32 } from '../helpers/random.js';
 import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
 import { buildHammingWasm, createHammingKernel } from '../../src/store/memory-index/hamming-kernel.js';
 
-/** Deterministic pseudo-random bytes (xorshift32). */
+/** Deterministic pseudo-random bytes. */
 function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) & 0xff;
-  };
+  const next = xorshift32(seed);
+  return () => next() & 0xff;
 }
 const randomCode = (next: () => number, bytes: number) => Uint8Array.from({ length: bytes }, next);
 
