@@ -8,9 +8,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from qembed_worker import __version__
+from qembed_worker.calibration_options import (
+    add_calibration_options,
+    calibration_kwargs,
+    check_calibration_args,
+)
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
 
@@ -28,87 +32,6 @@ class _Formatter(argparse.HelpFormatter):
         ):
             text += " (default: %(default)s)"
         return text
-
-
-def _add_calibration_options(parser: argparse.ArgumentParser, *, default_limit: int | None) -> None:
-    group = parser.add_argument_group("calibration")
-    group.add_argument(
-        "--corpus",
-        default="lee",
-        help="calibration corpus: 'lee' (the Lee background news corpus, 300 ABC articles split "
-        "into ~1200 passages, read from the gensim 4.4.0 wheel and verified by SHA-256) or a "
-        "path to a BEIR corpus.jsonl (title + ' ' + text), a .jsonl with a 'text' field, or a "
-        ".txt file with one text per line",
-    )
-    group.add_argument(
-        "--limit",
-        type=int,
-        default=default_limit,
-        help="embed only the first N texts of the corpus (all when omitted)",
-    )
-    group.add_argument(
-        "--method",
-        choices=("minmax", "quantile"),
-        default="minmax",
-        help="minmax: per-dimension min/max over the corpus (as sentence-transformers' "
-        "quantize_embeddings does); quantile: the q and 1-q quantiles, clamping outliers",
-    )
-    group.add_argument(
-        "--quantile",
-        type=float,
-        default=None,
-        help="for --method quantile: the tail clipped on each side, 0 < q < 0.5 (e.g. 0.001)",
-    )
-    group.add_argument(
-        "--input-type",
-        choices=("document", "query"),
-        default="document",
-        help="which of the bundle's prompts is prepended to the calibration texts",
-    )
-    group.add_argument(
-        "--batch-size",
-        type=int,
-        default=32,
-        help="texts per onnxruntime call when embedding the corpus (length-sorted)",
-    )
-    group.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="where the gensim wheel holding the Lee corpus is cached "
-        "(default: $QEMBED_CORPUS_CACHE or ~/.cache/qembed/corpora)",
-    )
-
-
-def _check_calibration_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.method == "quantile":
-        if args.quantile is None:
-            parser.error("--method quantile needs --quantile q (e.g. 0.001)")
-        if not 0 < args.quantile < 0.5:
-            parser.error("--quantile must be between 0 and 0.5 (exclusive)")
-    elif args.quantile is not None:
-        parser.error("--quantile only applies to --method quantile")
-    if args.limit is not None and args.limit <= 0:
-        parser.error("--limit must be positive")
-    if args.batch_size <= 0:
-        parser.error("--batch-size must be positive")
-
-
-def calibration_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The shared calibration options as keyword arguments.
-
-    For :func:`qembed_worker.calibration.calibrate` and the commands that call it (the options
-    are added by :func:`_add_calibration_options`).
-    """
-    return {
-        "corpus": args.corpus,
-        "limit": args.limit,
-        "method": args.method,
-        "quantile": args.quantile,
-        "input_type": args.input_type,
-        "batch_size": args.batch_size,
-        "cache_dir": args.cache_dir,
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing when --out already holds a bundle (a manifest.json): for start-up "
         "scripts such as docker/compose.yaml's bundle-init",
     )
-    _add_calibration_options(export, default_limit=None)
+    add_calibration_options(export, default_limit=None)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -188,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--force", action="store_true", help="overwrite --out if it already holds files"
     )
-    _add_calibration_options(calibrate, default_limit=None)
+    add_calibration_options(calibrate, default_limit=None)
 
     fixture = commands.add_parser(
         "fixture",
@@ -263,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(commands)
     from qembed_worker import weight_cli
 
-    weight_cli.add_parsers(commands, _Formatter, _add_calibration_options)
+    weight_cli.add_parsers(commands, _Formatter, add_calibration_options)
     return parser
 
 
@@ -753,7 +676,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif args.command == "export" and args.if_missing and (args.out / "manifest.json").is_file():
         summary = {"bundle": str(args.out), "skipped": "a bundle is already there (--if-missing)"}
     elif args.command == "export":
-        _check_calibration_args(parser, args)
+        check_calibration_args(parser, args)
         if not 17 <= args.opset <= 22:
             parser.error("--opset must be between 17 and 22")
         from qembed_worker.export import export_bundle
@@ -769,7 +692,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             **calibration_kwargs(args),
         )
     elif args.command == "calibrate":
-        _check_calibration_args(parser, args)
+        check_calibration_args(parser, args)
         from qembed_worker.calibration import calibrate_bundle
 
         summary = calibrate_bundle(
@@ -838,7 +761,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif args.command in ("quantize-weights", "weight-qat", "encoder-report"):
         from qembed_worker import weight_cli
 
-        summary = weight_cli.run(parser, args, _check_calibration_args)
+        summary = weight_cli.run(parser, args, check_calibration_args)
     elif args.command == "work":
         from qembed_worker.jobs import work_command
 

@@ -118,9 +118,9 @@ def resolve_model(spec: str) -> ResolvedModel:
         )
     if spec.lower() in (TINY_ALIAS, TINY_MODEL_ID):
         # Rebuilt from its seed: the fixture's weights are not stored anywhere else.
-        from qembed_worker.fixture import tiny_model_folder
+        from qembed_worker.tiny_model import tiny_model_folder
 
-        folder = tiny_model_folder()
+        folder = tiny_model_folder(resolve_model(MINILM_ALIAS).path)
         return ResolvedModel(
             path=folder,
             name=TINY_ALIAS,

@@ -32,11 +32,11 @@ from qembed_worker.evaluate import evaluate_bundle, evaluate_embeddings, top_k
 from qembed_worker.head import Head
 from qembed_worker.train import (
     TrainConfig,
-    _calibration_embeddings,
-    _head_validation,
+    calibration_embeddings_for,
     calibration_plan,
     check_config,
     fit_head,
+    head_validation,
     prepare,
     train_head,
 )
@@ -253,7 +253,7 @@ def run_sweep(
             config = _config(bundle, train_dataset, work / name, cache_dir)
             prepared = prepare(data, bundle, manifest, config)
             identity = Head(int(manifest["dimension"]), "rotation")
-            validation = _head_validation(identity, prepared, lo, hi)
+            validation = head_validation(identity, prepared, lo, hi)
             rows.append(
                 {
                     "name": name,
@@ -278,7 +278,7 @@ def run_sweep(
         check_config(config)
         plan = calibration_plan(config, manifest)
         prepared = prepare(data, bundle, manifest, config)
-        calibration, _ = _calibration_embeddings(plan, bundle, manifest, config)
+        calibration, _ = calibration_embeddings_for(plan, bundle, manifest, config)
         started = time.perf_counter()
         fit = fit_head(config, prepared, calibration, manifest, plan, data.kind)
         seconds = time.perf_counter() - started
@@ -325,7 +325,7 @@ def run_in_domain(
     plan = calibration_plan(config, manifest)
     data = load_training_data(folder, loss="distill")
     prepared = prepare(data, bundle, manifest, config)
-    calibration, _ = _calibration_embeddings(plan, bundle, manifest, config)
+    calibration, _ = calibration_embeddings_for(plan, bundle, manifest, config)
     started = time.perf_counter()
     fit = fit_head(config, prepared, calibration, manifest, plan, data.kind)
     seconds = time.perf_counter() - started

@@ -730,9 +730,10 @@ def run_loop(
 # --- head mode ---------------------------------------------------------------------------------
 
 
-def _calibration_embeddings(
+def calibration_embeddings_for(
     plan: CalibrationPlan, bundle: Path, manifest: dict[str, Any], config: TrainConfig
 ) -> tuple[np.ndarray, Any]:
+    """The bundle's embeddings of the calibration corpus the plan names, and that corpus."""
     corpus = load_corpus(plan.corpus, limit=plan.limit, cache_dir=config.corpus_cache_dir)
     embeddings = bundle_embeddings(
         bundle,
@@ -746,9 +747,10 @@ def _calibration_embeddings(
     return embeddings, corpus
 
 
-def _head_validation(
+def head_validation(
     head: Head, prepared: Prepared, lo: np.ndarray, hi: np.ndarray
 ) -> dict[str, Any] | None:
+    """Validation metrics of the head's quantized embeddings (None without a validation split)."""
     if len(prepared.val) == 0:
         return None
     with torch.no_grad():
@@ -849,7 +851,7 @@ def fit_head(
     refresh_ranges()
     settings = config.settings(kind)
     loss_fn = QatLoss(settings, ranges)
-    before = _head_validation(head, prepared, bundle_lo, bundle_hi)
+    before = head_validation(head, prepared, bundle_lo, bundle_hi)
 
     teacher_docs = torch.from_numpy(prepared.documents)
     teacher_queries = torch.from_numpy(prepared.queries) if prepared.queries is not None else None
@@ -879,7 +881,7 @@ def fit_head(
         refresh_ranges=refresh_ranges,
     )
     final_lo, final_hi = head_ranges()
-    after = _head_validation(head, prepared, final_lo, final_hi)
+    after = head_validation(head, prepared, final_lo, final_hi)
     return HeadFit(head, result, before, after, final_lo, final_hi)
 
 
@@ -896,7 +898,7 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     prepared = prepare(data, config.bundle, manifest, config)
-    calibration_embeddings, calibration_corpus = _calibration_embeddings(
+    calibration_embeddings, calibration_corpus = calibration_embeddings_for(
         plan, config.bundle, manifest, config
     )
     timings["embedding_s"] = round(time.perf_counter() - t0, 1)

@@ -258,7 +258,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, check_calibra
     if args.command == "quantize-weights":
         check_calibration(parser, args)
         from qembed_worker.calibration import calibrate
-        from qembed_worker.cli import calibration_kwargs
+        from qembed_worker.calibration_options import calibration_kwargs
         from qembed_worker.weight_quant import quantize_weights_bundle
 
         def calibrate_fn(staging: Path, manifest: dict[str, Any]) -> Any:

@@ -21,9 +21,10 @@ def parity_texts() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from qembed_worker.fixture import build_tiny_model
+    from qembed_worker.models import MINILM_ALIAS, resolve_model
+    from qembed_worker.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), resolve_model(MINILM_ALIAS).path)
 
 
 @pytest.fixture(scope="session")
