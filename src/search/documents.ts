@@ -85,7 +85,7 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
       int8Code: encoder.quantizer.toInt8(embedded.vectors[i]!),
     }));
   }
-  // From here to the end: synchronous. Room first, so that applying the commit cannot fail.
+  // From here to the end: synchronous (the store applies the commit to its first stage in the same tick).
   // The collection may have switched models (a re-encoding finished) while we encoded.
   if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
   store.writeBatch(c.id, writes, metadataOnly);

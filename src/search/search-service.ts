@@ -18,8 +18,6 @@ import type { SearchService, SearchServiceDeps } from './types.js';
 
 // The one public module of search: its types and limits come with it.
 export * from './types.js';
-export { codesMismatch } from './check.js';
-export { sha256 } from './documents.js';
 
 export function createSearchService(deps: SearchServiceDeps): SearchService {
   const { store } = deps;

@@ -4,7 +4,7 @@
  * speak in. The SQLite implementation is in sqlite/ (createSqliteStore); service.ts picks it.
  *
  * Contract every implementation keeps: calls are synchronous (search relies on one tick seeing
- * one state: search-service.ts), a batch is written in one transaction (a crash leaves the whole
+ * one state: search/query.ts), a batch is written in one transaction (a crash leaves the whole
  * batch or none of it), and rowids are stable, increasing and never reused (the in-memory index
  * is keyed by them and ordered by them).
  */
