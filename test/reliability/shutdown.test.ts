@@ -34,7 +34,14 @@ async function underLoad(timeoutMs: number, texts: number) {
       () => 'connection closed',
     ),
   );
-  await new Promise((r) => setTimeout(r, 150));
+  // Stop once the requests are inside the service (a fixed wait raced slow starts: nothing in
+  // flight yet, so the drain finished at once).
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const health = (await (await fetch(`${server.url}/health`)).json()) as { queue_depth: number };
+    if (health.queue_depth >= texts || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const exit = await server.stop('SIGTERM');
   return { exit, statuses: await Promise.all(requests), logs: server.logs.join('') };
 }
