@@ -2,7 +2,7 @@
 
 import sys
 
-from qembed_worker.cli import main
+from qembed_worker.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

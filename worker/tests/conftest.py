@@ -21,8 +21,8 @@ def parity_texts() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from qembed_worker.models import MINILM_ALIAS, resolve_model
-    from qembed_worker.tiny_model import build_tiny_model
+    from qembed_worker.models.sources import MINILM_ALIAS, resolve_model
+    from qembed_worker.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), resolve_model(MINILM_ALIAS).path)
 
@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """all-MiniLM-L6-v2 exported once, calibrated on the first 64 Lee passages for speed."""
-    from qembed_worker.export import export_bundle
+    from qembed_worker.export.exporter import export_bundle
 
     out = tmp_path_factory.mktemp("minilm") / "bundle"
     export_bundle(model="all-minilm-l6-v2", out=out, limit=64)

@@ -11,34 +11,55 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "qembed_worker"
 
 
+def module_name(file: Path) -> str:
+    """``bundle.manifest`` for ``qembed_worker/bundle/manifest.py``."""
+    parts = file.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "qembed_worker"
+
+
 def import_graph() -> tuple[dict[str, set[str]], list[str]]:
-    """Edges between qembed_worker modules, and the private names imported across modules."""
+    """Edges between qembed_worker modules, and the private names imported across modules.
+
+    ``from qembed_worker.a import b`` is an edge to the module ``a.b`` when there is one, else to
+    the module (or package) ``a``.
+    """
+    modules = {module_name(file): file for file in sorted(PACKAGE.rglob("*.py"))}
     edges: dict[str, set[str]] = {}
     private: list[str] = []
-    for file in sorted(PACKAGE.glob("*.py")):
-        module = file.stem
+    for module, file in modules.items():
         edges.setdefault(module, set())
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "qembed_worker":
-                    targets = [alias.name for alias in node.names]
-                elif node.module.startswith("qembed_worker."):
-                    targets = [node.module.split(".")[1]]
-                    for alias in node.names:
-                        if alias.name.startswith("_"):
-                            private.append(f"{module} imports {alias.name} from {node.module}")
-                else:
+                if node.module != "qembed_worker" and not node.module.startswith("qembed_worker."):
                     continue
+                source = node.module.removeprefix("qembed_worker").lstrip(".")
+                for alias in node.names:
+                    submodule = f"{source}.{alias.name}".lstrip(".")
+                    if submodule in modules:
+                        edges[module].add(submodule)
+                    elif source in modules:
+                        edges[module].add(source)
+                        if alias.name.startswith("_"):
+                            private.append(f"{module} imports {alias.name} from {source}")
             elif isinstance(node, ast.Import):
-                targets = [
-                    a.name.split(".")[1] for a in node.names if a.name.startswith("qembed_worker.")
-                ]
-            else:
-                continue
-            edges[module].update(
-                t for t in targets if t != module and (PACKAGE / f"{t}.py").exists()
-            )
+                for alias in node.names:
+                    if alias.name.startswith("qembed_worker."):
+                        edges[module].add(alias.name.removeprefix("qembed_worker."))
+    for module in edges:
+        edges[module].discard(module)
+        edges[module] &= set(modules)
     return edges, private
+
+
+def package_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same edges between subpackages (``bundle``, ``qat``, ...)."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        top = module.split(".")[0]
+        packages.setdefault(top, set()).update(t.split(".")[0] for t in targets)
+    for top in packages:
+        packages[top].discard(top)
+    return packages
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -77,6 +98,19 @@ def test_the_package_has_no_import_cycle() -> None:
     edges, _ = import_graph()
     assert len(edges) > 20
     assert find_cycle(edges) is None
+
+
+def test_the_subpackages_have_no_import_cycle() -> None:
+    edges, _ = import_graph()
+    packages = package_graph(edges)
+    assert {"bundle", "cli", "qat", "weights"} <= set(packages)
+    assert find_cycle(packages) is None
+
+
+def test_the_graph_sees_imports_of_submodules() -> None:
+    edges, _ = import_graph()
+    assert "cli.weights" in edges["cli.main"]
+    assert "bundle.manifest" in edges["calibration.ranges"]
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qembed_worker.bundle import (
+from qembed_worker.bundle.jsonio import dumps, f32_list, write_json
+from qembed_worker.bundle.manifest import (
     BundleError,
     calibration_sha256,
     check_bundle,
@@ -16,7 +17,6 @@ from qembed_worker.bundle import (
     json_string,
     read_manifest,
 )
-from qembed_worker.jsonio import dumps, f32_list, write_json
 
 from .conftest import TINY_BUNDLE
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qembed_worker.bundle import check_bundle, read_manifest, sha256_file
-from qembed_worker.calibration import OnnxEncoder, calibrate_bundle, compute_ranges
+from qembed_worker.bundle.manifest import check_bundle, read_manifest, sha256_file
+from qembed_worker.calibration.ranges import OnnxEncoder, calibrate_bundle, compute_ranges
 
 from .conftest import TINY_BUNDLE
 
@@ -96,7 +96,7 @@ def test_calibrate_in_place_and_refuse_to_overwrite(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "something").write_text("x")
-    from qembed_worker.bundle import BundleError
+    from qembed_worker.bundle.manifest import BundleError
 
     with pytest.raises(BundleError, match="--force"):
         calibrate_bundle(bundle=bundle, out=other, corpus=str(corpus))
@@ -105,7 +105,7 @@ def test_calibrate_in_place_and_refuse_to_overwrite(tmp_path: Path) -> None:
 def test_the_fixture_was_calibrated_on_lee_with_minmax() -> None:
     manifest = read_manifest(TINY_BUNDLE)
     encoder = OnnxEncoder(TINY_BUNDLE, manifest["prompts"], manifest["onnx"]["inputs"])
-    from qembed_worker.corpus import load_corpus
+    from qembed_worker.data.corpus import load_corpus
 
     texts = load_corpus("lee", limit=manifest["calibration"]["corpus"]["texts"]).texts
     lo, hi = compute_ranges(encoder.encode(texts, progress=False))

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker.cli import build_parser, main
+from qembed_worker.cli.main import build_parser, main
 
 from .conftest import TINY_BUNDLE
 

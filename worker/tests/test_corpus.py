@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker.corpus import (
+from qembed_worker.data.corpus import (
     LEE_SHA256,
     CorpusError,
     file_corpus,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker.datasets import (
+from qembed_worker.data.datasets import (
     DatasetError,
     document_text,
     load_beir,

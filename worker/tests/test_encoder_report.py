@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker import encoder_report
-from qembed_worker.encoder_report import _summarize, render
+from qembed_worker.weights import report as encoder_report
+from qembed_worker.weights.report import _summarize, render
 
 
 def _report() -> dict:

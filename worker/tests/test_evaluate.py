@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from qembed_worker.datasets import load_beir
-from qembed_worker.evaluate import (
+from qembed_worker.data.datasets import load_beir
+from qembed_worker.eval.evaluate import (
     evaluate_embeddings,
     fidelity,
     rank_all_modes,

@@ -4,10 +4,10 @@ import numpy as np
 import onnx
 import pytest
 
-from qembed_worker.bundle import check_bundle, read_manifest
-from qembed_worker.calibration import OnnxEncoder
-from qembed_worker.export import cosine_rows, export_bundle
-from qembed_worker.models import (
+from qembed_worker.bundle.manifest import check_bundle, read_manifest
+from qembed_worker.export.exporter import cosine_rows, export_bundle
+from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.models.sources import (
     MINILM_WEIGHTS_SHA256,
     ModelError,
     load_sentence_transformer,
@@ -87,7 +87,7 @@ def test_unsupported_pooling_is_refused(tiny_model_dir: Path, tmp_path: Path) ->
 
 
 def test_weights_that_differ_from_the_pin_fail_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qembed_worker.models as models
+    import qembed_worker.models.sources as models
 
     monkeypatch.setattr(models, "MINILM_WEIGHTS_SHA256", "0" * 64)
     with pytest.raises(ModelError, match="expected 0000"):

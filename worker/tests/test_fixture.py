@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from qembed_worker.fixture import write_fixture
+from qembed_worker.testing.fixture import write_fixture
 
 from .conftest import TINY_BUNDLE
 

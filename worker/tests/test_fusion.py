@@ -6,8 +6,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from qembed_worker.fusion import fuse_graph
-from qembed_worker.onnx_int8 import linear_sites
+from qembed_worker.export.fusion import fuse_graph
+from qembed_worker.weights.int8_graph import linear_sites
 
 from .conftest import TINY_BUNDLE
 
@@ -35,7 +35,7 @@ def test_fusing_again_changes_nothing() -> None:
 def test_sessions_at_the_basic_level_keep_add_and_layer_norm(tmp_path: Path) -> None:
     # onnxruntime's extended level would fuse Add + LayerNormalization into its slow
     # SkipLayerNormalization kernel; the worker and the service run at the basic level.
-    from qembed_worker.calibration import session_for
+    from qembed_worker.inference.encoder import session_for
 
     optimized = tmp_path / "optimized.onnx"
     options = ort.SessionOptions()

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from qembed_worker.golden import PRECISIONS, render
+from qembed_worker.testing.golden import PRECISIONS, render
 
 from .conftest import GOLDEN
 

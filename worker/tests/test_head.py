@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from qembed_worker.bundle import read_manifest
-from qembed_worker.calibration import OnnxEncoder
-from qembed_worker.head import Head, apply_head_numpy, bake_head, read_heads
+from qembed_worker.bundle.manifest import read_manifest
+from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.qat.head import Head, apply_head_numpy, bake_head, read_heads
 
 from .conftest import TINY_BUNDLE
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker.jobs import JobCancelledError, JobQueue, connect, now_ms, run_job, work_loop
+from qembed_worker.jobs.queue import (
+    JobCancelledError,
+    JobQueue,
+    connect,
+    now_ms,
+    run_job,
+    work_loop,
+)
 
 SCHEMA = Path(__file__).resolve().parents[2] / "migrations" / "jobs" / "001-train-jobs.sql"
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as functional
 
-from qembed_worker.losses import (
+from qembed_worker.qat.losses import (
     ConfigError,
     QatLoss,
     QatSettings,
@@ -11,7 +11,7 @@ from qembed_worker.losses import (
     distillation_kl,
     mnrl,
 )
-from qembed_worker.quant import Int8Ranges
+from qembed_worker.quant.codes import Int8Ranges
 
 
 def _unit(rows: int, d: int = 16, seed: int = 0) -> torch.Tensor:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from qembed_worker.quant import (
+from qembed_worker.quant.codes import (
     Int8Ranges,
     dequantize_int8,
     fake_binary,

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qembed_worker.bundle import BundleError, read_manifest, write_bundle_manifest
-from qembed_worker.calibration import OnnxEncoder
-from qembed_worker.export import cosine_rows
-from qembed_worker.head import bake_head
-from qembed_worker.reference import write_reference_embeddings
+from qembed_worker.bundle.manifest import BundleError, read_manifest, write_bundle_manifest
+from qembed_worker.export.exporter import cosine_rows
+from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.qat.head import bake_head
+from qembed_worker.testing.reference import write_reference_embeddings
 
 from .conftest import PARITY_TEXTS, TINY_BUNDLE
 

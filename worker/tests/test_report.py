@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from qembed_worker.bundle import check_bundle
-from qembed_worker.cli import build_parser
-from qembed_worker.report import (
+from qembed_worker.bundle.manifest import check_bundle
+from qembed_worker.cli.main import build_parser
+from qembed_worker.qat.report import (
     VARIANTS,
     beats_ptq,
     choose,

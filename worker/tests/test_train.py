@@ -8,15 +8,15 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-import qembed_worker.train as train_module
-from qembed_worker.bundle import check_bundle, read_manifest, write_bundle_manifest
-from qembed_worker.calibration import OnnxEncoder
-from qembed_worker.cli import main
-from qembed_worker.datasets import load_training_data
-from qembed_worker.embeddings import cache_key
-from qembed_worker.head import apply_head_numpy
-from qembed_worker.losses import ConfigError
-from qembed_worker.train import (
+import qembed_worker.qat.train as train_module
+from qembed_worker.bundle.manifest import check_bundle, read_manifest, write_bundle_manifest
+from qembed_worker.cli.main import main
+from qembed_worker.data.datasets import load_training_data
+from qembed_worker.inference.embeddings import cache_key
+from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.qat.head import apply_head_numpy
+from qembed_worker.qat.losses import ConfigError
+from qembed_worker.qat.train import (
     TrainConfig,
     batches_for_epoch,
     calibration_plan,

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from qembed_worker.bundle import check_bundle, read_manifest
-from qembed_worker.calibration import OnnxEncoder, calibrate
-from qembed_worker.export import cosine_rows, inspect_model, write_tokenizer
-from qembed_worker.models import load_sentence_transformer
-from qembed_worker.onnx_int8 import linear_sites
-from qembed_worker.weight_qat import (
+from qembed_worker.bundle.manifest import check_bundle, read_manifest
+from qembed_worker.calibration.ranges import OnnxEncoder, calibrate
+from qembed_worker.export.exporter import cosine_rows, inspect_model, write_tokenizer
+from qembed_worker.models.sources import load_sentence_transformer
+from qembed_worker.weights.int8_graph import linear_sites
+from qembed_worker.weights.ptq import bundle_smoothing
+from qembed_worker.weights.qat import (
     DistillConfig,
     Int8FakeQuantLinear,
     distill,
@@ -30,7 +31,6 @@ from qembed_worker.weight_qat import (
     smoothing_for,
     weight_qat_bundle,
 )
-from qembed_worker.weight_quant import bundle_smoothing
 
 from .conftest import TINY_BUNDLE
 
@@ -194,8 +194,8 @@ def test_weight_qat_writes_a_checked_int8_bundle(
 
 
 def test_weight_qat_starts_from_a_float32_bundle_only(tmp_path: Path) -> None:
-    from qembed_worker.bundle import BundleError
-    from qembed_worker.weight_quant import quantize_weights_bundle
+    from qembed_worker.bundle.manifest import BundleError
+    from qembed_worker.weights.ptq import quantize_weights_bundle
 
     int8 = tmp_path / "int8"
     quantize_weights_bundle(

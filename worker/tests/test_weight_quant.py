@@ -10,9 +10,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from qembed_worker.bundle import check_bundle, fingerprint_of, read_manifest
-from qembed_worker.calibration import OnnxEncoder, calibrate
-from qembed_worker.onnx_int8 import (
+from qembed_worker.bundle.manifest import check_bundle, fingerprint_of, read_manifest
+from qembed_worker.calibration.ranges import OnnxEncoder, calibrate
+from qembed_worker.weights.int8_graph import (
     ACT_QMAX,
     ACT_RAW_MAX,
     FLOOR_MIN_SCALE,
@@ -24,12 +24,12 @@ from qembed_worker.onnx_int8 import (
     quantize_weight,
     rewrite_per_token,
 )
-from qembed_worker.weight_qat import (
+from qembed_worker.weights.ptq import quantize_weights_bundle
+from qembed_worker.weights.qat import (
     fake_quantize_gelu_output,
     fake_quantize_per_token,
     fake_quantize_weight,
 )
-from qembed_worker.weight_quant import quantize_weights_bundle
 
 from .conftest import TINY_BUNDLE
 
@@ -220,7 +220,7 @@ def test_ptq_bundle_is_valid_and_records_its_weights(tmp_path: Path, scheme: str
 def test_ptq_refuses_an_int8_source_and_writing_over_the_source(tmp_path: Path) -> None:
     out = tmp_path / "int8"
     quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
-    from qembed_worker.bundle import BundleError
+    from qembed_worker.bundle.manifest import BundleError
 
     with pytest.raises(BundleError, match="float32"):
         quantize_weights_bundle(bundle=out, out=tmp_path / "again")
@@ -241,8 +241,8 @@ def test_per_token_int8_embeds_a_text_the_same_alone_and_in_a_batch(tmp_path: Pa
 
 
 def test_smoothing_divides_each_shared_input_once_and_keeps_the_product() -> None:
-    from qembed_worker.onnx_int8 import inverse
-    from qembed_worker.weight_quant import bundle_smoothing
+    from qembed_worker.weights.int8_graph import inverse
+    from qembed_worker.weights.ptq import bundle_smoothing
 
     factors, info = bundle_smoothing(TINY_BUNDLE, read_manifest(TINY_BUNDLE), limit=16)
     assert info["layers"] == len(factors) == 10  # all but the two GELU-fed layers
@@ -261,7 +261,7 @@ def test_smoothing_divides_each_shared_input_once_and_keeps_the_product() -> Non
 
 
 def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_computes() -> None:
-    from qembed_worker.weight_qat import Int8FakeQuantLinear
+    from qembed_worker.weights.qat import Int8FakeQuantLinear
 
     rng = np.random.default_rng(5)
     w = rng.normal(scale=0.1, size=(64, 48)).astype(np.float32)

@@ -1,0 +1,1 @@
+"""The command line: python -m qembed_worker <command> --help."""

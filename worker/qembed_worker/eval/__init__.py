@@ -1,0 +1,1 @@
+"""Retrieval quality of a bundle on a BEIR collection, at the precisions the service searches."""

@@ -1,0 +1,1 @@
+"""The job loop that runs training jobs queued through the API."""

@@ -1,0 +1,199 @@
+"""The trained head and how it is baked into a bundle's ONNX graph.
+
+The head maps the encoder's sentence embedding ``x`` (already L2-normalized by the bundle's
+graph) to ``normalize(W x + b)``: ``W`` is a dxd matrix initialised to the identity, either
+kept orthogonal (a rotation, which leaves float32 cosines unchanged when there is no bias) or
+free; ``b`` is an optional bias. Appending ``MatMul → Add → x / max(‖x‖, eps)`` after the
+graph's ``sentence_embedding`` gives a bundle that the service loads with no code change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+
+from qembed_worker.bundle.manifest import OUTPUT_NAME
+
+HEAD_KINDS = ("rotation", "linear")
+# torch.nn.functional.normalize's default: x / max(‖x‖₂, eps).
+NORMALIZE_EPS = 1e-12
+BASE_OUTPUT = "sentence_embedding_encoder"
+
+
+class Head(torch.nn.Module):
+    """A dxd head, identity at initialisation.
+
+    Args:
+        dimension: The embedding dimension ``d``.
+        kind: ``rotation`` (orthogonal, via ``torch.nn.utils.parametrizations.orthogonal``)
+            or ``linear`` (free matrix).
+        bias: Learn a bias added after the matrix.
+        normalize: L2-normalize the output (the service expects unit vectors for cosine).
+    """
+
+    def __init__(
+        self, dimension: int, kind: str = "rotation", bias: bool = False, normalize: bool = True
+    ) -> None:
+        """Build the identity head."""
+        super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {kind!r}; use one of {HEAD_KINDS}")
+        self.kind = kind
+        self.normalize = normalize
+        self.linear = torch.nn.Linear(dimension, dimension, bias=bias)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.eye(dimension))
+            if bias:
+                self.linear.bias.zero_()
+        if kind == "rotation":
+            # The identity is orthogonal, so the parametrization starts exactly there. The
+            # Cayley map is the cheapest of torch's maps for a d x d matrix on a CPU.
+            torch.nn.utils.parametrizations.orthogonal(
+                self.linear, "weight", orthogonal_map="cayley"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the head to ``(n, d)`` embeddings (returns a new tensor)."""
+        y = self.linear(x)
+        return functional.normalize(y, p=2, dim=-1, eps=NORMALIZE_EPS) if self.normalize else y
+
+    def set_bias(self, bias: np.ndarray) -> None:
+        """Set the bias (e.g. to centre the training embeddings)."""
+        if self.linear.bias is None:
+            raise ValueError("the head has no bias")
+        with torch.no_grad():
+            self.linear.bias.copy_(torch.from_numpy(np.asarray(bias, dtype=np.float32)))
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``W`` (out x in, float32) and ``b`` (or ``None``) as numpy arrays."""
+        with torch.no_grad():
+            weight = self.linear.weight.detach().float().cpu().numpy().copy()
+            bias = self.linear.bias
+            return weight, None if bias is None else bias.detach().float().cpu().numpy().copy()
+
+
+def apply_head_numpy(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, normalize: bool = True
+) -> np.ndarray:
+    """The head in numpy float32 (for evaluation without a model in memory)."""
+    y = np.asarray(x, dtype=np.float32) @ np.asarray(weight, dtype=np.float32).T
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float32)
+    if normalize:
+        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), NORMALIZE_EPS)
+    return y.astype(np.float32)
+
+
+def read_heads(model_path: Path) -> list[tuple[np.ndarray, np.ndarray | None, bool]]:
+    """The heads baked into a graph by :func:`bake_head`, in the order they apply.
+
+    Returns:
+        ``[(W, b or None, normalize)]``, empty for a graph without a head.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path)).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    produced = {out for node in graph.node for out in node.output}
+    heads = []
+    index = 0
+    while f"{BASE_OUTPUT}{index or ''}" in produced:
+        prefix = f"head{index or ''}."
+        heads.append(
+            (
+                weights[f"{prefix}weight_t"].T.copy(),
+                weights.get(f"{prefix}bias"),
+                f"{prefix}denominator" in produced,
+            )
+        )
+        index += 1
+    # Head 0 reads the encoder's output, head 1 reads head 0's, and so on.
+    return heads
+
+
+def bake_head(
+    source: Path,
+    target: Path,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    normalize: bool = True,
+) -> None:
+    """Append the head to an ONNX graph after its ``sentence_embedding`` output.
+
+    The original output is renamed ``sentence_embedding_encoder`` and feeds
+    ``MatMul(Wᵀ) → Add(b) → Div by Max(Sqrt(ReduceSum(x²)), eps)``, whose result is the new
+    ``sentence_embedding`` with the same type and shape.
+
+    Args:
+        source: The bundle's ``model.onnx``.
+        target: Where to write the new graph (may not be ``source``).
+        weight: ``W``, shape ``(d, d)`` as ``torch.nn.Linear`` stores it (out x in).
+        bias: ``b`` of shape ``(d,)`` or ``None``.
+        normalize: Append the L2 normalization.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    if not any(output.name == OUTPUT_NAME for output in graph.output):
+        raise ValueError(f"{source} has no output {OUTPUT_NAME!r}")
+    # A bundle may already carry a head (training a QAT bundle again): name the new one apart.
+    names = {name for node in graph.node for name in (*node.input, *node.output)}
+    names |= {init.name for init in graph.initializer}
+    index = 0
+    while f"{BASE_OUTPUT}{index or ''}" in names:
+        index += 1
+    base = f"{BASE_OUTPUT}{index or ''}"
+    prefix = f"head{index or ''}."
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name == OUTPUT_NAME:
+                node.output[i] = base
+        for i, name in enumerate(node.input):
+            if name == OUTPUT_NAME:
+                node.input[i] = base
+
+    w = np.ascontiguousarray(np.asarray(weight, dtype=np.float32).T)
+    graph.initializer.append(numpy_helper.from_array(w, f"{prefix}weight_t"))
+    nodes = [helper.make_node("MatMul", [base, f"{prefix}weight_t"], [f"{prefix}linear"])]
+    current = f"{prefix}linear"
+    if bias is not None:
+        graph.initializer.append(
+            numpy_helper.from_array(np.asarray(bias, dtype=np.float32), f"{prefix}bias")
+        )
+        nodes.append(helper.make_node("Add", [current, f"{prefix}bias"], [f"{prefix}biased"]))
+        current = f"{prefix}biased"
+    if normalize:
+        graph.initializer.append(
+            numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{prefix}axes")
+        )
+        graph.initializer.append(
+            numpy_helper.from_array(np.array(NORMALIZE_EPS, dtype=np.float32), f"{prefix}eps")
+        )
+        nodes += [
+            helper.make_node("Mul", [current, current], [f"{prefix}squared"]),
+            helper.make_node(
+                "ReduceSum", [f"{prefix}squared", f"{prefix}axes"], [f"{prefix}sum"], keepdims=1
+            ),
+            helper.make_node("Sqrt", [f"{prefix}sum"], [f"{prefix}norm"]),
+            helper.make_node("Max", [f"{prefix}norm", f"{prefix}eps"], [f"{prefix}denominator"]),
+            helper.make_node("Div", [current, f"{prefix}denominator"], [OUTPUT_NAME]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", [current], [OUTPUT_NAME]))
+    graph.node.extend(nodes)
+    # The encoder's output is now an intermediate value; describe it like the output.
+    output = next(o for o in graph.output if o.name == OUTPUT_NAME)
+    info = onnx.ValueInfoProto()
+    info.CopyFrom(output)
+    info.name = base
+    graph.value_info.append(info)
+    assert output.type.tensor_type.elem_type == TensorProto.FLOAT
+    onnx.checker.check_model(model)
+    target.write_bytes(model.SerializeToString())

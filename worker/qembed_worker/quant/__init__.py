@@ -1,0 +1,1 @@
+"""The service's quantization in numpy and its fake-quantized twin in torch."""

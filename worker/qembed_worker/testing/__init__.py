@@ -1,0 +1,4 @@
+"""What the service's tests load.
+
+The tiny fixture bundle, golden quantization vectors, reference embeddings.
+"""
