@@ -30,8 +30,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """all-MiniLM-L6-v2 exported once, calibrated on the first 64 Lee passages for speed."""
+    from qembed_worker.calibration.ranges import CalibrationOptions
     from qembed_worker.export.exporter import export_bundle
 
     out = tmp_path_factory.mktemp("minilm") / "bundle"
-    export_bundle(model="all-minilm-l6-v2", out=out, limit=64)
+    export_bundle(model="all-minilm-l6-v2", out=out, calibration=CalibrationOptions(limit=64))
     return out

@@ -116,3 +116,60 @@ def test_the_graph_sees_imports_of_submodules() -> None:
 def test_no_module_imports_a_private_name_of_another() -> None:
     _, private = import_graph()
     assert private == []
+
+
+def _code_strings(tree: ast.AST) -> list[str]:
+    """String constants of a module, docstrings left out."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def repository_reach() -> list[str]:
+    """Places where the package reaches into the repository around it instead of its arguments.
+
+    A path built from ``__file__`` that climbs out of the package, or a string naming the
+    repository's data, fixtures or TypeScript tools.
+    """
+    found = []
+    outside = ("shared/datasets", "test/fixtures", "bench/", "npx")
+    for file in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        name = module_name(file)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("parent", "parents")
+                and "__file__" in ast.unparse(node)
+            ):
+                found.append(f"{name}: {ast.unparse(node)}")
+        found += [
+            f"{name}: {text!r}" for text in _code_strings(tree) if any(o in text for o in outside)
+        ]
+    return found
+
+
+def test_the_package_reads_only_the_paths_it_is_given() -> None:
+    assert repository_reach() == []
+
+
+def test_the_reach_check_sees_a_climbing_path_and_a_repository_string() -> None:
+    bad = ast.parse(
+        '"""Doc naming test/fixtures is fine."""\nROOT = Path(__file__).parents[2]\n'
+        'X = "../shared/datasets/msmarco-5k"\n'
+    )
+    assert [s for s in _code_strings(bad) if "shared" in s] == ["../shared/datasets/msmarco-5k"]
+    assert any(
+        isinstance(n, ast.Attribute) and n.attr == "parents" and "__file__" in ast.unparse(n)
+        for n in ast.walk(bad)
+    )

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from qembed_worker.bundle.manifest import check_bundle, read_manifest, sha256_file
-from qembed_worker.calibration.ranges import OnnxEncoder, calibrate_bundle, compute_ranges
+from qembed_worker.calibration.ranges import (
+    CalibrationOptions,
+    calibrate_bundle,
+    compute_ranges,
+)
+from qembed_worker.inference.encoder import OnnxEncoder
 
 from .conftest import TINY_BUNDLE
 
@@ -69,7 +74,9 @@ def test_calibrate_writes_a_new_bundle_with_new_ranges(tmp_path: Path) -> None:
     corpus.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     out = tmp_path / "out"
     summary = calibrate_bundle(
-        bundle=TINY_BUNDLE, out=out, corpus=str(corpus), limit=40, method="quantile", quantile=0.05
+        bundle=TINY_BUNDLE,
+        out=out,
+        options=CalibrationOptions(corpus=str(corpus), limit=40, method="quantile", quantile=0.05),
     )
     manifest = check_bundle(out)
     old = read_manifest(TINY_BUNDLE)
@@ -90,7 +97,7 @@ def test_calibrate_in_place_and_refuse_to_overwrite(tmp_path: Path) -> None:
     shutil.copytree(TINY_BUNDLE, bundle)
     corpus = tmp_path / "texts.txt"
     corpus.write_text("\n".join(f"line {i} about something" for i in range(30)), encoding="utf-8")
-    calibrate_bundle(bundle=bundle, out=bundle, corpus=str(corpus))
+    calibrate_bundle(bundle=bundle, out=bundle, options=CalibrationOptions(corpus=str(corpus)))
     assert read_manifest(bundle)["calibration"]["corpus"]["texts"] == 30
     check_bundle(bundle)
     other = tmp_path / "other"
@@ -99,7 +106,7 @@ def test_calibrate_in_place_and_refuse_to_overwrite(tmp_path: Path) -> None:
     from qembed_worker.bundle.manifest import BundleError
 
     with pytest.raises(BundleError, match="--force"):
-        calibrate_bundle(bundle=bundle, out=other, corpus=str(corpus))
+        calibrate_bundle(bundle=bundle, out=other, options=CalibrationOptions(corpus=str(corpus)))
 
 
 def test_the_fixture_was_calibrated_on_lee_with_minmax() -> None:

@@ -74,3 +74,72 @@ def test_if_missing_leaves_an_existing_bundle_alone(
     assert main([command, *source, "--out", str(out), "--if-missing"]) == 0
     assert "already there" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+
+
+def test_a_declared_command_needs_a_run_function_and_the_other_way_round() -> None:
+    from qembed_worker.cli import spec
+
+    declaration = spec.load_spec()
+    runs = {command["name"]: (lambda args: None) for command in declaration["command"]}
+    spec.build_parser(runs, version="x", spec=declaration)
+    with pytest.raises(ValueError, match="differ"):
+        spec.build_parser({**runs, "extra": lambda args: None}, version="x", spec=declaration)
+    runs.pop("check")
+    with pytest.raises(ValueError, match="differ"):
+        spec.build_parser(runs, version="x", spec=declaration)
+
+
+def test_options_keep_their_types_and_defaults() -> None:
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--bundle",
+            "b",
+            "--dataset",
+            "d",
+            "--out",
+            "o",
+            "--precisions",
+            "int8,binary",
+            "--weights",
+            "1,0.5",
+            "--no-normalize",
+            "--quiet",
+        ]
+    )
+    assert args.bundle == Path("b") and args.precisions == ("int8", "binary")
+    assert args.weights == (1.0, 0.5) and args.normalize is False and args.progress is False
+    assert args.temperature == 0.05 and args.checkpoint_dir is None
+    ptq = build_parser().parse_args(
+        ["quantize-weights", "--bundle", "b", "--out", "o", "--no-smooth"]
+    )
+    assert ptq.smooth is False and ptq.per_channel is True and ptq.exclude == []
+    assert ptq.method == "minmax" and ptq.corpus == "lee"
+
+
+def test_a_non_positive_count_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval-bundle", "--bundle", "b", "--dataset", "d", "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "not a positive integer" in capsys.readouterr().err
+
+
+def test_encoder_report_needs_timings(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encoder-report", "--bundle", f"a={TINY_BUNDLE}", "--dataset", "d", "--out", "o.md"])
+    assert exit_info.value.code == 2
+    assert "--service-timings" in capsys.readouterr().err
+
+
+def test_options_reach_the_parameters_of_the_same_name() -> None:
+    from qembed_worker.cli.options import keywords
+
+    def callee(bundle: Path, out: Path, limit: int = 1, other: str = "x") -> None: ...
+
+    args = argparse.Namespace(bundle=Path("b"), out=Path("o"), limit=5, unrelated=True)
+    assert keywords(args, callee, other="y") == {
+        "bundle": Path("b"),
+        "out": Path("o"),
+        "limit": 5,
+        "other": "y",
+    }

@@ -101,3 +101,20 @@ def test_the_report_keeps_the_prose_around_the_table(
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith("\n\noutro\n")
     assert "old" not in text and "1.80x" in text
     assert (tmp_path / "report.json").is_file()
+
+
+def test_service_timings_are_read_by_bundle_folder(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    raw = {
+        "texts": 300,
+        "rounds": [{str(a.resolve()): {"1": 10.0}, str(b.resolve()): {"1": 18.0}}],
+        "summary": {
+            str(a.resolve()): {"1": {"ratio": 1.0}},
+            str(b.resolve()): {"1": {"ratio": 1.8}},
+        },
+    }
+    speed = encoder_report.service_speed(raw, [("float32", a), ("int8", b)])
+    assert speed["summary"] == {"float32": {"1": {"ratio": 1.0}}, "int8": {"1": {"ratio": 1.8}}}
+    assert speed["rounds"] == [{"float32": {"1": 10.0}, "int8": {"1": 18.0}}]
+    with pytest.raises(ValueError, match="not of"):
+        encoder_report.service_speed(raw, [("float32", a), ("other", tmp_path / "c")])

@@ -5,6 +5,7 @@ import onnx
 import pytest
 
 from qembed_worker.bundle.manifest import check_bundle, read_manifest
+from qembed_worker.calibration.ranges import CalibrationOptions
 from qembed_worker.export.exporter import cosine_rows, export_bundle
 from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.models.sources import (
@@ -70,7 +71,7 @@ def test_pooling_and_heads_live_in_the_graph(
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(parity_texts), encoding="utf-8")
     out = tmp_path / "bundle"
-    export_bundle(model=str(folder), out=out, corpus=str(corpus))
+    export_bundle(model=str(folder), out=out, calibration=CalibrationOptions(corpus=str(corpus)))
     manifest = check_bundle(out)
     assert manifest["pooling"] == pooling
     assert manifest["normalize"] is normalize
@@ -83,7 +84,9 @@ def test_pooling_and_heads_live_in_the_graph(
 def test_unsupported_pooling_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = _custom_model(tiny_model_dir, tmp_path, "max", dense=False, normalize=True)
     with pytest.raises(ModelError, match="pooling 'max'"):
-        export_bundle(model=str(folder), out=tmp_path / "bundle", corpus="lee", limit=8)
+        export_bundle(
+            model=str(folder), out=tmp_path / "bundle", calibration=CalibrationOptions(limit=8)
+        )
 
 
 def test_weights_that_differ_from_the_pin_fail_clearly(monkeypatch: pytest.MonkeyPatch) -> None:

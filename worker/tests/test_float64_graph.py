@@ -8,7 +8,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from qembed_worker.bundle.manifest import read_manifest
-from qembed_worker.calibration.ranges import OnnxEncoder, calibration_embeddings, compute_ranges
+from qembed_worker.calibration.ranges import calibration_embeddings, compute_ranges
+from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.inference.float64_graph import Float64Graph, to_float64
 
 from .conftest import TINY_BUNDLE

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from qembed_worker.bundle.manifest import check_bundle, read_manifest
-from qembed_worker.calibration.ranges import OnnxEncoder, calibrate
+from qembed_worker.calibration.ranges import CalibrationOptions
 from qembed_worker.export.exporter import cosine_rows, inspect_model, write_tokenizer
+from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.models.sources import load_sentence_transformer
 from qembed_worker.weights.int8_graph import linear_sites
 from qembed_worker.weights.ptq import bundle_smoothing
@@ -163,9 +164,6 @@ def test_weight_qat_writes_a_checked_int8_bundle(
     lines = [json.dumps({"text": f"text number {i} on a subject {i % 5}"}) for i in range(16)]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def calibrate_fn(staging: Path, manifest: dict):
-        return calibrate(staging, manifest, corpus="lee", limit=32)
-
     out = tmp_path / "qat"
     summary = weight_qat_bundle(
         bundle=TINY_BUNDLE,
@@ -174,7 +172,7 @@ def test_weight_qat_writes_a_checked_int8_bundle(
         config=DistillConfig(max_steps=2, batch_size=8),
         quant_noise=0.5,
         parity_texts=parity_texts[:20],
-        calibrate_fn=calibrate_fn,
+        calibration=CalibrationOptions(limit=32),
         progress=False,
     )
     manifest = check_bundle(out)
@@ -201,7 +199,7 @@ def test_weight_qat_starts_from_a_float32_bundle_only(tmp_path: Path) -> None:
     quantize_weights_bundle(
         bundle=TINY_BUNDLE,
         out=int8,
-        calibrate_fn=lambda s, m: calibrate(s, m, corpus="lee", limit=8),
+        calibration=CalibrationOptions(limit=8),
     )
     with pytest.raises(BundleError, match="float32"):
         weight_qat_bundle(bundle=int8, data="lee", out=tmp_path / "x", config=DistillConfig())

@@ -11,7 +11,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from qembed_worker.bundle.manifest import check_bundle, fingerprint_of, read_manifest
-from qembed_worker.calibration.ranges import OnnxEncoder, calibrate
+from qembed_worker.calibration.ranges import CalibrationOptions
+from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.weights.int8_graph import (
     ACT_QMAX,
     ACT_RAW_MAX,
@@ -182,18 +183,15 @@ def test_excluded_roles_stay_float() -> None:
     assert len(linear_sites(rewritten)) == 2
 
 
-def _lee_calibration(limit: int):
-    def calibrate_fn(staging: Path, manifest: dict):
-        return calibrate(staging, manifest, corpus="lee", limit=limit)
-
-    return calibrate_fn
+def _lee_calibration(limit: int) -> CalibrationOptions:
+    return CalibrationOptions(limit=limit)
 
 
 @pytest.mark.parametrize("scheme", ["per-token", "dynamic"])
 def test_ptq_bundle_is_valid_and_records_its_weights(tmp_path: Path, scheme: str) -> None:
     out = tmp_path / "int8"
     summary = quantize_weights_bundle(
-        bundle=TINY_BUNDLE, out=out, method=scheme, calibrate_fn=_lee_calibration(64)
+        bundle=TINY_BUNDLE, out=out, method=scheme, calibration=_lee_calibration(64)
     )
     manifest = check_bundle(out)
     source = read_manifest(TINY_BUNDLE)
@@ -219,7 +217,7 @@ def test_ptq_bundle_is_valid_and_records_its_weights(tmp_path: Path, scheme: str
 
 def test_ptq_refuses_an_int8_source_and_writing_over_the_source(tmp_path: Path) -> None:
     out = tmp_path / "int8"
-    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibration=_lee_calibration(16))
     from qembed_worker.bundle.manifest import BundleError
 
     with pytest.raises(BundleError, match="float32"):
@@ -230,7 +228,7 @@ def test_ptq_refuses_an_int8_source_and_writing_over_the_source(tmp_path: Path) 
 
 def test_per_token_int8_embeds_a_text_the_same_alone_and_in_a_batch(tmp_path: Path) -> None:
     out = tmp_path / "int8"
-    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibration=_lee_calibration(16))
     manifest = read_manifest(out)
     encoder = OnnxEncoder(out, manifest["prompts"], manifest["onnx"]["inputs"])
     texts = ["a short one", "a much longer text " * 20, "Grüße aus München 🚀"]
@@ -315,7 +313,7 @@ def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
         ``(uint8 activation codes [tokens, K], int8 weights [K, N], activation zero point)``.
     """
     out = tmp_path / "int8"
-    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibrate_fn=_lee_calibration(16))
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibration=_lee_calibration(16))
     model = onnx.load(str(out / "model.onnx"))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == INT8_MATMUL]

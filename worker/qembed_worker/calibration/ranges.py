@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qembed_worker.bundle.manifest import (
-    BUNDLE_FILES,
     MODEL_FILE,
     TOKENIZER_FILE,
-    BundleError,
     Calibration,
     CorpusInfo,
-    check_bundle,
-    created_at_now,
-    created_by,
     read_manifest,
-    write_bundle_manifest,
 )
+from qembed_worker.bundle.publish import publish
 from qembed_worker.data.corpus import load_corpus
 from qembed_worker.inference.encoder import OnnxEncoder
 
@@ -92,125 +86,112 @@ def calibration_embeddings(
     return encoder.encode(texts, input_type=input_type, batch_size=batch_size, progress=progress)
 
 
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How a bundle's int8 ranges are computed: the one options object of every command.
+
+    Attributes:
+        corpus: ``lee`` or a corpus file (see :func:`qembed_worker.data.corpus.load_corpus`).
+        limit: Use only the first ``limit`` texts (all when ``None``).
+        method: ``minmax`` or ``quantile``.
+        quantile: The tail ``q`` for ``quantile`` (``0 < q < 0.5``), ``None`` for ``minmax``.
+        input_type: Which prompt to prepend (documents are what gets stored and quantized).
+        batch_size: Texts per graph call.
+        cache_dir: Download cache for the Lee corpus.
+    """
+
+    corpus: str = "lee"
+    limit: int | None = None
+    method: str = "minmax"
+    quantile: float | None = None
+    input_type: str = "document"
+    batch_size: int = 32
+    cache_dir: Path | None = None
+
+    def problems(self) -> list[str]:
+        """What contradicts itself in these options (empty when they are usable)."""
+        found = []
+        if self.method not in METHODS:
+            found.append(f"unknown calibration method {self.method!r} (minmax or quantile)")
+        if self.method == "quantile":
+            if self.quantile is None:
+                found.append("--method quantile needs --quantile q (e.g. 0.001)")
+            elif not 0 < self.quantile < 0.5:
+                found.append("--quantile must be between 0 and 0.5 (exclusive)")
+        elif self.quantile is not None:
+            found.append("--quantile only applies to --method quantile")
+        if self.limit is not None and self.limit <= 0:
+            found.append("--limit must be positive")
+        if self.batch_size <= 0:
+            found.append("--batch-size must be positive")
+        return found
+
+
 def calibrate(
     bundle_dir: Path,
     manifest: dict[str, Any],
+    options: CalibrationOptions = CalibrationOptions(),
     *,
-    corpus: str = "lee",
-    limit: int | None = None,
-    method: str = "minmax",
-    quantile: float | None = None,
-    input_type: str = "document",
-    batch_size: int = 32,
-    cache_dir: Path | None = None,
+    progress: bool = True,
 ) -> Calibration:
     """Embed a corpus with the bundle's own graph (in float64) and compute its calibration.
 
     Args:
         bundle_dir: Folder holding ``model.onnx`` and ``tokenizer.json``.
         manifest: The bundle's manifest (for prompts and ONNX inputs).
-        corpus: ``lee`` or a corpus file (see :func:`qembed_worker.data.corpus.load_corpus`).
-        limit: Use only the first ``limit`` texts.
-        method: ``minmax`` or ``quantile``.
-        quantile: The tail for ``quantile``.
-        input_type: Which prompt to prepend (documents are what gets stored and quantized).
-        batch_size: Texts per onnxruntime call.
-        cache_dir: Download cache for the Lee corpus.
+        options: Corpus, method and the rest.
+        progress: Show a progress bar while embedding.
 
     Returns:
         The calibration for the manifest.
     """
-    texts = load_corpus(corpus, limit=limit, cache_dir=cache_dir)
+    texts = load_corpus(options.corpus, limit=options.limit, cache_dir=options.cache_dir)
     embeddings = calibration_embeddings(
-        bundle_dir, manifest, texts.texts, input_type=input_type, batch_size=batch_size
+        bundle_dir,
+        manifest,
+        texts.texts,
+        input_type=options.input_type,
+        batch_size=options.batch_size,
+        progress=progress,
     )
-    lo, hi = compute_ranges(embeddings, method, quantile)
+    lo, hi = compute_ranges(embeddings, options.method, options.quantile)
     return Calibration(
-        method=method,
-        quantile=quantile if method == "quantile" else None,
+        method=options.method,
+        quantile=options.quantile if options.method == "quantile" else None,
         corpus=CorpusInfo(
-            name=texts.name, sha256=texts.sha256, texts=len(texts.texts), input_type=input_type
+            name=texts.name,
+            sha256=texts.sha256,
+            texts=len(texts.texts),
+            input_type=options.input_type,
         ),
         min=lo,
         max=hi,
     )
 
 
-def prepare_out_dir(out: Path, *, force: bool, keep: Path | None = None) -> None:
-    """Make ``out`` ready to receive a bundle.
-
-    Raises:
-        BundleError: ``out`` holds files and ``force`` is not set.
-    """
-    if keep is not None and out.resolve() == keep.resolve():
-        return
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise BundleError(f"{out} is not empty; pass --force to overwrite it")
-        for file in BUNDLE_FILES:
-            (out / file).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def calibrate_bundle(
     *,
     bundle: Path,
     out: Path,
+    options: CalibrationOptions = CalibrationOptions(),
     force: bool = False,
-    corpus: str = "lee",
-    limit: int | None = None,
-    method: str = "minmax",
-    quantile: float | None = None,
-    input_type: str = "document",
-    batch_size: int = 32,
-    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Write a copy of ``bundle`` with new calibration ranges and a new fingerprint.
 
     Args:
         bundle: The source bundle.
         out: Where to write (may be ``bundle`` itself).
+        options: See :func:`calibrate`.
         force: Overwrite a non-empty ``out``.
-        corpus: See :func:`calibrate`.
-        limit: See :func:`calibrate`.
-        method: See :func:`calibrate`.
-        quantile: See :func:`calibrate`.
-        input_type: See :func:`calibrate`.
-        batch_size: See :func:`calibrate`.
-        cache_dir: See :func:`calibrate`.
 
     Returns:
         A summary (fingerprints, corpus size, timing).
     """
     manifest = read_manifest(bundle)
-    calibration = calibrate(
-        bundle,
-        manifest,
-        corpus=corpus,
-        limit=limit,
-        method=method,
-        quantile=quantile,
-        input_type=input_type,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-    )
-    prepare_out_dir(out, force=force, keep=bundle)
-    new = dict(manifest)
-    new["calibration"] = calibration.to_json()
-    new["created_at"] = created_at_now()
-    new["created_by"] = created_by()
-    if out.resolve() == bundle.resolve():
-        new = write_bundle_manifest(out, new)
-    else:
-        # Stage next to the target so a failure never leaves a half-written bundle behind.
-        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calibrate-") as staging_name:
-            staging = Path(staging_name)
-            for file in (MODEL_FILE, TOKENIZER_FILE):
-                shutil.copyfile(bundle / file, staging / file)
-            new = write_bundle_manifest(staging, new)
-            for file in BUNDLE_FILES:
-                shutil.move(staging / file, out / file)
-    check_bundle(out)
+    calibration = calibrate(bundle, manifest, options)
+    with publish(out, force=force, source=bundle) as staging:
+        staging.copy_from(bundle, MODEL_FILE, TOKENIZER_FILE)
+        new = staging.write_manifest({**manifest, "calibration": calibration.to_json()})
     return {
         "bundle": str(out),
         "from": manifest["fingerprint"],

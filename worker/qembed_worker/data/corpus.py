@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from qembed_worker.cache import cache_dir
 
 LEE = "lee"
 LEE_GENSIM_VERSION = "4.4.0"
@@ -55,11 +56,7 @@ class Corpus:
 
 def default_cache_dir() -> Path:
     """Return where downloaded corpora are kept (``QEMBED_CORPUS_CACHE`` overrides)."""
-    override = os.environ.get("QEMBED_CORPUS_CACHE")
-    if override:
-        return Path(override)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "qembed" / "corpora"
+    return cache_dir("corpora", "QEMBED_CORPUS_CACHE")
 
 
 def split_sentences(text: str) -> list[str]:

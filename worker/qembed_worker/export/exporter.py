@@ -5,9 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import shutil
-import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,20 +17,20 @@ import torch.nn.functional as functional
 
 from qembed_worker import __version__
 from qembed_worker.bundle.manifest import (
-    BUNDLE_FILES,
     MODEL_FILE,
     OUTPUT_NAME,
     TOKENIZER_FILE,
     Calibration,
     build_manifest,
-    check_bundle,
-    write_bundle_manifest,
 )
+from qembed_worker.bundle.publish import announce, prepare_out_dir, publish
 from qembed_worker.export.fusion import fuse_graph
 from qembed_worker.models.sources import ModelError, load_sentence_transformer, resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from qembed_worker.calibration.ranges import CalibrationOptions
 
 MIN_OPSET = 17
 # From opset 23 the exporter writes attention as one ONNX Attention node, which the fusion
@@ -71,6 +68,27 @@ class GraphSpec:
     dimension: int = 0
     max_tokens: int = 0
     prompts: dict[str, str] = field(default_factory=dict)
+
+    def manifest(
+        self, *, name: str, source: dict[str, Any], calibration: Calibration, **more: Any
+    ) -> dict[str, Any]:
+        """The manifest of a bundle of this graph (``more``: weights, training, evaluation)."""
+        return build_manifest(
+            name=name,
+            source=source,
+            dimension=self.dimension,
+            max_tokens=self.max_tokens,
+            pooling=self.pooling,
+            normalize=self.normalize,
+            prompts=self.prompts,
+            onnx_inputs=self.inputs,
+            calibration=calibration,
+            **more,
+        )
+
+    def partial_manifest(self) -> dict[str, Any]:
+        """The manifest fields an encoder of the graph needs before the bundle is complete."""
+        return {"prompts": self.prompts, "onnx": {"inputs": self.inputs}}
 
 
 def inspect_model(model: SentenceTransformer, max_tokens: int | None = None) -> GraphSpec:
@@ -332,9 +350,15 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def parity(
-    model: SentenceTransformer, bundle_dir: Path, manifest: dict[str, Any], texts: list[str]
+    model: SentenceTransformer,
+    bundle_dir: Path,
+    manifest: dict[str, Any],
+    texts: list[str],
+    batch_size: int = 8,
 ) -> dict[str, float]:
     """Compare the bundle (onnxruntime) with ``model.encode`` for both input types.
+
+    ``batch_size`` texts run together on each side (1: each text alone, same shapes on both).
 
     Returns:
         ``{"query": min cosine, "document": min cosine}``.
@@ -344,16 +368,15 @@ def parity(
     encoder = OnnxEncoder(bundle_dir, manifest["prompts"], manifest["onnx"]["inputs"])
     result = {}
     for input_type in ("query", "document"):
-        ours = encoder.encode(texts, input_type=input_type, batch_size=8, progress=False)
+        ours = encoder.encode(texts, input_type=input_type, batch_size=batch_size, progress=False)
         theirs = model.encode(
-            texts, prompt=manifest["prompts"][input_type], batch_size=8, convert_to_numpy=True
+            texts,
+            prompt=manifest["prompts"][input_type],
+            batch_size=batch_size,
+            convert_to_numpy=True,
         )
         result[input_type] = float(cosine_rows(ours, theirs).min())
     return result
-
-
-def _stage(message: str) -> None:
-    print(f"qembed-worker: {message}", file=sys.stderr, flush=True)
 
 
 def write_bundle(
@@ -365,57 +388,45 @@ def write_bundle(
     source: dict[str, Any],
     spec: GraphSpec,
     opset: int,
-    calibrate_fn: Any,
+    calibration: CalibrationOptions,
     fuse: bool = True,
+    force: bool = False,
 ) -> tuple[dict[str, Any], dict[str, float], dict[str, int]]:
-    """Export graph and tokenizer, calibrate, and write the manifest into ``out``.
-
-    Files are staged in a sibling temporary folder and moved into ``out`` at the end.
+    """Export graph and tokenizer, calibrate, and publish the bundle into ``out``.
 
     Args:
         model: The loaded model.
         folder: The model folder (for ``tokenizer.json``).
-        out: The bundle folder (created if needed; existing bundle files are replaced).
+        out: The bundle folder.
         name: Manifest ``name``.
         source: Manifest ``source``.
         spec: From :func:`inspect_model`.
         opset: ONNX opset.
-        calibrate_fn: ``(staging_dir, partial manifest) -> Calibration``; the partial manifest
-            holds the ``prompts`` and ``onnx.inputs`` that the calibration encoder needs.
+        calibration: How the ranges are computed (on the exported graph, in float64).
         fuse: Fuse attention and GELU (:func:`export_onnx`).
+        force: Replace the bundle files of a non-empty ``out``.
 
     Returns:
         The manifest written, timings in seconds and the fused operator counts.
     """
+    from qembed_worker.calibration.ranges import calibrate
+
     timings: dict[str, float] = {}
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as staging_name:
-        staging = Path(staging_name)
-        _stage(f"exporting the ONNX graph (opset {opset}, {spec.pooling} pooling)")
+    with publish(out, force=force) as staging:
+        announce(f"exporting the ONNX graph (opset {opset}, {spec.pooling} pooling)")
         started = time.perf_counter()
-        fused = export_onnx(model, spec, staging / MODEL_FILE, opset, fuse=fuse)
-        write_tokenizer(tokenizer_source(model, folder), staging / TOKENIZER_FILE, spec.max_tokens)
+        fused = export_onnx(model, spec, staging.dir / MODEL_FILE, opset, fuse=fuse)
+        write_tokenizer(
+            tokenizer_source(model, folder), staging.dir / TOKENIZER_FILE, spec.max_tokens
+        )
         timings["export_s"] = round(time.perf_counter() - started, 1)
-        _stage(f"calibrating ranges with {staging / MODEL_FILE} (evaluated in float64)")
+        announce(f"calibrating ranges with {staging.dir / MODEL_FILE} (evaluated in float64)")
         started = time.perf_counter()
-        calibration = calibrate_fn(
-            staging, {"prompts": spec.prompts, "onnx": {"inputs": spec.inputs}}
-        )
+        ranges = calibrate(staging.dir, spec.partial_manifest(), calibration)
         timings["calibration_s"] = round(time.perf_counter() - started, 1)
-        manifest = build_manifest(
-            name=name,
-            source=source,
-            dimension=spec.dimension,
-            max_tokens=spec.max_tokens,
-            pooling=spec.pooling,
-            normalize=spec.normalize,
-            prompts=spec.prompts,
-            onnx_inputs=spec.inputs,
-            calibration=calibration,
+        manifest = staging.write_manifest(
+            spec.manifest(name=name, source=source, calibration=ranges)
         )
-        manifest = write_bundle_manifest(staging, manifest)
-        for file in BUNDLE_FILES:
-            shutil.move(staging / file, out / file)
     return manifest, timings, fused
 
 
@@ -428,13 +439,7 @@ def export_bundle(
     opset: int = 18,
     fuse: bool = True,
     force: bool = False,
-    corpus: str = "lee",
-    limit: int | None = None,
-    method: str = "minmax",
-    quantile: float | None = None,
-    input_type: str = "document",
-    batch_size: int = 32,
-    cache_dir: Path | None = None,
+    calibration: CalibrationOptions | None = None,
 ) -> dict[str, Any]:
     """Export a sentence-transformers model to a calibrated, checked bundle.
 
@@ -446,13 +451,7 @@ def export_bundle(
         opset: ONNX opset.
         fuse: Fuse attention and GELU (:func:`export_onnx`).
         force: Overwrite a non-empty ``out``.
-        corpus: Calibration corpus (``lee`` or a file).
-        limit: Use the first ``limit`` corpus texts.
-        method: ``minmax`` or ``quantile``.
-        quantile: The tail for ``quantile``.
-        input_type: Prompt used for calibration texts.
-        batch_size: Texts per onnxruntime call during calibration.
-        cache_dir: Download cache for the Lee corpus.
+        calibration: How the ranges are computed (default: the Lee corpus, minmax).
 
     Returns:
         A summary: bundle path, fingerprint, parity, timings.
@@ -460,28 +459,14 @@ def export_bundle(
     Raises:
         ModelError: The model cannot be exported or the bundle disagrees with it.
     """
-    from qembed_worker.calibration.ranges import calibrate, prepare_out_dir
+    from qembed_worker.calibration.ranges import CalibrationOptions
 
     resolved = resolve_model(model)
-    prepare_out_dir(out, force=force)
+    prepare_out_dir(out, force=force)  # fail before the slow part
     st_model = load_sentence_transformer(resolved.path)
     if max_tokens is not None:
         st_model.max_seq_length = max_tokens
     spec = inspect_model(st_model, max_tokens)
-
-    def calibrate_fn(staging: Path, manifest: dict[str, Any]) -> Calibration:
-        return calibrate(
-            staging,
-            manifest,
-            corpus=corpus,
-            limit=limit,
-            method=method,
-            quantile=quantile,
-            input_type=input_type,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-        )
-
     manifest, timings, fused = write_bundle(
         st_model,
         resolved.path,
@@ -490,11 +475,11 @@ def export_bundle(
         source=resolved.source,
         spec=spec,
         opset=opset,
-        calibrate_fn=calibrate_fn,
+        calibration=calibration or CalibrationOptions(),
         fuse=fuse,
+        force=force,
     )
-    _stage(f"checking {out} and comparing onnxruntime with sentence-transformers")
-    check_bundle(out)
+    announce(f"comparing onnxruntime with sentence-transformers on {out}")
     cosines = parity(st_model, out, manifest, list(SMOKE_TEXTS))
     if min(cosines.values()) < MIN_COSINE:
         raise ModelError(f"onnxruntime disagrees with sentence-transformers: cosine {cosines}")
@@ -504,7 +489,7 @@ def export_bundle(
         "dimension": manifest["dimension"],
         "max_tokens": manifest["max_tokens"],
         "calibration": {
-            "method": method,
+            "method": manifest["calibration"]["method"],
             "corpus": manifest["calibration"]["corpus"],
         },
         "smoke_parity_min_cosine": cosines,

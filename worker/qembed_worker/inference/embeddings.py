@@ -13,15 +13,12 @@ from typing import Any
 import numpy as np
 
 from qembed_worker.bundle.manifest import read_manifest
+from qembed_worker.cache import cache_dir
 
 
 def default_cache_dir() -> Path:
     """Where embeddings are cached (``QEMBED_EMBEDDING_CACHE`` overrides)."""
-    override = os.environ.get("QEMBED_EMBEDDING_CACHE")
-    if override:
-        return Path(override)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "qembed" / "embeddings"
+    return cache_dir("embeddings", "QEMBED_EMBEDDING_CACHE")
 
 
 def texts_sha256(texts: Sequence[str]) -> str:

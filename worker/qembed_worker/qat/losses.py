@@ -19,7 +19,7 @@ document side is quantized, which is how the service scores int8; otherwise both
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -62,12 +62,11 @@ def check_precisions(precisions: Sequence[str], weights: Sequence[float]) -> Non
         raise ConfigError("at least one --weights value must be > 0")
 
 
-@dataclass(frozen=True)
-class QatSettings:
-    """How the quantization-aware loss is put together.
+@dataclass(frozen=True, kw_only=True)
+class LossOptions:
+    """The options of the quantization-aware loss that a training run sets (``train --help``).
 
     Attributes:
-        base: ``mnrl`` or ``distill``.
         precisions: Precisions in the sum.
         weights: One weight per precision.
         temperature: Softmax temperature of the base loss (teacher and student alike).
@@ -81,7 +80,6 @@ class QatSettings:
             codes cannot have instead of for the right order.
     """
 
-    base: str = "distill"
     precisions: tuple[str, ...] = ("float32", "int8", "binary")
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     temperature: float = 0.05
@@ -90,6 +88,25 @@ class QatSettings:
     binary_ste: str = "identity"
     ste_clip: float = 1.0
     learn_scale: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class QatSettings(LossOptions):
+    """How the quantization-aware loss is put together: the run's options and the base loss.
+
+    Attributes:
+        base: ``mnrl`` or ``distill`` (chosen from the data, not an option of its own).
+    """
+
+    base: str = "distill"
+
+    @classmethod
+    def of(cls, options: LossOptions, base: str) -> QatSettings:
+        """The settings of a run's loss options with the base loss its data calls for."""
+        shared = {item.name: getattr(options, item.name) for item in fields(LossOptions)}
+        shared["precisions"] = tuple(options.precisions)
+        shared["weights"] = tuple(float(w) for w in options.weights)
+        return cls(base=base, **shared)
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first inconsistent setting."""

@@ -278,7 +278,7 @@ def run_sweep(
         check_config(config)
         plan = calibration_plan(config, manifest)
         prepared = prepare(data, bundle, manifest, config)
-        calibration, _ = calibration_embeddings_for(plan, bundle, manifest, config)
+        calibration = calibration_embeddings_for(plan, bundle, manifest, config)
         started = time.perf_counter()
         fit = fit_head(config, prepared, calibration, manifest, plan, data.kind)
         seconds = time.perf_counter() - started
@@ -325,7 +325,7 @@ def run_in_domain(
     plan = calibration_plan(config, manifest)
     data = load_training_data(folder, loss="distill")
     prepared = prepare(data, bundle, manifest, config)
-    calibration, _ = calibration_embeddings_for(plan, bundle, manifest, config)
+    calibration = calibration_embeddings_for(plan, bundle, manifest, config)
     started = time.perf_counter()
     fit = fit_head(config, prepared, calibration, manifest, plan, data.kind)
     seconds = time.perf_counter() - started

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -34,25 +31,20 @@ import torch
 from tqdm import tqdm
 
 from qembed_worker.bundle.manifest import (
-    BUNDLE_FILES,
     MODEL_FILE,
     TOKENIZER_FILE,
     BundleError,
-    Calibration,
-    CorpusInfo,
     check_bundle,
-    created_at_now,
-    created_by,
     read_manifest,
-    write_bundle_manifest,
 )
-from qembed_worker.calibration.ranges import METHODS, compute_ranges, prepare_out_dir
+from qembed_worker.bundle.publish import announce, publish
+from qembed_worker.calibration.ranges import METHODS, CalibrationOptions, calibrate, compute_ranges
 from qembed_worker.data.corpus import LEE, load_corpus
 from qembed_worker.data.datasets import TrainingData, load_training_data, warn
 from qembed_worker.eval.evaluate import fidelity, top_k
 from qembed_worker.inference.embeddings import bundle_embeddings
 from qembed_worker.qat.head import HEAD_KINDS, Head, bake_head
-from qembed_worker.qat.losses import ConfigError, QatLoss, QatSettings
+from qembed_worker.qat.losses import ConfigError, LossOptions, QatLoss, QatSettings
 from qembed_worker.quant.codes import (
     Int8Ranges,
     dequantize_int8,
@@ -67,11 +59,12 @@ BATCH_SAMPLERS = ("random", "neighbors")
 CHECKPOINT_KEEP = 2
 
 
-@dataclass
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(LossOptions):
     """Every option of a training run (the CLI's ``train`` options, same names).
 
-    Attributes are described by ``python -m qembed_worker train --help``.
+    Attributes are described by ``python -m qembed_worker train --help``; the loss options are
+    inherited from :class:`~qembed_worker.qat.losses.LossOptions`.
     """
 
     bundle: Path
@@ -80,14 +73,6 @@ class TrainConfig:
     mode: str = "head"
     loss: str = "auto"
     split: str = "test"
-    precisions: tuple[str, ...] = ("float32", "int8", "binary")
-    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
-    temperature: float = 0.05
-    warmup_steps: int = 0
-    asymmetric: bool = False
-    binary_ste: str = "identity"
-    ste_clip: float = 1.0
-    learn_scale: bool = False
     crop_queries: bool = False
     crop_words: int = 12
     head: str = "rotation"
@@ -123,17 +108,7 @@ class TrainConfig:
 
     def settings(self, kind: str = "texts") -> QatSettings:
         """The loss settings for the data kind (``texts``: distill, ``pairs``: mnrl)."""
-        return QatSettings(
-            base="distill" if kind == "texts" else "mnrl",
-            precisions=tuple(self.precisions),
-            weights=tuple(float(w) for w in self.weights),
-            temperature=self.temperature,
-            warmup_steps=self.warmup_steps,
-            asymmetric=self.asymmetric,
-            binary_ste=self.binary_ste,
-            ste_clip=self.ste_clip,
-            learn_scale=self.learn_scale,
-        )
+        return QatSettings.of(self, "distill" if kind == "texts" else "mnrl")
 
     def learning_rate(self) -> float:
         """``lr``, or the mode's default: 1e-3 for a head, 2e-5 for the whole encoder."""
@@ -231,19 +206,10 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("--calibration-limit must be positive")
 
 
-@dataclass
-class CalibrationPlan:
-    """How the new bundle (and, in head mode, training) computes its int8 ranges."""
+def calibration_plan(config: TrainConfig, manifest: dict[str, Any]) -> CalibrationOptions:
+    """How the new bundle (and, in head mode, training) computes its int8 ranges.
 
-    corpus: str
-    method: str
-    quantile: float | None
-    limit: int | None
-    input_type: str
-
-
-def calibration_plan(config: TrainConfig, manifest: dict[str, Any]) -> CalibrationPlan:
-    """Resolve the calibration options, defaulting to the source bundle's own calibration.
+    The ``--calibration-*`` options, defaulting to the source bundle's own calibration.
 
     Raises:
         ConfigError: The source was calibrated on a file that must be named again, or the
@@ -275,7 +241,14 @@ def calibration_plan(config: TrainConfig, manifest: dict[str, Any]) -> Calibrati
         texts = source.get("corpus", {}).get("texts")
         limit = texts if isinstance(texts, int) and texts > 0 else None
     input_type = source.get("corpus", {}).get("input_type", "document")
-    return CalibrationPlan(corpus, method, quantile, limit, input_type)
+    return CalibrationOptions(
+        corpus=corpus,
+        limit=limit,
+        method=method,
+        quantile=quantile,
+        input_type=input_type,
+        cache_dir=config.corpus_cache_dir,
+    )
 
 
 def check_bundle_for_training(bundle: Path) -> dict[str, Any]:
@@ -300,10 +273,6 @@ def check_bundle_for_training(bundle: Path) -> dict[str, Any]:
         )
     check_bundle(bundle, probe=False)
     return manifest
-
-
-def _stage(message: str) -> None:
-    print(f"qembed-worker: {message}", file=sys.stderr, flush=True)
 
 
 # --- data on the encoder side ------------------------------------------------------------------
@@ -615,7 +584,6 @@ def total_steps(config: TrainConfig, train_items: int) -> int:
 
 
 def run_loop(
-    *,
     config: TrainConfig,
     prepared: Prepared,
     model: torch.nn.Module,
@@ -649,7 +617,7 @@ def run_loop(
     if config.resume:
         path = latest_checkpoint(folder)
         if path is None:
-            _stage(f"--resume: no checkpoint in {folder}; starting from step 0")
+            announce(f"--resume: no checkpoint in {folder}; starting from step 0")
         else:
             state = torch.load(path, weights_only=False)
             if state["run_key"] != key:
@@ -664,7 +632,7 @@ def run_loop(
                 loss_fn.ranges.set_ranges(*state["ranges"])
             torch.set_rng_state(state["torch_rng"])
             start = resumed_from = int(state["step"])
-            _stage(f"resuming from {path} (step {start} of {steps})")
+            announce(f"resuming from {path} (step {start} of {steps})")
     elif folder.exists() and latest_checkpoint(folder) is not None:
         raise ConfigError(
             f"{folder} holds checkpoints of an earlier run: pass --resume to continue it, or "
@@ -732,11 +700,11 @@ def run_loop(
 
 
 def calibration_embeddings_for(
-    plan: CalibrationPlan, bundle: Path, manifest: dict[str, Any], config: TrainConfig
-) -> tuple[np.ndarray, Any]:
-    """The bundle's embeddings of the calibration corpus the plan names, and that corpus."""
-    corpus = load_corpus(plan.corpus, limit=plan.limit, cache_dir=config.corpus_cache_dir)
-    embeddings = bundle_embeddings(
+    plan: CalibrationOptions, bundle: Path, manifest: dict[str, Any], config: TrainConfig
+) -> np.ndarray:
+    """The bundle's embeddings of the calibration corpus the plan names."""
+    corpus = load_corpus(plan.corpus, limit=plan.limit, cache_dir=plan.cache_dir)
+    return bundle_embeddings(
         bundle,
         corpus.texts,
         plan.input_type,
@@ -745,7 +713,6 @@ def calibration_embeddings_for(
         label="calibration",
         progress=config.progress,
     )
-    return embeddings, corpus
 
 
 def head_validation(
@@ -813,7 +780,7 @@ def fit_head(
     prepared: Prepared,
     calibration_embeddings: np.ndarray,
     manifest: dict[str, Any],
-    plan: CalibrationPlan,
+    plan: CalibrationOptions,
     kind: str,
 ) -> HeadFit:
     """Train a head on cached teacher embeddings (the core of ``--mode head``).
@@ -873,14 +840,7 @@ def fit_head(
         doc_index = torch.from_numpy(np.concatenate([rows[:, 1], negatives]))
         return head(teacher_queries[torch.from_numpy(rows[:, 0])]), head(teacher_docs[doc_index])
 
-    result = run_loop(
-        config=config,
-        prepared=prepared,
-        model=head,
-        student=student,
-        loss_fn=loss_fn,
-        refresh_ranges=refresh_ranges,
-    )
+    result = run_loop(config, prepared, head, student, loss_fn, refresh_ranges)
     final_lo, final_hi = head_ranges()
     after = head_validation(head, prepared, final_lo, final_hi)
     return HeadFit(head, result, before, after, final_lo, final_hi)
@@ -899,9 +859,7 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     prepared = prepare(data, config.bundle, manifest, config)
-    calibration_embeddings, calibration_corpus = calibration_embeddings_for(
-        plan, config.bundle, manifest, config
-    )
+    calibration_embeddings = calibration_embeddings_for(plan, config.bundle, manifest, config)
     timings["embedding_s"] = round(time.perf_counter() - t0, 1)
     dimension = int(manifest["dimension"])
     if prepared.documents.shape[1] != dimension:
@@ -944,16 +902,15 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
             bias,
             normalize=config.normalize,
         )
-        shutil.copyfile(config.bundle / TOKENIZER_FILE, staging / TOKENIZER_FILE)
 
     new_manifest = _write_new_bundle(
-        config, manifest, plan, calibration_corpus, write_graph, summary, started, timings, t0
+        config, manifest, plan, write_graph, summary, started, timings, t0
     )
     remove_checkpoints(config)
     return _cli_summary(config, manifest, new_manifest, result, before, after)
 
 
-def _start_run(config: TrainConfig) -> tuple[dict[str, Any], CalibrationPlan, TrainingData]:
+def _start_run(config: TrainConfig) -> tuple[dict[str, Any], CalibrationOptions, TrainingData]:
     """Check and load what both modes need before training.
 
     The settings, the source bundle, the calibration plan, the training data, and an --out
@@ -1034,58 +991,32 @@ def _training_summary(
 def _write_new_bundle(
     config: TrainConfig,
     manifest: dict[str, Any],
-    plan: CalibrationPlan,
-    calibration_corpus: Any,
+    plan: CalibrationOptions,
     write_graph: Any,
     summary: dict[str, Any],
     started: float,
     timings: dict[str, float],
     export_started: float,
 ) -> dict[str, Any]:
-    from qembed_worker.calibration.ranges import calibration_embeddings
-
-    prepare_out_dir(config.out, force=True)
-    with tempfile.TemporaryDirectory(dir=config.out.parent, prefix=".train-") as staging_name:
-        staging = Path(staging_name)
-        write_graph(staging)
+    with publish(config.out, force=True) as staging:
+        write_graph(staging.dir)
+        staging.copy_from(config.bundle, TOKENIZER_FILE)  # the tokenizer is not trained
         timings["export_s"] = round(time.perf_counter() - export_started, 1)
-        _stage(f"calibrating the new graph on {plan.corpus} ({plan.method})")
+        announce(f"calibrating the new graph on {plan.corpus} ({plan.method})")
         t0 = time.perf_counter()
-        embeddings = calibration_embeddings(
-            staging,
-            manifest,
-            calibration_corpus.texts,
-            input_type=plan.input_type,
-            progress=config.progress,
-        )
-        lo, hi = compute_ranges(embeddings, plan.method, plan.quantile)
-        calibration = Calibration(
-            method=plan.method,
-            quantile=plan.quantile,
-            corpus=CorpusInfo(
-                name=calibration_corpus.name,
-                sha256=calibration_corpus.sha256,
-                texts=len(calibration_corpus.texts),
-                input_type=plan.input_type,
-            ),
-            min=lo,
-            max=hi,
-        )
+        calibration = calibrate(staging.dir, manifest, plan, progress=config.progress)
         timings["calibration_s"] = round(time.perf_counter() - t0, 1)
         timings["total_s"] = round(time.perf_counter() - started, 1)
         summary["durations_s"] = timings
-        new = dict(manifest)
-        new["name"] = f"{manifest['name']}-qat-{config.mode}"
-        new["created_at"] = created_at_now()
-        new["created_by"] = created_by()
-        new["calibration"] = calibration.to_json()
-        new["training"] = summary
-        new["evaluation"] = None
-        new = write_bundle_manifest(staging, new)
-        for file in BUNDLE_FILES:
-            shutil.move(staging / file, config.out / file)
-    check_bundle(config.out)
-    return new
+        return staging.write_manifest(
+            {
+                **manifest,
+                "name": f"{manifest['name']}-qat-{config.mode}",
+                "calibration": calibration.to_json(),
+                "training": summary,
+                "evaluation": None,
+            }
+        )
 
 
 def remove_checkpoints(config: TrainConfig) -> None:
@@ -1151,9 +1082,7 @@ def train_full(config: TrainConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     prepared = prepare(data, config.bundle, manifest, config)
-    calibration_corpus = load_corpus(
-        plan.corpus, limit=plan.limit, cache_dir=config.corpus_cache_dir
-    )
+    calibration_corpus = load_corpus(plan.corpus, limit=plan.limit, cache_dir=plan.cache_dir)
     timings["embedding_s"] = round(time.perf_counter() - t0, 1)
 
     model = load_sentence_transformer(resolved.path)
@@ -1215,14 +1144,7 @@ def train_full(config: TrainConfig) -> dict[str, Any]:
             docs, "document"
         )
 
-    result = run_loop(
-        config=config,
-        prepared=prepared,
-        model=model,
-        student=student,
-        loss_fn=loss_fn,
-        refresh_ranges=refresh_ranges,
-    )
+    result = run_loop(config, prepared, model, student, loss_fn, refresh_ranges)
     timings["training_s"] = result.seconds
     model.to("cpu").eval()
     summary = _training_summary(config, manifest, data, prepared, result, None, None, timings)
@@ -1238,12 +1160,10 @@ def train_full(config: TrainConfig) -> dict[str, Any]:
         spec.prompts = dict(prompts)
 
     def write_graph(staging: Path) -> None:
-        # The tokenizer is not trained: ship the source bundle's file byte for byte.
         export_onnx(model, spec, staging / MODEL_FILE, opset=18)
-        shutil.copyfile(config.bundle / TOKENIZER_FILE, staging / TOKENIZER_FILE)
 
     new_manifest = _write_new_bundle(
-        config, manifest, plan, calibration_corpus, write_graph, summary, started, timings, t0
+        config, manifest, plan, write_graph, summary, started, timings, t0
     )
     cosines = parity(model, config.out, new_manifest, list(SMOKE_TEXTS))
     if min(cosines.values()) < MIN_COSINE:

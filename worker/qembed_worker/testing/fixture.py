@@ -33,8 +33,7 @@ def write_fixture(out: Path, *, limit: int = 400, cache_dir: Path | None = None)
     Returns:
         A summary with the fingerprint and parity against sentence-transformers.
     """
-    from qembed_worker.bundle.manifest import check_bundle
-    from qembed_worker.calibration.ranges import calibrate
+    from qembed_worker.calibration.ranges import CalibrationOptions
     from qembed_worker.export.exporter import MIN_COSINE, inspect_model, parity, write_bundle
     from qembed_worker.models.sources import ModelError
 
@@ -51,9 +50,6 @@ def write_fixture(out: Path, *, limit: int = 400, cache_dir: Path | None = None)
                 "weights_sha256": sha256_file(weights_file(folder)),
             }
 
-            def calibrate_fn(staging: Path, manifest: dict[str, Any]) -> Any:
-                return calibrate(staging, manifest, corpus="lee", limit=limit, cache_dir=cache_dir)
-
             manifest, timings, fused = write_bundle(
                 model,
                 folder,
@@ -62,9 +58,9 @@ def write_fixture(out: Path, *, limit: int = 400, cache_dir: Path | None = None)
                 source=source,
                 spec=spec,
                 opset=18,
-                calibrate_fn=calibrate_fn,
+                calibration=CalibrationOptions(limit=limit, cache_dir=cache_dir),
+                force=True,
             )
-            check_bundle(out)
             cosines = parity(model, out, manifest, ["a", "hello world", "Grüße 東京 🚀" * 40])
     finally:
         if previous is None:

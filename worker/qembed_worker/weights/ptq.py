@@ -9,25 +9,18 @@ unchanged.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qembed_worker.bundle.manifest import (
-    BUNDLE_FILES,
-    MODEL_FILE,
-    TOKENIZER_FILE,
-    BundleError,
-    Calibration,
-    check_bundle,
-    created_at_now,
-    created_by,
-    write_bundle_manifest,
-)
+from qembed_worker.bundle.manifest import MODEL_FILE, TOKENIZER_FILE, BundleError, check_bundle
+from qembed_worker.bundle.publish import prepare_out_dir, publish
+from qembed_worker.calibration.ranges import CalibrationOptions, calibrate
+from qembed_worker.data.corpus import load_corpus
+from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.inference.float64_graph import channel_maxima
 from qembed_worker.weights.int8_graph import (
     METHODS,
     SMOOTH_BETA,
@@ -113,10 +106,6 @@ def bundle_smoothing(
     import onnx
     from onnx import numpy_helper
 
-    from qembed_worker.data.corpus import load_corpus
-    from qembed_worker.inference.encoder import OnnxEncoder
-    from qembed_worker.inference.float64_graph import channel_maxima
-
     model = onnx.load(str(bundle / MODEL_FILE))
     sites = linear_sites(model)
     roles = tuple(roles)
@@ -195,7 +184,7 @@ def quantize_weights_bundle(
     smooth: bool = True,
     smooth_options: dict[str, Any] | None = None,
     force: bool = False,
-    calibrate_fn: Any = None,
+    calibration: CalibrationOptions | None = None,
 ) -> dict[str, Any]:
     """Write an int8-weight copy of a float32 bundle with fresh calibration ranges.
 
@@ -210,8 +199,8 @@ def quantize_weights_bundle(
             (:func:`bundle_smoothing`).
         smooth_options: Keyword arguments for :func:`bundle_smoothing` (corpus, limit, beta).
         force: Overwrite a non-empty ``out``.
-        calibrate_fn: ``(staging_dir, manifest) -> Calibration``; default: the Lee corpus,
-            ``minmax`` (as ``calibrate`` does).
+        calibration: How the int8 graph's ranges are computed (default: the Lee corpus,
+            ``minmax``).
 
     Returns:
         A summary: fingerprints, layers, sizes.
@@ -219,36 +208,30 @@ def quantize_weights_bundle(
     Raises:
         BundleError: The source is not a float32 bundle or ``out`` is not writable.
     """
-    from qembed_worker.calibration.ranges import calibrate, prepare_out_dir
-
     manifest = check_bundle(bundle, probe=False)
     precision = (manifest.get("weights") or {}).get("precision")
     if precision != "float32":
         raise BundleError(f"{bundle} has {precision} weights; quantize a float32 bundle")
     if out.resolve() == bundle.resolve():
         raise BundleError("--out must differ from --bundle (the float32 bundle stays as it is)")
-    prepare_out_dir(out, force=force)
+    prepare_out_dir(out, force=force)  # fail before the slow part
     exclude = sorted(set(exclude))
     factors, smoothing = None, None
     if smooth and method == "per-token":
         factors, smoothing = bundle_smoothing(bundle, manifest, **(smooth_options or {}))
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantize-") as staging_name:
-        staging = Path(staging_name)
+    with publish(out, force=force) as staging:
         sites = quantize_model_file(
             bundle / MODEL_FILE,
-            staging / MODEL_FILE,
+            staging.dir / MODEL_FILE,
             method=method,
             per_channel=per_channel,
             exclude=exclude,
             gelu_floor=gelu_floor,
             smoothing=factors,
         )
-        shutil.copyfile(bundle / TOKENIZER_FILE, staging / TOKENIZER_FILE)
-        calibration: Calibration = (calibrate_fn or calibrate)(staging, manifest)
-        new = dict(manifest)
-        new["created_at"] = created_at_now()
-        new["created_by"] = created_by()
-        new["weights"] = weights_manifest(
+        staging.copy_from(bundle, TOKENIZER_FILE)
+        ranges = calibrate(staging.dir, manifest, calibration or CalibrationOptions())
+        weights = weights_manifest(
             method=method,
             per_channel=per_channel,
             layers=len(sites),
@@ -257,12 +240,9 @@ def quantize_weights_bundle(
             smoothing=smoothing,
             source_fingerprint=manifest["fingerprint"],
         )
-        new["calibration"] = calibration.to_json()
-        new["evaluation"] = None
-        new = write_bundle_manifest(staging, new)
-        for file in BUNDLE_FILES:
-            shutil.move(staging / file, out / file)
-    check_bundle(out)
+        new = staging.write_manifest(
+            {**manifest, "weights": weights, "calibration": ranges.to_json(), "evaluation": None}
+        )
     return {
         "bundle": str(out),
         "from": manifest["fingerprint"],

@@ -31,8 +31,6 @@ import contextlib
 import copy
 import math
 import random
-import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -47,14 +45,28 @@ from torch import nn
 from tqdm import tqdm
 
 from qembed_worker.bundle.manifest import (
-    BUNDLE_FILES,
     MODEL_FILE,
     TOKENIZER_FILE,
-    build_manifest,
+    BundleError,
     check_bundle,
-    write_bundle_manifest,
+    sha256_file,
 )
-from qembed_worker.models.sources import ModelError
+from qembed_worker.bundle.publish import announce, prepare_out_dir, publish
+from qembed_worker.calibration.ranges import CalibrationOptions, calibrate
+from qembed_worker.data.corpus import load_corpus
+from qembed_worker.export.exporter import (
+    SMOKE_TEXTS,
+    GraphSpec,
+    export_onnx,
+    inspect_model,
+    tokenizer_source,
+    write_tokenizer,
+)
+from qembed_worker.export.exporter import (
+    parity as bundle_parity,
+)
+from qembed_worker.inference.embeddings import default_cache_dir, texts_sha256
+from qembed_worker.models.sources import ModelError, load_sentence_transformer, resolve_source
 from qembed_worker.weights.int8_graph import (
     ACT_QMAX,
     ACT_RAW_MAX,
@@ -64,13 +76,13 @@ from qembed_worker.weights.int8_graph import (
     MIN_SCALE,
     W_QMAX,
     inverse,
+    linear_sites,
     rewrite_per_token,
 )
+from qembed_worker.weights.ptq import bundle_smoothing, weights_manifest
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-    from qembed_worker.export.exporter import GraphSpec
 
 # The float model's pooler is computed by the Hugging Face model but not used by the embedding
 # (the exporter drops it), so it is neither fake-quantized nor counted.
@@ -465,8 +477,6 @@ def teacher_cache(
     Returns:
         float32 ``[len(texts), dim]``.
     """
-    from qembed_worker.inference.embeddings import default_cache_dir, texts_sha256
-
     folder = cache_dir or default_cache_dir()
     path = folder / f"weight-qat-teacher-{key}-{texts_sha256(texts)[:24]}.npy"
     if path.is_file():
@@ -630,9 +640,6 @@ def export_int8_onnx(
     """
     import onnx
 
-    from qembed_worker.export.exporter import export_onnx
-    from qembed_worker.weights.int8_graph import linear_sites
-
     layers = fake_quant_layers(model)
     gelu_floor = any(layer.gelu_input for layer in layers)
     smoothing = {i: layer.alpha for i, layer in enumerate(layers) if layer.alpha is not None}
@@ -671,19 +678,8 @@ def parity(
     Returns:
         ``{"query": min cosine, "document": min cosine}``.
     """
-    from qembed_worker.export.exporter import cosine_rows
-    from qembed_worker.inference.encoder import OnnxEncoder
-
     set_quant_noise(model, False)
-    encoder = OnnxEncoder(bundle_dir, manifest["prompts"], manifest["onnx"]["inputs"])
-    result = {}
-    for input_type in ("query", "document"):
-        ours = encoder.encode(texts, input_type=input_type, batch_size=1, progress=False)
-        theirs = model.encode(
-            texts, prompt=manifest["prompts"][input_type], batch_size=1, convert_to_numpy=True
-        )
-        result[input_type] = float(cosine_rows(ours, theirs).min())
-    return result
+    return bundle_parity(model, bundle_dir, manifest, texts, batch_size=1)
 
 
 def write_int8_bundle(
@@ -694,7 +690,7 @@ def write_int8_bundle(
     name: str,
     source: dict[str, Any],
     spec: GraphSpec,
-    calibrate_fn: Any,
+    calibration: CalibrationOptions,
     per_channel: bool = True,
     training: dict[str, Any] | None = None,
     qat: str = "weight QAT (self-distillation)",
@@ -712,7 +708,7 @@ def write_int8_bundle(
         name: Manifest ``name``.
         source: Manifest ``source``.
         spec: From :func:`qembed_worker.export.exporter.inspect_model`.
-        calibrate_fn: ``(staging_dir, partial manifest) -> Calibration``.
+        calibration: How the int8 graph's ranges are computed.
         per_channel: The weight granularity used by :func:`prepare`.
         training: Manifest ``training`` (the run summary).
         qat: Manifest ``weights.qat``.
@@ -728,19 +724,14 @@ def write_int8_bundle(
     Raises:
         ModelError: The int8 graph disagrees with the fake-quantized model.
     """
-    from qembed_worker.export.exporter import SMOKE_TEXTS, tokenizer_source, write_tokenizer
-    from qembed_worker.weights.ptq import weights_manifest
-
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".weight-qat-") as staging_name:
-        staging = Path(staging_name)
-        _stage("converting: float weights -> ONNX -> per-token int8 MatMulInteger graph")
-        export_int8_onnx(model, spec, staging / MODEL_FILE, per_channel=per_channel)
-        write_tokenizer(tokenizer_source(model, folder), staging / TOKENIZER_FILE, spec.max_tokens)
-        _stage("calibrating ranges with the int8 graph (onnxruntime)")
-        calibration = calibrate_fn(
-            staging, {"prompts": spec.prompts, "onnx": {"inputs": spec.inputs}}
+    with publish(out, force=True) as staging:
+        announce("converting: float weights -> ONNX -> per-token int8 MatMulInteger graph")
+        export_int8_onnx(model, spec, staging.dir / MODEL_FILE, per_channel=per_channel)
+        write_tokenizer(
+            tokenizer_source(model, folder), staging.dir / TOKENIZER_FILE, spec.max_tokens
         )
+        announce("calibrating ranges with the int8 graph (evaluated in float64)")
+        ranges = calibrate(staging.dir, spec.partial_manifest(), calibration)
         layers = fake_quant_layers(model)
         weights = weights_manifest(
             method="per-token",
@@ -751,32 +742,16 @@ def write_int8_bundle(
             source_fingerprint=source_fingerprint,
             qat=qat,
         )
-        manifest = build_manifest(
-            name=name,
-            source=source,
-            dimension=spec.dimension,
-            max_tokens=spec.max_tokens,
-            pooling=spec.pooling,
-            normalize=spec.normalize,
-            prompts=spec.prompts,
-            onnx_inputs=spec.inputs,
-            calibration=calibration,
-            weights=weights,
-            training=training,
+        manifest = staging.write_manifest(
+            spec.manifest(
+                name=name, source=source, calibration=ranges, weights=weights, training=training
+            )
         )
-        manifest = write_bundle_manifest(staging, manifest)
-        _stage("parity: the fake-quantized PyTorch model against the int8 ONNX graph")
-        cosines = parity(model, staging, manifest, parity_texts or list(SMOKE_TEXTS))
+        announce("parity: the fake-quantized PyTorch model against the int8 ONNX graph")
+        cosines = parity(model, staging.dir, manifest, parity_texts or list(SMOKE_TEXTS))
         if min(cosines.values()) < MIN_PARITY_COSINE:
             raise ModelError(f"the int8 graph disagrees with the fake-quantized model: {cosines}")
-        for file in BUNDLE_FILES:
-            shutil.move(staging / file, out / file)
-    check_bundle(out)
     return manifest, cosines
-
-
-def _stage(message: str) -> None:
-    print(f"qembed-worker: {message}", file=sys.stderr, flush=True)
 
 
 def weight_qat_bundle(
@@ -794,7 +769,7 @@ def weight_qat_bundle(
     parity_texts: list[str] | None = None,
     save_model: Path | None = None,
     force: bool = False,
-    calibrate_fn: Any = None,
+    calibration: CalibrationOptions | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Weight QAT of a float32 bundle's model by self-distillation, written as an int8 bundle.
@@ -819,8 +794,8 @@ def weight_qat_bundle(
         parity_texts: Texts for the PyTorch-vs-ONNX parity check (default: a few built in).
         save_model: Also save the fine-tuned float weights as a sentence-transformers folder.
         force: Overwrite a non-empty ``out``.
-        calibrate_fn: ``(staging_dir, manifest) -> Calibration`` (default: Lee, with the source
-            bundle's method).
+        calibration: How the int8 graph's ranges are computed (default: the Lee corpus, with
+            the source bundle's method, quantile and input type).
         progress: Show tqdm bars.
 
     Returns:
@@ -830,12 +805,6 @@ def weight_qat_bundle(
         BundleError: The source is not a float32 bundle.
         ModelError: Parity below 0.999 or a graph that does not match.
     """
-    from qembed_worker.bundle.manifest import BundleError, sha256_file
-    from qembed_worker.calibration.ranges import calibrate, prepare_out_dir
-    from qembed_worker.data.corpus import load_corpus
-    from qembed_worker.export.exporter import inspect_model
-    from qembed_worker.models.sources import load_sentence_transformer, resolve_source
-
     source_manifest = check_bundle(bundle, probe=False)
     precision = (source_manifest.get("weights") or {}).get("precision")
     if precision != "float32":
@@ -857,7 +826,7 @@ def weight_qat_bundle(
     teacher.max_seq_length = min(config.max_tokens or max_tokens, max_tokens)
     spans = make_spans(corpus.texts, config)
     texts = [prompt + t for t in [*corpus.texts, *spans]]
-    _stage(
+    announce(
         f"teacher embeddings of {len(corpus.texts)} texts + {len(spans)} spans from {corpus.name}"
     )
     started = time.perf_counter()
@@ -875,10 +844,7 @@ def weight_qat_bundle(
     if smooth:
         import onnx
 
-        from qembed_worker.weights.int8_graph import linear_sites
-        from qembed_worker.weights.ptq import bundle_smoothing
-
-        _stage("SmoothQuant factors from the float32 bundle's activations")
+        announce("SmoothQuant factors from the float32 bundle's activations")
         factors, smoothing_info = bundle_smoothing(bundle, source_manifest)
         sites = linear_sites(onnx.load(str(bundle / MODEL_FILE)))
         smoothing = smoothing_for(student, sites, factors)
@@ -889,7 +855,7 @@ def weight_qat_bundle(
         gelu_floor=gelu_floor,
         smoothing=smoothing,
     )
-    _stage(
+    announce(
         f"weight QAT: {len(layers)} linear layers fake-quantized (int8 per-channel weights, "
         f"per-token activations{f', Quant-Noise p={quant_noise}' if quant_noise else ''})"
     )
@@ -919,17 +885,12 @@ def weight_qat_bundle(
         **run,
         "torch_threads": torch.get_num_threads(),
     }
-    calibration = source_manifest["calibration"]
-
-    def default_calibrate(staging: Path, manifest: dict[str, Any]) -> Any:
-        return calibrate(
-            staging,
-            manifest,
-            method=calibration["method"],
-            quantile=calibration.get("quantile"),
-            input_type=calibration["corpus"]["input_type"],
-        )
-
+    source_ranges = source_manifest["calibration"]
+    calibration = calibration or CalibrationOptions(
+        method=source_ranges["method"],
+        quantile=source_ranges.get("quantile"),
+        input_type=source_ranges["corpus"]["input_type"],
+    )
     manifest, cosines = write_int8_bundle(
         student,
         resolved.path,
@@ -937,7 +898,7 @@ def weight_qat_bundle(
         name=name or f"{source_manifest['name']}-int8-qat",
         source=source_manifest["source"],
         spec=spec,
-        calibrate_fn=calibrate_fn or default_calibrate,
+        calibration=calibration,
         per_channel=per_channel,
         training=training,
         qat="weight QAT, self-distillation"

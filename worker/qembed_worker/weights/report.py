@@ -5,7 +5,8 @@ One command regenerates the report (``python -m qembed_worker encoder-report --h
 - quality: :func:`qembed_worker.eval.evaluate.evaluate_bundle` on each dataset, NDCG@10 for float32
   embeddings and for binary+int8 search (rescoring multiplier :data:`MULTIPLIER`);
 - speed, two ways: (1) the service's own encoder in-process (tokenizer, batching queue,
-  onnxruntime-node; stage (a) of ``npm run bench:encode``) through ``bench/encode-compare.ts``,
+  onnxruntime-node; stage (a) of ``npm run bench:encode``), measured by
+  ``bench/encode-compare.ts`` (``scripts/encoder-report`` runs it and passes its JSON here),
   every bundle once per round in a rotated order, ratios to the float32 bundle taken within
   the round; (2) onnxruntime in Python on one thread, timed in CPU seconds of that thread,
   which a shared machine's load disturbs far less than wall-clock time;
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,38 +27,39 @@ import numpy as np
 from qembed_worker.bundle.manifest import MODEL_FILE, read_manifest
 
 MULTIPLIER = 4
-REPO = Path(__file__).resolve().parents[2]
 
 
-def bench_passages(count: int) -> list[str]:
-    """The first ``count`` msmarco-5k passages (``text`` only), as ``bench:encode`` reads them."""
-    corpus = REPO.parent / "shared" / "datasets" / "msmarco-5k" / "corpus.jsonl"
+def bench_passages(corpus: Path, count: int) -> list[str]:
+    """The first ``count`` passages (``text`` only) of a BEIR ``corpus.jsonl``.
+
+    Given msmarco-5k's corpus, these are the passages ``bench:encode`` times.
+    """
     lines = [line for line in corpus.read_text(encoding="utf-8").split("\n") if line.strip()]
     return [json.loads(line)["text"] for line in lines[:count]]
 
 
-def measure_speed(
-    bundles: Sequence[tuple[str, Path]], *, rounds: int, texts: int
-) -> dict[str, Any]:
-    """Texts/second in the service's encoder (``bench/encode-compare.ts``), ratios to the first.
+def service_speed(raw: dict[str, Any], bundles: Sequence[tuple[str, Path]]) -> dict[str, Any]:
+    """Texts/second in the service's encoder, read from ``bench/encode-compare.ts --json``.
+
+    The service's encoder is TypeScript, so the worker does not run it: ``scripts/encoder-report``
+    runs the benchmark on the same bundles (``--bundle DIR`` each, first the baseline) and hands
+    its JSON over. Its keys are the bundle folders, resolved; they are replaced by the labels.
 
     Returns:
         ``{"texts", "rounds": [{label: {calls: texts/s}}], "summary": {label: {calls: {...}}}}``
         where the summary holds the median texts/s and the median, min and max of the
         per-round ratio to the first bundle.
+
+    Raises:
+        ValueError: The benchmark did not time exactly these bundles.
     """
-    command = ["npx", "--no-install", "tsx", "bench/encode-compare.ts", "--json"]
-    command += ["--texts", str(texts), "--rounds", str(rounds), "--calls", "1,32"]
-    for _, folder in bundles:
-        command += ["--bundle", str(folder.resolve())]
-    print("qembed-worker: " + " ".join(command[3:]), file=sys.stderr, flush=True)
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench/encode-compare.ts failed:\n{done.stdout}\n{done.stderr}")
-    raw = json.loads(done.stdout)
     names = {str(folder.resolve()): label for label, folder in bundles}
+    if set(raw.get("summary", {})) != set(names):
+        raise ValueError(
+            f"the service timings are of {sorted(raw.get('summary', {}))}, not of {sorted(names)}"
+        )
     return {
-        "how": "bench/encode-compare.ts: the service's encoder in-process, rotated rounds",
+        "how": "the service's encoder in-process (its encode-compare benchmark), rotated rounds",
         "texts": raw["texts"],
         "rounds": [{names[k]: v for k, v in run.items()} for run in raw["rounds"]],
         "summary": {names[k]: v for k, v in raw["summary"].items()},
@@ -69,8 +69,8 @@ def measure_speed(
 def measure_cpu_time(
     bundles: Sequence[tuple[str, Path]],
     *,
+    passages: Sequence[str],
     rounds: int,
-    texts: int,
     batches: Sequence[int] = (1, 32),
 ) -> dict[str, Any]:
     """Texts per CPU-second of onnxruntime on one thread, per batch size, ratios to the first.
@@ -80,13 +80,12 @@ def measure_cpu_time(
     the thread's own CPU clock: a busy machine slows the wall clock far more than the work.
 
     Returns:
-        Like :func:`measure_speed` (keys are batch sizes).
+        Like :func:`service_speed` (keys are batch sizes).
     """
     import onnxruntime as ort
 
     from qembed_worker.inference.encoder import OnnxEncoder
 
-    passages = bench_passages(texts)
     encoders = {}
     for label, folder in bundles:
         manifest = read_manifest(folder)
@@ -275,8 +274,9 @@ def write_report(
     bundles: Sequence[tuple[str, Path]],
     datasets: Sequence[Path],
     out: Path,
+    passages: Sequence[str] = (),
+    service_timings: dict[str, Any] | None = None,
     rounds: int = 3,
-    texts: int = 300,
     timings_from: Path | None = None,
 ) -> dict[str, Any]:
     """Measure the bundles and write the Markdown report and its JSON.
@@ -288,9 +288,14 @@ def write_report(
         bundles: ``(label, folder)``; the first is the float32 baseline.
         datasets: BEIR folders.
         out: The Markdown file; the JSON goes to the same path with ``.json``.
-        rounds: Speed rounds (both measurements).
-        texts: Passages timed.
-        timings_from: Reuse the ``speed`` and ``cpu_time`` sections of this JSON report.
+        passages: The texts timed in onnxruntime (the ones the service timings used).
+        service_timings: The JSON of ``bench/encode-compare.ts --json`` on ``bundles``.
+        rounds: Rounds of the onnxruntime CPU-time measurement.
+        timings_from: Reuse the ``speed`` and ``cpu_time`` sections of this JSON report
+            instead of ``passages`` and ``service_timings``.
+
+    Raises:
+        ValueError: Neither earlier timings nor both ``passages`` and ``service_timings``.
 
     Returns:
         A summary of what was written.
@@ -300,9 +305,11 @@ def write_report(
     if timings_from is not None:
         earlier = json.loads(timings_from.read_text(encoding="utf-8"))
         speed, cpu_time = earlier["speed"], earlier["cpu_time"]
+    elif service_timings is not None and passages:
+        speed = service_speed(service_timings, bundles)
+        cpu_time = measure_cpu_time(bundles, passages=passages, rounds=rounds)
     else:
-        speed = measure_speed(bundles, rounds=rounds, texts=texts)
-        cpu_time = measure_cpu_time(bundles, rounds=rounds, texts=texts)
+        raise ValueError("timing needs the passages and the service timings, or earlier timings")
     report = {
         "bundles": {label: describe(folder) for label, folder in bundles},
         "datasets": [str(d) for d in datasets],

@@ -1,0 +1,33 @@
+"""Commands that train: train (QAT), work (the API's job queue) and qat-report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from qembed_worker.cli.options import keywords
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from qembed_worker.qat.train import TrainConfig, train
+
+    return train(TrainConfig(**keywords(args, TrainConfig)))
+
+
+def _work(args: argparse.Namespace) -> dict[str, Any]:
+    from qembed_worker.jobs.queue import work_command
+
+    return work_command(args)
+
+
+def _report(args: argparse.Namespace) -> dict[str, Any]:
+    from qembed_worker.qat.report import qat_report
+
+    return qat_report(**keywords(args, qat_report, sweep=not args.reuse_sweep))
+
+
+RUNS = {
+    "train": _train,
+    "work": _work,
+    "qat-report": _report,
+}
