@@ -10,7 +10,9 @@
  *       threads — and a check that it finds the same top-40 distances;
  *   (d) a float32 brute-force scan (dot products, top 10) of as many vectors, in JavaScript;
  *   (e) the memory of the loaded index against N × dim/8 bytes (target ≤ 1.2×), as the index
- *       accounts it and as V8's external memory (ArrayBuffers + WebAssembly) grew.
+ *       accounts it and as V8's external memory (ArrayBuffers + WebAssembly) grew;
+ *   (f) compact first stages (a collection's code_bits): the first stage alone and the index
+ *       memory for each of --code-bits (the first N bits of the same codes), against 384 bits.
  *
  * Codes: the 5,000 MS MARCO passages of ../shared/datasets/msmarco-5k encoded with the bundle
  * (models/default; cached under .cache/bench-search/), the rest synthetic with the same
@@ -19,7 +21,8 @@
  * values. Queries: the 50 real MS MARCO queries, encoded as queries. Ratios are what to
  * compare (the machine is shared and noisy).
  *
- * Options: --bundle DIR, --sizes 100000,1000000, --searches N (default 400), --skip-faiss.
+ * Options: --bundle DIR, --sizes 100000,1000000, --searches N (default 400), --skip-faiss,
+ * --code-bits 384,128,64.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -46,10 +49,12 @@ const { values: opts } = parseArgs({
     sizes: { type: 'string', default: '100000,1000000' },
     searches: { type: 'string', default: '400' },
     'skip-faiss': { type: 'boolean', default: false },
+    'code-bits': { type: 'string', default: '384,128,64' },
   },
 });
 const sizes = opts.sizes.split(',').map(Number);
 const searches = Number(opts.searches);
+const codeLengths = opts['code-bits'].split(',').map(Number);
 const DIM = 384;
 const BYTES = DIM / 8;
 const TOP_K = 10;
@@ -327,6 +332,25 @@ for (const n of sizes) {
     if (i >= 0) asymTimes.push(performance.now() - t0);
   }
   console.log(`      asymmetric first stage (4-bit query): p50 ${ms(p50(asymTimes))}  p99 ${ms(p99(asymTimes))} = ${(p50(asymTimes) / p50(firstAlone)).toFixed(1)}× Hamming`);
+  // (f) compact first stages: the first `bits` bits of the same codes, as a collection with
+  // code_bits keeps them.
+  const compact: string[] = [];
+  for (const bits of codeLengths) {
+    const bytes = bits / 8;
+    const small = createBinaryIndex(bytes, n, (function* () {
+      for (let j = 0; j < n; j++) yield [j + 1, codes.subarray(j * BYTES, j * BYTES + bytes)] as [number, Uint8Array];
+    })());
+    const times: number[] = [];
+    for (let i = -20; i < searches; i++) {
+      const qi = ((i % real.queries.length) + real.queries.length) % real.queries.length;
+      const t0 = performance.now();
+      small.search(queryCodes.subarray(qi * BYTES, qi * BYTES + bytes), TOP_K * MULTIPLIER);
+      if (i >= 0) times.push(performance.now() - t0);
+    }
+    const memory = small.memoryBytes();
+    compact.push(`${bits} bits: p50 ${ms(p50(times))} (${(p50(times) / p50(firstAlone)).toFixed(2)}× 384), memory ${mb(memory)} (${(memory / index.memoryBytes()).toFixed(2)}×)`);
+  }
+  console.log(`  (f) compact first stages (top ${TOP_K * MULTIPLIER}): ${compact.join('; ')}`);
   const words = new Uint32Array(codes.buffer, codes.byteOffset, codes.length / 4);
   const jsTimes: number[] = [];
   let jsAgrees = true;

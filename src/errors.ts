@@ -60,6 +60,7 @@ export const errors = {
   invalidMetadata: make('QEMBED_INVALID_METADATA', 400),
   invalidFilter: make('QEMBED_INVALID_FILTER', 400),
   invalidVector: make('QEMBED_INVALID_VECTOR', 400),
+  unsupportedCodeBits: make('QEMBED_UNSUPPORTED_CODE_BITS', 400),
   invalidTopK: make('QEMBED_INVALID_TOP_K', 400),
   invalidRescoreMultiplier: make('QEMBED_INVALID_RESCORE_MULTIPLIER', 400),
   collectionNotFound: make('QEMBED_COLLECTION_NOT_FOUND', 404),

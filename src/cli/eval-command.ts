@@ -33,6 +33,9 @@ options:
   --markdown FILE.md    write the Markdown tables here
   --chart FILE.svg      write the retention chart here
   --multipliers LIST    rescore multipliers for binary+int8 (default 1,2,4,8,16)
+  --code-bits N         first-stage code length in bits: one of the bundle's binary_code_bits
+                        (GET /models); binary modes scan the first N dimensions' signs, int8
+                        rescoring keeps every dimension (default: the dimension)
   --record              keep the headline figures in the bundle's evaluation.json (one entry per
                         dataset), which GET /models lists
   --min-retention X     exit 1 when binary+int8 at multiplier 4 keeps less than X of float32's
@@ -48,6 +51,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
       markdown: { type: 'string' },
       chart: { type: 'string' },
       multipliers: { type: 'string' },
+      'code-bits': { type: 'string' },
       'min-retention': { type: 'string' },
       record: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -60,6 +64,8 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   if (!values.dataset) throw usageError('--dataset DIR is required');
   const multipliers = (values.multipliers ?? '1,2,4,8,16').split(',').map((s) => Number(s.trim()));
   if (multipliers.some((m) => !Number.isInteger(m) || m < 1 || m > 20)) throw usageError('--multipliers must be integers from 1 to 20, e.g. 1,2,4');
+  const codeBits = values['code-bits'] === undefined ? undefined : Number(values['code-bits']);
+  if (codeBits !== undefined && !(Number.isInteger(codeBits) && codeBits > 0 && codeBits % 8 === 0)) throw usageError('--code-bits must be a positive multiple of 8, e.g. 128');
   const floor = values['min-retention'] === undefined ? undefined : Number(values['min-retention']);
   if (floor !== undefined && !(floor >= 0 && floor <= 10)) throw usageError('--min-retention must be a number from 0 to 10 (retention is a ratio, 1 = as good as float32)');
 
@@ -73,6 +79,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
       dataset,
       encoder,
       multipliers,
+      codeBits,
       onProgress: (stage, done, total) => {
         const now = performance.now();
         if (done < total && now - last < 2000) return;

@@ -37,6 +37,17 @@ export interface Manifest {
   };
   training?: Record<string, unknown> | null;
   evaluation?: Record<string, unknown> | null;
+  /**
+   * Binary code lengths the model was trained for, longest (the dimension) first: each is the
+   * signs of the embedding's first N dimensions (a compact first stage). Absent: the full
+   * length only.
+   */
+  binary_code_bits?: number[];
+}
+
+/** The binary code lengths a bundle supports: its manifest's list, or the full length only. */
+export function supportedCodeBits(manifest: Manifest): number[] {
+  return manifest.binary_code_bits ?? [manifest.dimension];
 }
 
 export interface Bundle {
@@ -75,6 +86,16 @@ export function validateManifest(raw: unknown, where: string): Manifest {
   need(Number.isInteger(m.max_tokens) && (m.max_tokens as number) >= 2, '"max_tokens" must be an integer ≥ 2');
   need(POOLINGS.includes(m.pooling as never), `"pooling" must be one of ${POOLINGS.join(', ')}`);
   need(typeof m.normalize === 'boolean', '"normalize" must be a boolean');
+  if (m.binary_code_bits !== undefined) {
+    const bits = m.binary_code_bits;
+    need(
+      Array.isArray(bits) &&
+        bits.length > 0 &&
+        bits[0] === dim &&
+        bits.every((b, i) => Number.isInteger(b) && b > 0 && b % 8 === 0 && (i === 0 || b < (bits[i - 1] as number))),
+      '"binary_code_bits" must list multiples of 8, the dimension first, in decreasing order',
+    );
+  }
   need(isObject(m.prompts) && INPUT_TYPES.every((t) => typeof (m.prompts as Record<string, unknown>)[t] === 'string'), '"prompts" must map query and document to strings');
   need(isObject(m.weights) && ['float32', 'float16', 'int8'].includes(m.weights.precision as string), '"weights.precision" must be float32, float16 or int8');
   const onnx = m.onnx;

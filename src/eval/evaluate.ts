@@ -25,6 +25,8 @@ export interface EvalOptions {
   dataset: BeirDataset;
   encoder: Encoder;
   multipliers?: number[];
+  /** First-stage code length in bits (a collection's code_bits; default: the dimension). */
+  codeBits?: number;
   /** Documents per upsert batch. */
   batchSize?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -57,13 +59,15 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   const batchSize = options.batchSize ?? 64;
   const progress = options.onProgress ?? (() => {});
   const dim = encoder.dimension;
+  const codeBits = options.codeBits ?? dim;
+  const binaryBytes = codeBits / 8;
 
   const db = openDatabase({ file: ':memory:' });
   try {
     const vectors = new Map<string, Float32Array>();
     const store = createSqliteStore(db);
     const search: SearchService = createSearchService({ store, encoder: () => recording(encoder, vectors) });
-    search.createCollection(COLLECTION);
+    search.createCollection(COLLECTION, { codeBits });
 
     // Ingest through the service's own write path.
     const t0 = performance.now();
@@ -160,8 +164,8 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
     const results: ModeResult[] = [
       result('float32', 'float32', null, bytesPerVector('float32', dim)),
       result('int8', 'int8', null, bytesPerVector('int8', dim)),
-      result('binary', 'binary', null, bytesPerVector('binary', dim)),
-      ...multipliers.map((m) => result('binary+int8', `binary+int8@${m}`, m, bytesPerVector('binary', dim) + bytesPerVector('int8', dim))),
+      result('binary', 'binary', null, binaryBytes),
+      ...multipliers.map((m) => result('binary+int8', `binary+int8@${m}`, m, binaryBytes + bytesPerVector('int8', dim))),
     ];
     const first_stage: FirstStageResult[] = [
       { method: 'hamming', 'recall_float32_top10@40': fidelityAt(10, reference, firstStage.hamming, 40) },
@@ -178,7 +182,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       },
       model: { name: m.name, fingerprint: encoder.fingerprint, dimension: dim, weights: m.weights.precision },
       created_at: new Date().toISOString(),
-      settings: { top_k: 10, recall_depth: 100, multipliers },
+      settings: { top_k: 10, recall_depth: 100, multipliers, code_bits: codeBits },
       results,
       first_stage,
       durations_s: { ingest: ingestSeconds, queries: querySeconds },

@@ -30,7 +30,7 @@ export interface EvalReport {
   dataset: { name: string; path: string; documents: number; queries: number; judged_queries: number };
   model: { name: string; fingerprint: string; dimension: number; weights: string };
   created_at: string;
-  settings: { top_k: number; recall_depth: number; multipliers: number[] };
+  settings: { top_k: number; recall_depth: number; multipliers: number[]; code_bits?: number };
   results: ModeResult[];
   first_stage: FirstStageResult[];
   durations_s: { ingest: number; queries: number };

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errors } from '../errors.js';
-import { type Bundle, loadBundle, type Manifest, validateManifest } from '../encoder/bundle.js';
+import { type Bundle, loadBundle, type Manifest, supportedCodeBits, validateManifest } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { type EvaluationRecord, readEvaluation } from './evaluation-record.js';
 
@@ -17,6 +17,8 @@ export interface ModelInfo {
   dir: string;
   source: Manifest['source'];
   dimension: number;
+  /** Binary code lengths the bundle supports (collections' code_bits). */
+  binary_code_bits: number[];
   weights: string;
   created_at: string | null;
   training: Record<string, unknown> | null;
@@ -106,7 +108,7 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
       if (!entries.some((e) => e.manifest?.fingerprint === current.fingerprint)) entries.unshift({ dir: current.bundle.dir, manifest: current.bundle.manifest });
       for (const e of entries) {
         if (!e.manifest) {
-          infos.push({ name: path.basename(e.dir), fingerprint: '', dir: e.dir, source: { model: '' }, dimension: 0, weights: '', created_at: null, training: null, evaluation: null, active: false, loaded: false, problem: e.problem! });
+          infos.push({ name: path.basename(e.dir), fingerprint: '', dir: e.dir, source: { model: '' }, dimension: 0, binary_code_bits: [], weights: '', created_at: null, training: null, evaluation: null, active: false, loaded: false, problem: e.problem! });
           continue;
         }
         const m = e.manifest;
@@ -118,6 +120,7 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
           dir: e.dir,
           source: m.source,
           dimension: m.dimension,
+          binary_code_bits: supportedCodeBits(m),
           weights: m.weights.precision,
           created_at: m.created_at ?? null,
           training: m.training ?? null,

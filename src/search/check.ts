@@ -3,6 +3,7 @@
  * rows against their invariants, and optionally the stored codes against a fresh encoding.
  */
 import type { Quantizer } from '../quantization/quantize.js';
+import { codeBitsOf } from '../store/store.js';
 import type { Collections } from './collections.js';
 import { sha256 } from './documents.js';
 import type { CheckReport } from './types.js';
@@ -32,7 +33,9 @@ export async function check(collections: Collections, name: string, options: { r
     else {
       indexed++;
       if (e.value.rowid !== d.rowid) problem(`index slot holds rowid ${e.value.rowid} where the database has ${d.rowid} ("${d.docId}")`);
-      else if (!Buffer.from(e.value.code).equals(d.binaryCode)) problem(`document "${d.docId}": the index holds another binary code than the database`);
+      else if (!Buffer.from(e.value.code).equals(d.binaryCode.subarray(0, codeBitsOf(c) / 8))) {
+        problem(`document "${d.docId}": the index holds another binary code than the database`);
+      }
     }
     if (options.reencode) toRecheck.push({ id: d.docId, text: d.text, binary: d.binaryCode, int8: d.int8Code });
   }

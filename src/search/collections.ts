@@ -4,7 +4,7 @@
  */
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
-import type { CollectionRow } from '../store/store.js';
+import { type CollectionRow, codeBitsOf } from '../store/store.js';
 import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps } from './types.js';
 
 /** A re-encoding under way (reencode.ts runs it). */
@@ -69,6 +69,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
         name: c.name,
         fingerprint: c.fingerprint,
         dimension: c.dimension,
+        codeBits: codeBitsOf(c),
         createdAt: c.created_at,
         documents: c.document_count,
         payloadBytes: c.payload_bytes,

@@ -9,7 +9,7 @@
 import { errors } from '../errors.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
-import type { Store } from '../store/store.js';
+import { codeBitsOf, type Store } from '../store/store.js';
 import { asymmetricCosine, queryPlanes } from './asymmetric.js';
 import type { Collections } from './collections.js';
 import { parseMetadata } from './documents.js';
@@ -79,9 +79,11 @@ export async function search(collections: Collections, request: SearchRequest, a
   const t2 = performance.now();
   const k = doRescore ? topK * multiplier : topK;
   const asymmetric = request.firstStage === 'asymmetric';
-  const planes = asymmetric ? queryPlanes(query) : undefined;
-  const first =
-store.nearest(c.id, encoder.quantizer.toUbinary(query), k, restrict, planes);
+  // A compact first stage scans the first `bits` dimensions' signs; rescoring uses them all.
+  const bits = codeBitsOf(now);
+  const prefix = query.subarray(0, bits);
+  const planes = asymmetric ? queryPlanes(prefix) : undefined;
+  const first = store.nearest(c.id, encoder.quantizer.toUbinary(query).subarray(0, bits / 8), k, restrict, planes);
   const firstStageMs = elapsed(t2);
 
   const t3 = performance.now();
@@ -89,7 +91,7 @@ store.nearest(c.id, encoder.quantizer.toUbinary(query), k, restrict, planes);
   if (doRescore) {
     ranked = rescore(store, encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
   } else {
-    const score = asymmetric ? asymmetricCosine(query) : (d: number) => 1 - (2 * d) / c.dimension;
+    const score = asymmetric ? asymmetricCosine(prefix) : (d: number) => 1 - (2 * d) / bits;
     ranked = first.rowids.map((rowid, i) => ({ rowid, score: score(first.distances[i]!) }));
   }
   const rescoreMs = doRescore ? elapsed(t3) : 0;

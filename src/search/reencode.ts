@@ -4,8 +4,10 @@
  * using the current ones, then swapped in atomically (one synchronous store call: the rows and
  * the first stage in one tick). Staged codes survive a restart, so a re-encoding resumes where it stopped.
  */
+import { supportedCodeBits } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
+import { codeBitsOf } from '../store/store.js';
 import type { Collections, Migration } from './collections.js';
 import type { ReencodeOutcome, ReencodeStatus } from './types.js';
 
@@ -82,6 +84,13 @@ export function reencode(collections: Collections, name: string, target: Encoder
     throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
   }
   if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
+  const bits = codeBitsOf(c);
+  if (!supportedCodeBits(target.bundle.manifest).includes(bits)) {
+    throw errors.conflict(
+      `collection "${name}" scans ${bits}-bit codes, which model ${target.fingerprint} (${target.bundle.manifest.name}) does not support ` +
+        `(its binary_code_bits: ${supportedCodeBits(target.bundle.manifest).join(', ')}); create a collection for that model instead`,
+    );
+  }
   // Codes staged before a restart are reused; a document whose text changed since is staged again.
   store.beginStaging(c.id, target.fingerprint, target.dimension);
   const status: ReencodeStatus = {

@@ -9,6 +9,8 @@
  *   reencode.ts     re-encoding for another model in the background
  *   check.ts        the consistency check
  */
+import { supportedCodeBits } from '../encoder/bundle.js';
+import { errors } from '../errors.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
 import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
@@ -23,9 +25,17 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
   const { store } = deps;
   const collections = createCollections(deps);
   return {
-    createCollection(name) {
+    createCollection(name, options = {}) {
       const encoder = deps.encoder();
-      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension));
+      const codeBits = options.codeBits ?? encoder.dimension;
+      const supported = supportedCodeBits(encoder.bundle.manifest);
+      if (!supported.includes(codeBits)) {
+        throw errors.unsupportedCodeBits(
+          `code_bits ${codeBits}: model ${encoder.fingerprint} (${encoder.bundle.manifest.name}) supports binary codes of ${supported.join(', ')} bits ` +
+            '(a bundle lists the lengths its model was trained for in binary_code_bits)',
+        );
+      }
+      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension, codeBits));
     },
     listCollections: () => store.listCollections().map(collections.info),
     getCollection: (name) => collections.info(collections.require(name)),

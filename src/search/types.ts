@@ -44,6 +44,8 @@ export interface CollectionInfo {
   name: string;
   fingerprint: string;
   dimension: number;
+  /** Bits of each document's binary code the first stage scans (the first dimensions'). */
+  codeBits: number;
   createdAt: string;
   documents: number;
   /** Bytes of the stored values (ids, texts, metadata, codes, hashes); SQLite overhead not included. */
@@ -134,8 +136,13 @@ export interface CheckReport {
   problems: string[];
 }
 
+export interface CreateCollectionOptions {
+  /** First-stage code length in bits: one of the served bundle's binary_code_bits (default: the dimension). */
+  codeBits?: number;
+}
+
 export interface SearchService {
-  createCollection(name: string): CollectionInfo;
+  createCollection(name: string, options?: CreateCollectionOptions): CollectionInfo;
   listCollections(): CollectionInfo[];
   getCollection(name: string): CollectionInfo;
   /** Whether a collection of that name exists. */

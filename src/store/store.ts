@@ -19,7 +19,12 @@ export interface CollectionRow {
   payload_bytes: number;
   /** Fingerprint this collection is being re-encoded to, or null. */
   reencode_target: string | null;
+  /** Bits of the binary codes its first stage scans (the first dimensions'); null: all of them. */
+  code_bits: number | null;
 }
+
+/** Bits of a collection's first-stage codes. */
+export const codeBitsOf = (c: CollectionRow): number => c.code_bits ?? c.dimension;
 
 /** A document to write: its codes were computed from `text` by the collection's model. */
 export interface DocumentWrite {
@@ -74,7 +79,8 @@ export const MAX_ROWID = 0xffffffff;
 
 /** Collections: a name bound to the model (fingerprint, dimension) of its codes, with counters. */
 export interface CollectionRepository {
-  createCollection(name: string, fingerprint: string, dimension: number): CollectionRow;
+  /** `codeBits`: the first-stage code length when shorter than `dimension` (stored codes stay full). */
+  createCollection(name: string, fingerprint: string, dimension: number, codeBits?: number): CollectionRow;
   getCollection(name: string): CollectionRow | undefined;
   getCollectionById(id: number): CollectionRow | undefined;
   listCollections(): CollectionRow[];
@@ -167,12 +173,13 @@ export interface FirstStage {
   /**
    * Exact top-k by Hamming distance to `query` over the collection's documents, or over `rowids`
    * (ascending: a metadata filter's matches). With `planes` (4 bit-planes of a 4-bit query,
-   * search/asymmetric.ts) the distance is the asymmetric one.
+   * search/asymmetric.ts) the distance is the asymmetric one. `query` and `planes` are of the
+   * collection's code length (codeBitsOf); the first stage holds only those bits of each code.
    */
   nearest(collectionId: number, query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
   /** Size of the collection's index; null while it is not loaded. */
   indexStats(collectionId: number): IndexStats | null;
-  /** The indexed (rowid, binary code) pairs in rowid order (the consistency check). */
+  /** The indexed (rowid, binary code of the collection's code length) pairs in rowid order (the consistency check). */
   indexEntries(collectionId: number): IterableIterator<IndexEntry>;
 }
 

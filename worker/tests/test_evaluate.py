@@ -7,6 +7,7 @@ import pytrec_eval
 
 from qembed_worker.data.datasets import load_beir
 from qembed_worker.eval.evaluate import (
+    bytes_per_doc,
     evaluate_embeddings,
     fidelity,
     rank_all_modes,
@@ -141,8 +142,24 @@ def test_report_schema(tmp_path: Path) -> None:
     keys = {"mode", "rescore_multiplier", "ndcg@10", "recall@10", "recall@100", "mrr@10"}
     keys |= {"retention", "fidelity@10", "bytes_per_doc"}
     for entry in report["results"]:
-        assert set(entry) == keys
+        binary = entry["mode"].startswith("binary")
+        assert set(entry) == keys | ({"code_bits"} if binary else set())
+        assert entry.get("code_bits", 16) == 16
     assert report["results"][0]["fidelity@10"] == 1.0
     assert report["results"][0]["retention"] == 1.0
     assert [r["bytes_per_doc"] for r in report["results"][:4]] == [64, 16, 2, 18]
     assert report["reference_fidelity"][0]["fidelity@10"] == 1.0
+
+
+def test_a_compact_code_ranks_by_the_first_dimensions_only() -> None:
+    rng = np.random.default_rng(2)
+    docs = rng.normal(size=(40, 32)).astype(np.float32)
+    queries = rng.normal(size=(3, 32)).astype(np.float32)
+    lo, hi = docs.min(axis=0), docs.max(axis=0)
+    compact = rank_all_modes(queries, docs, lo, hi, depth=40, multipliers=(1,), code_bits=8)
+    prefix = rank_all_modes(queries[:, :8], docs[:, :8], lo[:8], hi[:8], depth=40, multipliers=())
+    assert np.array_equal(compact.deep[("binary", None)], prefix.deep[("binary", None)])
+    # float32 and int8 keep every dimension.
+    full = rank_all_modes(queries, docs, lo, hi, depth=40, multipliers=(1,))
+    assert np.array_equal(compact.deep[("int8", None)], full.deep[("int8", None)])
+    assert bytes_per_doc("binary", 32, 8) == 1 and bytes_per_doc("binary+int8", 32, 8) == 33

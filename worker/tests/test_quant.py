@@ -7,10 +7,12 @@ import torch
 
 from qembed_worker.quant.codes import (
     Int8Ranges,
+    code_bits,
     dequantize_int8,
     fake_binary,
     fake_quantize,
     int8_codes,
+    is_precision,
     pack_binary,
 )
 
@@ -111,3 +113,25 @@ def test_unknown_precision_and_ste_are_refused() -> None:
         fake_binary(torch.zeros(1, 8), "tanh")
     with pytest.raises(ValueError, match="ranges"):
         fake_quantize(torch.zeros(1, 8), "int8")
+
+
+def test_a_compact_code_is_the_unit_sign_vector_of_the_first_dimensions() -> None:
+    x = torch.linspace(-1, 1, 16).flip(0).reshape(1, 16).clone().requires_grad_(True)
+    code = fake_quantize(x, "binary@8")
+    assert code.shape == (1, 8)
+    torch.testing.assert_close(code, torch.where(x[:, :8] > 0, 1.0, -1.0) / math.sqrt(8))
+    code.sum().backward()  # straight through to the first eight dimensions only
+    assert x.grad is not None and x.grad[0, 8:].abs().sum() == 0 and x.grad[0, :8].abs().sum() > 0
+
+
+@pytest.mark.parametrize("precision", ["binary@0", "binary@12", "binary@x", "binary@-8"])
+def test_a_code_length_is_a_positive_multiple_of_8(precision: str) -> None:
+    with pytest.raises(ValueError, match="multiple of 8"):
+        code_bits(precision)
+    assert not is_precision(precision)
+
+
+def test_code_lengths_are_read_from_their_precision() -> None:
+    assert code_bits("binary@128") == 128
+    assert code_bits("binary") is None and code_bits("int8") is None
+    assert is_precision("binary@64") and is_precision("float32")

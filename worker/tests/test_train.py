@@ -131,6 +131,8 @@ BAD_INPUTS = [
     (["--center-init"], "--center-init sets the head's bias: it needs --bias"),
     (["--loss", "mnrl"], "--loss mnrl needs queries and judgments"),
     (["--temperature", "0"], "temperature must be > 0"),
+    (["--precisions", "float32,binary@12", "--weights", "1,1"], "unknown precision(s) binary@12"),
+    (["--precisions", "binary,binary@32", "--weights", "1,1"], "a compact code is shorter"),
 ]
 
 
@@ -327,3 +329,17 @@ def test_manifest_helpers_keep_the_training_field(tmp_path: Path) -> None:
     written = write_bundle_manifest(bundle, manifest)
     assert written["fingerprint"] == read_manifest(TINY_BUNDLE)["fingerprint"]
     assert check_bundle(bundle)["training"] == {"method": "qat"}
+
+
+def test_compact_codes_are_trained_and_declared(corpus, calibration_txt, cache, tmp_path) -> None:
+    out = tmp_path / "codes"
+    extra = ["--precisions", "float32,binary,binary@16,binary@8", "--weights", "1,1,1,1"]
+    assert main(_args(corpus, out, calibration_txt, cache, *extra)) == 0
+    manifest = check_bundle(out)
+    assert manifest["binary_code_bits"] == [32, 16, 8]
+    validation = manifest["training"]["validation"]["after"]["fidelity@10"]
+    assert {"binary", "binary@16", "binary@8"} <= set(validation)
+    # A run without compact codes declares none (the full length is implied).
+    plain = tmp_path / "plain"
+    assert main(_args(corpus, plain, calibration_txt, cache)) == 0
+    assert "binary_code_bits" not in read_manifest(plain)

@@ -8,11 +8,15 @@ import { errorResponses } from '../schemas/errors.js';
 
 const collectionSchema = {
   type: 'object',
-  required: ['name', 'fingerprint', 'dimension', 'created_at', 'documents', 'disk_bytes', 'memory_bytes'],
+  required: ['name', 'fingerprint', 'dimension', 'code_bits', 'created_at', 'documents', 'disk_bytes', 'memory_bytes'],
   properties: {
     name: { type: 'string' },
     fingerprint: { type: 'string', description: 'Fingerprint of the model bundle whose codes the collection holds' },
     dimension: { type: 'integer' },
+    code_bits: {
+      type: 'integer',
+      description: "Bits of each document's binary code the first stage scans: the signs of the first code_bits dimensions (memory_bytes and scan time scale with it); int8 rescoring uses every dimension",
+    },
     created_at: { type: 'string', format: 'date-time' },
     documents: { type: 'integer', description: 'Documents stored' },
     disk_bytes: {
@@ -63,6 +67,7 @@ export function collectionView(c: CollectionInfo) {
     name: c.name,
     fingerprint: c.fingerprint,
     dimension: c.dimension,
+    code_bits: c.codeBits,
     created_at: c.createdAt,
     documents: c.documents,
     disk_bytes: c.payloadBytes,
@@ -103,19 +108,33 @@ function staleAction(c: CollectionInfo): string {
 export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activation?: Activation }> = async (app, deps) => {
   const { search } = deps;
 
-  app.post<{ Body: { name: string } }>(
+  app.post<{ Body: { name: string; code_bits?: number } }>(
     '/collections',
     {
       schema: {
         tags: ['collections'],
         summary: 'Create a collection bound to the model served now',
-        body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: collectionNameSchema } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: {
+            name: collectionNameSchema,
+            code_bits: {
+              type: 'integer',
+              minimum: 8,
+              maximum: 65536,
+              description:
+                "First-stage code length in bits: one of the served model's binary_code_bits (GET /models; a bundle trained for compact codes lists several, e.g. 384, 256, 128, 64). Default: the model's dimension. Fixed for the collection's life",
+            },
+          },
+        },
         response: { 201: collectionSchema, ...errorResponses(400, 401, 409, 413, 415) },
       },
     },
     async (request, reply) => {
       void reply.code(201);
-      return collectionView(search.createCollection(request.body.name));
+      return collectionView(search.createCollection(request.body.name, { codeBits: request.body.code_bits }));
     },
   );
 

@@ -15,6 +15,11 @@ const modelSchema = {
     dir: { type: 'string', description: "Bundle folder, relative to the models folder (QEMBED_MODELS_DIR); a bundle served from elsewhere shows its folder's name only" },
     source: { type: 'object', additionalProperties: true, description: 'Where the weights came from (manifest source)' },
     dimension: { type: 'integer' },
+    binary_code_bits: {
+      type: 'array',
+      items: { type: 'integer' },
+      description: 'Binary code lengths the model supports, longest first (a collection picks one as code_bits): the signs of the first N dimensions',
+    },
     weights: { type: 'string', description: 'Precision of the model weights' },
     created_at: { type: 'string', nullable: true },
     training: { type: 'object', nullable: true, additionalProperties: true, description: 'Training run summary, for QAT bundles' },

@@ -2,9 +2,11 @@
  * One in-memory binary index per collection (binary-index.ts), and one more for the codes
  * staged while a collection is re-encoded: the first stage of the SQLite store. An index is
  * loaded from the rows on first use and then kept in step by the store's writes, each applied
- * right after its transaction commits (room reserved before, so applying cannot fail).
+ * right after its transaction commits (room reserved before, so applying cannot fail). An index
+ * holds the first codeBitsOf(collection) bits of each code: a compact first stage takes that
+ * much memory and scan time, while the stored codes stay full length.
  */
-import type { CollectionRow, FirstStage } from '../store.js';
+import { type CollectionRow, codeBitsOf, type FirstStage } from '../store.js';
 import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
 
 /** Where indexes are loaded from. */
@@ -30,14 +32,28 @@ export interface IndexRegistry extends FirstStage {
   swapStaged(collectionId: number): void;
 }
 
+/** The pairs with each code cut to its first `bytes` bytes (a view, nothing copied). */
+function* prefixes(pairs: Iterable<[number, Uint8Array]>, bytes: number): Iterable<[number, Uint8Array]> {
+  for (const [rowid, code] of pairs) yield [rowid, code.subarray(0, bytes)];
+}
+
 export function createIndexRegistry(source: CodeSource): IndexRegistry {
   const indexes = new Map<number, BinaryIndex>();
   const staging = new Map<number, BinaryIndex>();
+  const codeBytes = (collectionId: number): number => {
+    const c = source.collection(collectionId);
+    if (!c) throw new Error(`collection ${collectionId} does not exist`);
+    return codeBitsOf(c) / 8;
+  };
+  const upsertAll = (index: BinaryIndex | undefined, rows: readonly { rowid: number; code: Uint8Array }[]) => {
+    if (index) for (const r of rows) index.upsert(r.rowid, r.code.subarray(0, index.codeBytes));
+  };
 
   const load = (c: CollectionRow): BinaryIndex => {
     let index = indexes.get(c.id);
     if (!index) {
-      index = createBinaryIndex(c.dimension / 8, c.document_count, source.codes(c.id));
+      const bytes = codeBitsOf(c) / 8;
+      index = createBinaryIndex(bytes, c.document_count, prefixes(source.codes(c.id), bytes));
       indexes.set(c.id, index);
     }
     return index;
@@ -63,29 +79,26 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
     },
     indexEntries: (collectionId) => indexOf(collectionId).entries(),
 
-    created: (c) => void indexes.set(c.id, createBinaryIndex(c.dimension / 8)),
+    created: (c) => void indexes.set(c.id, createBinaryIndex(codeBitsOf(c) / 8)),
     dropped(collectionId) {
       indexes.delete(collectionId);
       staging.delete(collectionId);
     },
     reserve: (collectionId, additional) => indexes.get(collectionId)?.reserve(additional),
-    written(collectionId, rows) {
-      const index = indexes.get(collectionId);
-      if (index) for (const r of rows) index.upsert(r.rowid, r.code);
-    },
+    written: (collectionId, rows) => upsertAll(indexes.get(collectionId), rows),
     removed(collectionId, rowids) {
       for (const index of [indexes.get(collectionId), staging.get(collectionId)]) if (index) for (const rowid of rowids) index.remove(rowid);
     },
-    beginStaging(collectionId, fingerprint, dimension) {
-      staging.set(collectionId, createBinaryIndex(dimension / 8, source.collection(collectionId)?.document_count ?? 0, source.stagedCodes(collectionId, fingerprint)));
+    // The new model's codes are cut to the collection's code length too (re-encoding keeps it).
+    beginStaging(collectionId, fingerprint) {
+      const bytes = codeBytes(collectionId);
+      const count = source.collection(collectionId)?.document_count ?? 0;
+      staging.set(collectionId, createBinaryIndex(bytes, count, prefixes(source.stagedCodes(collectionId, fingerprint), bytes)));
     },
     reserveStaged: (collectionId, additional) => staging.get(collectionId)?.reserve(additional),
     // Staged rows come in rowid order, so new documents append in order; a rowid deleted
     // meanwhile was not staged (and never comes back: rowids are not reused).
-    staged(collectionId, rows) {
-      const index = staging.get(collectionId);
-      if (index) for (const r of rows) index.upsert(r.rowid, r.code);
-    },
+    staged: (collectionId, rows) => upsertAll(staging.get(collectionId), rows),
     swapStaged(collectionId) {
       const index = staging.get(collectionId);
       staging.delete(collectionId);

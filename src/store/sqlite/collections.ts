@@ -8,8 +8,8 @@ const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === 'SQL
 
 export function createCollectionRepository(db: Db, storage: StorageGuard): CollectionRepository {
   const s = {
-    insert: db.prepare<[string, string, number, string]>(
-      'INSERT INTO collections (name, fingerprint, dimension, created_at) VALUES (?, ?, ?, ?) RETURNING *',
+    insert: db.prepare<[string, string, number, number | null, string]>(
+      'INSERT INTO collections (name, fingerprint, dimension, code_bits, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
     ),
     byName: db.prepare<[string]>('SELECT * FROM collections WHERE name = ?'),
     byId: db.prepare<[number]>('SELECT * FROM collections WHERE id = ?'),
@@ -18,9 +18,10 @@ export function createCollectionRepository(db: Db, storage: StorageGuard): Colle
     recount: db.prepare<[number]>('SELECT count(*) AS documents, coalesce(sum(bytes), 0) AS payloadBytes FROM document_payload WHERE collection_id = ?'),
   };
   return {
-    createCollection(name, fingerprint, dimension) {
+    createCollection(name, fingerprint, dimension, codeBits) {
+      const bits = codeBits === undefined || codeBits === dimension ? null : codeBits;
       try {
-        return storage.write(() => s.insert.get(name, fingerprint, dimension, new Date().toISOString()) as CollectionRow);
+        return storage.write(() => s.insert.get(name, fingerprint, dimension, bits, new Date().toISOString()) as CollectionRow);
       } catch (e) {
         if (isUniqueViolation(e)) throw errors.collectionExists(`collection "${name}" already exists`);
         throw e;

@@ -37,8 +37,8 @@ export function createSqliteStore(db: Db): Store {
     indexEntries,
     // Writes that change codes keep the first stage in step: room before the commit, the
     // change right after it, in the same tick.
-    createCollection(name, fingerprint, dimension) {
-      const c = collections.createCollection(name, fingerprint, dimension);
+    createCollection(name, fingerprint, dimension, codeBits) {
+      const c = collections.createCollection(name, fingerprint, dimension, codeBits);
       indexes.created(c);
       return c;
     },

@@ -32,6 +32,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "fraction": fraction,
     "comma_separated_str": comma_separated(str),
     "comma_separated_float": comma_separated(float),
+    "comma_separated_int": comma_separated(int),
 }
 
 ACTIONS: dict[str, Any] = {

@@ -22,6 +22,7 @@ relevant documents that cannot be retrieved. Fidelity@10 averages over all queri
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def rank_all_modes(
     *,
     depth: int = DEPTH,
     multipliers: tuple[int, ...] = MULTIPLIERS,
+    code_bits: int | None = None,
 ) -> Rankings:
     """Rank documents for every query in every mode.
 
@@ -105,6 +107,8 @@ def rank_all_modes(
         hi: Calibration maximums of the bundle.
         depth: Length of the deep lists (Recall@100).
         multipliers: Rescore multipliers for ``binary+int8``.
+        code_bits: The binary code's length: the signs of the first ``code_bits`` dimensions
+            (a compact first stage; all dimensions when ``None``). int8 keeps every dimension.
 
     Returns:
         The rankings.
@@ -113,7 +117,11 @@ def rank_all_modes(
     exact = q64 @ documents.astype(np.float64).T
     int8_scores = q64 @ dequantize_int8(int8_codes(documents, lo, hi), lo, hi).astype(np.float64).T
     # ±1 dot products are integers below 2**24: exact in float32. hamming = (d - dot) / 2.
-    dot = signs(queries).astype(np.float32) @ signs(documents).astype(np.float32).T
+    bits = code_bits or queries.shape[1]
+    dot = (
+        signs(queries[:, :bits]).astype(np.float32)
+        @ signs(documents[:, :bits]).astype(np.float32).T
+    )
     deep: dict[tuple[str, int | None], np.ndarray] = {
         ("float32", None): top_k(exact, depth),
         ("int8", None): top_k(int8_scores, depth),
@@ -190,13 +198,17 @@ def fidelity(ranked: np.ndarray, reference: np.ndarray, k: int = 10) -> float:
     return total / len(ranked)
 
 
-def bytes_per_doc(mode: str, dimension: int) -> int:
-    """Bytes one document takes in the mode: binary+int8 stores both codes."""
+def bytes_per_doc(mode: str, dimension: int, code_bits: int | None = None) -> int:
+    """Bytes one document takes in the mode: binary+int8 stores both codes.
+
+    ``code_bits`` is the binary code's length (``dimension`` when ``None``).
+    """
+    binary = (code_bits or dimension) // 8
     return {
         "float32": 4 * dimension,
         "int8": dimension,
-        "binary": dimension // 8,
-        "binary+int8": dimension + dimension // 8,
+        "binary": binary,
+        "binary+int8": dimension + binary,
     }[mode]
 
 
@@ -209,6 +221,7 @@ def evaluate_embeddings(
     *,
     reference_top: np.ndarray | None = None,
     multipliers: tuple[int, ...] = MULTIPLIERS,
+    code_bits: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate embeddings in every mode.
 
@@ -221,13 +234,21 @@ def evaluate_embeddings(
         reference_top: Another model's float32 rankings (``(queries, >=10)`` indices) to
             measure fidelity against as well.
         multipliers: Rescore multipliers.
+        code_bits: The binary code's length (see :func:`rank_all_modes`).
 
     Returns:
-        ``{"results": [...], "reference_fidelity": [...] or None}``.
+        ``{"results": [...], "reference_fidelity": [...] or None}``; binary modes carry
+        ``code_bits``.
     """
     assert dataset.queries is not None and dataset.qrels is not None
-    rankings = rank_all_modes(queries, documents, lo, hi, multipliers=multipliers)
     dimension = documents.shape[1]
+    if code_bits is not None and not (0 < code_bits <= dimension and code_bits % 8 == 0):
+        raise BundleError(
+            f"code length {code_bits} bits: a multiple of 8 up to the dimension ({dimension})"
+        )
+    rankings = rank_all_modes(
+        queries, documents, lo, hi, multipliers=multipliers, code_bits=code_bits
+    )
     exact = rankings.lists[("float32", None)]
     results = []
     reference = []
@@ -249,8 +270,10 @@ def evaluate_embeddings(
             **metrics,
             "retention": metrics["ndcg@10"] / base_ndcg if base_ndcg > 0 else None,
             "fidelity@10": fidelity(ranked, exact),
-            "bytes_per_doc": bytes_per_doc(mode, dimension),
+            "bytes_per_doc": bytes_per_doc(mode, dimension, code_bits),
         }
+        if mode.startswith("binary"):
+            entry["code_bits"] = code_bits or dimension
         results.append(entry)
         if reference_top is not None:
             reference.append(
@@ -258,6 +281,7 @@ def evaluate_embeddings(
                     "mode": mode,
                     "rescore_multiplier": m,
                     "fidelity@10": fidelity(ranked, reference_top),
+                    **({"code_bits": entry["code_bits"]} if "code_bits" in entry else {}),
                 }
             )
     return {
@@ -308,6 +332,7 @@ def _bundle_info(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "name": manifest.get("name"),
         "fingerprint": manifest.get("fingerprint"),
         "dimension": manifest.get("dimension"),
+        "binary_code_bits": manifest.get("binary_code_bits"),
         "calibration": {
             k: manifest["calibration"].get(k) for k in ("method", "quantile", "corpus")
         },
@@ -323,6 +348,8 @@ def evaluate_bundle(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     batch_size: int = 32,
+    code_bits: Sequence[int] = (),
+    multipliers: tuple[int, ...] = MULTIPLIERS,
 ) -> dict[str, Any]:
     """Evaluate a bundle on a BEIR dataset in every mode (see the module docstring).
 
@@ -334,6 +361,11 @@ def evaluate_bundle(
         cache_dir: Embedding cache folder.
         use_cache: Read and write the embedding cache.
         batch_size: Texts per onnxruntime call.
+        code_bits: Binary code lengths to measure, each the first ``N`` dimensions' signs
+            (default: the full length only); binary modes are reported once per length. The
+            bundle's ``binary_code_bits`` says which lengths it was trained for, but any
+            multiple of 8 can be measured.
+        multipliers: Rescore multipliers of ``binary+int8``.
 
     Returns:
         The report: ``bundle``, ``dataset``, ``results``, ``reference_fidelity``, timings.
@@ -362,7 +394,25 @@ def evaluate_bundle(
             ref_queries.astype(np.float64) @ ref_documents.astype(np.float64).T, 10
         )
     embedded = time.perf_counter()
-    report = evaluate_embeddings(dataset, queries, documents, lo, hi, reference_top=reference_top)
+    report: dict[str, Any] = {"results": [], "reference_fidelity": None}
+    for n, bits in enumerate(code_bits or [None]):
+        one = evaluate_embeddings(
+            dataset,
+            queries,
+            documents,
+            lo,
+            hi,
+            reference_top=reference_top,
+            multipliers=tuple(multipliers),
+            code_bits=bits,
+        )
+        # float32 and int8 do not depend on the code length: reported once.
+        keep = [n == 0 or r["mode"].startswith("binary") for r in one["results"]]
+        report["results"] += [r for r, k in zip(one["results"], keep, strict=True) if k]
+        if one["reference_fidelity"] is not None:
+            report["reference_fidelity"] = (report["reference_fidelity"] or []) + [
+                r for r, k in zip(one["reference_fidelity"], keep, strict=True) if k
+            ]
     judged = sum(1 for q in dataset.queries.ids if q in dataset.qrels)
     return {
         "bundle": _bundle_info(bundle, manifest),
@@ -393,7 +443,7 @@ def evaluate_bundle(
 def format_table(report: dict[str, Any]) -> str:
     """A Markdown table of a report's results (and reference fidelity when present)."""
     reference = {
-        (r["mode"], r["rescore_multiplier"]): r["fidelity@10"]
+        (r["mode"], r["rescore_multiplier"], r.get("code_bits")): r["fidelity@10"]
         for r in report.get("reference_fidelity") or []
     }
     header = "| mode | m | NDCG@10 | R@10 | R@100 | MRR@10 | retention | fidelity@10 |"
@@ -405,9 +455,9 @@ def format_table(report: dict[str, Any]) -> str:
     rule += " --- |"
     lines = [header, rule]
     for r in report["results"]:
-        key = (r["mode"], r["rescore_multiplier"])
+        key = (r["mode"], r["rescore_multiplier"], r.get("code_bits"))
         cells = [
-            r["mode"],
+            r["mode"] + (f" ({r['code_bits']} bits)" if "code_bits" in r else ""),
             "" if r["rescore_multiplier"] is None else str(r["rescore_multiplier"]),
             f"{r['ndcg@10']:.4f}",
             f"{r['recall@10']:.4f}",

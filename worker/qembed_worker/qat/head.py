@@ -55,9 +55,19 @@ class Head(torch.nn.Module):
                 self.linear, "weight", orthogonal_map="cayley"
             )
 
+    def set_base(self, base: np.ndarray) -> None:
+        """Start from ``base`` (an orthogonal d x d matrix): the head computes ``W · base · x``.
+
+        The trained matrix ``W`` still starts at identity, so the head starts at ``base``; a
+        rotation head stays orthogonal (a product of orthogonal matrices).
+        """
+        matrix = torch.from_numpy(np.asarray(base, dtype=np.float32))
+        self.register_buffer("base", matrix, persistent=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the head to ``(n, d)`` embeddings (returns a new tensor)."""
-        y = self.linear(x)
+        base = getattr(self, "base", None)
+        y = self.linear(x if base is None else x @ base.T)
         return functional.normalize(y, p=2, dim=-1, eps=NORMALIZE_EPS) if self.normalize else y
 
     def set_bias(self, bias: np.ndarray) -> None:
@@ -71,8 +81,29 @@ class Head(torch.nn.Module):
         """Return ``W`` (out x in, float32) and ``b`` (or ``None``) as numpy arrays."""
         with torch.no_grad():
             weight = self.linear.weight.detach().float().cpu().numpy().copy()
+            base = getattr(self, "base", None)
+            if base is not None:
+                weight = (weight.astype(np.float64) @ base.double().cpu().numpy()).astype(
+                    np.float32
+                )
             bias = self.linear.bias
             return weight, None if bias is None else bias.detach().float().cpu().numpy().copy()
+
+
+def principal_axes(embeddings: np.ndarray) -> np.ndarray:
+    """The rotation onto the principal axes of ``embeddings``, largest variance first.
+
+    Rows of the returned ``d x d`` orthogonal matrix are the eigenvectors of the centred
+    covariance (float64), each signed so that its largest component is positive (eigenvectors
+    have no sign of their own; this makes the result a function of the data alone). As a head's
+    starting point it puts the most varied directions first, where a compact code reads them.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    values, vectors = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
+    axes = vectors[:, np.argsort(-values, kind="stable")].T
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    return axes * np.where(signs == 0, 1.0, signs)[:, None]
 
 
 def apply_head_numpy(

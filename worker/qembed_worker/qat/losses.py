@@ -25,7 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as functional
 
-from qembed_worker.quant.codes import BINARY_STE, PRECISIONS, Int8Ranges, fake_quantize
+from qembed_worker.quant.codes import (
+    BINARY_STE,
+    PRECISIONS,
+    Int8Ranges,
+    code_bits,
+    fake_quantize,
+    is_precision,
+)
 
 BASE_LOSSES = ("mnrl", "distill")
 
@@ -43,10 +50,11 @@ def check_precisions(precisions: Sequence[str], weights: Sequence[float]) -> Non
     """
     if not precisions:
         raise ConfigError("--precisions is empty; choose from " + ", ".join(PRECISIONS))
-    unknown = [p for p in precisions if p not in PRECISIONS]
+    unknown = [p for p in precisions if not is_precision(p)]
     if unknown:
         raise ConfigError(
-            f"unknown precision(s) {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}"
+            f"unknown precision(s) {', '.join(unknown)}; choose from {', '.join(PRECISIONS)} "
+            "or binary@N (the first N dimensions' signs, N a multiple of 8)"
         )
     if len(set(precisions)) != len(precisions):
         raise ConfigError(f"--precisions repeats a precision: {','.join(precisions)}")
@@ -237,8 +245,15 @@ class QatLoss(torch.nn.Module):
 
     def _sides(self, rows: torch.Tensor, cols: torch.Tensor, precision: str):
         cols_q = self.quantize(cols, precision)
-        rows_q = rows if self.settings.asymmetric else self.quantize(rows, precision)
+        rows_q = self._query_side(rows, precision)
         return rows_q, cols_q
+
+    def _query_side(self, rows: torch.Tensor, precision: str) -> torch.Tensor:
+        """The query side: quantized, or float32 (cut to a compact code's length) if asymmetric."""
+        if not self.settings.asymmetric:
+            return self.quantize(rows, precision)
+        bits = code_bits(precision)
+        return rows if bits is None else rows[..., :bits]
 
     def distill(
         self,
@@ -269,11 +284,7 @@ class QatLoss(torch.nn.Module):
             scale = self.scale(precision)
             term = distillation_kl(rows, cols, teacher, self.settings.temperature, scale)
             if query_student is not None and query_teacher is not None:
-                queries = (
-                    query_student
-                    if self.settings.asymmetric
-                    else self.quantize(query_student, precision)
-                )
+                queries = self._query_side(query_student, precision)
                 crop_term = distillation_kl(
                     queries, cols, teacher, self.settings.temperature, scale, query_teacher
                 )

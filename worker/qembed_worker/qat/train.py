@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,11 @@ from qembed_worker.data.corpus import LEE, load_corpus
 from qembed_worker.data.datasets import TrainingData, load_training_data, warn
 from qembed_worker.eval.evaluate import fidelity, top_k
 from qembed_worker.inference.embeddings import bundle_embeddings
-from qembed_worker.qat.head import HEAD_KINDS, Head, bake_head
+from qembed_worker.qat.head import HEAD_KINDS, Head, bake_head, principal_axes
 from qembed_worker.qat.losses import ConfigError, LossOptions, QatLoss, QatSettings
 from qembed_worker.quant.codes import (
     Int8Ranges,
+    code_bits,
     dequantize_int8,
     int8_codes,
     signs,
@@ -57,6 +58,9 @@ LOSSES = ("auto", "mnrl", "distill")
 RANGE_SOURCES = ("calibration", "bundle")
 BATCH_SAMPLERS = ("random", "neighbors")
 CHECKPOINT_KEEP = 2
+HEAD_INITS = ("identity", "pca")
+# Compact code lengths (bits) whose validation fidelity every run reports, besides its own.
+COMPACT_CODES = (256, 128, 64)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +80,7 @@ class TrainConfig(LossOptions):
     crop_queries: bool = False
     crop_words: int = 12
     head: str = "rotation"
+    head_init: str = "identity"
     bias: bool = False
     center_init: bool = False
     normalize: bool = True
@@ -169,6 +174,8 @@ def check_config(config: TrainConfig) -> None:
     config.settings().check()
     if config.head not in HEAD_KINDS:
         raise ConfigError(f"unknown --head {config.head!r}; use one of {HEAD_KINDS}")
+    if config.head_init not in HEAD_INITS:
+        raise ConfigError(f"unknown --head-init {config.head_init!r}; use one of {HEAD_INITS}")
     if config.center_init and not config.bias:
         raise ConfigError("--center-init sets the head's bias: it needs --bias")
     if config.mode == "full" and (config.bias or config.center_init or config.head != "rotation"):
@@ -471,11 +478,13 @@ def validation_metrics(
     *,
     exclude: np.ndarray | None = None,
     positives: np.ndarray | None = None,
+    code_lengths: Sequence[int] = COMPACT_CODES,
 ) -> dict[str, Any]:
     """Fidelity@10 of each precision's ranking against the teacher's float32 top-10.
 
     Modes as the service scores them: ``float32``, ``int8`` (float32 query against int8
-    documents under ``lo``/``hi``) and ``binary`` (Hamming).
+    documents under ``lo``/``hi``), ``binary`` (Hamming) and ``binary@N`` (Hamming over the
+    first ``N`` dimensions' signs, for each of ``code_lengths`` shorter than the embedding).
 
     Args:
         student_queries: ``(q, d)`` student query embeddings.
@@ -486,6 +495,7 @@ def validation_metrics(
         hi: int8 calibration maximums of the student.
         exclude: For each query, a document index to leave out (the query itself), or None.
         positives: For each query, its positive document (pairs), to report hit@10.
+        code_lengths: Compact code lengths to report (those shorter than the embedding).
 
     Returns:
         ``{"queries": q, "fidelity@10": {mode: value}, "hit@10": {mode: value}?}``.
@@ -501,18 +511,24 @@ def validation_metrics(
         mask(teacher_queries.astype(np.float64) @ teacher_docs.astype(np.float64).T), 10
     )
     dequantized = dequantize_int8(int8_codes(student_docs, lo, hi), lo, hi).astype(np.float64)
+
+    def hamming_top(bits: int) -> np.ndarray:
+        # ±1 dot products are integers below 2**24: exact in float32, ordered like -Hamming.
+        dot = signs(student_queries[:, :bits]).astype(np.float32) @ (
+            signs(student_docs[:, :bits]).astype(np.float32).T
+        )
+        return top_k(mask(dot.astype(np.float64)), 10)
+
+    dimension = student_docs.shape[1]
     rankings = {
         "float32": top_k(mask(q64 @ student_docs.astype(np.float64).T), 10),
         "int8": top_k(mask(q64 @ dequantized.T), 10),
-        "binary": top_k(
-            mask(
-                (
-                    signs(student_queries).astype(np.float32)
-                    @ signs(student_docs).astype(np.float32).T
-                ).astype(np.float64)
-            ),
-            10,
-        ),
+        "binary": hamming_top(dimension),
+        **{
+            f"binary@{bits}": hamming_top(bits)
+            for bits in sorted(set(code_lengths), reverse=True)
+            if bits < dimension
+        },
     }
     result: dict[str, Any] = {
         "queries": len(student_queries),
@@ -716,9 +732,17 @@ def calibration_embeddings_for(
 
 
 def head_validation(
-    head: Head, prepared: Prepared, lo: np.ndarray, hi: np.ndarray
+    head: Head,
+    prepared: Prepared,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    code_lengths: Sequence[int] = COMPACT_CODES,
 ) -> dict[str, Any] | None:
-    """Validation metrics of the head's quantized embeddings (None without a validation split)."""
+    """Validation metrics of the head's quantized embeddings (None without a validation split).
+
+    ``code_lengths``: the compact codes to report besides the full one (those shorter than the
+    embedding).
+    """
     if len(prepared.val) == 0:
         return None
     with torch.no_grad():
@@ -732,11 +756,18 @@ def head_validation(
                 lo,
                 hi,
                 exclude=prepared.val,
+                code_lengths=code_lengths,
             )
             if prepared.val_crops is not None:
                 crops = prepared.val_crops
                 crop_metrics = validation_metrics(
-                    head(torch.from_numpy(crops)).numpy(), docs, crops, prepared.documents, lo, hi
+                    head(torch.from_numpy(crops)).numpy(),
+                    docs,
+                    crops,
+                    prepared.documents,
+                    lo,
+                    hi,
+                    code_lengths=code_lengths,
                 )
                 metrics["crop_queries_fidelity@10"] = crop_metrics["fidelity@10"]
             return metrics
@@ -751,6 +782,7 @@ def head_validation(
             lo,
             hi,
             positives=rows[:, 1],
+            code_lengths=code_lengths,
         )
 
 
@@ -799,6 +831,8 @@ def fit_head(
     dimension = int(manifest["dimension"])
     torch.manual_seed(config.seed)
     head = Head(dimension, config.head, bias=config.bias, normalize=config.normalize)
+    if config.head_init == "pca":
+        head.set_base(principal_axes(prepared.documents[prepared.train]))
     if config.center_init:
         mean = prepared.documents[prepared.train].mean(axis=0)
         head.set_bias(-mean)
@@ -819,7 +853,8 @@ def fit_head(
     refresh_ranges()
     settings = config.settings(kind)
     loss_fn = QatLoss(settings, ranges)
-    before = head_validation(head, prepared, bundle_lo, bundle_hi)
+    lengths = sorted({*COMPACT_CODES, *(code_bits(p) for p in config.precisions if code_bits(p))})
+    before = head_validation(head, prepared, bundle_lo, bundle_hi, lengths)
 
     teacher_docs = torch.from_numpy(prepared.documents)
     teacher_queries = torch.from_numpy(prepared.queries) if prepared.queries is not None else None
@@ -842,7 +877,7 @@ def fit_head(
 
     result = run_loop(config, prepared, head, student, loss_fn, refresh_ranges)
     final_lo, final_hi = head_ranges()
-    after = head_validation(head, prepared, final_lo, final_hi)
+    after = head_validation(head, prepared, final_lo, final_hi, lengths)
     return HeadFit(head, result, before, after, final_lo, final_hi)
 
 
@@ -922,6 +957,12 @@ def _start_run(config: TrainConfig) -> tuple[dict[str, Any], CalibrationOptions,
     """
     check_config(config)
     manifest = check_bundle_for_training(config.bundle)
+    too_long = [p for p in config.precisions if (code_bits(p) or 0) >= int(manifest["dimension"])]
+    if too_long:
+        raise ConfigError(
+            f"{', '.join(too_long)}: a compact code is shorter than the embedding "
+            f"({manifest['dimension']} dimensions; plain 'binary' is the full code)"
+        )
     plan = calibration_plan(config, manifest)
     data = load_training_data(config.dataset, loss=config.loss, split=config.split)
     warn(data.warnings)
@@ -988,6 +1029,17 @@ def _training_summary(
     }
 
 
+def code_lengths_field(config: TrainConfig, dimension: int) -> dict[str, Any]:
+    """The manifest's ``binary_code_bits`` when the run trained compact codes, else nothing.
+
+    A bundle lists the binary code lengths it was trained for, longest first: its full length
+    and every ``binary@N`` of the run. Each takes the signs of the embedding's first ``N``
+    dimensions (the head orders the dimensions for that), so the order is the graph's own.
+    """
+    compact = sorted({code_bits(p) for p in config.precisions if code_bits(p)}, reverse=True)
+    return {"binary_code_bits": [dimension, *compact]} if compact else {}
+
+
 def _write_new_bundle(
     config: TrainConfig,
     manifest: dict[str, Any],
@@ -1015,6 +1067,7 @@ def _write_new_bundle(
                 "calibration": calibration.to_json(),
                 "training": summary,
                 "evaluation": None,
+                **code_lengths_field(config, int(manifest["dimension"])),
             }
         )
 

@@ -22,6 +22,32 @@ import numpy as np
 import torch
 
 PRECISIONS = ("float32", "int8", "binary")
+# A compact first-stage code: the signs of the first N dimensions (``binary@128``: 16 bytes).
+CODE_PREFIX = "binary@"
+
+
+def code_bits(precision: str) -> int | None:
+    """``N`` of a compact binary precision ``binary@N``; ``None`` for any other precision.
+
+    Raises:
+        ValueError: ``binary@`` followed by anything but a positive multiple of 8.
+    """
+    if not precision.startswith(CODE_PREFIX):
+        return None
+    text = precision.removeprefix(CODE_PREFIX)
+    if not text.isdigit() or int(text) <= 0 or int(text) % 8:
+        raise ValueError(f"{precision!r}: a code length is a positive multiple of 8 bits")
+    return int(text)
+
+
+def is_precision(precision: str) -> bool:
+    """Whether ``precision`` is one of :data:`PRECISIONS` or a valid ``binary@N``."""
+    try:
+        return precision in PRECISIONS or code_bits(precision) is not None
+    except ValueError:
+        return False
+
+
 BINARY_STE = ("identity", "clipped")
 
 
@@ -183,7 +209,8 @@ def fake_quantize(
 
     Args:
         x: ``(n, d)`` float32 embeddings; never modified in place.
-        precision: ``float32`` (returned as is), ``int8`` or ``binary``.
+        precision: ``float32`` (returned as is), ``int8``, ``binary`` or ``binary@N`` (the
+            signs of the first ``N`` dimensions, scaled to unit norm: a compact code).
         ranges: The frozen calibration ranges, needed for ``int8``.
         ste: Binary straight-through estimator, see :func:`fake_binary`.
         clip: Binary clip threshold, see :func:`fake_binary`.
@@ -199,4 +226,7 @@ def fake_quantize(
         return ranges(x)
     if precision == "binary":
         return fake_binary(x, ste, clip)
+    bits = code_bits(precision)
+    if bits is not None:
+        return fake_binary(x[..., :bits], ste, clip)
     raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
