@@ -343,3 +343,51 @@ def test_compact_codes_are_trained_and_declared(corpus, calibration_txt, cache, 
     plain = tmp_path / "plain"
     assert main(_args(corpus, plain, calibration_txt, cache)) == 0
     assert "binary_code_bits" not in read_manifest(plain)
+
+
+def test_a_saved_head_bakes_into_the_bundle_train_wrote(
+    corpus, calibration_txt, cache, tmp_path, capsys
+) -> None:
+    from qembed_worker.qat.head import load_head, save_head
+
+    out, head = tmp_path / "trained", tmp_path / "head.npz"
+    extra = ["--precisions", "float32,binary,binary@16", "--weights", "1,1,1"]
+    extra += ["--head-init", "pca", "--save-head", str(head)]
+    assert main(_args(corpus, out, calibration_txt, cache, *extra)) == 0
+    baked = tmp_path / "baked"
+    assert (
+        main(["bake-head", "--bundle", str(TINY_BUNDLE), "--head", str(head), "--out", str(baked)])
+        == 0
+    )
+    trained, rebuilt = read_manifest(out), check_bundle(baked)
+    assert rebuilt["fingerprint"] == trained["fingerprint"]
+    assert (baked / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
+    assert rebuilt["training"] == trained["training"]
+    assert rebuilt["binary_code_bits"] == [32, 16] and rebuilt["name"] == trained["name"]
+    # The file is a function of the head alone (no timestamps).
+    again = tmp_path / "again.npz"
+    save_head(again, load_head(head))
+    assert again.read_bytes() == head.read_bytes()
+    capsys.readouterr()
+    # A head belongs to the bundle it was trained on.
+    assert (
+        main(["bake-head", "--bundle", str(out), "--head", str(head), "--out", str(tmp_path / "x")])
+        == 1
+    )
+    assert "was trained on bundle" in capsys.readouterr().err
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert (
+        main(
+            [
+                "bake-head",
+                "--bundle",
+                str(TINY_BUNDLE),
+                "--head",
+                str(tmp_path / "junk.npz"),
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 1
+    )
+    assert "not a head file" in capsys.readouterr().err

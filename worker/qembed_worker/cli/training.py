@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from qembed_worker.cli.options import keywords
+from qembed_worker.cli.options import keywords, skipped
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -26,7 +26,16 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     return qat_report(**keywords(args, qat_report, sweep=not args.reuse_sweep))
 
 
+def _bake_head(args: argparse.Namespace) -> dict[str, Any]:
+    if (summary := skipped(args)) is not None:
+        return summary
+    from qembed_worker.qat.bake import bake_head_bundle
+
+    return bake_head_bundle(**keywords(args, bake_head_bundle))
+
+
 RUNS = {
+    "bake-head": _bake_head,
     "train": _train,
     "work": _work,
     "qat-report": _report,

@@ -9,13 +9,19 @@ graph's ``sentence_embedding`` gives a bundle that the service loads with no cod
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as functional
 
-from qembed_worker.bundle.manifest import OUTPUT_NAME
+from qembed_worker.bundle.manifest import OUTPUT_NAME, BundleError
+from qembed_worker.calibration.ranges import CalibrationOptions
 
 HEAD_KINDS = ("rotation", "linear")
 # torch.nn.functional.normalize's default: x / max(‖x‖₂, eps).
@@ -228,3 +234,83 @@ def bake_head(
     assert output.type.tensor_type.elem_type == TensorProto.FLOAT
     onnx.checker.check_model(model)
     target.write_bytes(model.SerializeToString())
+
+
+# --- the head as a file (train --save-head, bake-head) ----------------------------------------
+# An .npz without pickled objects: ``weight`` (d x d float32, out x in), optionally ``bias``
+# (d float32), and ``about``: UTF-8 JSON with the source fingerprint, the calibration the
+# training used, ``normalize``, the new bundle's name, ``binary_code_bits`` and the run summary
+# that becomes the manifest's ``training``.
+
+FORMAT = "qembed.head/v1"
+
+
+@dataclass
+class HeadArtifact:
+    """What a head file holds (see the module docstring)."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    source_fingerprint: str
+    normalize: bool
+    name: str
+    calibration: CalibrationOptions
+    code_lengths: dict[str, Any]
+    training: dict[str, Any]
+
+
+def save_head(path: Path, artifact: HeadArtifact) -> None:
+    """Write the head file; the same head always gives the same bytes."""
+    about = {
+        "format": FORMAT,
+        "source_fingerprint": artifact.source_fingerprint,
+        "normalize": artifact.normalize,
+        "name": artifact.name,
+        "calibration": {k: v for k, v in asdict(artifact.calibration).items() if k != "cache_dir"},
+        "code_lengths": artifact.code_lengths,
+        "training": artifact.training,
+    }
+    arrays = {
+        "weight": np.asarray(artifact.weight, dtype="<f4"),
+        "about": np.frombuffer(json.dumps(about, sort_keys=True).encode("utf-8"), dtype=np.uint8),
+    }
+    if artifact.bias is not None:
+        arrays["bias"] = np.asarray(artifact.bias, dtype="<f4")
+    # Written entry by entry with fixed zip timestamps (np.savez stamps the current time).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(arrays):
+            buffer = io.BytesIO()
+            np.save(buffer, arrays[name], allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def load_head(path: Path) -> HeadArtifact:
+    """Read a head file.
+
+    Raises:
+        BundleError: Not a head file of this format.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            about = json.loads(bytes(data["about"]).decode("utf-8"))
+            weight = np.asarray(data["weight"], dtype=np.float32)
+            bias = np.asarray(data["bias"], dtype=np.float32) if "bias" in data else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise BundleError(f"{path}: not a head file ({error})") from error
+    if about.get("format") != FORMAT:
+        raise BundleError(f"{path}: format {about.get('format')!r} is not {FORMAT!r}")
+    if weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
+        raise BundleError(f"{path}: the head's weight is {weight.shape}, not square")
+    return HeadArtifact(
+        weight=weight,
+        bias=bias,
+        source_fingerprint=about["source_fingerprint"],
+        normalize=bool(about["normalize"]),
+        name=about["name"],
+        calibration=CalibrationOptions(**about["calibration"]),
+        code_lengths=about["code_lengths"],
+        training=about["training"],
+    )

@@ -43,7 +43,14 @@ from qembed_worker.data.corpus import LEE, load_corpus
 from qembed_worker.data.datasets import TrainingData, load_training_data, warn
 from qembed_worker.eval.evaluate import fidelity, top_k
 from qembed_worker.inference.embeddings import bundle_embeddings
-from qembed_worker.qat.head import HEAD_KINDS, Head, bake_head, principal_axes
+from qembed_worker.qat.head import (
+    HEAD_KINDS,
+    Head,
+    HeadArtifact,
+    bake_head,
+    principal_axes,
+    save_head,
+)
 from qembed_worker.qat.losses import ConfigError, LossOptions, QatLoss, QatSettings
 from qembed_worker.quant.codes import (
     Int8Ranges,
@@ -81,6 +88,7 @@ class TrainConfig(LossOptions):
     crop_words: int = 12
     head: str = "rotation"
     head_init: str = "identity"
+    save_head: Path | None = None
     bias: bool = False
     center_init: bool = False
     normalize: bool = True
@@ -155,6 +163,7 @@ class TrainConfig(LossOptions):
             "progress",
             "checkpoint_every",
             "max_steps",
+            "save_head",
         }
         data = {k: v for k, v in self.to_json().items() if k not in ignored}
         text = json.dumps(data, sort_keys=True)
@@ -174,6 +183,8 @@ def check_config(config: TrainConfig) -> None:
     config.settings().check()
     if config.head not in HEAD_KINDS:
         raise ConfigError(f"unknown --head {config.head!r}; use one of {HEAD_KINDS}")
+    if config.save_head is not None and config.mode != "head":
+        raise ConfigError("--save-head saves a trained head: it needs --mode head")
     if config.head_init not in HEAD_INITS:
         raise ConfigError(f"unknown --head-init {config.head_init!r}; use one of {HEAD_INITS}")
     if config.center_init and not config.bias:
@@ -941,6 +952,20 @@ def train_head(config: TrainConfig) -> dict[str, Any]:
     new_manifest = _write_new_bundle(
         config, manifest, plan, write_graph, summary, started, timings, t0
     )
+    if config.save_head is not None:
+        save_head(
+            config.save_head,
+            HeadArtifact(
+                weight=weight,
+                bias=bias,
+                source_fingerprint=manifest["fingerprint"],
+                normalize=config.normalize,
+                name=new_manifest["name"],
+                calibration=plan,
+                code_lengths=code_lengths_field(config, dimension),
+                training=new_manifest["training"],
+            ),
+        )
     remove_checkpoints(config)
     return _cli_summary(config, manifest, new_manifest, result, before, after)
 
@@ -1040,36 +1065,89 @@ def code_lengths_field(config: TrainConfig, dimension: int) -> dict[str, Any]:
     return {"binary_code_bits": [dimension, *compact]} if compact else {}
 
 
+def publish_trained_bundle(
+    out: Path,
+    source: Path,
+    manifest: dict[str, Any],
+    plan: CalibrationOptions,
+    write_graph: Callable[[Path], None],
+    *,
+    name: str,
+    training: dict[str, Any],
+    code_lengths: dict[str, Any],
+    progress: bool = True,
+    on_calibrated: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Publish a trained graph as a bundle: the source's tokenizer, fresh ranges, the run.
+
+    Args:
+        out: The new bundle folder (replaced).
+        source: The source bundle (its tokenizer is copied: it is not trained).
+        manifest: The source's manifest.
+        plan: How the new graph's ranges are computed.
+        write_graph: Writes ``model.onnx`` into the staging folder it is given.
+        name: The new manifest's ``name``.
+        training: The manifest's ``training`` (the run summary).
+        code_lengths: The ``binary_code_bits`` field (see :func:`code_lengths_field`), or ``{}``.
+        progress: Progress bars while calibrating.
+        on_calibrated: Called with the seconds calibration took, before the manifest (and so
+            ``training``) is written.
+
+    Returns:
+        The manifest written.
+    """
+    with publish(out, force=True) as staging:
+        write_graph(staging.dir)
+        staging.copy_from(source, TOKENIZER_FILE)
+        announce(f"calibrating the new graph on {plan.corpus} ({plan.method})")
+        t0 = time.perf_counter()
+        calibration = calibrate(staging.dir, manifest, plan, progress=progress)
+        if on_calibrated is not None:
+            on_calibrated(round(time.perf_counter() - t0, 1))
+        return staging.write_manifest(
+            {
+                **manifest,
+                "name": name,
+                "calibration": calibration.to_json(),
+                "training": training,
+                "evaluation": None,
+                **code_lengths,
+            }
+        )
+
+
 def _write_new_bundle(
     config: TrainConfig,
     manifest: dict[str, Any],
     plan: CalibrationOptions,
-    write_graph: Any,
+    write_graph: Callable[[Path], None],
     summary: dict[str, Any],
     started: float,
     timings: dict[str, float],
     export_started: float,
 ) -> dict[str, Any]:
-    with publish(config.out, force=True) as staging:
-        write_graph(staging.dir)
-        staging.copy_from(config.bundle, TOKENIZER_FILE)  # the tokenizer is not trained
+    summary["durations_s"] = timings
+
+    def graph_then_time(folder: Path) -> None:
+        write_graph(folder)
         timings["export_s"] = round(time.perf_counter() - export_started, 1)
-        announce(f"calibrating the new graph on {plan.corpus} ({plan.method})")
-        t0 = time.perf_counter()
-        calibration = calibrate(staging.dir, manifest, plan, progress=config.progress)
-        timings["calibration_s"] = round(time.perf_counter() - t0, 1)
+
+    def calibrated(seconds: float) -> None:
+        timings["calibration_s"] = seconds
         timings["total_s"] = round(time.perf_counter() - started, 1)
-        summary["durations_s"] = timings
-        return staging.write_manifest(
-            {
-                **manifest,
-                "name": f"{manifest['name']}-qat-{config.mode}",
-                "calibration": calibration.to_json(),
-                "training": summary,
-                "evaluation": None,
-                **code_lengths_field(config, int(manifest["dimension"])),
-            }
-        )
+
+    return publish_trained_bundle(
+        config.out,
+        config.bundle,
+        manifest,
+        plan,
+        graph_then_time,
+        name=f"{manifest['name']}-qat-{config.mode}",
+        training=summary,
+        code_lengths=code_lengths_field(config, int(manifest["dimension"])),
+        progress=config.progress,
+        on_calibrated=calibrated,
+    )
 
 
 def remove_checkpoints(config: TrainConfig) -> None:
