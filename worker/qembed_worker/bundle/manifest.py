@@ -250,7 +250,23 @@ def build_manifest(
         "calibration": calibration.to_json(),
         "training": training,
         "evaluation": evaluation,
+        **code_lengths(dimension),
     }
+
+
+# Compact first-stage code lengths a bundle offers besides its full length (docs/qat.md).
+COMPACT_CODE_BITS = (256, 128, 64)
+
+
+def code_lengths(dimension: int) -> dict[str, Any]:
+    """The ``binary_code_bits`` field of a new bundle: its full length, then the compact ones.
+
+    A compact code is the signs of the first ``N`` dimensions. Every model can give them; how
+    much ranking they keep depends on the model (measured per length in docs/qat.md, where a
+    head trained or fitted for them helps). Nothing when no compact length fits the dimension.
+    """
+    compact = [bits for bits in COMPACT_CODE_BITS if bits < dimension]
+    return {"binary_code_bits": [dimension, *compact]} if compact else {}
 
 
 def write_bundle_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:

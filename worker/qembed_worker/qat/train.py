@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from qembed_worker.bundle.manifest import (
+    COMPACT_CODE_BITS,
     MODEL_FILE,
     TOKENIZER_FILE,
     BundleError,
@@ -67,7 +68,7 @@ BATCH_SAMPLERS = ("random", "neighbors")
 CHECKPOINT_KEEP = 2
 HEAD_INITS = ("identity", "pca")
 # Compact code lengths (bits) whose validation fidelity every run reports, besides its own.
-COMPACT_CODES = (256, 128, 64)
+COMPACT_CODES = COMPACT_CODE_BITS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1057,6 +1058,7 @@ def _training_summary(
 def code_lengths_field(config: TrainConfig, dimension: int) -> dict[str, Any]:
     """The manifest's ``binary_code_bits`` when the run trained compact codes, else nothing.
 
+    Without compact codes in the run, the new bundle keeps its source's field.
     A bundle lists the binary code lengths it was trained for, longest first: its full length
     and every ``binary@N`` of the run. Each takes the signs of the embedding's first ``N``
     dimensions (the head orders the dimensions for that), so the order is the graph's own.
