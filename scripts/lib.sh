@@ -34,6 +34,25 @@ ensure_worker() {
 
 worker() { (cd "$root/worker" && HF_HUB_OFFLINE=1 "$WORKER_PY" -m qembed_worker "$@"); }
 
+# The official OpenAI and Cohere Python SDKs (and LangChain) for the compatibility tests, in a
+# small environment of their own (test/sdk/requirements.lock), once per machine and lock.
+ensure_sdk_python() {
+  local lock="$root/test/sdk/requirements.lock" python=${QEMBED_PYTHON:-python3}
+  local key
+  key=$( { cat "$lock"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-12)
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/qembed/sdk-venv-$key"
+  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+    log "installing the OpenAI and Cohere SDKs for the compatibility tests (first run only)"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --requirement "$lock" >&2
+    touch "$venv/.complete"
+  fi
+  SDK_PY="$venv/bin/python"
+  export SDK_PY
+}
+
 # build_bundle NAME WHAT WORKER-ARGS...: writes models/NAME (git-ignored) with the worker
 # command WORKER-ARGS --out TMP unless it holds a bundle already. Written to a temporary folder
 # and renamed, so a killed build leaves nothing half done.

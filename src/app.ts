@@ -17,9 +17,11 @@ import { apiKeyAuth } from './http/plugins/auth.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
 import { collectionRoutes } from './http/routes/collections.js';
 import { documentRoutes } from './http/routes/documents.js';
+import { cohereRoutes } from './http/routes/cohere.js';
 import { encodeRoutes } from './http/routes/encode.js';
 import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes, type ModelsDeps } from './http/routes/models.js';
+import { openaiRoutes } from './http/routes/openai.js';
 import { searchRoutes } from './http/routes/search.js';
 import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js';
 import { errorResponseSchema } from './http/schemas/errors.js';
@@ -130,6 +132,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'search', description: 'Binary first stage, int8 rescoring' },
         { name: 'models', description: 'Model bundles and the one being served' },
         { name: 'training', description: 'Training jobs run by the companion worker' },
+        { name: 'openai', description: 'OpenAI-compatible embeddings API (errors in OpenAI\'s shape)' },
+        { name: 'cohere', description: 'Cohere-compatible embed API, v2 (errors in Cohere\'s shape)' },
       ],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -215,5 +219,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(searchRoutes, { search, limits });
   await app.register(modelRoutes, { models: deps.models });
   await app.register(trainJobRoutes, { jobs: deps.jobs, registry: deps.models?.registry });
+  // Compatible APIs: their own error shapes, within their prefixes.
+  await app.register(openaiRoutes, { prefix: '/v1', encoder: deps.encoder, limits, registry: deps.models?.registry });
+  await app.register(cohereRoutes, { prefix: '/v2', encoder: deps.encoder, limits });
   return app;
 }

@@ -11,6 +11,8 @@ export interface ErrorDetails {
   retryAfterSeconds?: number;
   /** Methods the resource accepts (Allow). */
   allowedMethods?: readonly string[];
+  /** The request field at fault (the compatible APIs report it, e.g. OpenAI's `param`). */
+  field?: string;
 }
 
 export class QembedError extends Error {
@@ -61,6 +63,9 @@ export const errors = {
   invalidFilter: make('QEMBED_INVALID_FILTER', 400),
   invalidVector: make('QEMBED_INVALID_VECTOR', 400),
   unsupportedCodeBits: make('QEMBED_UNSUPPORTED_CODE_BITS', 400),
+  invalidDimensions: make('QEMBED_INVALID_DIMENSIONS', 400),
+  tokenInputs: make('QEMBED_TOKEN_INPUTS', 400),
+  unsupportedTruncation: make('QEMBED_UNSUPPORTED_TRUNCATION', 400),
   invalidTopK: make('QEMBED_INVALID_TOP_K', 400),
   invalidRescoreMultiplier: make('QEMBED_INVALID_RESCORE_MULTIPLIER', 400),
   collectionNotFound: make('QEMBED_COLLECTION_NOT_FOUND', 404),

@@ -52,6 +52,12 @@ function pickError(list: AjvError[]): AjvError {
 }
 
 export function validationToQembedError(list: AjvError[], context: string, route = ''): QembedError {
+  const q = validationError(list, context, route);
+  const field = pickError(list).instancePath.split('/')[1] || (pickError(list).params?.missingProperty as string | undefined);
+  return field && q.details.field === undefined ? new QembedError(q.code, q.statusCode, q.message, { ...q.details, field }) : q;
+}
+
+function validationError(list: AjvError[], context: string, route: string): QembedError {
   const e = pickError(list);
   const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
   const where = field ? `${context}.${field}` : context;

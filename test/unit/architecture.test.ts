@@ -60,7 +60,8 @@ const ALLOWED: Record<string, string[]> = {
   eval: ['search', 'encoder', 'quantization', 'store', 'datasets', 'models'],
   models: ['encoder', 'search', 'store'],
   jobs: ['store'],
-  http: ['search', 'encoder', 'quantization', 'store', 'models', 'jobs'],
+  embedding: ['encoder', 'quantization'],
+  http: ['search', 'encoder', 'quantization', 'store', 'models', 'jobs', 'embedding'],
 };
 const SHARED = ['errors', 'config', 'paths'];
 

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { InputType } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
+import { embedTexts } from '../../embedding/embed.js';
 import { errors } from '../../errors.js';
 import { bytesPerVector, PRECISIONS, type Precision } from '../../quantization/quantize.js';
 import { ENCODINGS, serializeVector, type VectorEncoding } from '../../quantization/serialize.js';
@@ -16,6 +17,7 @@ interface EncodeBody {
   encoding?: VectorEncoding;
   truncate?: boolean;
   model?: string;
+  dimensions?: number;
 }
 
 export function encodeBodySchema(limits: EncodeLimits) {
@@ -48,6 +50,11 @@ export function encodeBodySchema(limits: EncodeLimits) {
         description: "Cut texts past the model's max tokens (reported in usage.truncated_inputs); false answers 413 instead.",
       },
       model: { type: 'string', description: 'Optional: the model fingerprint or name you expect; 409 QEMBED_MODEL_MISMATCH if another model is served (as /search answers for a collection of another model).' },
+      dimensions: {
+        type: 'integer',
+        description:
+          "Keep the first N dimensions (Matryoshka), renormalized to unit length, before quantizing: int8/uint8 use those dimensions' calibration ranges, binary/ubinary need a multiple of 8. Default: the model's dimension. Above it or below 1: 400 QEMBED_INVALID_DIMENSIONS",
+      },
     },
   } as const;
 }
@@ -60,7 +67,7 @@ const encodeResponseSchema = {
     input_type: { type: 'string', enum: ['query', 'document'] },
     precision: { type: 'string', enum: PRECISIONS },
     encoding: { type: 'string', enum: ENCODINGS },
-    dimension: { type: 'integer', description: 'Dimensions of the float32 embedding' },
+    dimension: { type: 'integer', description: 'Dimensions of each vector (the dimensions asked for, else the model\'s)' },
     bytes_per_vector: { type: 'integer', description: 'Bytes of one vector at this precision' },
     embeddings: {
       type: 'array',
@@ -101,15 +108,15 @@ export const encodeRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
       const inputType = body.input_type ?? 'document';
       const precision = body.precision ?? 'float32';
       const encoding = body.encoding ?? 'json';
-      const embedded = await encoder.embed(texts, { inputType, truncate: body.truncate ?? true });
+      const embedded = await embedTexts(encoder, { texts, inputType, truncate: body.truncate ?? true, dimensions: body.dimensions, precisions: [precision] });
       return {
         model: { name, fingerprint: encoder.fingerprint },
         input_type: inputType,
         precision,
         encoding,
-        dimension: encoder.dimension,
-        bytes_per_vector: bytesPerVector(precision, encoder.dimension),
-        embeddings: embedded.vectors.map((v) => serializeVector(encoder.quantizer.quantize(v, precision), encoding)),
+        dimension: embedded.dimension,
+        bytes_per_vector: bytesPerVector(precision, embedded.dimension),
+        embeddings: embedded.vectors.get(precision)!.map((v) => serializeVector(v, encoding)),
         usage: {
           input_tokens: embedded.tokens.reduce((a, b) => a + b, 0),
           truncated_inputs: embedded.truncated,

@@ -1,0 +1,212 @@
+/**
+ * The OpenAI-compatible API under /v1: POST /v1/embeddings, GET /v1/models(/{id}), for clients
+ * that speak OpenAI's embeddings API (the official SDKs with base_url pointed here, LangChain,
+ * LlamaIndex, vector-database integrations). Requests and answers take OpenAI's shapes, errors
+ * included ({"error": {"message", "type", "param", "code"}}); the embedding itself is /encode's
+ * (embedding/embed.ts). Extensions, as extra body fields: `precision` and `input_type`.
+ */
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Encoder } from '../../encoder/encoder.js';
+import { embedTexts } from '../../embedding/embed.js';
+import { errors, type QembedError } from '../../errors.js';
+import type { ModelRegistry } from '../../models/registry.js';
+import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
+import { serializeVector } from '../../quantization/serialize.js';
+import { headersOf, toQembedError } from '../error-handler.js';
+import { COMPAT_MAX_INPUTS, compatInputs, servedModel } from '../compat-inputs.js';
+import type { EncodeLimits } from '../schemas/texts.js';
+
+interface EmbeddingsBody {
+  input: unknown;
+  model: string;
+  encoding_format?: 'float' | 'base64';
+  dimensions?: number;
+  user?: string;
+  precision?: Precision;
+  input_type?: 'query' | 'document';
+}
+
+/** OpenAI's error `type` for a status. */
+function errorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+export function openaiError(reply: FastifyReply, q: QembedError): void {
+  void reply
+    .code(q.statusCode)
+    .headers(headersOf(q))
+    .send({ error: { message: q.message, type: errorType(q.statusCode), param: q.details.field ?? null, code: q.code } });
+}
+
+const openaiErrorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['message', 'type', 'param', 'code'],
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string', description: 'invalid_request_error, authentication_error, not_found_error, rate_limit_error or server_error' },
+        param: { type: 'string', nullable: true, description: 'The request field at fault, when one is' },
+        code: { type: 'string', description: "qembed's stable error code (QEMBED_...)" },
+      },
+    },
+  },
+} as const;
+const openaiErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, { description: `OpenAI-shaped error (${errorType(s)})`, ...openaiErrorSchema }]));
+
+const modelObject = {
+  type: 'object',
+  required: ['id', 'object', 'created', 'owned_by'],
+  properties: {
+    id: { type: 'string', description: "The bundle's name (its fingerprint when two bundles share a name)" },
+    object: { type: 'string', enum: ['model'] },
+    created: { type: 'integer', description: 'Unix seconds the bundle was made' },
+    owned_by: { type: 'string' },
+    fingerprint: { type: 'string' },
+    dimension: { type: 'integer' },
+    active: { type: 'boolean', description: 'Served now: the only model /v1/embeddings embeds with' },
+  },
+} as const;
+
+export interface OpenAiDeps {
+  encoder: () => Encoder;
+  limits: EncodeLimits;
+  registry?: ModelRegistry;
+}
+
+export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) => {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply) => {
+    const q = toQembedError(error, request.routeOptions.url ?? '');
+    if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: q.code, status: q.statusCode }, q.message);
+    openaiError(reply, q);
+  });
+  app.setNotFoundHandler((request, reply) => openaiError(reply, errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  const models = () => {
+    const served = deps.encoder();
+    const listed = deps.registry?.list().filter((m) => m.fingerprint !== '') ?? [
+      { name: served.bundle.manifest.name, fingerprint: served.fingerprint, dimension: served.dimension, created_at: served.bundle.manifest.created_at ?? null, active: true },
+    ];
+    const names = new Map<string, number>();
+    for (const m of listed) names.set(m.name, (names.get(m.name) ?? 0) + 1);
+    return listed.map((m) => ({
+      id: names.get(m.name) === 1 ? m.name : m.fingerprint,
+      object: 'model' as const,
+      created: m.created_at ? Math.floor(Date.parse(m.created_at) / 1000) : 0,
+      owned_by: 'qembed',
+      fingerprint: m.fingerprint,
+      dimension: m.dimension,
+      active: m.active,
+    }));
+  };
+
+  app.get(
+    '/models',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'The model bundles, as OpenAI lists models',
+        response: { 200: { type: 'object', required: ['object', 'data'], properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: modelObject } } }, ...openaiErrors(401, 503) },
+      },
+    },
+    async () => ({ object: 'list', data: models() }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/models/:id',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'One model bundle by name or fingerprint',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+        response: { 200: modelObject, ...openaiErrors(400, 401, 404, 503) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const found = models().find((m) => m.id === id || m.fingerprint === id);
+      if (!found) throw errors.modelNotFound(`the model "${id}" does not exist here; GET /v1/models lists the bundles`, { field: 'model' });
+      return found;
+    },
+  );
+
+  app.post<{ Body: EmbeddingsBody }>(
+    '/embeddings',
+    {
+      schema: {
+        tags: ['openai'],
+        summary: 'OpenAI-compatible embeddings',
+        description:
+          `OpenAI's embeddings request and answer. \`model\` is the served model's name or fingerprint (GET /v1/models). Up to ${COMPAT_MAX_INPUTS} texts, embedded in batches of QEMBED_MAX_INPUTS. ` +
+          "Extensions: `precision` (float32, int8, uint8, binary, ubinary; other than float32, embeddings are arrays of integers whatever encoding_format says, so that SDKs which decode base64 as float32 cannot misread them) and `input_type` (query or document, default document: the model's prompts).",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['input', 'model'],
+          properties: {
+            input: { description: 'A text or a list of texts (token id arrays are refused: this server tokenizes itself)' },
+            model: { type: 'string', description: "The served model's name or fingerprint" },
+            encoding_format: { type: 'string', enum: ['float', 'base64'], default: 'float', description: 'float: arrays of numbers; base64: little-endian float32 bytes (what the official SDKs ask for and decode)' },
+            dimensions: { type: 'integer', description: 'Keep the first N dimensions, renormalized (Matryoshka); 1 to the model dimension' },
+            user: { type: 'string', description: 'Accepted and ignored' },
+            precision: { type: 'string', enum: PRECISIONS, default: 'float32', description: 'qembed extension: the precision of the embeddings' },
+            input_type: { type: 'string', enum: ['query', 'document'], default: 'document', description: "qembed extension: which of the model's prompts to prepend" },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['object', 'data', 'model', 'usage'],
+            properties: {
+              object: { type: 'string', enum: ['list'] },
+              data: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['object', 'index', 'embedding'],
+                  properties: {
+                    object: { type: 'string', enum: ['embedding'] },
+                    index: { type: 'integer' },
+                    embedding: { anyOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', format: 'byte' }] },
+                  },
+                },
+              },
+              model: { type: 'string' },
+              usage: { type: 'object', required: ['prompt_tokens', 'total_tokens'], properties: { prompt_tokens: { type: 'integer' }, total_tokens: { type: 'integer' } } },
+            },
+          },
+          ...openaiErrors(400, 401, 404, 413, 415, 429, 503),
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const encoder = servedModel(deps.encoder(), body.model);
+      const texts = compatInputs(body.input, 'input', COMPAT_MAX_INPUTS, deps.limits.maxInputChars);
+      const precision = body.precision ?? 'float32';
+      const base64 = (body.encoding_format ?? 'float') === 'base64' && precision === 'float32';
+      const embeddings: (number[] | string)[] = [];
+      let tokens = 0;
+      for (let i = 0; i < texts.length; i += deps.limits.maxInputs) {
+        const chunk = texts.slice(i, i + deps.limits.maxInputs);
+        const result = await embedTexts(encoder, { texts: chunk, inputType: body.input_type ?? 'document', truncate: true, dimensions: body.dimensions, precisions: [precision] });
+        for (const v of result.vectors.get(precision)!) embeddings.push(serializeVector(v, base64 ? 'base64' : 'json'));
+        tokens += result.tokens.reduce((a, b) => a + b, 0);
+      }
+      return {
+        object: 'list',
+        data: embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding })),
+        model: encoder.bundle.manifest.name,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      };
+    },
+  );
+};
