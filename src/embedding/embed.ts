@@ -24,6 +24,8 @@ export interface EmbedRequest {
   dimensions?: number;
   /** The precisions to return, each computed from the same float32 vectors. */
   precisions: readonly Precision[];
+  /** Texts handed to the model queue at a time (one request's share of it); default: all. */
+  batchSize?: number;
 }
 
 export interface EmbedResult {
@@ -73,10 +75,18 @@ export async function embedTexts(encoder: Encoder, request: EmbedRequest): Promi
   const k = request.dimensions ?? encoder.dimension;
   const problem = dimensionsProblem(k, encoder.dimension, request.precisions);
   if (problem) throw errors.invalidDimensions(problem, { field: 'dimensions' });
-  const embedded = await encoder.embed(request.texts, { inputType: request.inputType, truncate: request.truncate });
-  const floats = k === encoder.dimension ? embedded.vectors : embedded.vectors.map((v) => truncateVector(v, k));
+  const step = request.batchSize ?? request.texts.length;
+  const floats: Float32Array[] = [];
+  const tokens: number[] = [];
+  const truncated: number[] = [];
+  for (let i = 0; i < request.texts.length; i += step) {
+    const embedded = await encoder.embed(request.texts.slice(i, i + step), { inputType: request.inputType, truncate: request.truncate });
+    floats.push(...(k === encoder.dimension ? embedded.vectors : embedded.vectors.map((v) => truncateVector(v, k))));
+    tokens.push(...embedded.tokens);
+    truncated.push(...embedded.truncated.map((j) => i + j));
+  }
   const quantizer = quantizerFor(encoder, k);
   const vectors = new Map<Precision, QuantizedVector[]>();
   for (const precision of request.precisions) vectors.set(precision, floats.map((v) => quantizer.quantize(v, precision)));
-  return { dimension: k, vectors, tokens: embedded.tokens, truncated: embedded.truncated };
+  return { dimension: k, vectors, tokens, truncated };
 }

@@ -18,6 +18,11 @@ export function servedModel(encoder: Encoder, model: string): Encoder {
   });
 }
 
+/** The served encoder a request names and its texts (see servedModel and compatInputs). */
+export function compatRequest(served: Encoder, model: string, value: unknown, field: string, maxChars: number): { encoder: Encoder; texts: string[] } {
+  return { encoder: servedModel(served, model), texts: compatInputs(value, field, COMPAT_MAX_INPUTS, maxChars) };
+}
+
 const isTokenIds = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));
 
 /** The texts of `value` (a text or a list of 1 to `max` texts of 1 to `maxChars` characters). */

@@ -3,7 +3,7 @@
  * QembedErrors keep their code and status; fastify's body and validation errors get stable
  * qembed codes; anything else is a 500 whose message is logged, never sent.
  */
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, QembedError } from '../errors.js';
 
 interface AjvError {
@@ -135,9 +135,20 @@ export function headersOf(e: QembedError): Record<string, string> {
   return headers;
 }
 
-export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const q = toQembedError(error, request.routeOptions.url ?? '');
-  if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-  else request.log.info({ code: q.code, status: q.statusCode }, q.message);
-  void reply.code(q.statusCode).headers(headersOf(q)).send({ error: { code: q.code, message: q.message } });
+/** An error handler that logs the error and answers it with `send` (the API's error shape). */
+export function errorHandlerFor(send: (reply: FastifyReply, q: QembedError) => void) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const q = toQembedError(error, request.routeOptions.url ?? '');
+    if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: q.code, status: q.statusCode }, q.message);
+    send(reply, q);
+  };
+}
+
+export const errorHandler = errorHandlerFor((reply, q) => void reply.code(q.statusCode).headers(headersOf(q)).send({ error: { code: q.code, message: q.message } }));
+
+/** Within a plugin (a compatible API under its prefix): errors and unknown routes in its shape. */
+export function answerErrorsAs(app: FastifyInstance, send: (reply: FastifyReply, q: QembedError) => void): void {
+  app.setErrorHandler(errorHandlerFor(send));
+  app.setNotFoundHandler((request, reply) => send(reply, errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`)));
 }

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { type Bundle, loadBundle } from '../encoder/bundle.js';
 import { type CpuInfo, cpuSignature, currentCpu } from '../encoder/cpu.js';
 import { type Encoder, type EncoderOptions, encoderThreads } from '../encoder/encoder.js';
+import { cosine } from '../quantization/similarity.js';
 import { PROBE_PASSAGES, PROBE_QUERIES } from './probe-texts.js';
 
 export const CHOICE_FILE = 'encoder-choice.json';
@@ -130,18 +131,7 @@ export function isCurrent(record: ChoiceRecord, modelsDir: string, dirs: readonl
 }
 
 function cosines(a: Float32Array[], b: Float32Array[]): number[] {
-  return a.map((x, i) => {
-    const y = b[i]!;
-    let dot = 0;
-    let nx = 0;
-    let ny = 0;
-    for (let k = 0; k < x.length; k++) {
-      dot += x[k]! * y[k]!;
-      nx += x[k]! * x[k]!;
-      ny += y[k]! * y[k]!;
-    }
-    return dot / Math.sqrt(nx * ny);
-  });
+  return a.map((x, i) => cosine(x, b[i]!));
 }
 
 async function probeEmbeddings(encoder: Encoder): Promise<Float32Array[]> {

@@ -9,6 +9,7 @@
  */
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cosine } from '../../src/quantization/similarity.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
@@ -28,18 +29,6 @@ async function encode(inputs: string[], extra: Record<string, unknown> = {}): Pr
   const res = await t.app.inject({ method: 'POST', url: '/encode', payload: { inputs, ...extra } });
   expect(res.statusCode, res.body).toBe(200);
   return (res.json() as { embeddings: number[][] }).embeddings;
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 describe('/v1/embeddings with the official openai client', () => {
@@ -140,5 +129,48 @@ describe('/v1 errors in OpenAI shape', () => {
     const res = await t.app.inject({ method: 'GET', url: '/v1/nothing' });
     expect(res.statusCode).toBe(404);
     expect((res.json() as { error: { type: string } }).error.type).toBe('not_found_error');
+  });
+});
+
+describe('a full queue on the compatible APIs', () => {
+  it('answers 429 with Retry-After in each API shape, and the accepted request completes', async () => {
+    const small = await startTestApp({ maxInputs: 4, queueSize: 4 });
+    try {
+      const name = small.encoder.bundle.manifest.name;
+      const texts = ['one text', 'two texts', 'three texts', 'four texts'];
+      for (const [url, payload] of [
+        ['/v1/embeddings', { model: name, input: texts }],
+        ['/v2/embed', { model: name, texts }],
+      ] as const) {
+        const results = await Promise.all([1, 2, 3].map(() => small.app.inject({ method: 'POST', url, payload })));
+        expect(results.map((r) => r.statusCode).sort()).toEqual([200, 429, 429]);
+        const rejected = results.find((r) => r.statusCode === 429)!;
+        expect(Number(rejected.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        const body = rejected.json() as { error?: { type: string; code: string }; code?: string };
+        expect(body.error?.code ?? body.code).toBe('QEMBED_QUEUE_FULL');
+        if (url === '/v1/embeddings') expect(body.error?.type).toBe('rate_limit_error');
+      }
+      expect(small.encoder.queueDepth()).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('an API key on the compatible APIs', () => {
+  it('is what the SDKs send as their api_key; a wrong one is a 401 in OpenAI shape', async () => {
+    const keyed = await startTestApp({ apiKey: 'secret-key' });
+    try {
+      const address = await keyed.app.listen({ port: 0, host: '127.0.0.1' });
+      const name = keyed.encoder.bundle.manifest.name;
+      const good = new OpenAI({ apiKey: 'secret-key', baseURL: `${address}/v1`, maxRetries: 0 });
+      expect((await good.embeddings.create({ model: name, input: 'x' })).data).toHaveLength(1);
+      const bad = new OpenAI({ apiKey: 'wrong', baseURL: `${address}/v1`, maxRetries: 0 });
+      const error = await bad.embeddings.create({ model: name, input: 'x' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
+      expect((error as APIError).type).toBe('authentication_error');
+    } finally {
+      await keyed.close();
+    }
   });
 });

@@ -58,7 +58,7 @@ const ALLOWED: Record<string, string[]> = {
   search: ['encoder', 'quantization', 'store'],
   datasets: [],
   eval: ['search', 'encoder', 'quantization', 'store', 'datasets', 'models'],
-  models: ['encoder', 'search', 'store'],
+  models: ['encoder', 'quantization', 'search', 'store'],
   jobs: ['store'],
   embedding: ['encoder', 'quantization'],
   http: ['search', 'encoder', 'quantization', 'store', 'models', 'jobs', 'embedding'],

@@ -5,15 +5,15 @@
  * as Cohere defines them and qembed already does. Errors take Cohere's shape ({"message"}, plus
  * qembed's stable `code`).
  */
-import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { InputType } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors } from '../../errors.js';
 import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
-import { COMPAT_MAX_INPUTS, compatInputs, servedModel } from '../compat-inputs.js';
-import { headersOf, toQembedError } from '../error-handler.js';
+import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
+import { answerErrorsAs, headersOf } from '../error-handler.js';
 import type { EncodeLimits } from '../schemas/texts.js';
 
 /** Cohere's input types, and the model prompt each one takes. */
@@ -49,16 +49,7 @@ const cohereErrors = (...statuses: number[]) => Object.fromEntries(statuses.map(
 const vectors = (items: object) => ({ type: 'array', items: { type: 'array', items } });
 
 export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply) => {
-    const q = toQembedError(error, request.routeOptions.url ?? '');
-    if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: q.code, status: q.statusCode }, q.message);
-    void reply.code(q.statusCode).headers(headersOf(q)).send({ message: q.message, code: q.code });
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const q = errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`);
-    void reply.code(q.statusCode).send({ message: q.message, code: q.code });
-  });
+  answerErrorsAs(app, (reply, q) => void reply.code(q.statusCode).headers(headersOf(q)).send({ message: q.message, code: q.code }));
 
   app.post<{ Body: EmbedBody }>(
     '/embed',
@@ -115,8 +106,7 @@ export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
     },
     async (request) => {
       const body = request.body;
-      const encoder = servedModel(deps.encoder(), body.model);
-      const texts = compatInputs(body.texts, 'texts', COMPAT_MAX_INPUTS, deps.limits.maxInputChars);
+      const { encoder, texts } = compatRequest(deps.encoder(), body.model, body.texts, 'texts', deps.limits.maxInputChars);
       const truncate = body.truncate ?? 'END';
       if (truncate === 'START') {
         throw errors.unsupportedTruncation('truncate START is not supported: the model was trained on texts cut at the end; send END (cut) or NONE (413 for a text past the max tokens)', {
@@ -124,21 +114,17 @@ export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
         });
       }
       const types = (body.embedding_types ?? ['float']).map(precisionOf);
-      const out: Record<string, number[][]> = {};
-      let tokens = 0;
-      for (let i = 0; i < texts.length; i += deps.limits.maxInputs) {
-        const chunk = texts.slice(i, i + deps.limits.maxInputs);
-        const result = await embedTexts(encoder, {
-          texts: chunk,
-          inputType: INPUT_TYPES[body.input_type ?? 'search_document']!,
-          truncate: truncate === 'END',
-          dimensions: body.output_dimension,
-          precisions: types,
-        });
-        for (const p of types) (out[typeOf(p)] ??= []).push(...result.vectors.get(p)!.map((v) => Array.from(v)));
-        tokens += result.tokens.reduce((a, b) => a + b, 0);
-      }
-      return { id: randomUUID(), embeddings: out, texts, meta: { api_version: { version: '2' }, billed_units: { input_tokens: tokens } } };
+      const result = await embedTexts(encoder, {
+        texts,
+        inputType: INPUT_TYPES[body.input_type ?? 'search_document']!,
+        truncate: truncate === 'END',
+        dimensions: body.output_dimension,
+        precisions: types,
+        batchSize: deps.limits.maxInputs,
+      });
+      const embeddings = Object.fromEntries(types.map((p) => [typeOf(p), result.vectors.get(p)!.map((v) => Array.from(v))]));
+      const tokens = result.tokens.reduce((a, b) => a + b, 0);
+      return { id: randomUUID(), embeddings, texts, meta: { api_version: { version: '2' }, billed_units: { input_tokens: tokens } } };
     },
   );
 };

@@ -5,15 +5,15 @@
  * included ({"error": {"message", "type", "param", "code"}}); the embedding itself is /encode's
  * (embedding/embed.ts). Extensions, as extra body fields: `precision` and `input_type`.
  */
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors, type QembedError } from '../../errors.js';
 import type { ModelRegistry } from '../../models/registry.js';
 import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
 import { serializeVector } from '../../quantization/serialize.js';
-import { headersOf, toQembedError } from '../error-handler.js';
-import { COMPAT_MAX_INPUTS, compatInputs, servedModel } from '../compat-inputs.js';
+import { answerErrorsAs, headersOf } from '../error-handler.js';
+import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
 import type { EncodeLimits } from '../schemas/texts.js';
 
 interface EmbeddingsBody {
@@ -82,13 +82,7 @@ export interface OpenAiDeps {
 }
 
 export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) => {
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply) => {
-    const q = toQembedError(error, request.routeOptions.url ?? '');
-    if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: q.code, status: q.statusCode }, q.message);
-    openaiError(reply, q);
-  });
-  app.setNotFoundHandler((request, reply) => openaiError(reply, errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`)));
+  answerErrorsAs(app, openaiError);
 
   const models = () => {
     const served = deps.encoder();
@@ -189,21 +183,21 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) =>
     },
     async (request) => {
       const body = request.body;
-      const encoder = servedModel(deps.encoder(), body.model);
-      const texts = compatInputs(body.input, 'input', COMPAT_MAX_INPUTS, deps.limits.maxInputChars);
+      const { encoder, texts } = compatRequest(deps.encoder(), body.model, body.input, 'input', deps.limits.maxInputChars);
       const precision = body.precision ?? 'float32';
       const base64 = (body.encoding_format ?? 'float') === 'base64' && precision === 'float32';
-      const embeddings: (number[] | string)[] = [];
-      let tokens = 0;
-      for (let i = 0; i < texts.length; i += deps.limits.maxInputs) {
-        const chunk = texts.slice(i, i + deps.limits.maxInputs);
-        const result = await embedTexts(encoder, { texts: chunk, inputType: body.input_type ?? 'document', truncate: true, dimensions: body.dimensions, precisions: [precision] });
-        for (const v of result.vectors.get(precision)!) embeddings.push(serializeVector(v, base64 ? 'base64' : 'json'));
-        tokens += result.tokens.reduce((a, b) => a + b, 0);
-      }
+      const result = await embedTexts(encoder, {
+        texts,
+        inputType: body.input_type ?? 'document',
+        truncate: true,
+        dimensions: body.dimensions,
+        precisions: [precision],
+        batchSize: deps.limits.maxInputs,
+      });
+      const tokens = result.tokens.reduce((a, b) => a + b, 0);
       return {
         object: 'list',
-        data: embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding })),
+        data: result.vectors.get(precision)!.map((v, index) => ({ object: 'embedding', index, embedding: serializeVector(v, base64 ? 'base64' : 'json') })),
         model: encoder.bundle.manifest.name,
         usage: { prompt_tokens: tokens, total_tokens: tokens },
       };
