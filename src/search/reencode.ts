@@ -28,14 +28,27 @@ async function run(collections: Collections, collectionId: number, m: Migration)
   const { store } = collections.deps;
   const fp = m.target.fingerprint;
   let failures = 0;
+  // Passes over the collection in rowid order, each row read once a pass: the cursor is the last
+  // rowid staged (or skipped). When a pass reaches the end, another starts from 0 to catch rows
+  // whose text changed behind the cursor; a pass from 0 that finds nothing means nothing is
+  // missing. Counting what is left is a full scan, so it is done once a pass and kept up to
+  // date in between. (Reading from 0 every step made a re-encoding quadratic in the size.)
+  let cursor = 0;
+  let left = -1;
   while (!m.stopped) {
     try {
       const c = store.getCollectionById(collectionId);
       if (!c) return 'deleted';
-      const pending = store.pendingReencode(collectionId, fp, REENCODE_STEP);
+      if (left < 0) left = store.countPendingReencode(collectionId, fp);
+      const pending = store.pendingReencode(collectionId, fp, REENCODE_STEP, cursor);
       m.status.total = c.document_count;
-      m.status.done = c.document_count - store.countPendingReencode(collectionId, fp);
+      m.status.done = Math.max(0, c.document_count - left);
       if (pending.length === 0) {
+        if (cursor !== 0) {
+          cursor = 0;
+          left = -1;
+          continue;
+        }
         // Nothing is missing at this instant, and nothing can change before the swap: it is synchronous.
         store.finishReencode(collectionId, fp, m.target.dimension);
         m.status.done = m.status.total;
@@ -54,7 +67,8 @@ async function run(collections: Collections, collectionId: number, m: Migration)
         int8Code: m.target.quantizer.toInt8(vectors[i]!),
       }));
       // A row deleted meanwhile is skipped by the store (and never comes back: rowids are not reused).
-      store.stageCodes(collectionId, fp, rows);
+      left -= store.stageCodes(collectionId, fp, rows).length;
+      cursor = pending.at(-1)!.rowid;
       failures = 0;
       m.status.lastError = null;
     } catch (e) {

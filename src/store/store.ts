@@ -124,8 +124,8 @@ export interface ReencodeStaging {
    * this one before a restart are kept.
    */
   beginStaging(collectionId: number, fingerprint: string, dimension: number): void;
-  /** Documents without staged codes of their current text, in rowid order. */
-  pendingReencode(collectionId: number, fingerprint: string, limit: number): { rowid: number; text: string; textSha256: string }[];
+  /** Documents without staged codes of their current text, in rowid order, after `afterRowid` (default 0). */
+  pendingReencode(collectionId: number, fingerprint: string, limit: number, afterRowid?: number): { rowid: number; text: string; textSha256: string }[];
   countPendingReencode(collectionId: number, fingerprint: string): number;
   /** Stages codes for rows that still exist; returns the rowids staged (a row deleted meanwhile is skipped). */
   stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): number[];

@@ -119,3 +119,38 @@ describe('reencode', () => {
     expect((await search.search({ collection: 'c', vector: newVector, topK: 3 })).hits).toHaveLength(3);
   });
 });
+
+describe('the cost of a re-encoding', () => {
+  it('reads each row once a pass: a cursor moves forward, and the remaining count is taken once a pass', async () => {
+    const encoder = await createTestEncoder();
+    const target = await createEncoder(await loadBundle(bundleCopy((m) => (m.calibration.max = m.calibration.max.map((x) => x + 0.02)))), loadConfig({}, { intraOpThreads: 1 }));
+    try {
+      const store = createSqliteStore(openDatabase({ file: ':memory:' }));
+      const cursors: number[] = [];
+      let counts = 0;
+      const watched = {
+        ...store,
+        pendingReencode: (id: number, fp: string, limit: number, after?: number) => (cursors.push(after ?? 0), store.pendingReencode(id, fp, limit, after)),
+        countPendingReencode: (id: number, fp: string) => (counts++, store.countPendingReencode(id, fp)),
+      };
+      let served = encoder;
+      const service = createSearchService({ store: watched, encoder: () => served, encoderFor: (fp) => [encoder, target].find((e) => e.fingerprint === fp) });
+      service.createCollection('big');
+      const docs = Array.from({ length: 300 }, (_, i) => ({ id: `d${i}`, text: `text ${i}` }));
+      for (let i = 0; i < docs.length; i += 100) await service.upsertDocuments('big', docs.slice(i, i + 100));
+      served = target;
+      expect(await service.reencode('big', target)).toBe('done');
+      // One pass of ceil(300 / 64) = 5 steps with a rising cursor, then the empty end of the pass,
+      // then one read from 0 that finds nothing: 7 reads, 2 counts.
+      expect(cursors).toHaveLength(7);
+      expect(cursors.slice(0, 6)).toEqual([...cursors.slice(0, 6)].sort((a, b) => a - b));
+      expect(cursors[0]).toBe(0);
+      expect(cursors.at(-1)).toBe(0);
+      expect(counts).toBe(2);
+      expect((await service.check('big')).problems).toEqual([]);
+    } finally {
+      await encoder.close();
+      await target.close();
+    }
+  });
+});

@@ -17,10 +17,11 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
     setTarget: db.prepare<[string | null, number]>('UPDATE collections SET reencode_target = ? WHERE id = ?'),
     clear: db.prepare<[number, string]>('DELETE FROM reencode_codes WHERE collection_id = ? AND fingerprint <> ?'),
     stagedBinary: db.prepare<[number, string]>('SELECT rowid, binary_code FROM reencode_codes WHERE collection_id = ? AND fingerprint = ? ORDER BY rowid').raw(true),
-    pending: db.prepare<[string, number, number]>(
+    // From a rowid on (a cursor), so that a pass over the collection reads each row once.
+    pending: db.prepare<[string, number, number, number]>(
       `SELECT d.rowid AS rowid, d.text AS text, d.text_sha256 AS textSha256 FROM documents d
        LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = ? AND r.text_sha256 = d.text_sha256
-       WHERE d.collection_id = ? AND r.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
+       WHERE d.collection_id = ? AND d.rowid > ? AND r.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
     ),
     countPending: db.prepare<[string, number]>(
       `SELECT count(*) FROM documents d
@@ -65,8 +66,8 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
   return {
     beginStaging: (collectionId, fingerprint) => storage.write(() => beginStaging(collectionId, fingerprint)),
     stagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
-    pendingReencode: (collectionId, fingerprint, limit) =>
-      s.pending.all(fingerprint, collectionId, limit) as { rowid: number; text: string; textSha256: string }[],
+    pendingReencode: (collectionId, fingerprint, limit, afterRowid = 0) =>
+      s.pending.all(fingerprint, collectionId, afterRowid, limit) as { rowid: number; text: string; textSha256: string }[],
     countPendingReencode: (collectionId, fingerprint) => s.countPending.get(fingerprint, collectionId) as number,
     stageCodes: (collectionId, fingerprint, rows) => storage.write(() => stageCodes(collectionId, fingerprint, rows)),
     finishReencode: (collectionId, fingerprint, dimension) => storage.write(() => finishReencode(collectionId, fingerprint, dimension)),
