@@ -65,8 +65,9 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
     const release = keep ? registry.hold(keep) : () => {};
     const releaseTarget = registry.hold(target);
     const started = performance.now();
-    search
-      .reencode(collection, target)
+    // A refusal (thrown before any work) is logged like a failure, never thrown at the caller.
+    Promise.resolve()
+      .then(() => search.reencode(collection, target))
       .then(
         (outcome) => {
           const seconds = Math.round((performance.now() - started) / 100) / 10;
@@ -98,6 +99,18 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
       if (busy.length > 0 && fingerprint !== registry.active().fingerprint) {
         const what = busy.map((c) => `"${c.name}" (${c.reencode!.done} of ${c.reencode!.total})`).join(', ');
         throw errors.conflict(`collections are still being re-encoded for the current model: ${what}; activate another model once they are done`);
+      }
+      // Every collection of another model must be re-encodable for this one, checked before the
+      // switch: a compact first stage needs its length among the new model's code lengths.
+      const target = registry.list().find((m) => m.fingerprint === fingerprint);
+      if (target) {
+        const blocked = search.listCollections().filter((c) => c.fingerprint !== fingerprint && !target.binary_code_bits.includes(c.codeBits));
+        if (blocked.length > 0) {
+          throw errors.conflict(
+            `model ${fingerprint} (${target.name}) offers binary codes of ${target.binary_code_bits.join(', ')} bits, so these collections could not be re-encoded for it: ` +
+              `${blocked.map((c) => `"${c.name}" (${c.codeBits} bits)`).join(', ')}; delete them or keep the current model`,
+          );
+        }
       }
       const before = registry.active();
       // Keep the old encoder loaded until its collections are re-encoded.

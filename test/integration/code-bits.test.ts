@@ -141,3 +141,27 @@ describe('collections with compact first-stage codes', () => {
     }
   });
 });
+
+describe('activating a model without a collection’s code length', () => {
+  it('is refused before the switch (409), changing nothing', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { recalibratedCopy } = await import('../helpers/bundles.js');
+    const modelsDir = mkdtempSync(path.join(tmpdir(), 'qembed-models-'));
+    const served = bundleCopy((m) => void (m.binary_code_bits = [32, 16, 8]), { parent: modelsDir, name: 'bits', refingerprint: false });
+    recalibratedCopy(modelsDir, 'plain'); // the fixture's full length only
+    const u = await startTestApp({ modelsDir, modelDir: served });
+    try {
+      expect((await call(u, 'POST', '/collections', { name: 'compact', code_bits: 16 })).statusCode).toBe(201);
+      const plain = ((await call(u, 'GET', '/models')).json() as { models: { name: string; fingerprint: string }[] }).models.find((m) => m.name === 'plain')!;
+      const res = await call(u, 'POST', `/models/${plain.fingerprint}/activate`);
+      expect(res.statusCode).toBe(409);
+      expect(errorOf(res).message).toContain('"compact" (16 bits)');
+      expect(u.registry.active().fingerprint).toBe(u.encoder.fingerprint);
+      expect(u.store.getCollection('compact')?.reencode_target).toBeNull();
+    } finally {
+      await u.close();
+    }
+  });
+});
