@@ -34,6 +34,7 @@ const FIELD_CODES: [RegExp, Factory, string][] = [
   [/^documents\.\d+\.metadata(\.|$)/, errors.invalidMetadata, 'must be a JSON object'],
   [/^filter(\.|$)/, errors.invalidFilter, 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
   [/^vector(\.|$)/, errors.invalidVector, 'must be an array of numbers'],
+  [/^documents\.\d+\.vector(\.|$)/, errors.invalidVector, 'must be an array of numbers or base64 of little-endian float32'],
   [/^top_k$/, errors.invalidTopK, ''],
   [/^rescore_multiplier$/, errors.invalidRescoreMultiplier, ''],
 ];

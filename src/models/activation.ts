@@ -104,13 +104,12 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
       // switch: a compact first stage needs its length among the new model's code lengths.
       const target = registry.list().find((m) => m.fingerprint === fingerprint);
       if (target) {
-        const blocked = search.listCollections().filter((c) => c.fingerprint !== fingerprint && !target.binary_code_bits.includes(c.codeBits));
-        if (blocked.length > 0) {
-          throw errors.conflict(
-            `model ${fingerprint} (${target.name}) offers binary codes of ${target.binary_code_bits.join(', ')} bits, so these collections could not be re-encoded for it: ` +
-              `${blocked.map((c) => `"${c.name}" (${c.codeBits} bits)`).join(', ')}; delete them or keep the current model`,
-          );
-        }
+        const spec = { fingerprint, name: target.name, codeBits: target.binary_code_bits };
+        const problems = search
+          .listCollections()
+          .filter((c) => c.fingerprint !== fingerprint)
+          .flatMap((c) => search.reencodeProblem(c.name, spec) ?? []);
+        if (problems.length > 0) throw errors.conflict(`model ${fingerprint} cannot be activated: ${problems.join('; ')}`);
       }
       const before = registry.active();
       // Keep the old encoder loaded until its collections are re-encoded.

@@ -9,13 +9,24 @@
  */
 import { createHash } from 'node:crypto';
 import { errors } from '../errors.js';
-import { type DocumentWrite, type MetadataWrite, StaleWriteError } from '../store/store.js';
+import { type CollectionRow, type DocumentWrite, type MetadataWrite, StaleWriteError } from '../store/store.js';
 import type { Collections } from './collections.js';
-import { type DocumentInput, METADATA_MAX_DEPTH, type StoredDocumentView, type UpsertResult } from './types.js';
+import { type DocumentInput, METADATA_MAX_DEPTH, type StoredDocumentView, type UpsertOptions, type UpsertResult } from './types.js';
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
+
+/**
+ * Documents given as vectors store, in place of their text's hash, `vector:` and the hash of
+ * the vector's bytes: an upsert of the same vector is unchanged, another one is rewritten, and
+ * re-encoding (which encodes texts) knows them apart. Their text, if any, is stored as given.
+ */
+export const VECTOR_DIGEST = 'vector:';
+const vectorDigest = (v: Float32Array) => VECTOR_DIGEST + createHash('sha256').update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).digest('hex');
+
+/** The stored text of a document: null for one given as a vector alone. */
+export const storedText = (text: string, digest: string): string | null => (text === '' && digest.startsWith(VECTOR_DIGEST) ? null : text);
 
 export const parseMetadata = (json: string) => JSON.parse(json) as Record<string, unknown>;
 
@@ -33,23 +44,47 @@ function depthOf(value: unknown): number {
   return deepest;
 }
 
-/** What the route schema cannot say about a batch: ids repeated within it, metadata nested too deep. */
+/** What the route schema cannot say about a batch: ids repeated within it, metadata nested too deep, a document with neither text nor vector. */
 function checkBatch(documents: readonly DocumentInput[]): void {
   const seen = new Set<string>();
   for (const d of documents) {
     if (seen.has(d.id)) throw errors.duplicateDocumentId(`document id "${d.id}" appears more than once in the batch`);
     seen.add(d.id);
+    if (d.text === undefined && d.vector === undefined) throw errors.invalidRequest(`document "${d.id}" has neither a text nor a vector`);
     if (d.metadata !== undefined && depthOf(d.metadata) > METADATA_MAX_DEPTH) {
       throw errors.invalidMetadata(`metadata of document "${d.id}" is nested more than ${METADATA_MAX_DEPTH} levels deep`);
     }
   }
 }
 
-async function upsertOnce(collections: Collections, name: string, documents: readonly DocumentInput[], truncate: boolean): Promise<UpsertResult> {
+/** Vectors must come from the collection's model, with its dimension and finite values. */
+function checkVectors(c: CollectionRow, modelName: string, documents: readonly DocumentInput[], model: string | undefined): void {
+  const withVector = documents.filter((d) => d.vector !== undefined);
+  if (withVector.length === 0) return;
+  if (model === undefined) {
+    throw errors.invalidRequest(`documents with a vector need "model": the fingerprint of the model that computed them (this collection's is ${c.fingerprint})`);
+  }
+  if (model !== c.fingerprint && model !== modelName) {
+    throw errors.modelMismatch(`the vectors come from model "${model}", but collection "${c.name}" holds codes of model ${c.fingerprint} (${modelName}); nothing was written`);
+  }
+  for (const d of withVector) {
+    if (d.vector!.length !== c.dimension || !d.vector!.every((x) => Number.isFinite(x))) {
+      throw errors.invalidVector(`document "${d.id}": a vector must be ${c.dimension} finite numbers (the model's dimension), got ${d.vector!.length} values`);
+    }
+  }
+}
+
+async function upsertOnce(collections: Collections, name: string, documents: readonly DocumentInput[], options: UpsertOptions): Promise<UpsertResult> {
   const { store } = collections.deps;
   const c = collections.require(name);
   const encoder = collections.encoderOf(c);
-  const planned = documents.map((d) => ({ ...d, sha: sha256(d.text), metadataJson: JSON.stringify(d.metadata ?? {}) }));
+  checkVectors(c, encoder.bundle.manifest.name, documents, options.model);
+  const planned = documents.map((d) => ({
+    ...d,
+    text: d.text ?? '',
+    sha: d.vector ? vectorDigest(d.vector) : sha256(d.text!),
+    metadataJson: JSON.stringify(d.metadata ?? {}),
+  }));
   const stored = store.digests(
     c.id,
     planned.map((d) => d.id),
@@ -69,22 +104,24 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
     else metadataOnly.push({ docId: d.id, metadata: d.metadataJson, expectedTextSha256: d.sha });
   }
   let inputTokens = 0;
-  let writes: DocumentWrite[] = [];
-  if (toEncode.length > 0) {
+  const texts = toEncode.filter((d) => !d.vector);
+  const vectors = new Map<string, Float32Array>(toEncode.flatMap((d) => (d.vector ? [[d.id, d.vector] as const] : [])));
+  if (texts.length > 0) {
     const embedded = await encoder.embed(
-      toEncode.map((d) => d.text),
-      { inputType: 'document', truncate },
+      texts.map((d) => d.text),
+      { inputType: 'document', truncate: options.truncate ?? true },
     );
     inputTokens = embedded.tokens.reduce((a, b) => a + b, 0);
-    writes = toEncode.map((d, i) => ({
-      docId: d.id,
-      text: d.text,
-      metadata: d.metadataJson,
-      textSha256: d.sha,
-      binaryCode: encoder.quantizer.toUbinary(embedded.vectors[i]!),
-      int8Code: encoder.quantizer.toInt8(embedded.vectors[i]!),
-    }));
+    texts.forEach((d, i) => vectors.set(d.id, embedded.vectors[i]!));
   }
+  const writes: DocumentWrite[] = toEncode.map((d) => ({
+    docId: d.id,
+    text: d.text,
+    metadata: d.metadataJson,
+    textSha256: d.sha,
+    binaryCode: encoder.quantizer.toUbinary(vectors.get(d.id)!),
+    int8Code: encoder.quantizer.toInt8(vectors.get(d.id)!),
+  }));
   // From here to the end: synchronous (the store applies the commit to its first stage in the same tick).
   // The collection may have switched models (a re-encoding finished) while we encoded.
   if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
@@ -93,11 +130,11 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
 }
 
 /** Writes a batch; a document planned as unchanged may change while the others are encoded: plan again. */
-export async function upsertDocuments(collections: Collections, name: string, documents: readonly DocumentInput[], truncate = true): Promise<UpsertResult> {
+export async function upsertDocuments(collections: Collections, name: string, documents: readonly DocumentInput[], options: UpsertOptions = {}): Promise<UpsertResult> {
   checkBatch(documents);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await upsertOnce(collections, name, documents, truncate);
+      return await upsertOnce(collections, name, documents, options);
     } catch (e) {
       if (!(e instanceof StaleWriteError)) throw e;
       if (attempt === 3) throw errors.conflict(`${e.message}; retry the batch`);
@@ -109,7 +146,7 @@ export function getDocument(collections: Collections, name: string, id: string):
   const c = collections.require(name);
   const d = collections.deps.store.getDocument(c.id, id);
   if (!d) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
-  return { id: d.docId, text: d.text, metadata: parseMetadata(d.metadata), updatedAt: d.updatedAt };
+  return { id: d.docId, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata), updatedAt: d.updatedAt };
 }
 
 export function deleteDocuments(collections: Collections, name: string, ids: readonly string[]): { deleted: string[]; notFound: string[] } {

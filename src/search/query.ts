@@ -12,7 +12,7 @@ import type { Quantizer } from '../quantization/quantize.js';
 import { codeBitsOf, type Store } from '../store/store.js';
 import { asymmetricCosine, queryPlanes } from './asymmetric.js';
 import type { Collections } from './collections.js';
-import { parseMetadata } from './documents.js';
+import { parseMetadata, storedText } from './documents.js';
 import type { SearchRequest, SearchResponse } from './types.js';
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 1000) / 1000;
@@ -99,7 +99,7 @@ export async function search(collections: Collections, request: SearchRequest, a
   const hits = ranked.map((r, i) => {
     const d = docs[i];
     if (!d) throw errors.internal(`document rowid ${r.rowid} is in the index but not in the database`);
-    return { id: d.docId, score: r.score, text: d.text, metadata: parseMetadata(d.metadata) };
+    return { id: d.docId, score: r.score, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata) };
   });
   return {
     hits,

@@ -7,9 +7,9 @@
 import { supportedCodeBits } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
-import { codeBitsOf } from '../store/store.js';
+import { type CollectionRow, codeBitsOf, type Store } from '../store/store.js';
 import type { Collections, Migration } from './collections.js';
-import type { ReencodeOutcome, ReencodeStatus } from './types.js';
+import type { ReencodeOutcome, ReencodeStatus, ReencodeTarget } from './types.js';
 
 /** Documents re-encoded per step: the batcher runs them in small background batches. */
 const REENCODE_STEP = 64;
@@ -88,6 +88,19 @@ async function run(collections: Collections, collectionId: number, m: Migration)
   return 'stopped';
 }
 
+/** Why collection `c` cannot be re-encoded for `target`, or undefined when it can. */
+export function reencodeProblem(store: Store, c: CollectionRow, target: ReencodeTarget): string | undefined {
+  const bits = codeBitsOf(c);
+  if (!target.codeBits.includes(bits)) {
+    return `collection "${c.name}" scans ${bits}-bit codes, which model ${target.fingerprint} (${target.name}) does not offer (its lengths: ${target.codeBits.join(', ')})`;
+  }
+  const vectors = store.countVectorDocuments(c.id);
+  if (vectors > 0) {
+    return `collection "${c.name}" holds ${vectors} documents given as vectors of model ${c.fingerprint}; re-encoding encodes texts, so it cannot compute their codes for ${target.fingerprint}: upsert vectors of the new model into a new collection (or delete these documents) first`;
+  }
+  return undefined;
+}
+
 export function reencode(collections: Collections, name: string, target: Encoder): Promise<ReencodeOutcome> {
   const { store } = collections.deps;
   const { migrations } = collections;
@@ -98,13 +111,8 @@ export function reencode(collections: Collections, name: string, target: Encoder
     throw errors.conflict(`collection "${name}" is already being re-encoded for ${running.status.targetFingerprint}`);
   }
   if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
-  const bits = codeBitsOf(c);
-  if (!supportedCodeBits(target.bundle.manifest).includes(bits)) {
-    throw errors.conflict(
-      `collection "${name}" scans ${bits}-bit codes, which model ${target.fingerprint} (${target.bundle.manifest.name}) does not support ` +
-        `(its binary_code_bits: ${supportedCodeBits(target.bundle.manifest).join(', ')}); create a collection for that model instead`,
-    );
-  }
+  const problem = reencodeProblem(store, c, { fingerprint: target.fingerprint, name: target.bundle.manifest.name, codeBits: supportedCodeBits(target.bundle.manifest) });
+  if (problem) throw errors.conflict(problem);
   // Codes staged before a restart are reused; a document whose text changed since is staged again.
   store.beginStaging(c.id, target.fingerprint, target.dimension);
   const status: ReencodeStatus = {

@@ -15,7 +15,7 @@ import { check } from './check.js';
 import { createCollections } from './collections.js';
 import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
 import { search } from './query.js';
-import { reencode, stopReencodes } from './reencode.js';
+import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
 import type { SearchService, SearchServiceDeps } from './types.js';
 
 // The one public module of search: its types and limits come with it.
@@ -41,12 +41,13 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     getCollection: (name) => collections.info(collections.require(name)),
     hasCollection: (name) => store.getCollection(name) !== undefined,
     reencodeTarget: (name) => collections.require(name).reencode_target,
+    reencodeProblem: (name, target) => reencodeProblem(store, collections.require(name), target),
     deleteCollection(name) {
       const c = collections.require(name);
       store.deleteCollection(c.id);
       return { name, documents: c.document_count };
     },
-    upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options.truncate ?? true),
+    upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options),
     getDocument: (name, id) => getDocument(collections, name, id),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
     search: (request) => search(collections, request),

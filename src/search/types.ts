@@ -25,8 +25,21 @@ export type FirstStage = (typeof FIRST_STAGES)[number];
 
 export interface DocumentInput {
   id: string;
-  text: string;
+  /** The text: encoded, unless `vector` is given (then only stored). Optional with a vector. */
+  text?: string;
+  /**
+   * The document's float32 embedding, computed elsewhere with the collection's model (the
+   * upsert names it): quantized exactly as an encoded text's, never re-encoded.
+   */
+  vector?: Float32Array;
   metadata?: Record<string, unknown>;
+}
+
+export interface UpsertOptions {
+  /** Cut texts past the model's max tokens (true) or refuse them with 413. */
+  truncate?: boolean;
+  /** The model (fingerprint or name) the documents' vectors come from; required with vectors. */
+  model?: string;
 }
 
 export interface UpsertResult {
@@ -103,7 +116,8 @@ export interface SearchRequest {
 export interface SearchHit {
   id: string;
   score: number;
-  text: string;
+  /** null for a document given as a vector without text. */
+  text: string | null;
   metadata: Record<string, unknown>;
 }
 
@@ -124,9 +138,18 @@ export interface SearchResponse {
 
 export interface StoredDocumentView {
   id: string;
-  text: string;
+  /** null for a document given as a vector without text. */
+  text: string | null;
   metadata: Record<string, unknown>;
   updatedAt: string;
+}
+
+/** What a re-encoding needs to know of its target model. */
+export interface ReencodeTarget {
+  fingerprint: string;
+  name: string;
+  /** The binary code lengths it offers. */
+  codeBits: readonly number[];
 }
 
 export interface CheckReport {
@@ -153,7 +176,7 @@ export interface SearchService {
    */
   reencodeTarget(name: string): string | null;
   deleteCollection(name: string): { name: string; documents: number };
-  upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: { truncate?: boolean }): Promise<UpsertResult>;
+  upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: UpsertOptions): Promise<UpsertResult>;
   getDocument(collection: string, id: string): StoredDocumentView;
   deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
   search(request: SearchRequest): Promise<SearchResponse>;
@@ -166,6 +189,8 @@ export interface SearchService {
    * collection is bound to `target` (or was deleted meanwhile).
    */
   reencode(collection: string, target: Encoder): Promise<ReencodeOutcome>;
+  /** Why the collection cannot be re-encoded for a model, or undefined when it can (checked before an activation). */
+  reencodeProblem(collection: string, target: ReencodeTarget): string | undefined;
   /** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
   stopBackground(): Promise<void>;
   /**

@@ -26,7 +26,7 @@ export interface CollectionRow {
 /** Bits of a collection's first-stage codes. */
 export const codeBitsOf = (c: CollectionRow): number => c.code_bits ?? c.dimension;
 
-/** A document to write: its codes were computed from `text` by the collection's model. */
+/** A document to write: its codes were computed from `text` by the collection's model, or from the vector it was given as. */
 export interface DocumentWrite {
   docId: string;
   text: string;
@@ -54,9 +54,12 @@ export interface StoredDigest {
 export interface StoredDocument {
   rowid: number;
   docId: string;
+  /** '' for a document given as a vector without text. */
   text: string;
   metadata: string;
   updatedAt: string;
+  /** The hash of its text, or `vector:` and the hash of the vector it was given as. */
+  textSha256: string;
 }
 
 /** Equality filter on top-level metadata keys; values are scalars. */
@@ -113,7 +116,9 @@ export interface DocumentRepository {
   /** Every (rowid, binary code) of a collection in rowid order: what its index is loaded from. */
   iterateBinaryCodes(collectionId: number): IterableIterator<[number, Buffer]>;
   /** Every document with both codes, in rowid order (consistency checks, re-encoding). */
-  iterateDocuments(collectionId: number): IterableIterator<StoredDocument & { textSha256: string; binaryCode: Buffer; int8Code: Buffer }>;
+  iterateDocuments(collectionId: number): IterableIterator<StoredDocument & { binaryCode: Buffer; int8Code: Buffer }>;
+  /** Documents given as vectors (their codes cannot be computed again from a text). */
+  countVectorDocuments(collectionId: number): number;
 }
 
 /** Codes of another model staged beside the current ones while a collection is re-encoded. */

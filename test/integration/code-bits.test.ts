@@ -157,7 +157,7 @@ describe('activating a model without a collection’s code length', () => {
       const plain = ((await call(u, 'GET', '/models')).json() as { models: { name: string; fingerprint: string }[] }).models.find((m) => m.name === 'plain')!;
       const res = await call(u, 'POST', `/models/${plain.fingerprint}/activate`);
       expect(res.statusCode).toBe(409);
-      expect(errorOf(res).message).toContain('"compact" (16 bits)');
+      expect(errorOf(res).message).toContain('collection "compact" scans 16-bit codes');
       expect(u.registry.active().fingerprint).toBe(u.encoder.fingerprint);
       expect(u.store.getCollection('compact')?.reencode_target).toBeNull();
     } finally {

@@ -1,10 +1,22 @@
 /** Documents of a collection: batch upsert, get one, delete one, delete many. */
 import type { FastifyPluginAsync } from 'fastify';
 import { errors } from '../../errors.js';
+import { float32FromBase64 } from '../../quantization/serialize.js';
 import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type SearchService } from '../../search/search-service.js';
 import { errorResponses } from '../schemas/errors.js';
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { type EncodeLimits, textSchema } from '../schemas/texts.js';
+
+/** A vector as sent: an array of numbers, or base64 of little-endian float32. */
+function vectorOf(value: number[] | string, where: string): Float32Array {
+  if (Array.isArray(value)) return Float32Array.from(value);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw errors.invalidVector(`${where} is neither an array of numbers nor base64`);
+  try {
+    return float32FromBase64(value);
+  } catch (e) {
+    throw errors.invalidVector(`${where}: ${(e as Error).message}`);
+  }
+}
 
 /** Most ids accepted by POST /collections/{name}/documents/delete. */
 export const DELETE_MAX_IDS = 10_000;
@@ -24,8 +36,9 @@ const metadataSchema = {
 } as const;
 
 interface UpsertBody {
-  documents: { id: string; text: string; metadata?: Record<string, unknown> }[];
+  documents: { id: string; text?: string; vector?: number[] | string; metadata?: Record<string, unknown> }[];
   truncate?: boolean;
+  model?: string;
 }
 
 const documentSchema = {
@@ -33,7 +46,7 @@ const documentSchema = {
   required: ['id', 'text', 'metadata', 'updated_at'],
   properties: {
     id: { type: 'string' },
-    text: { type: 'string' },
+    text: { type: 'string', nullable: true, description: 'null for a document given as a vector without text' },
     metadata: metadataSchema,
     updated_at: { type: 'string', format: 'date-time' },
   },
@@ -72,14 +85,29 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
               items: {
                 type: 'object',
                 additionalProperties: false,
-                required: ['id', 'text'],
-                properties: { id: documentIdSchema, text: textSchema(limits.maxInputChars), metadata: metadataSchema },
+                required: ['id'],
+                anyOf: [{ required: ['text'] }, { required: ['vector'] }],
+                properties: {
+                  id: documentIdSchema,
+                  text: textSchema(limits.maxInputChars),
+                  vector: {
+                    description:
+                      "The document's float32 embedding, computed elsewhere with the collection's model (name it in `model`): an array of numbers, or base64 of little-endian float32. Quantized exactly as an encoded text; the text, if any, is only stored",
+                    oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', contentEncoding: 'base64' }],
+                  },
+                  metadata: metadataSchema,
+                },
               },
             },
             truncate: {
               type: 'boolean',
               default: true,
               description: "Cut texts past the model's max tokens; false answers 413 instead",
+            },
+            model: {
+              type: 'string',
+              description:
+                "With vectors: the fingerprint (or name) of the model that computed them. Another model than the collection's is a 409 QEMBED_MODEL_MISMATCH that writes nothing",
             },
           },
         },
@@ -99,7 +127,8 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
       },
     },
     async (request) => {
-      const r = await search.upsertDocuments(request.params.name, request.body.documents, { truncate: request.body.truncate ?? true });
+      const documents = request.body.documents.map((d, i) => ({ ...d, vector: d.vector === undefined ? undefined : vectorOf(d.vector, `documents.${i}.vector`) }));
+      const r = await search.upsertDocuments(request.params.name, documents, { truncate: request.body.truncate ?? true, model: request.body.model });
       return { upserted: r.upserted, metadata_updated: r.metadataUpdated, unchanged: r.unchanged, usage: { input_tokens: r.inputTokens } };
     },
   );

@@ -116,7 +116,7 @@ export const searchRoutes: FastifyPluginAsync<{ search: SearchService; limits: E
                       description:
                         'Approximate float32 dot product (rescored); without rescoring, 1 − 2·hamming/dimension, or for the asymmetric first stage the cosine between the 4-bit query and the sign vector',
                     },
-                    text: { type: 'string' },
+                    text: { type: 'string', nullable: true, description: 'null for a document given as a vector without text' },
                     metadata: { type: 'object', additionalProperties: true },
                   },
                 },

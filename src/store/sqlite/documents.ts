@@ -10,8 +10,8 @@ import { createFilterQuery } from './filter-sql.js';
 
 const isForeignKeyViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 
-type DocRow = { rowid: number; doc_id: string; text: string; metadata: string; updated_at: string };
-const toDocument = (r: DocRow): StoredDocument => ({ rowid: r.rowid, docId: r.doc_id, text: r.text, metadata: r.metadata, updatedAt: r.updated_at });
+type DocRow = { rowid: number; doc_id: string; text: string; metadata: string; updated_at: string; text_sha256: string };
+const toDocument = (r: DocRow): StoredDocument => ({ rowid: r.rowid, docId: r.doc_id, text: r.text, metadata: r.metadata, updatedAt: r.updated_at, textSha256: r.text_sha256 });
 
 /** `rows` put in the order of `rowids` (undefined where a rowid has no row). */
 function inRowidOrder<T>(rowids: readonly number[], rows: T[], rowidOf: (r: T) => number): (T | undefined)[] {
@@ -37,13 +37,14 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       'UPDATE documents SET metadata = ?, updated_at = ? WHERE collection_id = ? AND doc_id = ? AND text_sha256 = ?',
     ),
     document: db.prepare<[number, string]>(
-      'SELECT rowid, doc_id, text, metadata, updated_at FROM documents WHERE collection_id = ? AND doc_id = ?',
+      'SELECT rowid, doc_id, text, metadata, updated_at, text_sha256 FROM documents WHERE collection_id = ? AND doc_id = ?',
     ),
     delete: db.prepare<[number, string]>('DELETE FROM documents WHERE collection_id = ? AND doc_id = ? RETURNING rowid'),
     int8: db.prepare<[string]>('SELECT rowid, int8_code FROM documents WHERE rowid IN (SELECT value FROM json_each(?))').raw(true),
     byRowid: db.prepare<[string]>(
-      'SELECT rowid, doc_id, text, metadata, updated_at FROM documents WHERE rowid IN (SELECT value FROM json_each(?))',
+      'SELECT rowid, doc_id, text, metadata, updated_at, text_sha256 FROM documents WHERE rowid IN (SELECT value FROM json_each(?))',
     ),
+    vectorDocuments: db.prepare<[number]>("SELECT count(*) FROM documents WHERE collection_id = ? AND text_sha256 LIKE 'vector:%'").pluck(true),
     binaryCodes: db.prepare<[number]>('SELECT rowid, binary_code FROM documents WHERE collection_id = ? ORDER BY rowid').raw(true),
     all: db.prepare<[number]>(
       `SELECT rowid, doc_id, text, metadata, updated_at, text_sha256, binary_code, int8_code
@@ -107,10 +108,11 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       const rows = s.byRowid.all(JSON.stringify(rowids)) as DocRow[];
       return inRowidOrder(rowids, rows, (r) => r.rowid).map((r) => r && toDocument(r));
     },
+    countVectorDocuments: (collectionId) => s.vectorDocuments.get(collectionId) as number,
     iterateBinaryCodes: (collectionId) => s.binaryCodes.iterate(collectionId) as IterableIterator<[number, Buffer]>,
     *iterateDocuments(collectionId) {
-      for (const r of s.all.iterate(collectionId) as IterableIterator<DocRow & { text_sha256: string; binary_code: Buffer; int8_code: Buffer }>) {
-        yield { ...toDocument(r), textSha256: r.text_sha256, binaryCode: r.binary_code, int8Code: r.int8_code };
+      for (const r of s.all.iterate(collectionId) as IterableIterator<DocRow & { binary_code: Buffer; int8_code: Buffer }>) {
+        yield { ...toDocument(r), binaryCode: r.binary_code, int8Code: r.int8_code };
       }
     },
   };
