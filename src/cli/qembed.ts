@@ -34,14 +34,21 @@ commands:
 `;
 
 const INGEST_HELP = `usage: qembed ingest --collection NAME [options] FILE.jsonl
+       qembed ingest --collection NAME --model FINGERPRINT --ids IDS.txt [options] VECTORS.npy
 
 Loads documents into a collection, in batches, with a progress bar on stderr. Each line is a
 BEIR corpus record {"_id", "title", "text", "metadata"} (indexed text: title + " " + text
-when the title is not empty) or {"id", "text", "metadata"}. Running it again resumes: ids
-already stored with the same text are not re-encoded.
+when the title is not empty) or {"id", "text", "metadata"}, either with an optional "vector"
+(the document's float32 embedding from the collection's model, which is then stored instead of
+encoding the text; the text becomes optional). A .npy file of float32 rows (N x dimension) loads
+vectors alone, with their ids in --ids (one a line, in row order). Running it again resumes:
+ids already stored with the same text (or vector) are not written again.
 
 options:
   --collection NAME   collection to load into (required)
+  --model FP          the model the vectors come from (fingerprint or name; required with
+                      vectors: another model than the collection's is refused)
+  --ids FILE          the ids of a .npy file's rows, one a line
   --create            create the collection (bound to the model in use) if it does not exist
   --batch-size N      documents per batch / transaction (default 128; at most the server's QEMBED_MAX_INPUTS)
   --concurrency N     batches in flight at once (default 2)
@@ -123,8 +130,10 @@ function httpSink(baseUrl: string, apiKey: string | undefined): DocumentSink {
       }
       throw fail(`collection "${collection}"`, got);
     },
-    async upsert(collection, documents: DocumentInput[]): Promise<UpsertResult> {
-      const r = await call('PUT', `/collections/${encodeURIComponent(collection)}/documents`, { documents });
+    async upsert(collection, documents: DocumentInput[], options = {}): Promise<UpsertResult> {
+      // Vectors travel as base64 of their float32 bytes: exact, and a third of the JSON.
+      const wire = documents.map(({ vector, ...d }) => (vector ? { ...d, vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') } : d));
+      const r = await call('PUT', `/collections/${encodeURIComponent(collection)}/documents`, { documents: wire, ...(options.model && { model: options.model }) });
       if (r.status !== 200) throw fail('a batch was refused', r);
       const b = r.json as { upserted: number; metadata_updated: number; unchanged: number; usage: { input_tokens: number } };
       return { upserted: b.upserted, metadataUpdated: b.metadata_updated, unchanged: b.unchanged, inputTokens: b.usage.input_tokens };
@@ -176,6 +185,8 @@ async function ingest(argv: string[]): Promise<number> {
       'api-key': { type: 'string' },
       'data-dir': { type: 'string' },
       'model-dir': { type: 'string' },
+      model: { type: 'string' },
+      ids: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -186,11 +197,13 @@ async function ingest(argv: string[]): Promise<number> {
   if (!values.collection) throw new UsageError('--collection NAME is required');
   if (positionals.length !== 1) throw new UsageError('give exactly one FILE.jsonl');
   const file = positionals[0]!;
-  const batchSize = positiveInt(values['batch-size'], 'batch-size', 128);
+  if (file.endsWith('.npy') && (!values.ids || !values.model)) throw new UsageError('a .npy file of vectors needs --ids FILE and --model FINGERPRINT');
+  // Vectors need no model run: larger batches make fewer transactions.
+  const batchSize = positiveInt(values['batch-size'], 'batch-size', file.endsWith('.npy') ? 2048 : 128);
   const concurrency = positiveInt(values.concurrency, 'concurrency', 2);
   const printer = progressPrinter();
   const run = (sink: DocumentSink) =>
-    ingestFile(sink, file, { collection: values.collection!, create: values.create, batchSize, concurrency, onProgress: (p) => printer.update(p) });
+    ingestFile(sink, file, { collection: values.collection!, create: values.create, batchSize, concurrency, model: values.model, ids: values.ids, onProgress: (p) => printer.update(p) });
 
   let result;
   if (values.url) {
@@ -225,7 +238,8 @@ async function check(argv: string[]): Promise<number> {
     process.stdout.write(`${CHECK_HELP}\n`);
     return 0;
   }
-  const local = await openLocal(values, values.reencode);
+  // The model too, even without --reencode: a collection's description says whether its codes are the served model's.
+  const local = await openLocal(values, true);
   let problems = 0;
   try {
     const names = values.collection ? [values.collection] : local.service.listCollections().map((c) => c.name);

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecord } from '../../src/cli/ingest-file.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { runQembed } from '../helpers/cli.js';
+import { xorshift32 } from '../helpers/random.js';
 import { startServer } from '../helpers/server-process.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'qembed-cli-'));
@@ -107,5 +109,74 @@ describe('direct mode', () => {
     const bound = check.prepare("SELECT fingerprint FROM collections WHERE name = 'c'").pluck(true).get();
     check.close();
     expect(bound).toBe((await loadBundle(activated)).fingerprint);
+  });
+});
+
+describe('qembed ingest of vectors', () => {
+  const fingerprint = JSON.parse(readFileSync(path.join(FIXTURE_BUNDLE, 'manifest.json'), 'utf8')).fingerprint as string;
+  const dimension = 32;
+  /** Unit vectors from a fixed seed (xorshift32), row i for document v{i}. */
+  const rows = (n: number) => {
+    const next = xorshift32(7);
+    return Array.from({ length: n }, () => {
+      const v = Float32Array.from({ length: dimension }, () => next() - 0.5);
+      const norm = Math.hypot(...v);
+      return v.map((x) => x / norm);
+    });
+  };
+  /** A NumPy .npy file (version 1.0) of float32 rows, written by hand as numpy.save does. */
+  function writeNpy(file: string, vectors: Float32Array[]): void {
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${vectors.length}, ${dimension}), }`;
+    header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+    const head = Buffer.alloc(10);
+    head.write('\x93NUMPY', 0, 'latin1');
+    head[6] = 1;
+    head.writeUInt16LE(header.length, 8);
+    const data = Buffer.concat(vectors.map((v) => Buffer.from(v.buffer)));
+    writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), data]));
+  }
+
+  it('loads a .npy file with its ids and JSONL records with vectors, resumes, and stores the codes of those vectors', async () => {
+    const dataDir = path.join(work, 'vectors');
+    const vectors = rows(500);
+    writeNpy(path.join(work, 'v.npy'), vectors);
+    writeFileSync(path.join(work, 'ids.txt'), vectors.map((_, i) => `v${i}`).join('\n') + '\n');
+    const args = ['ingest', '--collection', 'vec', '--create', '--model', fingerprint, '--ids', path.join(work, 'ids.txt'), '--batch-size', '128', '--data-dir', dataDir, path.join(work, 'v.npy')];
+    const first = await qembed(args);
+    expect(first.code, first.stderr).toBe(0);
+    expect(lastJson(first.stdout)).toMatchObject({ documents: 500, upserted: 500 });
+    const again = await qembed(args);
+    expect(lastJson(again.stdout)).toMatchObject({ documents: 500, upserted: 0, unchanged: 500 });
+    // JSONL records with vectors (and one with a text too) go through the same path.
+    const jsonl = path.join(work, 'v.jsonl');
+    writeFileSync(jsonl, vectors.slice(0, 3).map((v, i) => JSON.stringify({ id: `j${i}`, vector: Array.from(v), ...(i === 0 && { text: 'kept as is' }) })).join('\n'));
+    const viaJsonl = await qembed(['ingest', '--collection', 'vec', '--model', fingerprint, '--data-dir', dataDir, jsonl]);
+    expect(lastJson(viaJsonl.stdout)).toMatchObject({ documents: 3, upserted: 3 });
+    // The stored codes are the quantization of those vectors: the same as the .npy rows'.
+    const db = new Database(path.join(dataDir, 'qembed.sqlite'), { readonly: true });
+    try {
+      const code = (id: string) => (db.prepare('SELECT binary_code, int8_code FROM documents WHERE doc_id = ?').get(id) as { binary_code: Buffer; int8_code: Buffer });
+      expect(code('j1')).toEqual(code('v1'));
+      expect((db.prepare("SELECT text FROM documents WHERE doc_id = 'j0'").get() as { text: string }).text).toBe('kept as is');
+    } finally {
+      db.close();
+    }
+    const check = await qembed(['check', '--data-dir', dataDir]);
+    expect(check.code, check.stdout).toBe(0);
+  });
+
+  it('refuses vectors of another model or a .npy without its ids, writing nothing', async () => {
+    const dataDir = path.join(work, 'refused');
+    writeNpy(path.join(work, 'r.npy'), rows(10));
+    writeFileSync(path.join(work, 'rids.txt'), Array.from({ length: 10 }, (_, i) => `r${i}`).join('\n'));
+    const other = await qembed(['ingest', '--collection', 'r', '--create', '--model', '0123456789abcdef', '--ids', path.join(work, 'rids.txt'), '--data-dir', dataDir, path.join(work, 'r.npy')]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/come from model "0123456789abcdef"/);
+    const noIds = await qembed(['ingest', '--collection', 'r', '--model', fingerprint, '--data-dir', dataDir, path.join(work, 'r.npy')]);
+    expect(noIds.code).toBe(2);
+    writeFileSync(path.join(work, 'short.txt'), 'r0\nr1\n');
+    const fewIds = await qembed(['ingest', '--collection', 'r', '--model', fingerprint, '--ids', path.join(work, 'short.txt'), '--data-dir', dataDir, path.join(work, 'r.npy')]);
+    expect(fewIds.code).toBe(1);
+    expect(fewIds.stderr).toMatch(/fewer ids/);
   });
 });
