@@ -124,6 +124,16 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     ],
   });
 
+  // Snapshots of the first stage make the next start read each collection in one go; a failure
+  // only costs that (the next start builds the indexes from the rows).
+  const persistIndexes = () => {
+    try {
+      store.persistFirstStage();
+    } catch (e) {
+      logger.warn({ err: e }, 'index snapshots were not saved; the next start reads the database');
+    }
+  };
+
   const closeDatabases = () => {
     if (jobsDb.open) jobsDb.close();
     if (db.open) db.close();
@@ -140,6 +150,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
       await app.close();
       await search.stopBackground();
       await registry.close();
+      persistIndexes();
       closeDatabases();
     },
     async abort() {

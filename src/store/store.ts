@@ -21,6 +21,8 @@ export interface CollectionRow {
   reencode_target: string | null;
   /** Bits of the binary codes its first stage scans (the first dimensions'); null: all of them. */
   code_bits: number | null;
+  /** Bumped by every transaction that changes its documents' codes (snapshots of the first stage are keyed by it). */
+  generation: number;
 }
 
 /** Bits of a collection's first-stage codes. */
@@ -165,6 +167,8 @@ export interface IndexStats {
   slots: number;
   tombstones: number;
   memoryBytes: number;
+  /** Where the index was loaded from at first use: a snapshot, or the rows (created empty: 'database'). */
+  loadedFrom: 'snapshot' | 'database';
 }
 
 /**
@@ -186,6 +190,8 @@ export interface FirstStage {
   indexStats(collectionId: number): IndexStats | null;
   /** The indexed (rowid, binary code of the collection's code length) pairs in rowid order (the consistency check). */
   indexEntries(collectionId: number): IterableIterator<IndexEntry>;
+  /** Saves what makes the next start fast (the SQLite store: snapshots of the loaded indexes); at shutdown. */
+  persistFirstStage(): void;
 }
 
 /** The storage medium itself: size and whether it has room. */

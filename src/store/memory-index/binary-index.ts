@@ -50,13 +50,21 @@ export interface BinaryIndex {
   search(query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
   /** Live entries in rowid order; `code` is a copy. */
   entries(): IterableIterator<IndexEntry>;
+  /** The live rowids and their codes back to back (tombstones squeezed out first): views, valid until the next change. */
+  packed(): { rowids: Uint32Array; codes: Uint8Array };
 }
 
 /**
  * Builds an index for codes of `codeBytes` bytes from (rowid, code) pairs in ascending rowid
- * order, sized exactly for `count` documents (a hint; more are accepted).
+ * order, sized exactly for `count` documents (a hint; more are accepted), or at once from
+ * `packed` rowids (ascending) and codes (a snapshot).
  */
-export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable<[number, Uint8Array]> = []): BinaryIndex {
+export function createBinaryIndex(
+  codeBytes: number,
+  count = 0,
+  source: Iterable<[number, Uint8Array]> = [],
+  packed?: { rowids: Uint32Array; codes: Uint8Array },
+): BinaryIndex {
   if (!Number.isInteger(codeBytes) || codeBytes <= 0) throw new Error(`invalid code size ${codeBytes}`);
   const dimension = codeBytes * 8;
 
@@ -134,6 +142,16 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
   for (const [rowid, code] of source) {
     checkCode(code);
     append(rowid, code);
+  }
+  if (packed) {
+    const n = packed.rowids.length;
+    if (packed.codes.length !== n * codeBytes) throw errors.internal(`packed codes hold ${packed.codes.length} bytes for ${n} rowids of ${codeBytes}-byte codes`);
+    for (let i = 1; i < n; i++) if (packed.rowids[i]! <= packed.rowids[i - 1]!) throw errors.internal(`packed rowids out of order at ${i}`);
+    if (used > 0 && n > 0 && packed.rowids[0]! <= rowids[used - 1]!) throw errors.internal('packed rowids must follow the pairs');
+    ensureCapacity(used + n);
+    bytes.set(packed.codes, used * codeBytes);
+    rowids.set(packed.rowids, used);
+    used += n;
   }
 
   /** Moves live slots down over the tombstones; shrinks the memory when it is mostly unused. */
@@ -298,6 +316,10 @@ export function createBinaryIndex(codeBytes: number, count = 0, source: Iterable
       return true;
     },
     compact,
+    packed() {
+      compact();
+      return { rowids: rowids.subarray(0, used), codes: bytes.subarray(0, used * codeBytes) };
+    },
     search,
     *entries() {
       for (let slot = 0; slot < used; slot++) {

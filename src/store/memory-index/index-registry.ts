@@ -8,6 +8,7 @@
  */
 import { type CollectionRow, codeBitsOf, type FirstStage } from '../store.js';
 import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
+import { readSnapshot, type SnapshotKey, writeSnapshot } from './snapshot.js';
 
 /** Where indexes are loaded from. */
 export interface CodeSource {
@@ -16,6 +17,8 @@ export interface CodeSource {
   /** (rowid, binary code) pairs in rowid order. */
   codes(collectionId: number): Iterable<[number, Uint8Array]>;
   stagedCodes(collectionId: number, fingerprint: string): Iterable<[number, Uint8Array]>;
+  /** Where snapshots of the indexes live (snapshot.ts); none for an in-memory database. */
+  snapshotDir?: string;
 }
 
 export interface IndexRegistry extends FirstStage {
@@ -39,6 +42,7 @@ function* prefixes(pairs: Iterable<[number, Uint8Array]>, bytes: number): Iterab
 
 export function createIndexRegistry(source: CodeSource): IndexRegistry {
   const indexes = new Map<number, BinaryIndex>();
+  const fromSnapshot = new Set<number>();
   const staging = new Map<number, BinaryIndex>();
   const codeBytes = (collectionId: number): number => {
     const c = source.collection(collectionId);
@@ -49,11 +53,24 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
     if (index) for (const r of rows) index.upsert(r.rowid, r.code.subarray(0, index.codeBytes));
   };
 
+  const keyOf = (c: CollectionRow): SnapshotKey => ({ collectionId: c.id, generation: c.generation, codeBytes: codeBitsOf(c) / 8, count: c.document_count });
+  const save = (c: CollectionRow, index: BinaryIndex) => {
+    if (source.snapshotDir && index.size() === c.document_count) writeSnapshot(source.snapshotDir, keyOf(c), index.packed());
+  };
+
+  /** From its snapshot when that is exactly this state of the collection, else from the rows (and then snapshotted). */
   const load = (c: CollectionRow): BinaryIndex => {
     let index = indexes.get(c.id);
     if (!index) {
       const bytes = codeBitsOf(c) / 8;
-      index = createBinaryIndex(bytes, c.document_count, prefixes(source.codes(c.id), bytes));
+      const snapshot = source.snapshotDir ? readSnapshot(source.snapshotDir, keyOf(c)) : undefined;
+      if (snapshot) {
+        index = createBinaryIndex(bytes, 0, [], snapshot);
+        fromSnapshot.add(c.id);
+      } else {
+        index = createBinaryIndex(bytes, c.document_count, prefixes(source.codes(c.id), bytes));
+        save(c, index);
+      }
       indexes.set(c.id, index);
     }
     return index;
@@ -75,9 +92,17 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
     },
     indexStats(collectionId) {
       const index = indexes.get(collectionId);
-      return index ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones(), memoryBytes: index.memoryBytes() } : null;
+      return index
+        ? { documents: index.size(), slots: index.slots(), tombstones: index.tombstones(), memoryBytes: index.memoryBytes(), loadedFrom: fromSnapshot.has(collectionId) ? 'snapshot' : 'database' }
+        : null;
     },
     indexEntries: (collectionId) => indexOf(collectionId).entries(),
+    persistFirstStage() {
+      for (const [id, index] of indexes) {
+        const c = source.collection(id);
+        if (c && c.reencode_target === null) save(c, index);
+      }
+    },
 
     created: (c) => void indexes.set(c.id, createBinaryIndex(codeBitsOf(c) / 8)),
     dropped(collectionId) {

@@ -52,6 +52,8 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     ),
   };
 
+  const bump = db.prepare<[number]>('UPDATE collections SET generation = generation + 1 WHERE id = ?');
+
   const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]) => {
     const at = new Date().toISOString();
     for (const m of metadataOnly) {
@@ -65,6 +67,7 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       if (rowid > MAX_ROWID) throw errors.internal(`the database has used up its ${MAX_ROWID} document rowids`);
       rowids.push(rowid);
     }
+    if (documents.length > 0) bump.run(collectionId);
     return rowids;
   });
 
@@ -78,6 +81,7 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
         deleted.push(id);
       }
     }
+    if (rowids.length > 0) bump.run(collectionId);
     return { rowids, deleted };
   });
 

@@ -38,7 +38,7 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
       `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code
        FROM reencode_codes r WHERE r.rowid = documents.rowid AND r.collection_id = ? AND r.fingerprint = ?`,
     ),
-    rebind: db.prepare<[string, number, number]>('UPDATE collections SET fingerprint = ?, dimension = ?, reencode_target = NULL WHERE id = ?'),
+    rebind: db.prepare<[string, number, number]>('UPDATE collections SET fingerprint = ?, dimension = ?, reencode_target = NULL, generation = generation + 1 WHERE id = ?'),
     drop: db.prepare<[number]>('DELETE FROM reencode_codes WHERE collection_id = ?'),
   };
 

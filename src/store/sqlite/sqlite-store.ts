@@ -4,6 +4,7 @@
  * prepared once; every write goes through the storage guard (a full disk is a 507, storage.ts).
  * The first stage is an in-memory index per collection (memory-index/), kept in step here.
  */
+import path from 'node:path';
 import type { Db } from '../database.js';
 import { storageGuard } from '../storage.js';
 import type { Store } from '../store.js';
@@ -24,8 +25,10 @@ export function createSqliteStore(db: Db): Store {
     collections: collections.listCollections,
     codes: documents.iterateBinaryCodes,
     stagedCodes: stagedBinaryCodes,
+    // Beside the database file: its snapshots are only valid for it.
+    snapshotDir: db.memory ? undefined : path.join(path.dirname(db.name), 'index-snapshots'),
   });
-  const { loadIndexes, nearest, indexStats, indexEntries } = indexes;
+  const { loadIndexes, nearest, indexStats, indexEntries, persistFirstStage } = indexes;
   return {
     ...collections,
     ...documents,
@@ -35,6 +38,7 @@ export function createSqliteStore(db: Db): Store {
     nearest,
     indexStats,
     indexEntries,
+    persistFirstStage,
     // Writes that change codes keep the first stage in step: room before the commit, the
     // change right after it, in the same tick.
     createCollection(name, fingerprint, dimension, codeBits) {
