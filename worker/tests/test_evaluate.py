@@ -7,6 +7,7 @@ import pytrec_eval
 
 from qembed_worker.data.datasets import load_beir
 from qembed_worker.eval.evaluate import (
+    asymmetric_levels,
     bytes_per_doc,
     evaluate_embeddings,
     fidelity,
@@ -143,7 +144,7 @@ def test_report_schema(tmp_path: Path) -> None:
     keys |= {"retention", "fidelity@10", "bytes_per_doc"}
     for entry in report["results"]:
         binary = entry["mode"].startswith("binary")
-        assert set(entry) == keys | ({"code_bits"} if binary else set())
+        assert set(entry) == keys | ({"code_bits", "first_stage"} if binary else set())
         assert entry.get("code_bits", 16) == 16
     assert report["results"][0]["fidelity@10"] == 1.0
     assert report["results"][0]["retention"] == 1.0
@@ -163,3 +164,11 @@ def test_a_compact_code_ranks_by_the_first_dimensions_only() -> None:
     full = rank_all_modes(queries, docs, lo, hi, depth=40, multipliers=(1,))
     assert np.array_equal(compact.deep[("int8", None)], full.deep[("int8", None)])
     assert bytes_per_doc("binary", 32, 8) == 1 and bytes_per_doc("binary+int8", 32, 8) == 33
+
+
+def test_the_asymmetric_query_is_quantized_as_the_service_does() -> None:
+    # Δ = 0.7 / 7 = 0.1: 0.7 -> 7, 0.25 -> 3 (half up, as Math.round), -0.05 -> 0
+    # (Math.round(-0.5) is -0), -0.26 -> -3, 0 -> 0.
+    q = np.array([[0.7, 0.25, -0.05, -0.26, 0.0]], dtype=np.float32)
+    assert asymmetric_levels(q).tolist() == [[7, 3, 0, -3, 0]]
+    assert asymmetric_levels(np.zeros((1, 3), dtype=np.float32)).tolist() == [[0, 0, 0]]

@@ -88,6 +88,19 @@ class Rankings:
     deep: dict[tuple[str, int | None], np.ndarray]
 
 
+def asymmetric_levels(queries: np.ndarray) -> np.ndarray:
+    """Each query quantized to 4 bits a dimension as the service's asymmetric first stage does.
+
+    ``k_i = round(q_i / Δ)`` clipped to [-7, 7] with ``Δ = max|q| / 7``, rounding half up as
+    JavaScript's ``Math.round`` does; scores ``Σ k_i s_i`` against the sign vector rank like
+    the service's.
+    """
+    q = np.asarray(queries, dtype=np.float32)
+    delta = np.abs(q).max(axis=1, keepdims=True) / np.float32(7)
+    delta = np.where(delta == 0, np.float32(1), delta)
+    return np.clip(np.floor(q / delta + np.float32(0.5)), -7, 7).astype(np.int8)
+
+
 def rank_all_modes(
     queries: np.ndarray,
     documents: np.ndarray,
@@ -97,6 +110,7 @@ def rank_all_modes(
     depth: int = DEPTH,
     multipliers: tuple[int, ...] = MULTIPLIERS,
     code_bits: int | None = None,
+    first_stage: str = "hamming",
 ) -> Rankings:
     """Rank documents for every query in every mode.
 
@@ -109,6 +123,8 @@ def rank_all_modes(
         multipliers: Rescore multipliers for ``binary+int8``.
         code_bits: The binary code's length: the signs of the first ``code_bits`` dimensions
             (a compact first stage; all dimensions when ``None``). int8 keeps every dimension.
+        first_stage: ``hamming`` (binary query) or ``asymmetric``: the query quantized to 4
+            bits a dimension (``src/search/asymmetric.ts``) against the documents' signs.
 
     Returns:
         The rankings.
@@ -118,10 +134,13 @@ def rank_all_modes(
     int8_scores = q64 @ dequantize_int8(int8_codes(documents, lo, hi), lo, hi).astype(np.float64).T
     # ±1 dot products are integers below 2**24: exact in float32. hamming = (d - dot) / 2.
     bits = code_bits or queries.shape[1]
-    dot = (
-        signs(queries[:, :bits]).astype(np.float32)
-        @ signs(documents[:, :bits]).astype(np.float32).T
+    query_side = (
+        asymmetric_levels(queries[:, :bits])
+        if first_stage == "asymmetric"
+        else signs(queries[:, :bits])
     )
+    # Integer scores below 2**24: exact in float32; for Hamming, hamming = (bits - dot) / 2.
+    dot = query_side.astype(np.float32) @ signs(documents[:, :bits]).astype(np.float32).T
     deep: dict[tuple[str, int | None], np.ndarray] = {
         ("float32", None): top_k(exact, depth),
         ("int8", None): top_k(int8_scores, depth),
@@ -222,6 +241,7 @@ def evaluate_embeddings(
     reference_top: np.ndarray | None = None,
     multipliers: tuple[int, ...] = MULTIPLIERS,
     code_bits: int | None = None,
+    first_stage: str = "hamming",
 ) -> dict[str, Any]:
     """Evaluate embeddings in every mode.
 
@@ -235,6 +255,7 @@ def evaluate_embeddings(
             measure fidelity against as well.
         multipliers: Rescore multipliers.
         code_bits: The binary code's length (see :func:`rank_all_modes`).
+        first_stage: ``hamming`` or ``asymmetric`` (see :func:`rank_all_modes`).
 
     Returns:
         ``{"results": [...], "reference_fidelity": [...] or None}``; binary modes carry
@@ -247,7 +268,13 @@ def evaluate_embeddings(
             f"code length {code_bits} bits: a multiple of 8 up to the dimension ({dimension})"
         )
     rankings = rank_all_modes(
-        queries, documents, lo, hi, multipliers=multipliers, code_bits=code_bits
+        queries,
+        documents,
+        lo,
+        hi,
+        multipliers=multipliers,
+        code_bits=code_bits,
+        first_stage=first_stage,
     )
     exact = rankings.lists[("float32", None)]
     results = []
@@ -274,6 +301,7 @@ def evaluate_embeddings(
         }
         if mode.startswith("binary"):
             entry["code_bits"] = code_bits or dimension
+            entry["first_stage"] = first_stage
         results.append(entry)
         if reference_top is not None:
             reference.append(
@@ -350,6 +378,7 @@ def evaluate_bundle(
     batch_size: int = 32,
     code_bits: Sequence[int] = (),
     multipliers: tuple[int, ...] = MULTIPLIERS,
+    first_stage: str = "hamming",
 ) -> dict[str, Any]:
     """Evaluate a bundle on a BEIR dataset in every mode (see the module docstring).
 
@@ -366,6 +395,7 @@ def evaluate_bundle(
             bundle's ``binary_code_bits`` says which lengths it was trained for, but any
             multiple of 8 can be measured.
         multipliers: Rescore multipliers of ``binary+int8``.
+        first_stage: ``hamming`` or ``asymmetric`` for the binary modes.
 
     Returns:
         The report: ``bundle``, ``dataset``, ``results``, ``reference_fidelity``, timings.
@@ -405,6 +435,7 @@ def evaluate_bundle(
             reference_top=reference_top,
             multipliers=tuple(multipliers),
             code_bits=bits,
+            first_stage=first_stage,
         )
         # float32 and int8 do not depend on the code length: reported once.
         keep = [n == 0 or r["mode"].startswith("binary") for r in one["results"]]
