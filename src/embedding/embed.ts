@@ -75,7 +75,7 @@ export async function embedTexts(encoder: Encoder, request: EmbedRequest): Promi
   const k = request.dimensions ?? encoder.dimension;
   const problem = dimensionsProblem(k, encoder.dimension, request.precisions);
   if (problem) throw errors.invalidDimensions(problem, { field: 'dimensions' });
-  const step = request.batchSize ?? request.texts.length;
+  const step = Math.max(1, request.batchSize ?? request.texts.length);
   const floats: Float32Array[] = [];
   const tokens: number[] = [];
   const truncated: number[] = [];
