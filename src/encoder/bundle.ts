@@ -45,6 +45,9 @@ export interface Manifest {
   binary_code_bits?: number[];
 }
 
+/** Whether `model` names this bundle: its fingerprint or its manifest name (what requests may send). */
+export const namesBundle = (bundle: Bundle, model: string): boolean => model === bundle.fingerprint || model === bundle.manifest.name;
+
 /** The binary code lengths a bundle supports: its manifest's list, or the full length only. */
 export function supportedCodeBits(manifest: Manifest): number[] {
   return manifest.binary_code_bits ?? [manifest.dimension];

@@ -3,6 +3,7 @@
  * and its list of texts. Their schemas accept any `input`/`texts` so that these checks can say
  * exactly what is wrong (token ids, empty, too many, too long) instead of a schema mismatch.
  */
+import { namesBundle } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 
@@ -12,7 +13,7 @@ export const COMPAT_MAX_INPUTS = 2048;
 /** The served encoder, when `model` names it (its bundle name or fingerprint); else 404. */
 export function servedModel(encoder: Encoder, model: string): Encoder {
   const name = encoder.bundle.manifest.name;
-  if (model === name || model === encoder.fingerprint) return encoder;
+  if (namesBundle(encoder.bundle, model)) return encoder;
   throw errors.modelNotFound(`the model "${model}" is not served here; this service embeds with "${name}" (fingerprint ${encoder.fingerprint}); GET /v1/models lists the bundles`, {
     field: 'model',
   });

@@ -8,6 +8,7 @@
  * batch entirely or not at all.
  */
 import { createHash } from 'node:crypto';
+import { type Bundle, namesBundle } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
 import { type CollectionRow, type DocumentWrite, type MetadataWrite, StaleWriteError } from '../store/store.js';
 import type { Collections } from './collections.js';
@@ -57,20 +58,26 @@ function checkBatch(documents: readonly DocumentInput[]): void {
   }
 }
 
+/** Why `vector` cannot be a query or document of a `dimension`-dimension model, or undefined. */
+export function vectorProblem(vector: ArrayLike<number>, dimension: number): string | undefined {
+  const finite = Array.prototype.every.call(vector, (x: unknown) => typeof x === 'number' && Number.isFinite(x));
+  return vector.length === dimension && finite ? undefined : `vector must be ${dimension} finite numbers (the model's dimension), got ${vector.length} values`;
+}
+
 /** Vectors must come from the collection's model, with its dimension and finite values. */
-function checkVectors(c: CollectionRow, modelName: string, documents: readonly DocumentInput[], model: string | undefined): void {
+function checkVectors(c: CollectionRow, bundle: Bundle, documents: readonly DocumentInput[], model: string | undefined): void {
+  const modelName = bundle.manifest.name;
   const withVector = documents.filter((d) => d.vector !== undefined);
   if (withVector.length === 0) return;
   if (model === undefined) {
     throw errors.invalidRequest(`documents with a vector need "model": the fingerprint of the model that computed them (this collection's is ${c.fingerprint})`);
   }
-  if (model !== c.fingerprint && model !== modelName) {
+  if (!namesBundle(bundle, model)) {
     throw errors.modelMismatch(`the vectors come from model "${model}", but collection "${c.name}" holds codes of model ${c.fingerprint} (${modelName}); nothing was written`);
   }
   for (const d of withVector) {
-    if (d.vector!.length !== c.dimension || !d.vector!.every((x) => Number.isFinite(x))) {
-      throw errors.invalidVector(`document "${d.id}": a vector must be ${c.dimension} finite numbers (the model's dimension), got ${d.vector!.length} values`);
-    }
+    const problem = vectorProblem(d.vector!, c.dimension);
+    if (problem) throw errors.invalidVector(`document "${d.id}": a ${problem}`);
   }
 }
 
@@ -78,7 +85,7 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
   const { store } = collections.deps;
   const c = collections.require(name);
   const encoder = collections.encoderOf(c);
-  checkVectors(c, encoder.bundle.manifest.name, documents, options.model);
+  checkVectors(c, encoder.bundle, documents, options.model);
   const planned = documents.map((d) => ({
     ...d,
     text: d.text ?? '',

@@ -6,13 +6,14 @@
  * From the end of the encoding to the answer everything is synchronous: one consistent view of
  * the first stage and the rows (the store applies a write to both in one tick).
  */
+import { namesBundle } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import { codeBitsOf, type Store } from '../store/store.js';
 import { asymmetricCosine, queryPlanes } from './asymmetric.js';
 import type { Collections } from './collections.js';
-import { parseMetadata, storedText } from './documents.js';
+import { parseMetadata, storedText, vectorProblem } from './documents.js';
 import type { SearchRequest, SearchResponse } from './types.js';
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 1000) / 1000;
@@ -44,7 +45,7 @@ export async function search(collections: Collections, request: SearchRequest, a
   // is taken to be the served model's (what /encode returns): during a re-encoding, or for a
   // collection of another model, that is not the model of the codes searched.
   const expected = request.model ?? (request.vector !== undefined ? collections.deps.encoder().fingerprint : undefined);
-  if (expected !== undefined && expected !== c.fingerprint && expected !== encoder.bundle.manifest.name) {
+  if (expected !== undefined && !namesBundle(encoder.bundle, expected)) {
     throw errors.modelMismatch(
       `collection "${c.name}" holds codes of model ${c.fingerprint} (${encoder.bundle.manifest.name}), ` +
         (request.model !== undefined
@@ -56,9 +57,8 @@ export async function search(collections: Collections, request: SearchRequest, a
   const t0 = performance.now();
   let query: Float32Array;
   if (request.vector !== undefined) {
-    if (request.vector.length !== c.dimension || !request.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      throw errors.invalidVector(`vector must be ${c.dimension} finite numbers (the model's dimension), got ${request.vector.length} values`);
-    }
+    const problem = vectorProblem(request.vector, c.dimension);
+    if (problem) throw errors.invalidVector(problem);
     query = Float32Array.from(request.vector);
   } else {
     query = (await encoder.embed([request.query!], { inputType: 'query', truncate: true })).vectors[0]!;

@@ -1,6 +1,6 @@
 /** POST /encode: texts → embeddings at the requested precision. */
 import type { FastifyPluginAsync } from 'fastify';
-import type { InputType } from '../../encoder/bundle.js';
+import { type InputType, namesBundle } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors } from '../../errors.js';
@@ -101,7 +101,7 @@ export const encodeRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
       const body = request.body;
       const { model } = body;
       const name = encoder.bundle.manifest.name;
-      if (model !== undefined && model !== encoder.fingerprint && model !== name) {
+      if (model !== undefined && !namesBundle(encoder.bundle, model)) {
         throw errors.modelMismatch(`model "${model}" is not served; this service serves ${name} (fingerprint ${encoder.fingerprint})`);
       }
       const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;

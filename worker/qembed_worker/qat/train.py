@@ -67,8 +67,6 @@ RANGE_SOURCES = ("calibration", "bundle")
 BATCH_SAMPLERS = ("random", "neighbors")
 CHECKPOINT_KEEP = 2
 HEAD_INITS = ("identity", "pca")
-# Compact code lengths (bits) whose validation fidelity every run reports, besides its own.
-COMPACT_CODES = COMPACT_CODE_BITS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -490,7 +488,7 @@ def validation_metrics(
     *,
     exclude: np.ndarray | None = None,
     positives: np.ndarray | None = None,
-    code_lengths: Sequence[int] = COMPACT_CODES,
+    code_lengths: Sequence[int] = COMPACT_CODE_BITS,
 ) -> dict[str, Any]:
     """Fidelity@10 of each precision's ranking against the teacher's float32 top-10.
 
@@ -748,7 +746,7 @@ def head_validation(
     prepared: Prepared,
     lo: np.ndarray,
     hi: np.ndarray,
-    code_lengths: Sequence[int] = COMPACT_CODES,
+    code_lengths: Sequence[int] = COMPACT_CODE_BITS,
 ) -> dict[str, Any] | None:
     """Validation metrics of the head's quantized embeddings (None without a validation split).
 
@@ -865,7 +863,9 @@ def fit_head(
     refresh_ranges()
     settings = config.settings(kind)
     loss_fn = QatLoss(settings, ranges)
-    lengths = sorted({*COMPACT_CODES, *(code_bits(p) for p in config.precisions if code_bits(p))})
+    lengths = sorted(
+        {*COMPACT_CODE_BITS, *(code_bits(p) for p in config.precisions if code_bits(p))}
+    )
     before = head_validation(head, prepared, bundle_lo, bundle_hi, lengths)
 
     teacher_docs = torch.from_numpy(prepared.documents)
