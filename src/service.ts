@@ -18,6 +18,7 @@ import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
+import { setScanThreads } from './store/memory-index/scan-pool.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 
 export const openapiFile = path.join(projectRoot, 'openapi', 'openapi.json');
@@ -64,6 +65,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
 
+  setScanThreads(config.searchThreads);
   const store = createSqliteStore(db);
   const recorded = store.getMeta(ACTIVE_MODEL_KEY);
   const activated = activatedModelDir(store);

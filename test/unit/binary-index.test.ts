@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { xorshift32 } from '../helpers/random.js';
 import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
 import { buildHammingWasm, createHammingKernel } from '../../src/store/memory-index/hamming-kernel.js';
+import { createScanPool } from '../../src/store/memory-index/scan-pool.js';
 
 /** Deterministic pseudo-random bytes. */
 function rng(seed: number) {
@@ -34,7 +35,7 @@ describe('the Hamming kernel (generated WebAssembly)', () => {
     for (const bytes of [1, 3, 4, 7, 8, 13, 48, 96, 130]) {
       const next = rng(bytes);
       const n = 300;
-      const memory = new WebAssembly.Memory({ initial: Math.ceil((n * bytes + 8192 + 4 * n) / 65536) + 1 });
+      const memory = new WebAssembly.Memory({ initial: Math.ceil((n * bytes + 8192 + 4 * n) / 65536) + 1, maximum: 65536, shared: true });
       const kernel = createHammingKernel(bytes, memory);
       const mem = new Uint8Array(memory.buffer);
       for (let i = 0; i < n * bytes; i++) mem[i] = next();
@@ -117,6 +118,50 @@ describe('the binary index', () => {
     }
     expect([...index.entries()].map((e) => e.rowid)).toEqual([...docs.keys()].sort((a, b) => a - b));
     for (const e of index.entries()) expect(Array.from(e.code)).toEqual(Array.from(docs.get(e.rowid)!));
+  });
+
+  it('splits a scan over threads with the results of one thread, through growth, deletes and compaction', async () => {
+    const bytes = 6;
+    const next = rng(11);
+    const split = createScanPool(3);
+    const single = createScanPool(1);
+    try {
+      const parallel = createBinaryIndex(bytes, 0, [], undefined, { pool: split, minPartSlots: 64 });
+      const reference = createBinaryIndex(bytes, 0, [], undefined, { pool: single });
+      const docs = new Map<number, Uint8Array>();
+      let rowid = 0;
+      for (let round = 0; round < 12; round++) {
+        // Appends (the memory grows under the threads), then deletes: tombstones, then a compaction.
+        const batch = 150 + round * 97;
+        for (const index of [parallel, reference]) index.reserve(batch);
+        for (let i = 0; i < batch; i++) {
+          const code = randomCode(next, bytes);
+          rowid++;
+          for (const index of [parallel, reference]) index.upsert(rowid, code);
+          docs.set(rowid, code);
+        }
+        for (const r of [...docs.keys()].filter((_, i) => (i + round) % 9 === 0)) {
+          for (const index of [parallel, reference]) index.remove(r);
+          docs.delete(r);
+        }
+        const query = randomCode(next, bytes);
+        for (const k of [1, 40, 700]) {
+          const got = parallel.search(query, k);
+          const want = bruteForce(docs, query, k);
+          expect(got.rowids).toEqual(want.map((w) => w.rowid));
+          expect(got.distances).toEqual(want.map((w) => w.d));
+          expect(got.scanned).toBe(docs.size);
+          // The asymmetric distance (any 4 planes of the query's size) splits the same way.
+          const planes = Uint8Array.from({ length: 4 * 8 }, next);
+          expect(parallel.search(query, k, undefined, planes)).toEqual(reference.search(query, k, undefined, planes));
+        }
+      }
+      expect(split.threads).toBe(3);
+      parallel.release();
+    } finally {
+      await split.close();
+      await single.close();
+    }
   });
 
   it('stops early when k documents are at distance 0, and handles empty and tiny indexes', () => {

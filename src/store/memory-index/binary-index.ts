@@ -17,13 +17,25 @@
  */
 import { errors } from '../../errors.js';
 import type { FirstStageResult, IndexEntry } from '../store.js';
-import { createHammingKernel, type HammingKernel } from './hamming-kernel.js';
+import { createHammingKernel, hammingModule, type HammingKernel } from './hamming-kernel.js';
+import { scanPool, type ScanPool, type ScanTarget } from './scan-pool.js';
+import { prunePairs, scanSlots } from './scan-range.mjs';
 
 const PAGE = 65536;
 /** Slots of a filter's rowid list passed to the kernel at a time. */
 const LIST_CHUNK = 4096;
 /** Memory a WebAssembly (wasm32) memory can reach. */
 const MAX_MEMORY = 65536 * PAGE;
+/** Fewest slots worth a scan thread: below, waking one costs more than it saves. */
+const MIN_PART_SLOTS = 131_072;
+let nextId = 1;
+
+export interface BinaryIndexOptions {
+  /** The scan threads (default: the process's, scan-pool.ts). */
+  pool?: ScanPool;
+  /** Fewest slots per thread before a scan is split (tests lower it). */
+  minPartSlots?: number;
+}
 
 export interface BinaryIndex {
   readonly codeBytes: number;
@@ -52,6 +64,8 @@ export interface BinaryIndex {
   entries(): IterableIterator<IndexEntry>;
   /** The live rowids and their codes back to back (tombstones squeezed out first): views, valid until the next change. */
   packed(): { rowids: Uint32Array; codes: Uint8Array };
+  /** Tells the scan threads to let go of this index (it is no longer used). */
+  release(): void;
 }
 
 /**
@@ -64,17 +78,23 @@ export function createBinaryIndex(
   count = 0,
   source: Iterable<[number, Uint8Array]> = [],
   packed?: { rowids: Uint32Array; codes: Uint8Array },
+  options: BinaryIndexOptions = {},
 ): BinaryIndex {
   if (!Number.isInteger(codeBytes) || codeBytes <= 0) throw new Error(`invalid code size ${codeBytes}`);
   const dimension = codeBytes * 8;
+  const id = nextId++;
+  const minPartSlots = options.minPartSlots ?? MIN_PART_SLOTS;
+  const pool = () => options.pool ?? scanPool();
+  // What the scan threads hold of this index changes with `version` (scan-pool.ts).
+  let version = 0;
 
   let capacity = Math.max(count, 0); // slots the codes area holds
   let used = 0;
   let dead = 0;
   let rowids = new Uint32Array(capacity);
-  let tomb = new Uint8Array(Math.ceil(capacity / 8));
+  let tomb = sharedBytes(Math.ceil(capacity / 8));
   let scratchBytes = 0;
-  let memory = new WebAssembly.Memory({ initial: pagesFor(capacity, 0) });
+  let memory = sharedMemory(pagesFor(capacity, 0));
   let kernel: HammingKernel = createHammingKernel(codeBytes, memory);
   let bytes = new Uint8Array(memory.buffer);
 
@@ -91,6 +111,7 @@ export function createBinaryIndex(
     if (pages > have) {
       memory.grow(pages - have);
       bytes = new Uint8Array(memory.buffer);
+      version++;
     }
   }
 
@@ -104,9 +125,10 @@ export function createBinaryIndex(
       const grown = new Uint32Array(Math.max(slots, Math.ceil(rowids.length * 1.0625)));
       grown.set(rowids.subarray(0, used));
       rowids = grown;
-      const t = new Uint8Array(Math.ceil(rowids.length / 8));
+      const t = sharedBytes(Math.ceil(rowids.length / 8));
       t.set(tomb);
       tomb = t;
+      version++;
     }
   }
 
@@ -172,60 +194,19 @@ export function createBinaryIndex(
     }
     // WebAssembly memory cannot shrink: move to a fresh, exactly sized one when much is idle.
     if (capacity > 1.125 * used + PAGE / codeBytes || rowids.length > 1.125 * used + 1024) {
-      const fresh = new WebAssembly.Memory({ initial: pagesFor(used, scratchBytes) });
+      const fresh = sharedMemory(pagesFor(used, scratchBytes));
       new Uint8Array(fresh.buffer).set(bytes.subarray(0, used * codeBytes));
       memory = fresh;
       kernel = createHammingKernel(codeBytes, memory);
       bytes = new Uint8Array(memory.buffer);
       capacity = Math.floor((memory.buffer.byteLength - scratchBytes) / codeBytes);
       rowids = rowids.slice(0, used);
-      tomb = new Uint8Array(Math.ceil(used / 8));
+      tomb = sharedBytes(Math.ceil(used / 8));
+      version++;
     }
   }
 
-  /**
-   * Keeps the best `keep` live pairs of `pairs[0..n)` (slot, distance), in slot order; returns
-   * how many remain and the largest distance still worth collecting. Ties at the cut keep the
-   * lowest slots, and since later slots are higher, later ties can never enter: hence `v - 1`.
-   */
-  function prune(pairs: Uint32Array, n: number, keep: number, maxDistance: number): { n: number; thr: number } {
-    const hist = new Uint32Array(maxDistance + 1);
-    let live = 0;
-    for (let i = 0; i < n; i++) {
-      if (dead > 0 && isDead(pairs[2 * i]!)) {
-        pairs[2 * i + 1] = 0xffffffff;
-        continue;
-      }
-      hist[pairs[2 * i + 1]!]!++;
-      live++;
-    }
-    let m = 0;
-    if (live <= keep) {
-      for (let i = 0; i < n; i++) {
-        if (pairs[2 * i + 1] === 0xffffffff) continue;
-        pairs[2 * m] = pairs[2 * i]!;
-        pairs[2 * m + 1] = pairs[2 * i + 1]!;
-        m++;
-      }
-      return { n: m, thr: maxDistance };
-    }
-    let acc = 0;
-    let v = 0;
-    for (; v <= maxDistance; v++) {
-      acc += hist[v]!;
-      if (acc >= keep) break;
-    }
-    let ties = keep - (acc - hist[v]!);
-    for (let i = 0; i < n; i++) {
-      const d = pairs[2 * i + 1]!;
-      if (d < v || (d === v && ties-- > 0)) {
-        pairs[2 * m] = pairs[2 * i]!;
-        pairs[2 * m + 1] = d;
-        m++;
-      }
-    }
-    return { n: m, thr: v - 1 };
-  }
+  const target = (): ScanTarget => ({ id, version, module: hammingModule(codeBytes), memory, tomb });
 
   function search(query: Uint8Array, k: number, filter?: readonly number[], planes?: Uint8Array): FirstStageResult {
     checkCode(query);
@@ -235,61 +216,86 @@ export function createBinaryIndex(
     if (planes && planes.length !== 4 * queryBytes) throw new Error(`asymmetric planes must be 4 × ${queryBytes} bytes`);
     // Hamming distances are 0..dim; asymmetric ones 0..14·dim (asymmetricExpr).
     const maxDistance = planes ? 14 * dimension : dimension;
-    const need = 4 * queryBytes + cap * 8 + LIST_CHUNK * 4;
+    // A scan of every document is split over the scan threads when each gets enough of them.
+    const threads = filter ? 1 : Math.max(1, Math.min(pool().threads, Math.floor(used / minPartSlots)));
+    const need = 4 * queryBytes + threads * cap * 8 + LIST_CHUNK * 4;
     if (need > scratchBytes || capacity * codeBytes + need > memory.buffer.byteLength) {
       scratchBytes = Math.max(need, scratchBytes);
       ensureMemory(capacity, scratchBytes);
     }
     const scan = planes ? kernel.scanAsymmetric : kernel.scan;
-    const scanList = planes ? kernel.scanListAsymmetric : kernel.scanList;
     const base = capacity * codeBytes;
     const queryPtr = base;
     const outPtr = base + 4 * queryBytes;
-    const listPtr = outPtr + cap * 8;
+    const listPtr = outPtr + threads * cap * 8;
     if (planes) bytes.set(planes, queryPtr);
     else bytes.set(query, queryPtr);
-    const pairs = new Uint32Array(memory.buffer, outPtr, cap * 2);
+    const tombs = dead > 0 ? tomb : null;
+    const pairsAt = (ptr: number) => new Uint32Array(memory.buffer, ptr, cap * 2);
+    const job = (start: number, end: number, ptr: number) => ({ start, end, queryPtr, outPtr: ptr, pairs: pairsAt(ptr), cap, keep: k, maxDistance, tomb: tombs });
 
-    let thr = maxDistance;
-    let have = 0;
+    let pairs: Uint32Array;
+    let have: number;
     let scanned: number;
-    const collect = () => {
-      have += kernel.written();
-      if (have === cap) ({ n: have, thr } = prune(pairs, have, k, maxDistance));
-    };
-    if (!filter) {
-      scanned = used - dead;
-      let i = 0;
-      while (i < used && thr >= 0) {
-        i = scan(i, used, queryPtr, thr, outPtr + have * 8, cap - have);
-        collect();
-      }
-    } else {
+    if (filter) {
       scanned = filter.length;
-      const list = new Uint32Array(memory.buffer, listPtr, LIST_CHUNK);
-      let from = 0;
-      for (let start = 0; start < filter.length; start += LIST_CHUNK) {
-        const end = Math.min(filter.length, start + LIST_CHUNK);
-        for (let j = start; j < end; j++) {
-          const slot = slotOf(filter[j]!, from);
-          if (slot < 0 || isDead(slot)) throw errors.internal(`document rowid ${filter[j]} is in the database but not in the index`);
-          list[j - start] = slot;
-          from = slot + 1;
-        }
-        let i = 0;
-        while (i < end - start && thr >= 0) {
-          i = scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
-          collect();
-        }
-      }
+      ({ pairs, have } = searchList(filter, k, planes !== undefined, queryPtr, outPtr, listPtr, cap, maxDistance, tombs));
+    } else if (threads === 1) {
+      scanned = used - dead;
+      pairs = pairsAt(outPtr);
+      have = scanSlots(scan, kernel.written, job(0, used, outPtr));
+    } else {
+      scanned = used - dead;
+      const parts = Array.from({ length: threads }, (_, t) => ({
+        start: Math.floor((used * t) / threads),
+        end: Math.floor((used * (t + 1)) / threads),
+        outPtr: outPtr + t * cap * 8,
+      }));
+      const own = (t: number) => scanSlots(scan, kernel.written, job(parts[t]!.start, parts[t]!.end, parts[t]!.outPtr));
+      const counts = pool()
+        .scan(target(), { queryPtr, cap, keep: k, maxDistance, asymmetric: planes !== undefined, dead: dead > 0 }, parts, () => own(0))
+        .map((count, t) => count ?? own(t)); // a thread that failed: its part here
+      // Each part's best, in part (so slot) order, then the best of them all.
+      pairs = new Uint32Array(2 * counts.reduce((a, b) => a + b, 0));
+      let at = 0;
+      counts.forEach((count, t) => {
+        pairs.set(pairsAt(parts[t]!.outPtr).subarray(0, 2 * count), at);
+        at += 2 * count;
+      });
+      have = prunePairs(pairs, at / 2, k, maxDistance, null).n;
     }
-    ({ n: have } = prune(pairs, have, k, maxDistance));
     const order = Array.from({ length: have }, (_, j) => j).sort((a, b) => pairs[2 * a + 1]! - pairs[2 * b + 1]! || pairs[2 * a]! - pairs[2 * b]!);
     return {
       rowids: order.map((j) => rowids[pairs[2 * j]!]!),
       distances: order.map((j) => pairs[2 * j + 1]!),
       scanned,
     };
+  }
+
+  /** The best `k` of the slots of `filter`'s rowids (ascending), chunk by chunk through the list area. */
+  function searchList(filter: readonly number[], k: number, asymmetric: boolean, queryPtr: number, outPtr: number, listPtr: number, cap: number, maxDistance: number, tombs: Uint8Array | null) {
+    const scanList = asymmetric ? kernel.scanListAsymmetric : kernel.scanList;
+    const pairs = new Uint32Array(memory.buffer, outPtr, cap * 2);
+    const list = new Uint32Array(memory.buffer, listPtr, LIST_CHUNK);
+    let thr = maxDistance;
+    let have = 0;
+    let from = 0;
+    for (let start = 0; start < filter.length; start += LIST_CHUNK) {
+      const end = Math.min(filter.length, start + LIST_CHUNK);
+      for (let j = start; j < end; j++) {
+        const slot = slotOf(filter[j]!, from);
+        if (slot < 0 || isDead(slot)) throw errors.internal(`document rowid ${filter[j]} is in the database but not in the index`);
+        list[j - start] = slot;
+        from = slot + 1;
+      }
+      let i = 0;
+      while (i < end - start && thr >= 0) {
+        i = scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
+        have += kernel.written();
+        if (have === cap) ({ n: have, thr } = prunePairs(pairs, have, k, maxDistance, tombs));
+      }
+    }
+    return { pairs, have: prunePairs(pairs, have, k, maxDistance, tombs).n };
   }
 
   return {
@@ -321,6 +327,9 @@ export function createBinaryIndex(
       return { rowids: rowids.subarray(0, used), codes: bytes.subarray(0, used * codeBytes) };
     },
     search,
+    release() {
+      (options.pool ?? scanPool()).detach(id);
+    },
     *entries() {
       for (let slot = 0; slot < used; slot++) {
         if (isDead(slot)) continue;
@@ -328,4 +337,13 @@ export function createBinaryIndex(
       }
     },
   };
+}
+
+/** A WebAssembly memory the scan threads can share (its maximum only reserves address space). */
+function sharedMemory(pages: number): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: pages, maximum: MAX_MEMORY / PAGE, shared: true });
+}
+
+function sharedBytes(length: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(length));
 }

@@ -106,6 +106,8 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
 
     created: (c) => void indexes.set(c.id, createBinaryIndex(codeBitsOf(c) / 8)),
     dropped(collectionId) {
+      indexes.get(collectionId)?.release();
+      staging.get(collectionId)?.release();
       indexes.delete(collectionId);
       staging.delete(collectionId);
     },
@@ -127,6 +129,7 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
     swapStaged(collectionId) {
       const index = staging.get(collectionId);
       staging.delete(collectionId);
+      indexes.get(collectionId)?.release();
       if (index) indexes.set(collectionId, index);
       else indexes.delete(collectionId); // loaded again from the swapped rows when next needed
     },

@@ -6,7 +6,8 @@ declare global {
       constructor(bytes: Uint8Array);
     }
     class Memory {
-      constructor(descriptor: { initial: number; maximum?: number });
+      constructor(descriptor: { initial: number; maximum?: number; shared?: boolean });
+      /** A SharedArrayBuffer for a shared memory. */
       readonly buffer: ArrayBuffer;
       grow(delta: number): number;
     }
