@@ -60,7 +60,12 @@ function checkBatch(documents: readonly DocumentInput[]): void {
 
 /** Why `vector` cannot be a query or document of a `dimension`-dimension model, or undefined. */
 export function vectorProblem(vector: ArrayLike<number>, dimension: number): string | undefined {
-  const finite = Array.prototype.every.call(vector, (x: unknown) => typeof x === 'number' && Number.isFinite(x));
+  // A plain loop: Array.prototype.every over a Float32Array took a third of a bulk ingest of vectors.
+  let finite = true;
+  for (let i = 0; i < vector.length && finite; i++) {
+    const x = vector[i];
+    finite = typeof x === 'number' && Number.isFinite(x);
+  }
   return vector.length === dimension && finite ? undefined : `vector must be ${dimension} finite numbers (the model's dimension), got ${vector.length} values`;
 }
 
