@@ -137,6 +137,10 @@ export function createBinaryIndex(
   function slotOf(rowid: number, from = 0): number {
     let lo = from;
     let hi = used - 1;
+    // Rowids are distinct increasing integers, so `rowid` is at most (rowid − rowids[lo]) slots
+    // after lo: without deletes that is its slot, found at once, and a filter's ascending
+    // rowids search only the few slots between one match and the next.
+    if (lo <= hi && rowid >= rowids[lo]!) hi = Math.min(hi, lo + (rowid - rowids[lo]!));
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const r = rowids[mid]!;

@@ -42,6 +42,7 @@ const op = {
   i32Eq: 0x46,
   i32GeU: 0x4f,
   i32LeU: 0x4d,
+  i32GtU: 0x4b,
   i32Popcnt: 0x69,
   i32Add: 0x6a,
   i32Mul: 0x6c,
@@ -98,15 +99,15 @@ const mem = (align: number, offset: number) => [...uleb(align), ...uleb(offset)]
 
 /**
  * The expression that leaves the Hamming distance (i32) between the code at address `p`
- * (a local) and the query held in locals: 8-byte words with i64.popcnt, then a 4/2/1-byte
+ * (a local) plus `base` bytes and the query held in locals: 8-byte words with i64.popcnt, then a 4/2/1-byte
  * tail with i32.popcnt, so any code size (dimension / 8 bytes) works without padding.
  */
-function distanceExpr(codeBytes: number, p: number, qLocal: (word: number) => number): number[] {
+function distanceExpr(codeBytes: number, p: number, qLocal: (word: number) => number, base = 0): number[] {
   const parts: number[][] = [];
   let offset = 0;
   let word = 0;
   while (codeBytes - offset >= 8) {
-    parts.push([op.localGet, ...uleb(p), op.i64Load, ...mem(0, offset), op.localGet, ...uleb(qLocal(word)), op.i64Xor, op.i64Popcnt]);
+    parts.push([op.localGet, ...uleb(p), op.i64Load, ...mem(0, base + offset), op.localGet, ...uleb(qLocal(word)), op.i64Xor, op.i64Popcnt]);
     offset += 8;
     word++;
   }
@@ -127,7 +128,7 @@ function distanceExpr(codeBytes: number, p: number, qLocal: (word: number) => nu
     [1, op.i32Load8u],
   ] as const) {
     if (codeBytes - offset >= size) {
-      out.push(op.localGet, ...uleb(p), load, ...mem(0, offset), op.localGet, ...uleb(qLocal(word)), op.i32Xor, op.i32Popcnt, op.i32Add);
+      out.push(op.localGet, ...uleb(p), load, ...mem(0, base + offset), op.localGet, ...uleb(qLocal(word)), op.i32Xor, op.i32Popcnt, op.i32Add);
       offset += size;
       word++;
     }
@@ -251,7 +252,33 @@ function scanBody(codeBytes: number, list: boolean, asymmetric = false): number[
   const scaled = (param: number) => (list ? [op.localGet, ...uleb(param)] : [op.localGet, ...uleb(param), op.i32Const, ...sleb(codeBytes), op.i32Mul]);
   code.push(...scaled(P.start), op.localSet, ...uleb(cursor));
   code.push(...scaled(P.end), op.localSet, ...uleb(L.limit));
-  code.push(op.block, VOID, op.loop, VOID);
+  const entry = () => [op.localGet, ...uleb(P.out), op.localGet, ...uleb(L.written), op.i32Const, 8, op.i32Mul, op.i32Add];
+  /** Appends (slot, distance local); when the buffer is then full, runs `stop` (which leaves the loops). */
+  const append = (slot: number[], d: number, stop: number[]) => [
+    ...entry(), ...slot, op.i32Store, ...mem(2, 0),
+    ...entry(), op.localGet, ...uleb(d), op.i32Store, ...mem(2, 4),
+    op.localGet, ...uleb(L.written), op.i32Const, 1, op.i32Add, op.localTee, ...uleb(L.written),
+    op.localGet, ...uleb(P.cap), op.i32Eq, op.if, VOID, ...stop, op.end,
+  ];
+  const stepBy = (bytes: number) => [op.localGet, ...uleb(L.p), op.i32Const, ...sleb(bytes), op.i32Add, op.localSet, ...uleb(L.p)];
+  code.push(op.block, VOID); // the exit
+  if (!list && !asymmetric) {
+    // Two documents an iteration while two are left (3% faster at 10M codes on this CPU, which
+    // brings a scan to the plain C scan's time: docs/search.md); the loop below does the last one.
+    code.push(op.block, VOID, op.loop, VOID);
+    code.push(op.localGet, ...uleb(L.p), op.i32Const, ...sleb(2 * codeBytes), op.i32Add, op.localGet, ...uleb(L.limit), op.i32GtU, op.brIf, 1);
+    code.push(...distanceExpr(codeBytes, L.p, q), op.localSet, ...uleb(L.d));
+    code.push(...distanceExpr(codeBytes, L.p, q, codeBytes), op.localSet, ...uleb(L.slot));
+    // Depths inside append's `if`: 0 that if, 1 the distance test, 2 the loop, 3 its block, 4 the exit.
+    const slotOfP = [op.localGet, ...uleb(L.p), op.i32Const, ...sleb(codeBytes), op.i32DivU];
+    code.push(op.localGet, ...uleb(L.d), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
+    code.push(...append(slotOfP, L.d, [...stepBy(codeBytes), op.br, 4]), op.end);
+    code.push(op.localGet, ...uleb(L.slot), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
+    code.push(...append([...slotOfP, op.i32Const, 1, op.i32Add], L.slot, [...stepBy(2 * codeBytes), op.br, 4]), op.end);
+    code.push(...stepBy(2 * codeBytes), op.br, 0);
+    code.push(op.end, op.end);
+  }
+  code.push(op.loop, VOID);
   // while (cursor < limit)
   code.push(op.localGet, ...uleb(cursor), op.localGet, ...uleb(L.limit), op.i32GeU, op.brIf, 1);
   if (list) {
@@ -264,14 +291,8 @@ function scanBody(codeBytes: number, list: boolean, asymmetric = false): number[
   // d = distance; if (d <= thr) append (slot, d)
   const distance = asymmetric ? asymmetricExpr(codeBytes, L.p, local, acc, dw, L.dt) : distanceExpr(codeBytes, L.p, q);
   code.push(...distance, op.localTee, ...uleb(L.d), op.localGet, ...uleb(P.thr), op.i32LeU, op.if, VOID);
-  const entry = () => [op.localGet, ...uleb(P.out), op.localGet, ...uleb(L.written), op.i32Const, 8, op.i32Mul, op.i32Add];
-  code.push(...entry(), ...slot, op.i32Store, ...mem(2, 0));
-  code.push(...entry(), op.localGet, ...uleb(L.d), op.i32Store, ...mem(2, 4));
-  code.push(op.localGet, ...uleb(L.written), op.i32Const, 1, op.i32Add, op.localTee, ...uleb(L.written));
-  // Buffer full: step past this document and stop (br 3 leaves both ifs, the loop and the block).
-  code.push(op.localGet, ...uleb(P.cap), op.i32Eq, op.if, VOID);
-  code.push(...advance, op.br, 3);
-  code.push(op.end, op.end);
+  // Buffer full: step past this document and stop (br 3 leaves both ifs, the loop and the exit).
+  code.push(...append(slot, L.d, [...advance, op.br, 3]), op.end);
   code.push(...advance, op.br, 0);
   code.push(op.end, op.end);
   // written → global 0; return the position to resume from (a slot, or a list position)
