@@ -3,7 +3,7 @@
  * evaluation of a bundle (default: models/default) on ../shared/datasets/msmarco-5k and
  * business-reports. `npm run quality:report [-- --bundle DIR]`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
@@ -11,7 +11,7 @@ import { loadBeirDataset } from '../src/datasets/beir.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder } from '../src/encoder/encoder.js';
 import { runEvaluation } from '../src/eval/evaluate.js';
-import { type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
+import { type CompactCodesRecord, compactCodesChartSvg, type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
 import { projectRoot } from '../src/paths.js';
 
 const { values } = parseArgs({ options: { bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') } } });
@@ -33,6 +33,14 @@ try {
   await encoder.close();
 }
 writeFileSync(path.join(outDir, 'retention.svg'), retentionChartSvg(reports));
+// Compact first-stage codes: figures recorded by the worker's eval-bundle (docs/compact-codes.md).
+const compact = JSON.parse(readFileSync(path.join(outDir, 'compact-codes.json'), 'utf8')) as CompactCodesRecord;
+writeFileSync(path.join(outDir, 'compact-codes.svg'), compactCodesChartSvg(compact));
+const compactRows = Object.entries(compact.methods).flatMap(([method, lengths]) =>
+  Object.entries(lengths)
+    .sort(([a], [b]) => Number(b) - Number(a))
+    .map(([bits, r]) => `| ${method} | ${bits} | ${Number(bits) / 8} | ${(100 * r.binary).toFixed(1)}% | ${(100 * r['binary+int8@4']).toFixed(1)}% |`),
+);
 
 const byName = (n: string) => reports.find((r) => r.dataset.name === n)!;
 const at = (r: EvalReport, mode: Mode, m: number | null = null) => resultFor(r, mode, m)!;
@@ -76,6 +84,19 @@ ${firstStageTable(r)}
 `,
   )
   .join('\n')}
+## Compact first-stage codes (a collection's \`code_bits\`)
+
+Retention on ${compact.dataset} when the first stage keeps fewer bits a document in memory
+(int8 rescoring still reads all dimensions). Recorded in \`docs/quality/compact-codes.json\`:
+${compact.source}. The heads never saw ${compact.dataset}; what each is, and the asymmetric
+first stage that helps short codes most: [compact-codes.md](compact-codes.md).
+
+| method | bits | bytes/doc in memory | binary alone | binary + int8 ×4 |
+| --- | --- | --- | --- | --- |
+${compactRows.join('\n')}
+
+![retention against bytes per document in memory, per method](quality/compact-codes.svg)
+
 ## Reading the numbers
 
 - **retention** is NDCG@10 relative to float32 on the same queries: a paired comparison, much

@@ -77,9 +77,6 @@ interface Panel {
 /** Two panels side by side: retention against bytes per document, and against the rescore multiplier. */
 export function retentionChartSvg(reports: EvalReport[]): string {
   const palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
-  const W = 460;
-  const H = 320;
-  const margin = { l: 56, r: 16, t: 36, b: 48 };
   const all = reports.flatMap((r) => r.results.map((x) => x.retention));
   const yMin = Math.min(0.8, Math.floor(Math.min(...all) * 20) / 20);
   const yMax = Math.max(1.0, Math.ceil(Math.max(...all) * 50) / 50);
@@ -113,6 +110,14 @@ export function retentionChartSvg(reports: EvalReport[]): string {
     },
   ];
 
+  return panelsSvg(panels, yMin, yMax);
+}
+
+/** Panels side by side (460 × 320 each) sharing the retention axis [yMin, yMax]. */
+export function panelsSvg(panels: Panel[], yMin: number, yMax: number): string {
+  const W = 460;
+  const H = 320;
+  const margin = { l: 56, r: 16, t: 36, b: 48 };
   const drawPanel = (p: Panel, ox: number): string => {
     const xv = (x: number) => (p.log ? Math.log2(x) : x);
     const xsT = p.xs.map(xv);
@@ -146,13 +151,43 @@ export function retentionChartSvg(reports: EvalReport[]): string {
   };
 
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H}" viewBox="0 0 ${2 * W} ${H}" font-family="sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${panels.length * W}" height="${H}" viewBox="0 0 ${panels.length * W} ${H}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    drawPanel(panels[0]!, 0),
-    drawPanel(panels[1]!, W),
+    ...panels.map((p, i) => drawPanel(p, i * W)),
     '</svg>',
     '',
   ].join('\n');
+}
+
+/** Retention of one first-stage code per length, as docs/quality/compact-codes.json records it. */
+export interface CompactCodesRecord {
+  dataset: string;
+  source: string;
+  /** Method (e.g. "PTQ, first dims") → code bits → retention of binary alone and of binary+int8 at multiplier 4. */
+  methods: Record<string, Record<string, { binary: number; 'binary+int8@4': number }>>;
+}
+
+/** Retention against bytes per document in memory, one line per method: binary alone, and binary + int8 ×4. */
+export function compactCodesChartSvg(record: CompactCodesRecord): string {
+  const palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd'];
+  const methods = Object.entries(record.methods);
+  const all = methods.flatMap(([, lengths]) => Object.values(lengths).flatMap((r) => [r.binary, r['binary+int8@4']]));
+  const yMin = Math.floor(Math.min(...all) * 20) / 20;
+  const yMax = Math.max(1.0, Math.ceil(Math.max(...all) * 50) / 50);
+  const xs = [...new Set(methods.flatMap(([, lengths]) => Object.keys(lengths).map((bits) => Number(bits) / 8)))];
+  const panel = (title: string, key: 'binary' | 'binary+int8@4'): Panel => ({
+    title,
+    xLabel: 'bytes per document in memory (log scale)',
+    xs,
+    log: true,
+    series: methods.map(([name, lengths], i) => ({
+      name,
+      color: palette[i % palette.length]!,
+      line: true,
+      points: Object.entries(lengths).map(([bits, r]) => ({ x: Number(bits) / 8, y: r[key] })),
+    })),
+  });
+  return panelsSvg([panel(`${record.dataset}: binary first stage alone`, 'binary'), panel(`${record.dataset}: binary + int8 rescoring ×4`, 'binary+int8@4')], yMin, yMax);
 }
 
 const round4 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 1e4) / 1e4);
