@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Encoder } from './encoder/encoder.js';
 import { errors } from './errors.js';
-import { errorHandler, headersOf, toQembedError } from './http/error-handler.js';
+import { errorHandler, headersOf, toQembedError, trackRoutes } from './http/error-handler.js';
 import { toOpenApi30 } from './http/openapi-30.js';
 import { apiKeyAuth } from './http/plugins/auth.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
@@ -172,18 +172,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addSchema(errorResponseSchema);
   app.setErrorHandler(errorHandler);
-  const routes: { method: string; pattern: RegExp }[] = [];
-  app.addHook('onRoute', (route) => {
-    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}/?$`);
-    for (const method of [route.method].flat()) routes.push({ method, pattern });
-  });
+  trackRoutes(app);
   app.setNotFoundHandler((request, reply) => {
-    const where = request.url.split('?')[0]!;
-    const allowed = [...new Set(routes.filter((r) => r.pattern.test(where) && r.method !== 'HEAD').map((r) => r.method))];
-    const e =
-      allowed.length > 0
-        ? errors.methodNotAllowed(`${request.method} is not allowed on ${where}; use ${allowed.join(' or ')}`, { allowedMethods: allowed })
-        : errors.routeNotFound(`no route ${request.method} ${where}`);
+    const e = app.unmatchedRoute(request.method, request.url);
     void reply.code(e.statusCode).headers(headersOf(e)).send({ error: { code: e.code, message: e.message } });
   });
   const shuttingDown = deps.shuttingDown ?? (() => false);

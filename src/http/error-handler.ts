@@ -151,5 +151,32 @@ export const errorHandler = errorHandlerFor((reply, q) => void reply.code(q.stat
 /** Within a plugin (a compatible API under its prefix): errors and unknown routes in its shape. */
 export function answerErrorsAs(app: FastifyInstance, send: (reply: FastifyReply, q: QembedError) => void): void {
   app.setErrorHandler(errorHandlerFor(send));
-  app.setNotFoundHandler((request, reply) => send(reply, errors.routeNotFound(`no route ${request.method} ${request.url.split('?')[0]}`)));
+  app.setNotFoundHandler((request, reply) => send(reply, app.unmatchedRoute(request.method, request.url)));
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** What answers a request no route matched: 405 with the allowed methods when its path has routes, else 404 (trackRoutes). */
+    unmatchedRoute(method: string, url: string): QembedError;
+  }
+}
+
+/**
+ * Keeps the table of routes as they are added (call it before registering any), and decorates
+ * `app`, and so every plugin inside it, with `unmatchedRoute`: every error shape answers a
+ * wrong method on an existing path with the same 405 and Allow header.
+ */
+export function trackRoutes(app: FastifyInstance): void {
+  const routes: { method: string; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}/?$`);
+    for (const method of [route.method].flat()) routes.push({ method, pattern });
+  });
+  app.decorate('unmatchedRoute', (method: string, url: string): QembedError => {
+    const where = url.split('?')[0]!;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(where) && r.method !== 'HEAD').map((r) => r.method))];
+    return allowed.length > 0
+      ? errors.methodNotAllowed(`${method} is not allowed on ${where}; use ${allowed.join(' or ')}`, { allowedMethods: allowed })
+      : errors.routeNotFound(`no route ${method} ${where}`);
+  });
 }

@@ -136,6 +136,36 @@ const CATALOGUE: BadRequest[] = [
   { what: 'GET on /encode', method: 'GET', url: '/encode', status: 405, code: 'QEMBED_METHOD_NOT_ALLOWED' },
   { what: 'GET on /search', method: 'GET', url: '/search', status: 405, code: 'QEMBED_METHOD_NOT_ALLOWED' },
   { what: 'DELETE on /health', method: 'DELETE', url: '/health', status: 405, code: 'QEMBED_METHOD_NOT_ALLOWED' },
+  // POST /v1/embeddings and GET /v1/models (OpenAI's error shape: the error nested, as qembed's)
+  { what: 'v1: body is not JSON', method: 'POST', url: '/v1/embeddings', raw: '{"input": "a"', status: 400, code: 'QEMBED_MALFORMED_JSON' },
+  { what: 'v1: input missing', method: 'POST', url: '/v1/embeddings', body: { model: 'tiny-random-bert' }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v1: empty input list', method: 'POST', url: '/v1/embeddings', body: { input: [], model: 'tiny-random-bert' }, status: 400, code: 'QEMBED_EMPTY_INPUT' },
+  { what: 'v1: empty string input', method: 'POST', url: '/v1/embeddings', body: { input: '', model: 'tiny-random-bert' }, status: 400, code: 'QEMBED_EMPTY_INPUT' },
+  { what: 'v1: 2,049 inputs', method: 'POST', url: '/v1/embeddings', body: { input: Array(2049).fill('a'), model: 'tiny-random-bert' }, status: 413, code: 'QEMBED_TOO_MANY_INPUTS' },
+  { what: 'v1: token ids', method: 'POST', url: '/v1/embeddings', body: { input: [101, 2023, 102], model: 'tiny-random-bert' }, status: 400, code: 'QEMBED_TOKEN_INPUTS' },
+  { what: 'v1: token ids per text', method: 'POST', url: '/v1/embeddings', body: { input: [[101, 102], [101, 7, 102]], model: 'tiny-random-bert' }, status: 400, code: 'QEMBED_TOKEN_INPUTS' },
+  { what: 'v1: another model', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'text-embedding-3-small' }, status: 404, code: 'QEMBED_MODEL_NOT_FOUND' },
+  { what: 'v1: unknown encoding_format', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'tiny-random-bert', encoding_format: 'hex' }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v1: dimensions 0', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'tiny-random-bert', dimensions: 0 }, status: 400, code: 'QEMBED_INVALID_DIMENSIONS' },
+  { what: 'v1: dimensions above the model', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'tiny-random-bert', dimensions: 33 }, status: 400, code: 'QEMBED_INVALID_DIMENSIONS' },
+  { what: 'v1: unknown precision', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'tiny-random-bert', precision: 'int4' }, status: 400, code: 'QEMBED_UNKNOWN_PRECISION' },
+  { what: 'v1: unknown property', method: 'POST', url: '/v1/embeddings', body: { input: 'a', model: 'tiny-random-bert', dims: 3 }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v1: unknown model id', method: 'GET', url: '/v1/models/nope', status: 404, code: 'QEMBED_MODEL_NOT_FOUND' },
+  { what: 'v1: GET on /v1/embeddings', method: 'GET', url: '/v1/embeddings', status: 405, code: 'QEMBED_METHOD_NOT_ALLOWED' },
+  { what: 'v1: unknown route', method: 'GET', url: '/v1/completions', status: 404, code: 'QEMBED_ROUTE_NOT_FOUND' },
+  // POST /v2/embed (Cohere's error shape: message and code at the top level)
+  { what: 'v2: GET on /v2/embed', method: 'GET', url: '/v2/embed', status: 405, code: 'QEMBED_METHOD_NOT_ALLOWED' },
+  { what: 'v2: body is not JSON', method: 'POST', url: '/v2/embed', raw: '{"texts": ["a"]', status: 400, code: 'QEMBED_MALFORMED_JSON' },
+  { what: 'v2: model missing', method: 'POST', url: '/v2/embed', body: { texts: ['a'], input_type: 'search_query' }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v2: texts missing', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', input_type: 'search_query' }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v2: empty texts', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: [], input_type: 'search_query' }, status: 400, code: 'QEMBED_EMPTY_INPUT' },
+  { what: 'v2: another model', method: 'POST', url: '/v2/embed', body: { model: 'embed-v4.0', texts: ['a'], input_type: 'search_query' }, status: 404, code: 'QEMBED_MODEL_NOT_FOUND' },
+  { what: 'v2: unknown embedding type', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['a'], input_type: 'search_query', embedding_types: ['int4'] }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'v2: unknown input type', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['a'], input_type: 'image' }, status: 400, code: 'QEMBED_UNKNOWN_INPUT_TYPE' },
+  { what: 'v2: truncate START', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['a'], input_type: 'search_query', truncate: 'START' }, status: 400, code: 'QEMBED_UNSUPPORTED_TRUNCATION' },
+  { what: 'v2: truncate NONE on an overlong text', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['word '.repeat(400)], input_type: 'search_query', truncate: 'NONE' }, status: 413, code: 'QEMBED_INPUT_TOO_LONG' },
+  { what: 'v2: output_dimension above the model', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['a'], input_type: 'search_query', output_dimension: 64 }, status: 400, code: 'QEMBED_INVALID_DIMENSIONS' },
+  { what: 'v2: unknown property', method: 'POST', url: '/v2/embed', body: { model: 'tiny-random-bert', texts: ['a'], input_type: 'search_query', images: ['data:image/png;base64,AAAA'] }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
 ];
 
 let t: TestApp;
@@ -181,9 +211,11 @@ describe('bad requests', () => {
       headers: { 'content-type': c.contentType ?? 'application/json' },
       ...(c.raw !== undefined ? { payload: c.raw } : c.body !== undefined ? { payload: JSON.stringify(c.body) } : {}),
     });
-    const body = res.json() as { error?: { code?: unknown; message?: unknown } };
-    expect({ status: res.statusCode, code: body.error?.code }).toEqual({ status: c.status, code: c.code });
-    expect(typeof body.error?.message).toBe('string');
+    // qembed's and OpenAI's shapes nest the error; Cohere's (under /v2/) does not.
+    const json = res.json() as { error?: { code?: unknown; message?: unknown }; code?: unknown; message?: unknown };
+    const body = c.url.startsWith('/v2/') ? json : json.error;
+    expect({ status: res.statusCode, code: body?.code }).toEqual({ status: c.status, code: c.code });
+    expect(typeof body?.message).toBe('string');
     if (c.status === 405) expect(res.headers.allow).toBeTruthy();
     expect(await state()).toBe(before);
   });
