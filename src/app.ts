@@ -28,13 +28,14 @@ import { errorResponseSchema } from './http/schemas/errors.js';
 import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
 import type { SearchService } from './search/search-service.js';
-import type { Db } from './store/database.js';
+import type { StorageState } from './store/store.js';
 
 export interface AppDeps {
   config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** The encoder serving now (a getter: the active model can change while running). */
   encoder: () => Encoder;
-  db: Db;
+  /** The store's medium, for GET /health (a probe write, storage full or not). */
+  storage: StorageState;
   /** Collections, documents and search (service.ts composes it over the store it picks). */
   search: SearchService;
   logger?: Logger | false;
@@ -203,7 +204,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
-  await app.register(healthRoutes, { encoder: deps.encoder, db: deps.db, shuttingDown, served: deps.served });
+  await app.register(healthRoutes, { encoder: deps.encoder, storage: deps.storage, shuttingDown, served: deps.served });
   await app.register(encodeRoutes, { encoder: deps.encoder, limits });
   await app.register(collectionRoutes, { search, activation: deps.models?.activation });
   await app.register(documentRoutes, { search, limits });

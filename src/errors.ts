@@ -77,6 +77,7 @@ export const errors = {
   unavailable: make('QEMBED_UNAVAILABLE', 503),
   storageFull: make('QEMBED_STORAGE_FULL', 507),
   storageError: make('QEMBED_STORAGE_ERROR', 503),
+  databaseUnavailable: make('QEMBED_DATABASE_UNAVAILABLE', 503),
   shuttingDown: make('QEMBED_SHUTTING_DOWN', 503),
   internal: make('QEMBED_INTERNAL', 500),
 } as const;

@@ -19,7 +19,9 @@ import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
 import { setScanThreads } from './store/memory-index/scan-pool.js';
+import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
 
 export const openapiFile = path.join(projectRoot, 'openapi', 'openapi.json');
 
@@ -33,8 +35,9 @@ export async function generateOpenApi(): Promise<string> {
   const noEncoder = (): Encoder => {
     throw new Error('the OpenAPI document is built without a model');
   };
-  const search = createSearchService({ store: createSqliteStore(db), encoder: noEncoder });
-  const app = await buildApp({ config: loadConfig({}), encoder: noEncoder, db, search, logger: false });
+  const store = createSqliteStore(db);
+  const search = createSearchService({ store, encoder: noEncoder });
+  const app = await buildApp({ config: loadConfig({}), encoder: noEncoder, storage: store, search, logger: false });
   await app.ready();
   const spec = app.swagger();
   await app.close();
@@ -60,13 +63,28 @@ export function openJobsDatabase(dataDir: string): Db {
   return openDatabase({ file: path.join(dataDir, 'jobs.sqlite'), exclusive: false, migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
 }
 
-export async function startService(config: Config, logger: Logger, shuttingDown: () => boolean): Promise<Service> {
+/** The store QEMBED_DATABASE_URL names (PostgreSQL), else the SQLite file in QEMBED_DATA_DIR. */
+function openStore(config: Config, logger: Logger): { store: Store; close: () => Promise<void> } {
+  if (config.databaseUrl) {
+    const store = openPostgresStore(config.databaseUrl);
+    const where = new URL(config.databaseUrl);
+    logger.info({ database: `postgres://${where.host}${where.pathname}` }, 'database open (PostgreSQL)');
+    return { store, close: () => store.close() };
+  }
   const dbFile = path.join(config.dataDir, 'qembed.sqlite');
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
+  return {
+    store: createSqliteStore(db),
+    close: async () => {
+      if (db.open) db.close();
+    },
+  };
+}
 
+export async function startService(config: Config, logger: Logger, shuttingDown: () => boolean): Promise<Service> {
   setScanThreads(config.searchThreads);
-  const store = createSqliteStore(db);
+  const { store, close: closeStore } = openStore(config, logger);
   const recorded = store.getMeta(ACTIVE_MODEL_KEY);
   const activated = activatedModelDir(store);
   let served: ServedModel | undefined;
@@ -106,7 +124,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const app = await buildApp({
     config,
     encoder: () => registry.active(),
-    db,
+    storage: store,
     search,
     logger,
     shuttingDown,
@@ -136,9 +154,9 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     }
   };
 
-  const closeDatabases = () => {
+  const closeDatabases = async () => {
     if (jobsDb.open) jobsDb.close();
-    if (db.open) db.close();
+    await closeStore();
   };
 
   return {
@@ -153,14 +171,14 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
       await search.stopBackground();
       await registry.close();
       persistIndexes();
-      closeDatabases();
+      await closeDatabases();
     },
     async abort() {
       clearInterval(reaper);
       const stopping = search.stopBackground();
       await registry.close();
       await stopping;
-      closeDatabases();
+      await closeDatabases();
     },
   };
 }

@@ -196,10 +196,14 @@ export interface FirstStage {
 
 /** The storage medium itself: size and whether it has room. */
 export interface StorageState {
-  /** Bytes of the whole database file (all collections), from SQLite's page count. */
+  /** Bytes of the whole database (all collections): SQLite's page count, PostgreSQL's database size. */
   databaseBytes(): number;
   /** Throws 507 QEMBED_STORAGE_FULL while the database found no room for its last write (storage.ts). */
   ensureRoom(): void;
+  /** A small write, for GET /health: throws when the database does not accept writes. */
+  probeWritable(): void;
+  /** Whether the last write found the storage full (storage.ts). */
+  storageStatus(): { full: boolean; since: string | null; message: string | null };
 }
 
 export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, FirstStage, MetaRepository, StorageState {}

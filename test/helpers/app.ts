@@ -52,7 +52,7 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
   const app = await buildApp({
     config,
     encoder: () => registry.active(),
-    db,
+    storage: store,
     search,
     logger: false,
     models: { registry, activation },

@@ -6,8 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { currentCpu, KERNEL_FEATURES } from '../../encoder/cpu.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import type { ServedModel } from '../../models/encoder-choice.js';
-import { type Db, probeWritable } from '../../store/database.js';
-import { storageGuard } from '../../store/storage.js';
+import type { StorageState } from '../../store/store.js';
 
 const candidateSchema = {
   type: 'object',
@@ -99,7 +98,7 @@ const healthSchema = {
   },
 } as const;
 
-export const healthRoutes: FastifyPluginAsync<{ encoder: () => Encoder; db: Db; shuttingDown: () => boolean; served?: ServedModel }> = async (app, deps) => {
+export const healthRoutes: FastifyPluginAsync<{ encoder: () => Encoder; storage: StorageState; shuttingDown: () => boolean; served?: ServedModel }> = async (app, deps) => {
   app.get(
     '/health',
     { schema: { tags: ['health'], summary: 'Liveness and readiness', response: { 200: healthSchema, 503: healthSchema } } },
@@ -109,22 +108,22 @@ export const healthRoutes: FastifyPluginAsync<{ encoder: () => Encoder; db: Db; 
       if (!encoder.healthy()) problems.push('the model thread is not running');
       let database: 'ok' | 'unavailable' = 'ok';
       try {
-        probeWritable(deps.db);
+        deps.storage.probeWritable();
       } catch (e) {
         database = 'unavailable';
         problems.push(`the database does not accept writes: ${(e as Error).message}`);
       }
       if (deps.shuttingDown()) problems.push('shutting down');
       const down = problems.length > 0;
-      const storage = storageGuard(deps.db);
-      if (storage.status().full && !down) {
+      const storage = deps.storage;
+      if (storage.storageStatus().full && !down) {
         try {
           storage.ensureRoom(); // a probe write: clears the condition once space is back
         } catch {
           // still full
         }
       }
-      const full = storage.status();
+      const full = storage.storageStatus();
       if (full.full) problems.push(`the storage is full since ${full.since}: writes answer 507 until disk space is freed (${full.message})`);
       const m = encoder.bundle.manifest;
       const cpu = currentCpu();

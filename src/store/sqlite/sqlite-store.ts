@@ -5,7 +5,7 @@
  * The first stage is an in-memory index per collection (memory-index/), kept in step here.
  */
 import path from 'node:path';
-import type { Db } from '../database.js';
+import { type Db, probeWritable } from '../database.js';
 import { storageGuard } from '../storage.js';
 import type { Store } from '../store.js';
 import { createIndexRegistry } from '../memory-index/index-registry.js';
@@ -84,5 +84,7 @@ export function createSqliteStore(db: Db): Store {
     },
     databaseBytes: () => (pages.get() as { bytes: number }).bytes,
     ensureRoom: () => storage.ensureRoom(),
+    probeWritable: () => probeWritable(db),
+    storageStatus: () => storage.status(),
   };
 }

