@@ -1,0 +1,135 @@
+/**
+ * Stateless API replicas on one PostgreSQL database (QEMBED_DATABASE_URL), as real server
+ * processes: what one acknowledges, the next search of another finds; a replica killed with
+ * SIGKILL in the middle of an ingest loses nothing it acknowledged; a PostgreSQL restart during
+ * an ingest answers 503 QEMBED_DATABASE_UNAVAILABLE, and the retry succeeds.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
+import { type ServerProcess, startServer } from '../helpers/server-process.js';
+
+postgresNotice('the replica tests (test/postgres/replicas.test.ts)');
+
+const dirs: string[] = [];
+let pg: PostgresServer | undefined;
+let databases = 0;
+beforeAll(async () => {
+  if (postgresBin) pg = await startPostgres();
+}, 60_000);
+afterAll(() => {
+  pg?.destroy();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A replica: its own data folder (training jobs), the shared database. */
+function replica(url: string): Promise<ServerProcess> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-replica-'));
+  dirs.push(dataDir);
+  return startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_DATABASE_URL: url, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' });
+}
+
+async function api(server: ServerProcess, method: string, url: string, body?: unknown) {
+  const res = await fetch(`${server.url}${url}`, {
+    method,
+    ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
+const ids = (json: Record<string, unknown>) => (json.hits as { id: string }[]).map((h) => h.id).sort();
+const batch = (b: number, n = 20) => Array.from({ length: n }, (_, i) => ({ id: `b${b}-d${i}`, text: `batch ${b} document ${i} ${'words '.repeat(1 + (i % 5))}`, metadata: { batch: b } }));
+
+describe.runIf(postgresBin)('API replicas on one PostgreSQL database', () => {
+  it('two replicas start at once on a new database, and each finds what the other acknowledged at its next search', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    // Both migrate the empty database at the same time (an advisory lock orders them).
+    const [a, b] = await Promise.all([replica(url), replica(url)]);
+    try {
+      expect((await api(a, 'POST', '/collections', { name: 'shared' })).status).toBe(201);
+      expect((await api(b, 'POST', '/collections', { name: 'shared' })).json).toMatchObject({ error: { code: 'QEMBED_COLLECTION_EXISTS' } });
+      for (let round = 0; round < 4; round++) {
+        const [writer, reader] = round % 2 ? [b, a] : [a, b];
+        expect((await api(writer, 'PUT', '/collections/shared/documents', { documents: batch(round) })).status).toBe(200);
+        const found = await api(reader, 'POST', '/search', { collection: 'shared', query: 'document', top_k: 1000, rescore: false, filter: { batch: round } });
+        expect(ids(found.json)).toEqual(batch(round).map((d) => d.id).sort());
+        expect((found.json.stats as { documents_scanned: number }).documents_scanned).toBe(20);
+        // Deleted on one, gone from the other's next search.
+        expect((await api(reader, 'DELETE', `/collections/shared/documents/b${round}-d0`)).status).toBe(200);
+        const after = await api(writer, 'POST', '/search', { collection: 'shared', query: 'document', top_k: 1000, rescore: false });
+        expect(ids(after.json)).not.toContain(`b${round}-d0`);
+        expect(ids(after.json)).toHaveLength(19 * (round + 1));
+      }
+      const described = [(await api(a, 'GET', '/collections/shared')).json, (await api(b, 'GET', '/collections/shared')).json];
+      expect(described[0]).toMatchObject({ documents: 76 });
+      expect(described[1]).toMatchObject({ documents: 76 });
+    } finally {
+      await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
+    }
+  });
+
+  it('loses nothing a replica acknowledged when it is killed with SIGKILL in the middle of an ingest', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    const [a, b] = await Promise.all([replica(url), replica(url)]);
+    try {
+      expect((await api(a, 'POST', '/collections', { name: 'bulk' })).status).toBe(201);
+      const acknowledged = new Set<number>();
+      const sent = new Set<number>();
+      let next = 0;
+      let killed = false;
+      const worker = async () => {
+        while (!killed) {
+          const n = next++;
+          sent.add(n);
+          try {
+            const res = await api(a, 'PUT', '/collections/bulk/documents', { documents: batch(n, 30) });
+            if (res.status === 200 && !killed) acknowledged.add(n);
+            if (acknowledged.size >= 8 && !killed) {
+              killed = true;
+              a.proc.kill('SIGKILL');
+            }
+          } catch {
+            return; // the connection died with the replica
+          }
+        }
+      };
+      await Promise.all([worker(), worker(), worker()]);
+      expect((await a.exited).signal).toBe('SIGKILL');
+      expect(sent.size).toBeGreaterThan(acknowledged.size);
+      // Through the other replica: every acknowledged batch whole, every other whole or absent.
+      for (const n of sent) {
+        const found = await api(b, 'POST', '/search', { collection: 'bulk', query: 'document', top_k: 1000, rescore: false, filter: { batch: n } });
+        const got = ids(found.json);
+        if (acknowledged.has(n)) expect(got, `acknowledged batch ${n}`).toEqual(batch(n, 30).map((d) => d.id).sort());
+        else expect([0, 30]).toContain(got.length);
+      }
+    } finally {
+      await b.stop('SIGTERM');
+    }
+  });
+
+  it('answers 503 QEMBED_DATABASE_UNAVAILABLE while PostgreSQL restarts, and the retry succeeds', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    const a = await replica(url);
+    try {
+      expect((await api(a, 'POST', '/collections', { name: 'c' })).status).toBe(201);
+      expect((await api(a, 'PUT', '/collections/c/documents', { documents: batch(0) })).status).toBe(200);
+      pg!.stop();
+      const during = await api(a, 'PUT', '/collections/c/documents', { documents: batch(1) });
+      expect(during.status).toBe(503);
+      expect(during.json).toMatchObject({ error: { code: 'QEMBED_DATABASE_UNAVAILABLE' } });
+      expect(Number(during.headers.get('retry-after'))).toBeGreaterThan(0);
+      const searching = await api(a, 'POST', '/search', { collection: 'c', query: 'document' });
+      expect(searching.json).toMatchObject({ error: { code: 'QEMBED_DATABASE_UNAVAILABLE' } });
+      pg!.start();
+      const retry = await api(a, 'PUT', '/collections/c/documents', { documents: batch(1) });
+      expect(retry.status).toBe(200);
+      const all = await api(a, 'POST', '/search', { collection: 'c', query: 'document', top_k: 1000, rescore: false });
+      expect(ids(all.json)).toHaveLength(40);
+    } finally {
+      await a.stop('SIGTERM');
+    }
+  });
+});
