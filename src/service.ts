@@ -66,7 +66,7 @@ export function openJobsDatabase(dataDir: string): Db {
 /** The store QEMBED_DATABASE_URL names (PostgreSQL), else the SQLite file in QEMBED_DATA_DIR. */
 function openStore(config: Config, logger: Logger): { store: Store; close: () => Promise<void> } {
   if (config.databaseUrl) {
-    const store = openPostgresStore(config.databaseUrl);
+    const store = openPostgresStore(config.databaseUrl, { firstStage: config.pgFirstStage });
     const where = new URL(config.databaseUrl);
     logger.info({ database: `postgres://${where.host}${where.pathname}` }, 'database open (PostgreSQL)');
     return { store, close: () => store.close() };

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QembedError } from '../../src/errors.js';
 import { openDatabase } from '../../src/store/database.js';
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { createPostgresStore, type PgFirstStage, type PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { createPgBridge } from '../../src/store/postgres/bridge.js';
 import { migratePostgres } from '../../src/store/postgres/migrate.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -52,10 +52,10 @@ const pgStores: PostgresStore[] = [];
 const urls = new WeakMap<Store, string>();
 const backends: Backend[] = [{ name: 'SQLite', open: () => createSqliteStore(openDatabase({ file: ':memory:' })) }];
 if (postgresBin) {
-  const pgOpen = (url: string) => {
+  const pgOpen = (url: string, firstStage: PgFirstStage = 'memory') => {
     const bridge = createPgBridge(url);
     migratePostgres(bridge);
-    const store = createPostgresStore(bridge);
+    const store = createPostgresStore(bridge, { firstStage });
     pgStores.push(store);
     urls.set(store, url);
     return store;
@@ -65,6 +65,8 @@ if (postgresBin) {
     open: () => pgOpen(pgServer!.database(`contract_${++databases}`)),
     reopen: (store) => pgOpen(urls.get(store)!),
   });
+  // The first stage inside PostgreSQL (ORDER BY <~>) must answer exactly as the index does.
+  backends.push({ name: 'PostgreSQL, exact first stage in SQL', open: () => pgOpen(pgServer!.database(`contract_${++databases}`), 'exact') });
 }
 
 beforeAll(async () => {

@@ -45,14 +45,37 @@ export interface PostgresStore extends Store {
   close(): Promise<void>;
 }
 
-/** Connects, migrates and returns the store (throws 503 when the database cannot be reached). */
-export function openPostgresStore(url: string): PostgresStore {
-  const pg = createPgBridge(url);
-  migratePostgres(pg);
-  return createPostgresStore(pg);
+/**
+ * Where the Hamming first stage runs: `memory` (the in-memory index of each process, the
+ * default), `exact` (PostgreSQL sorts every document by `<~>`) or `hnsw` (pgvector's HNSW index
+ * over the bit codes, approximate, with iterative scans so that filters still find k). The
+ * asymmetric first stage always runs in memory (the index is then loaded at first use).
+ */
+export type PgFirstStage = 'memory' | 'exact' | 'hnsw';
+export const PG_FIRST_STAGES: readonly PgFirstStage[] = ['memory', 'exact', 'hnsw'];
+
+export interface PostgresStoreOptions {
+  firstStage?: PgFirstStage;
+  /** hnsw.ef_search of the HNSW first stage (at least the candidates asked for). */
+  efSearch?: number;
 }
 
-export function createPostgresStore(pg: PgBridge): PostgresStore {
+/** Connects, migrates and returns the store (throws 503 when the database cannot be reached). */
+export function openPostgresStore(url: string, options: PostgresStoreOptions = {}): PostgresStore {
+  const pg = createPgBridge(url);
+  migratePostgres(pg);
+  return createPostgresStore(pg, options);
+}
+
+/** A code as a bit-string literal ('0101…'), the first `bits` bits. */
+const bitString = (code: Uint8Array, bits: number): string => {
+  let out = '';
+  for (let i = 0; i < bits; i++) out += (code[i >> 3]! >> (7 - (i & 7))) & 1;
+  return out;
+};
+
+export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions = {}): PostgresStore {
+  const firstStage = options.firstStage ?? 'memory';
   const collectionById = (id: number) => pg.query<CollectionRow>('SELECT * FROM collections WHERE id = $1', [id])[0];
   const listCollections = () => pg.query<CollectionRow>('SELECT * FROM collections ORDER BY name COLLATE "C"');
 
@@ -139,6 +162,39 @@ export function createPostgresStore(pg: PgBridge): PostgresStore {
     if (own.length > 0) seen = Math.max(seen, own[own.length - 1]!.seq);
   }
 
+  /** Collections whose HNSW index exists (built at first use). */
+  const hnswReady = new Set<number>();
+  const bitsExpr = (bits: number) => `substring(binary_bits from 1 for ${bits})::bit(${bits})`;
+  function ensureHnsw(c: CollectionRow, bits: number): void {
+    if (hnswReady.has(c.id)) return;
+    pg.query(`CREATE INDEX IF NOT EXISTS documents_hnsw_${c.id}_${bits} ON documents USING hnsw ((${bitsExpr(bits)}) bit_hamming_ops) WHERE collection_id = ${c.id}`);
+    hnswReady.add(c.id);
+  }
+  /** The first stage in PostgreSQL: ORDER BY Hamming distance (exact, or through HNSW). */
+  function inDatabase(collectionId: number, query: Uint8Array, k: number, rowids?: readonly number[]) {
+    const c = collectionById(collectionId);
+    if (!c) throw errors.collectionNotFound(`collection ${collectionId} does not exist`);
+    const bits = query.length * 8;
+    const filter = rowids ? ' AND rowid = ANY($4::bigint[])' : '';
+    const params = [collectionId, bitString(query, bits), k, ...(rowids ? [rowids] : [])];
+    let rows: { rowid: number; d: number }[];
+    if (firstStage === 'exact') {
+      rows = pg.query(`SELECT rowid, substring(binary_bits from 1 for ${bits}) <~> $2::varbit AS d FROM documents WHERE collection_id = $1${filter} ORDER BY d, rowid LIMIT $3`, params);
+    } else {
+      ensureHnsw(c, bits);
+      rows = pg.transaction(() => {
+        pg.query(`SET LOCAL hnsw.ef_search = ${Math.max(options.efSearch ?? 100, k)}`);
+        pg.query("SET LOCAL hnsw.iterative_scan = 'relaxed_order'");
+        return pg.query<{ rowid: number; d: number }>(
+          `SELECT rowid, d FROM (SELECT rowid, ${bitsExpr(bits)} <~> $2::bit(${bits}) AS d FROM documents WHERE collection_id = $1${filter}
+             ORDER BY ${bitsExpr(bits)} <~> $2::bit(${bits}) LIMIT $3) t ORDER BY d, rowid`,
+          params,
+        );
+      });
+    }
+    return { rowids: rows.map((r) => r.rowid), distances: rows.map((r) => Number(r.d)), scanned: rowids ? rowids.length : c.document_count };
+  }
+
   const bump = (collectionId: number) => pg.query('UPDATE collections SET generation = generation + 1 WHERE id = $1', [collectionId]);
 
   return {
@@ -150,7 +206,7 @@ export function createPostgresStore(pg: PgBridge): PostgresStore {
           'INSERT INTO collections (name, fingerprint, dimension, code_bits, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
           [name, fingerprint, dimension, bits, new Date().toISOString()],
         )[0]!;
-        indexes.created(c);
+        if (firstStage === 'memory') indexes.created(c);
         return c;
       } catch (e) {
         if (isUniqueViolation(e)) throw errors.collectionExists(`collection "${name}" already exists`);
@@ -356,12 +412,16 @@ export function createPostgresStore(pg: PgBridge): PostgresStore {
 
     // --- First stage ---------------------------------------------------------------------------
     loadIndexes() {
+      if (firstStage !== 'memory') return listCollections().reduce((n, c) => n + c.document_count, 0);
       sync();
       return indexes.loadIndexes();
     },
     nearest(collectionId, query, k, rowids, planes) {
-      sync();
-      return indexes.nearest(collectionId, query, k, rowids, planes);
+      if (firstStage === 'memory' || planes) {
+        sync();
+        return indexes.nearest(collectionId, query, k, rowids, planes);
+      }
+      return inDatabase(collectionId, query, k, rowids);
     },
     indexStats: (collectionId) => indexes.indexStats(collectionId),
     indexEntries(collectionId) {
