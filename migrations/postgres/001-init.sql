@@ -41,18 +41,33 @@ CREATE FUNCTION document_bytes(d documents) RETURNS BIGINT LANGUAGE sql IMMUTABL
        + octet_length(d.binary_code) + octet_length(d.int8_code)
 $$;
 
-CREATE FUNCTION documents_count() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The counters, by statement (transition tables), not by row: one UPDATE per batch.
+CREATE FUNCTION documents_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    UPDATE collections SET document_count = document_count + 1, payload_bytes = payload_bytes + document_bytes(NEW) WHERE id = NEW.collection_id;
-  ELSIF TG_OP = 'DELETE' THEN
-    UPDATE collections SET document_count = document_count - 1, payload_bytes = payload_bytes - document_bytes(OLD) WHERE id = OLD.collection_id;
-  ELSE
-    UPDATE collections SET payload_bytes = payload_bytes + document_bytes(NEW) - document_bytes(OLD) WHERE id = NEW.collection_id;
-  END IF;
+  UPDATE collections c SET document_count = c.document_count + n.count, payload_bytes = c.payload_bytes + n.bytes
+  FROM (SELECT collection_id, count(*) AS count, sum(document_bytes(r)) AS bytes FROM new_rows r GROUP BY collection_id) n
+  WHERE c.id = n.collection_id;
   RETURN NULL;
 END $$;
-CREATE TRIGGER documents_count AFTER INSERT OR UPDATE OR DELETE ON documents FOR EACH ROW EXECUTE FUNCTION documents_count();
+CREATE FUNCTION documents_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE collections c SET document_count = c.document_count - o.count, payload_bytes = c.payload_bytes - o.bytes
+  FROM (SELECT collection_id, count(*) AS count, sum(document_bytes(r)) AS bytes FROM old_rows r GROUP BY collection_id) o
+  WHERE c.id = o.collection_id;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION documents_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE collections c SET payload_bytes = c.payload_bytes + d.bytes
+  FROM (SELECT collection_id, sum(bytes) AS bytes FROM (
+          SELECT collection_id, document_bytes(r) AS bytes FROM new_rows r
+          UNION ALL SELECT collection_id, -document_bytes(r) FROM old_rows r) x GROUP BY collection_id) d
+  WHERE c.id = d.collection_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER documents_count_insert AFTER INSERT ON documents REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION documents_count_insert();
+CREATE TRIGGER documents_count_delete AFTER DELETE ON documents REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION documents_count_delete();
+CREATE TRIGGER documents_count_update AFTER UPDATE ON documents REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION documents_count_update();
 
 -- Codes of another model staged while a collection is re-encoded (as SQLite's 002).
 CREATE TABLE reencode_codes (
