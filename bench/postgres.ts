@@ -139,6 +139,11 @@ try {
     queryCodes.forEach((q, qi) => {
       if (JSON.stringify(sqlite.nearest(sqliteFill.id, q, CANDIDATES).rowids) === JSON.stringify(exactTop[qi])) same++;
     });
+    const m = percentile(memoryTimes, 0.5);
+    console.log(`  first stage, top ${CANDIDATES}:`);
+    console.log(`    in memory, SQLite store:      ${pp(sqliteTimes)}`);
+    console.log(`    in memory, PostgreSQL store:  ${pp(memoryTimes)} (includes the round trip that reads unseen changes)`);
+    console.log(`    PostgreSQL exact (<~>):       ${pp(exactTimes)} = ${(percentile(exactTimes, 0.5) / m).toFixed(1)}× in memory; same top ${CANDIDATES} as SQLite for ${same} of ${queryCodes.length} queries`);
     const hnsw = open('hnsw');
     const t = performance.now();
     hnsw.nearest(pgFill.id, queryCodes[0]!, CANDIDATES); // builds the index
@@ -149,11 +154,6 @@ try {
         const got = new Set(hnsw.nearest(pgFill.id, q, CANDIDATES).rowids);
         return acc + exactTop[qi]!.filter((r) => got.has(r)).length / CANDIDATES;
       }, 0) / queryCodes.length;
-    const m = percentile(memoryTimes, 0.5);
-    console.log(`  first stage, top ${CANDIDATES}:`);
-    console.log(`    in memory, SQLite store:      ${pp(sqliteTimes)}`);
-    console.log(`    in memory, PostgreSQL store:  ${pp(memoryTimes)} (includes the round trip that reads unseen changes)`);
-    console.log(`    PostgreSQL exact (<~>):       ${pp(exactTimes)} = ${(percentile(exactTimes, 0.5) / m).toFixed(1)}× in memory; same top ${CANDIDATES} as SQLite for ${same} of ${queryCodes.length} queries`);
     console.log(`    PostgreSQL HNSW (ef_search ${efSearch}): ${pp(hnswTimes)} = ${(percentile(hnswTimes, 0.5) / m).toFixed(1)}× in memory; recall of the exact top ${CANDIDATES} ${recall.toFixed(3)}; index built in ${buildSeconds.toFixed(1)} s`);
     rows.push({
       N: fmt(n),

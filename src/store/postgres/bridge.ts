@@ -24,7 +24,8 @@ export class PgError extends Error {
 }
 
 export interface PgBridge {
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): T[];
+  /** `timeoutMs`: the longest wait for this statement (default 120 s) before a 503. */
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: { timeoutMs?: number }): T[];
   /** Runs `fn` between BEGIN and COMMIT (ROLLBACK when it throws). Not reentrant. */
   transaction<T>(fn: () => T): T;
   close(): Promise<void>;
@@ -45,10 +46,11 @@ export function createPgBridge(url: string): PgBridge {
   const unavailable = (why: string) =>
     errors.databaseUnavailable(`the database is unavailable (${why}); retry in a few seconds`, { retryAfterSeconds: 2 });
 
-  function query<T>(sql: string, params: readonly unknown[] = []): T[] {
+  function query<T>(sql: string, params: readonly unknown[] = [], options: { timeoutMs?: number } = {}): T[] {
+    const timeout = options.timeoutMs ?? STATEMENT_TIMEOUT_MS;
     Atomics.store(flag, 0, 0);
     port1.postMessage({ sql, params });
-    if (Atomics.wait(flag, 0, 0, STATEMENT_TIMEOUT_MS) === 'timed-out') throw unavailable(`no answer in ${STATEMENT_TIMEOUT_MS / 1000} s`);
+    if (Atomics.wait(flag, 0, 0, timeout) === 'timed-out') throw unavailable(`no answer in ${timeout / 1000} s`);
     const message = receiveMessageOnPort(port1);
     if (!message) throw errors.internal('the database thread answered nothing');
     const reply = message.message as Reply;

@@ -167,7 +167,10 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
   const bitsExpr = (bits: number) => `substring(binary_bits from 1 for ${bits})::bit(${bits})`;
   function ensureHnsw(c: CollectionRow, bits: number): void {
     if (hnswReady.has(c.id)) return;
-    pg.query(`CREATE INDEX IF NOT EXISTS documents_hnsw_${c.id}_${bits} ON documents USING hnsw ((${bitsExpr(bits)}) bit_hamming_ops) WHERE collection_id = ${c.id}`);
+    // Minutes for millions of documents: the first search waits for it (create it ahead with this statement).
+    pg.query(`CREATE INDEX IF NOT EXISTS documents_hnsw_${c.id}_${bits} ON documents USING hnsw ((${bitsExpr(bits)}) bit_hamming_ops) WHERE collection_id = ${c.id}`, [], {
+      timeoutMs: 6 * 3600_000,
+    });
     hnswReady.add(c.id);
   }
   /** The first stage in PostgreSQL: ORDER BY Hamming distance (exact, or through HNSW). */
