@@ -23,6 +23,9 @@ import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
+/** How often an API process on a shared database checks for a model activated by another. */
+const FOLLOW_INTERVAL_MS = 2000;
+
 export const openapiFile = path.join(projectRoot, 'openapi', 'openapi.json');
 
 /**
@@ -112,6 +115,19 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   const activation = createActivation({ registry, search, meta: store, logger });
   const resumed = await activation.resume();
   if (resumed.length > 0) logger.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
+  // Several API processes on one PostgreSQL database: follow activations made by the others.
+  let following = false;
+  const follower = config.databaseUrl
+    ? setInterval(() => {
+        if (following) return;
+        following = true;
+        activation
+          .follow()
+          .catch((e: unknown) => logger.warn({ err: e }, 'could not follow the model activated by another API process'))
+          .finally(() => (following = false));
+      }, FOLLOW_INTERVAL_MS)
+    : undefined;
+  follower?.unref();
 
   const jobsDb = openJobsDatabase(config.dataDir);
   const jobs = createTrainJobs(jobsDb);
@@ -167,6 +183,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     // resume at the next start), close the model sessions, then the databases.
     async close() {
       clearInterval(reaper);
+      clearInterval(follower);
       await app.close();
       await search.stopBackground();
       await registry.close();
@@ -175,6 +192,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
     },
     async abort() {
       clearInterval(reaper);
+      clearInterval(follower);
       const stopping = search.stopBackground();
       await registry.close();
       await stopping;

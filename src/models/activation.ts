@@ -11,7 +11,7 @@
  * by a restart resume at start. While one runs, the old model is loaded when its bundle is in
  * the models folder, so the collection keeps being searched on its old codes.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
@@ -47,6 +47,13 @@ export interface Activation {
   resume(): Promise<string[]>;
   /** Re-encodes one collection for the served model (POST /collections/{name}/reencode). */
   reencodeCollection(name: string): Promise<CollectionReencode>;
+  /**
+   * With several API processes on one database: serves the model the database says was
+   * activated (by another process), keeping the old model loaded while collections are still
+   * bound to it, and takes over re-encodings no process runs any more (the store lets one
+   * process run each). Returns whether the served model changed.
+   */
+  follow(): Promise<boolean>;
 }
 
 export interface CollectionReencode {
@@ -73,6 +80,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
           const seconds = Math.round((performance.now() - started) / 100) / 10;
           if (outcome === 'done') deps.logger?.info({ collection, fingerprint: target.fingerprint, seconds }, 're-encoding done');
           else if (outcome === 'stopped') deps.logger?.info({ collection, fingerprint: target.fingerprint }, 're-encoding paused; it resumes at the next start');
+          else if (outcome === 'elsewhere') deps.logger?.debug({ collection, fingerprint: target.fingerprint }, 'another API process re-encodes this collection');
           else deps.logger?.info({ collection }, 're-encoding ended: the collection was deleted');
         },
         (e: Error) => deps.logger?.error({ collection, err: e }, 're-encoding failed'),
@@ -93,7 +101,44 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
     }
   };
 
+  /** Old models this process keeps loaded for collections not re-encoded yet (follow). */
+  const kept = new Map<string, () => void>();
+
+  const resume = async () => {
+    const active = registry.active();
+    const resumed: string[] = [];
+    for (const c of search.listCollections()) {
+      if (c.reencode || c.fingerprint === active.fingerprint) continue;
+      if (search.reencodeTarget(c.name) !== active.fingerprint) continue;
+      reencodeInBackground(c.name, active, await oldEncoder(c.fingerprint));
+      resumed.push(c.name);
+    }
+    return resumed;
+  };
+
   return {
+    async follow() {
+      const dir = activatedModelDir(deps.meta);
+      const before = registry.active();
+      let switched = false;
+      if (dir && path.resolve(dir) !== path.resolve(before.bundle.dir)) {
+        const fingerprint = (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { fingerprint: string }).fingerprint;
+        if (fingerprint !== before.fingerprint) {
+          if (!kept.has(before.fingerprint)) kept.set(before.fingerprint, registry.hold(before));
+          await registry.activate(fingerprint);
+          deps.logger?.info({ from: before.fingerprint, to: fingerprint }, 'model activated by another API process; serving it');
+          switched = true;
+        }
+      }
+      const bound = new Set(search.listCollections().map((c) => c.fingerprint));
+      for (const [fingerprint, release] of kept) {
+        if (bound.has(fingerprint)) continue;
+        release();
+        kept.delete(fingerprint);
+      }
+      await resume();
+      return switched;
+    },
     async activate(fingerprint) {
       const busy = search.listCollections().filter((c) => c.reencode);
       if (busy.length > 0 && fingerprint !== registry.active().fingerprint) {
@@ -131,17 +176,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
         releaseBefore();
       }
     },
-    async resume() {
-      const active = registry.active();
-      const resumed: string[] = [];
-      for (const c of search.listCollections()) {
-        if (c.reencode || c.fingerprint === active.fingerprint) continue;
-        if (search.reencodeTarget(c.name) !== active.fingerprint) continue;
-        reencodeInBackground(c.name, active, await oldEncoder(c.fingerprint));
-        resumed.push(c.name);
-      }
-      return resumed;
-    },
+    resume,
     async reencodeCollection(name) {
       const c = search.getCollection(name);
       const active = registry.active();

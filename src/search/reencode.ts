@@ -113,8 +113,14 @@ export function reencode(collections: Collections, name: string, target: Encoder
   if (c.fingerprint === target.fingerprint) return Promise.resolve('done');
   const problem = reencodeProblem(store, c, { fingerprint: target.fingerprint, name: target.bundle.manifest.name, codeBits: supportedCodeBits(target.bundle.manifest) });
   if (problem) throw errors.conflict(problem);
+  if (!store.claimReencode(c.id)) return Promise.resolve('elsewhere');
   // Codes staged before a restart are reused; a document whose text changed since is staged again.
-  store.beginStaging(c.id, target.fingerprint, target.dimension);
+  try {
+    store.beginStaging(c.id, target.fingerprint, target.dimension);
+  } catch (e) {
+    store.releaseReencode(c.id);
+    throw e;
+  }
   const status: ReencodeStatus = {
     targetFingerprint: target.fingerprint,
     done: 0,
@@ -125,7 +131,10 @@ export function reencode(collections: Collections, name: string, target: Encoder
   };
   const migration: Migration = { target, status, running: Promise.resolve('done'), stopped: false, wake: () => {} };
   migrations.set(c.id, migration);
-  migration.running = run(collections, c.id, migration).finally(() => migrations.delete(c.id));
+  migration.running = run(collections, c.id, migration).finally(() => {
+    migrations.delete(c.id);
+    store.releaseReencode(c.id);
+  });
   return migration.running;
 }
 

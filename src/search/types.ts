@@ -82,7 +82,8 @@ export interface ModelState {
 }
 
 /** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */
-export type ReencodeOutcome = 'done' | 'deleted' | 'stopped';
+/** `elsewhere`: another API process on the same database runs it (store.claimReencode). */
+export type ReencodeOutcome = 'done' | 'deleted' | 'stopped' | 'elsewhere';
 
 export interface ReencodeStatus {
   targetFingerprint: string;

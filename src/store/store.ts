@@ -138,6 +138,12 @@ export interface ReencodeStaging {
   stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): number[];
   /** Swaps every staged code in, binds the collection to `fingerprint` and clears the staging, in one transaction. */
   finishReencode(collectionId: number, fingerprint: string, dimension: number): void;
+  /**
+   * Takes the right to re-encode the collection in this process: with several API processes
+   * on one database, one runs a re-encoding and the others follow; false while another holds it.
+   */
+  claimReencode(collectionId: number): boolean;
+  releaseReencode(collectionId: number): void;
 }
 
 /** Service-wide settings that survive restarts (the model activated at run time). */

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBundle } from '../../src/encoder/bundle.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { bundleCopy } from '../helpers/bundles.js';
 import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
@@ -26,10 +28,19 @@ afterAll(() => {
 });
 
 /** A replica: its own data folder (training jobs), the shared database. */
-function replica(url: string): Promise<ServerProcess> {
+function replica(url: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'qembed-replica-'));
   dirs.push(dataDir);
-  return startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_DATABASE_URL: url, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' });
+  return startServer({ QEMBED_MODEL_DIR: FIXTURE_BUNDLE, QEMBED_DATA_DIR: dataDir, QEMBED_DATABASE_URL: url, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn', ...env });
+}
+async function until<T>(what: string, probe: () => Promise<T | undefined>, seconds = 30): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function api(server: ServerProcess, method: string, url: string, body?: unknown) {
@@ -107,6 +118,35 @@ describe.runIf(postgresBin)('API replicas on one PostgreSQL database', () => {
       }
     } finally {
       await b.stop('SIGTERM');
+    }
+  });
+
+  it('follows an activation made on another replica: serves the new model within seconds, while one replica re-encodes', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    const models = mkdtempSync(path.join(tmpdir(), 'qembed-models-'));
+    dirs.push(models);
+    const a = bundleCopy(() => {}, { parent: models, name: 'a' });
+    const b = bundleCopy((m) => (m.calibration.max = m.calibration.max.map((x) => x + 0.05)), { parent: models, name: 'b' });
+    const bFingerprint = (await loadBundle(b)).fingerprint;
+    const env = { QEMBED_MODEL_DIR: a, QEMBED_MODELS_DIR: models };
+    const [one, two] = await Promise.all([replica(url, env), replica(url, env)]);
+    try {
+      expect((await api(one, 'POST', '/collections', { name: 'docs' })).status).toBe(201);
+      for (let i = 0; i < 4; i++) expect((await api(two, 'PUT', '/collections/docs/documents', { documents: batch(i, 50) })).status).toBe(200);
+      expect((await api(one, 'POST', `/models/${bFingerprint}/activate`)).status).toBe(200);
+      // The other replica serves the activated model (it checks every 2 s, then loads it).
+      const started = Date.now();
+      await until('the other replica to serve the activated model', async () => ((await api(two, 'GET', '/health')).json.model as { fingerprint: string }).fingerprint === bFingerprint || undefined);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      // The collection is re-encoded once, then bound to the new model on both.
+      for (const r of [one, two]) {
+        await until('the re-encoding to finish', async () => ((await api(r, 'GET', '/collections/docs')).json.fingerprint === bFingerprint ? true : undefined), 60);
+        const found = await api(r, 'POST', '/search', { collection: 'docs', query: 'batch 2 document', top_k: 1000, rescore: false, filter: { batch: 2 } });
+        expect(found.status).toBe(200);
+        expect(ids(found.json)).toEqual(batch(2, 50).map((d) => d.id).sort());
+      }
+    } finally {
+      await Promise.all([one.stop('SIGTERM'), two.stop('SIGTERM')]);
     }
   });
 

@@ -22,6 +22,8 @@ import { migratePostgres } from './migrate.js';
 
 /** Every transaction that changes codes takes it (see above). */
 const WRITE_LOCK = 7_211_002;
+/** Held (with the collection id) by the process that re-encodes a collection. */
+const REENCODE_LOCK = 7_211;
 /** Rows a paged read takes at a time (iterations over a whole collection). */
 const PAGE = 10_000;
 
@@ -407,6 +409,17 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
       });
       caughtUp(done.before, done.own);
       indexes.swapStaged(collectionId);
+    },
+
+    // A session-level advisory lock: released by the process, or by PostgreSQL when its
+    // connection ends (a process that died), so that another process can take over.
+    claimReencode: (collectionId) => pg.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2::int) AS ok', [REENCODE_LOCK, collectionId])[0]!.ok,
+    releaseReencode(collectionId) {
+      try {
+        pg.query('SELECT pg_advisory_unlock($1, $2::int)', [REENCODE_LOCK, collectionId]);
+      } catch {
+        // the connection is gone, and its locks with it
+      }
     },
 
     // --- Meta ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import type { StorageGuard } from '../storage.js';
 import type { ReencodeStaging, StagedCodes } from '../store.js';
 
 /** The SQLite staging, plus what the in-memory first stage loads a staged index from. */
-export interface SqliteReencodeStaging extends ReencodeStaging {
+export interface SqliteReencodeStaging extends Omit<ReencodeStaging, 'claimReencode' | 'releaseReencode'> {
   stagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
 }
 

@@ -82,6 +82,9 @@ export function createSqliteStore(db: Db): Store {
       staging.finishReencode(collectionId, fingerprint, dimension);
       indexes.swapStaged(collectionId);
     },
+    // One process holds the SQLite file (an exclusive lock): it always may.
+    claimReencode: () => true,
+    releaseReencode: () => undefined,
     databaseBytes: () => (pages.get() as { bytes: number }).bytes,
     ensureRoom: () => storage.ensureRoom(),
     probeWritable: () => probeWritable(db),
