@@ -12,7 +12,8 @@
  *            and the HNSW index (its build time, and its recall of the exact top 40);
  *   size     database bytes per document, PostgreSQL against SQLite.
  *
- * Options: --sizes N,N, --searches N (default 200), --ef-search N (default 100).
+ * Options: --sizes N,N, --searches N (default 200), --ef-search N (default 100), --hnsw-max N
+ * (no HNSW above N documents).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,7 +21,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Encoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
+import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
 import { openPostgresStore, type PgFirstStage } from '../src/store/postgres/postgres-store.js';
 import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -33,6 +36,8 @@ const { values: opts } = parseArgs({
     sizes: { type: 'string', default: '100000,1000000' },
     searches: { type: 'string', default: '200' },
     'ef-search': { type: 'string', default: '100' },
+    // HNSW builds take minutes at a million documents on 2 cores: skip them above this size.
+    'hnsw-max': { type: 'string', default: '100000000' },
   },
 });
 const sizes = opts.sizes.split(',').map(Number);
@@ -65,6 +70,19 @@ function fill(store: Store, n: number, codes: Uint8Array, realInt8: Int8Array[])
   const t = performance.now();
   for (let start = 0; start < n; start += 2000) store.writeBatch(c.id, documents(codes, realInt8, start, Math.min(n, start + 2000)), []);
   return { id: c.id, seconds: (performance.now() - t) / 1000 };
+}
+
+async function searchTimes(store: Store): Promise<number[]> {
+  const encoder = { fingerprint: real.fingerprint, dimension: DIM, quantizer: real.quantizer, bundle: { fingerprint: real.fingerprint, manifest: { name: 'bench' } } } as unknown as Encoder;
+  const service = createSearchService({ store, encoder: () => encoder });
+  const out: number[] = [];
+  for (let i = -10; i < searches; i++) {
+    const qi = ((i % real.queries.length) + real.queries.length) % real.queries.length;
+    const t = performance.now();
+    await service.search({ collection: 'bench', vector: Array.from(real.queries[qi]!), topK: 10, rescoreMultiplier: 4 });
+    if (i >= 0) out.push(performance.now() - t);
+  }
+  return out;
 }
 
 function times(fn: (qi: number) => unknown): number[] {
@@ -144,6 +162,18 @@ try {
     console.log(`    in memory, SQLite store:      ${pp(sqliteTimes)}`);
     console.log(`    in memory, PostgreSQL store:  ${pp(memoryTimes)} (includes the round trip that reads unseen changes)`);
     console.log(`    PostgreSQL exact (<~>):       ${pp(exactTimes)} = ${(percentile(exactTimes, 0.5) / m).toFixed(1)}× in memory; same top ${CANDIDATES} as SQLite for ${same} of ${queryCodes.length} queries`);
+    const fullSqlite = await searchTimes(sqlite);
+    const fullMemory = await searchTimes(memory);
+    const fullExact = await searchTimes(exact);
+    console.log(`  search (top_k 10 × multiplier 4, int8 rescoring, hits read): SQLite ${pp(fullSqlite)}; PostgreSQL in memory ${pp(fullMemory)}; PostgreSQL exact ${pp(fullExact)}`);
+    if (n > Number(opts['hnsw-max'])) {
+      console.log(`  HNSW: not measured above --hnsw-max ${fmt(Number(opts['hnsw-max']))}\n`);
+      rows.push({ N: fmt(n), 'ingest 1 / 2 processes (docs/s)': `${fmt(Math.round(one))} / ${fmt(Math.round(two))}`, 'bytes/doc PG / SQLite': `${(pgBytes / n).toFixed(0)} / ${(sqliteBytes / n).toFixed(0)}`, 'memory p50 (PG store)': `${m.toFixed(2)} ms`, 'exact p50 (× memory)': `${percentile(exactTimes, 0.5).toFixed(2)} ms (${(percentile(exactTimes, 0.5) / m).toFixed(1)}×)`, 'same top-40 as SQLite': `${same}/${queryCodes.length}`, 'search p50 SQLite / PG memory / PG exact': [fullSqlite, fullMemory, fullExact].map((v) => percentile(v, 0.5).toFixed(2)).join(' / ') + ' ms' });
+      await Promise.all([memory.close(), exact.close()]);
+      sqliteDb.close();
+      rmSync(dir, { recursive: true, force: true });
+      continue;
+    }
     const hnsw = open('hnsw');
     const t = performance.now();
     hnsw.nearest(pgFill.id, queryCodes[0]!, CANDIDATES); // builds the index
@@ -154,6 +184,8 @@ try {
         const got = new Set(hnsw.nearest(pgFill.id, q, CANDIDATES).rowids);
         return acc + exactTop[qi]!.filter((r) => got.has(r)).length / CANDIDATES;
       }, 0) / queryCodes.length;
+    const fullHnsw = await searchTimes(hnsw);
+    console.log(`  search with the HNSW first stage: ${pp(fullHnsw)}`);
     console.log(`    PostgreSQL HNSW (ef_search ${efSearch}): ${pp(hnswTimes)} = ${(percentile(hnswTimes, 0.5) / m).toFixed(1)}× in memory; recall of the exact top ${CANDIDATES} ${recall.toFixed(3)}; index built in ${buildSeconds.toFixed(1)} s`);
     rows.push({
       N: fmt(n),
@@ -164,6 +196,7 @@ try {
       'same top-40 as SQLite': `${same}/${queryCodes.length}`,
       'HNSW p50 (× memory)': `${percentile(hnswTimes, 0.5).toFixed(2)} ms (${(percentile(hnswTimes, 0.5) / m).toFixed(1)}×)`,
       'HNSW recall@40': recall.toFixed(3),
+      'search p50 SQLite / PG memory / PG exact / PG HNSW': [fullSqlite, fullMemory, fullExact, fullHnsw].map((v) => `${percentile(v, 0.5).toFixed(2)}`).join(' / ') + ' ms',
     });
     await Promise.all([memory.close(), exact.close(), hnsw.close()]);
     sqliteDb.close();
