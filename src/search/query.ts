@@ -16,6 +16,12 @@ import type { Collections } from './collections.js';
 import { parseMetadata, storedText, vectorProblem } from './documents.js';
 import type { SearchRequest, SearchResponse } from './types.js';
 
+/**
+ * A candidate's row is gone: deleted by another API process on a shared database between the
+ * first stage and the reads (one process alone can never see this). The search runs again.
+ */
+class RowsChanged extends Error {}
+
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 1000) / 1000;
 
 /** Candidates ordered by int8 score, ties by Hamming distance then rowid (a stable order). */
@@ -24,13 +30,23 @@ function rescore(store: Store, quantizer: Quantizer, query: Float32Array, rowids
   const codes = store.int8Codes(rowids);
   const scored = rowids.map((rowid, i) => {
     const code = codes[i];
-    if (!code) throw errors.internal(`document rowid ${rowid} is in the index but not in the database`);
+    if (!code) throw new RowsChanged(`document rowid ${rowid} is in the index but not in the database`);
     return { rowid, distance: distances[i]!, score: scoreInt8(folded, new Int8Array(code.buffer, code.byteOffset, code.length)) };
   });
   return scored.sort((a, b) => b.score - a.score || a.distance - b.distance || a.rowid - b.rowid);
 }
 
 export async function search(collections: Collections, request: SearchRequest, attempt = 1): Promise<SearchResponse> {
+  try {
+    return await searchOnce(collections, request, attempt);
+  } catch (e) {
+    if (!(e instanceof RowsChanged)) throw e;
+    if (attempt < 3) return search(collections, request, attempt + 1);
+    throw errors.internal(e.message);
+  }
+}
+
+async function searchOnce(collections: Collections, request: SearchRequest, attempt: number): Promise<SearchResponse> {
   const { store } = collections.deps;
   const topK = request.topK ?? 10;
   const multiplier = request.rescoreMultiplier ?? 4;
@@ -98,7 +114,7 @@ export async function search(collections: Collections, request: SearchRequest, a
   const docs = store.documentsByRowid(ranked.map((r) => r.rowid));
   const hits = ranked.map((r, i) => {
     const d = docs[i];
-    if (!d) throw errors.internal(`document rowid ${r.rowid} is in the index but not in the database`);
+    if (!d) throw new RowsChanged(`document rowid ${r.rowid} is in the index but not in the database`);
     return { id: d.docId, score: r.score, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata) };
   });
   return {

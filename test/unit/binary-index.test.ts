@@ -174,6 +174,21 @@ describe('the binary index', () => {
     expect(index.search(new Uint8Array(8), 3).rowids).toEqual([1, 3, 4]);
   });
 
+  it('searches indexes whose codes end anywhere (the scratch area is aligned after them)', () => {
+    for (const bytes of [1, 2, 3, 5, 6, 7, 9]) {
+      const next = rng(bytes + 100);
+      for (const n of [1, 3, 7, 13]) {
+        const docs = new Map<number, Uint8Array>();
+        for (let r = 1; r <= n; r++) docs.set(r, randomCode(next, bytes));
+        const index = createBinaryIndex(bytes, n, docs.entries());
+        const query = randomCode(next, bytes);
+        expect(index.search(query, 5).rowids).toEqual(bruteForce(docs, query, 5).map((w) => w.rowid));
+        const only = [...new Set([1, n])];
+        expect(index.search(query, 2, only).rowids).toEqual(bruteForce(docs, query, 2, only).map((w) => w.rowid));
+      }
+    }
+  });
+
   it('refuses appends out of rowid order and codes of the wrong size', () => {
     const index = createBinaryIndex(4);
     index.upsert(5, new Uint8Array(4));

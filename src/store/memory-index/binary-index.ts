@@ -66,6 +66,8 @@ export interface BinaryIndex {
   packed(): { rowids: Uint32Array; codes: Uint8Array };
   /** Tells the scan threads to let go of this index (it is no longer used). */
   release(): void;
+  /** Whether `rowid` is a live document of the index. */
+  has(rowid: number): boolean;
 }
 
 /**
@@ -222,13 +224,14 @@ export function createBinaryIndex(
     const maxDistance = planes ? 14 * dimension : dimension;
     // A scan of every document is split over the scan threads when each gets enough of them.
     const threads = filter ? 1 : Math.max(1, Math.min(pool().threads, Math.floor(used / minPartSlots)));
-    const need = 4 * queryBytes + threads * cap * 8 + LIST_CHUNK * 4;
+    // The scratch area starts at the first multiple of 8 after the codes (pairs are u32 views).
+    const need = 8 + 4 * queryBytes + threads * cap * 8 + LIST_CHUNK * 4;
     if (need > scratchBytes || capacity * codeBytes + need > memory.buffer.byteLength) {
       scratchBytes = Math.max(need, scratchBytes);
       ensureMemory(capacity, scratchBytes);
     }
     const scan = planes ? kernel.scanAsymmetric : kernel.scan;
-    const base = capacity * codeBytes;
+    const base = Math.ceil((capacity * codeBytes) / 8) * 8;
     const queryPtr = base;
     const outPtr = base + 4 * queryBytes;
     const listPtr = outPtr + threads * cap * 8;
@@ -333,6 +336,10 @@ export function createBinaryIndex(
     search,
     release() {
       (options.pool ?? scanPool()).detach(id);
+    },
+    has(rowid) {
+      const slot = slotOf(rowid);
+      return slot >= 0 && !isDead(slot);
     },
     *entries() {
       for (let slot = 0; slot < used; slot++) {

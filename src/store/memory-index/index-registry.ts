@@ -33,6 +33,8 @@ export interface IndexRegistry extends FirstStage {
   staged(collectionId: number, rows: readonly { rowid: number; code: Uint8Array }[]): void;
   /** The staged codes became the collection's codes. */
   swapStaged(collectionId: number): void;
+  /** The rowids of `rowids` the collection's index holds (loading it first if needed). */
+  present(collectionId: number, rowids: readonly number[]): number[];
 }
 
 /** The pairs with each code cut to its first `bytes` bytes (a view, nothing copied). */
@@ -97,6 +99,10 @@ export function createIndexRegistry(source: CodeSource): IndexRegistry {
         : null;
     },
     indexEntries: (collectionId) => indexOf(collectionId).entries(),
+    present(collectionId, rowids) {
+      const index = indexOf(collectionId);
+      return rowids.filter((r) => index.has(r));
+    },
     persistFirstStage() {
       for (const [id, index] of indexes) {
         const c = source.collection(id);

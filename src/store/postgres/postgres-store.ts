@@ -435,7 +435,8 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
     nearest(collectionId, query, k, rowids, planes) {
       if (firstStage === 'memory' || planes) {
         sync();
-        return indexes.nearest(collectionId, query, k, rowids, planes);
+        // A filter's rowids were read before this sync: another process may have deleted some since.
+        return indexes.nearest(collectionId, query, k, rowids && indexes.present(collectionId, rowids), planes);
       }
       return inDatabase(collectionId, query, k, rowids);
     },
