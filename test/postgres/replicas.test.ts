@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
+import { ingestUntilKilled } from '../helpers/ingest-kill.js';
 import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
@@ -86,27 +87,7 @@ describe.runIf(postgresBin)('API replicas on one PostgreSQL database', () => {
     const [a, b] = await Promise.all([replica(url), replica(url)]);
     try {
       expect((await api(a, 'POST', '/collections', { name: 'bulk' })).status).toBe(201);
-      const acknowledged = new Set<number>();
-      const sent = new Set<number>();
-      let next = 0;
-      let killed = false;
-      const worker = async () => {
-        while (!killed) {
-          const n = next++;
-          sent.add(n);
-          try {
-            const res = await api(a, 'PUT', '/collections/bulk/documents', { documents: batch(n, 30) });
-            if (res.status === 200 && !killed) acknowledged.add(n);
-            if (acknowledged.size >= 8 && !killed) {
-              killed = true;
-              a.proc.kill('SIGKILL');
-            }
-          } catch {
-            return; // the connection died with the replica
-          }
-        }
-      };
-      await Promise.all([worker(), worker(), worker()]);
+      const { acknowledged, sent } = await ingestUntilKilled(a, 8, async (n) => (await api(a, 'PUT', '/collections/bulk/documents', { documents: batch(n, 30) })).status);
       expect((await a.exited).signal).toBe('SIGKILL');
       expect(sent.size).toBeGreaterThan(acknowledged.size);
       // Through the other replica: every acknowledged batch whole, every other whole or absent.

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { runQembed } from '../helpers/cli.js';
+import { ingestUntilKilled } from '../helpers/ingest-kill.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
 const dataDirs: string[] = [];
@@ -39,27 +40,7 @@ describe('a server killed with SIGKILL during a large ingest', () => {
 
     // Ingest with three batches in flight; kill the process once `killAfter` are acknowledged,
     // while the others are being encoded or written.
-    const acknowledged = new Set<number>();
-    const sent = new Set<number>();
-    let next = 0;
-    let killed = false;
-    const worker = async () => {
-      while (!killed) {
-        const b = next++;
-        sent.add(b);
-        try {
-          const res = await api(server, 'PUT', '/collections/bulk/documents', { documents: batchDocs(b) });
-          if (res.status === 200 && !killed) acknowledged.add(b);
-          if (acknowledged.size >= killAfter && !killed) {
-            killed = true;
-            server.proc.kill('SIGKILL');
-          }
-        } catch {
-          return; // the connection died with the server
-        }
-      }
-    };
-    await Promise.all([worker(), worker(), worker()]);
+    const { acknowledged, sent, next } = await ingestUntilKilled(server, killAfter, async (b) => (await api(server, 'PUT', '/collections/bulk/documents', { documents: batchDocs(b) })).status);
     expect((await server.exited).signal).toBe('SIGKILL');
     expect(acknowledged.size).toBeGreaterThanOrEqual(killAfter);
     // Batches were in flight when it died.
