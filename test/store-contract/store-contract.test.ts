@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QembedError } from '../../src/errors.js';
 import { openDatabase } from '../../src/store/database.js';
-import { createPostgresStore, type PgFirstStage, type PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.js';
 import { createPgBridge } from '../../src/store/postgres/bridge.js';
 import { migratePostgres } from '../../src/store/postgres/migrate.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -42,7 +42,7 @@ interface Backend {
   /** A store over a fresh database. */
   open(): Store;
   /** A second process's view of the same database (PostgreSQL only). */
-  reopen?(store: Store): Store;
+  reopen?(store: Store, options?: PostgresStoreOptions): Store;
 }
 
 postgresNotice('the storage contract suite');
@@ -52,10 +52,10 @@ const pgStores: PostgresStore[] = [];
 const urls = new WeakMap<Store, string>();
 const backends: Backend[] = [{ name: 'SQLite', open: () => createSqliteStore(openDatabase({ file: ':memory:' })) }];
 if (postgresBin) {
-  const pgOpen = (url: string, firstStage: PgFirstStage = 'memory') => {
+  const pgOpen = (url: string, options: PostgresStoreOptions = {}) => {
     const bridge = createPgBridge(url);
     migratePostgres(bridge);
-    const store = createPostgresStore(bridge, { firstStage });
+    const store = createPostgresStore(bridge, options);
     pgStores.push(store);
     urls.set(store, url);
     return store;
@@ -63,10 +63,10 @@ if (postgresBin) {
   backends.push({
     name: 'PostgreSQL',
     open: () => pgOpen(pgServer!.database(`contract_${++databases}`)),
-    reopen: (store) => pgOpen(urls.get(store)!),
+    reopen: (store, options) => pgOpen(urls.get(store)!, options),
   });
   // The first stage inside PostgreSQL (ORDER BY <~>) must answer exactly as the index does.
-  backends.push({ name: 'PostgreSQL, exact first stage in SQL', open: () => pgOpen(pgServer!.database(`contract_${++databases}`), 'exact') });
+  backends.push({ name: 'PostgreSQL, exact first stage in SQL', open: () => pgOpen(pgServer!.database(`contract_${++databases}`), { firstStage: 'exact' }) });
 }
 
 beforeAll(async () => {
@@ -242,5 +242,24 @@ describe.runIf(postgresBin)('PostgreSQL shared by several processes', () => {
     a.stageCodes(c.id, 'new', pending.map((p) => ({ rowid: p.rowid, textSha256: p.textSha256, binaryCode: Uint8Array.of(9, 9, 9, 9), int8Code: new Int8Array(32) })));
     a.finishReencode(c.id, 'new', 32);
     expect(new Set([...b.indexEntries(c.id)].map((e) => Array.from(e.code).join()))).toEqual(new Set(['9,9,9,9']));
+  });
+
+  it('prunes old changes, and a process that had not read them loads its indexes again', () => {
+    const writer = postgres.open();
+    const pruning = postgres.reopen!(writer, { keepChanges: 3, pruneEvery: 1 });
+    const idle = postgres.reopen!(writer);
+    const c = writer.createCollection('c', 'fp', 32);
+    pruning.writeBatch(c.id, [doc('first')], []);
+    expect(idle.nearest(c.id, code(), 5).rowids).toHaveLength(1); // its index is loaded
+    for (let i = 0; i < 8; i++) {
+      pruning.writeBatch(c.id, [doc(`p${i}`), doc(`q${i}`)], []);
+      pruning.deleteDocuments(c.id, [`q${i}`]);
+    }
+    const rows = [...writer.iterateBinaryCodes(c.id)].map(([r, b]) => [r, Array.from(b)]);
+    expect(rows).toHaveLength(9);
+    for (const store of [idle, writer, pruning]) {
+      expect(store.nearest(c.id, code(), 20).rowids).toHaveLength(9);
+      expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(rows);
+    }
   });
 });

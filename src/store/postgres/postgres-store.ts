@@ -60,6 +60,10 @@ export interface PostgresStoreOptions {
   firstStage?: PgFirstStage;
   /** hnsw.ef_search of the HNSW first stage (at least the candidates asked for). */
   efSearch?: number;
+  /** Changes kept for processes that have not caught up (default 1,000,000); one further behind reloads its indexes. */
+  keepChanges?: number;
+  /** A process prunes older changes once every this many of its writes (default 1,000). */
+  pruneEvery?: number;
 }
 
 /** Connects, migrates and returns the store (throws 503 when the database cannot be reached). */
@@ -108,8 +112,27 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
   const indexes = createIndexRegistry({ collection: collectionById, collections: listCollections, codes: binaryCodes, stagedCodes });
 
   // --- Keeping this process's indexes in step with the others' writes -----------------------
-  let seen = pg.query<{ seq: number }>('SELECT coalesce(max(seq), 0) AS seq FROM changes')[0]!.seq;
-  const unseen = () => pg.query<Change>('SELECT seq, collection_id, rowid, deleted FROM changes WHERE seq > $1 ORDER BY seq', [seen]);
+  let seen = pg.query<{ seq: number }>("SELECT greatest(coalesce(max(seq), 0), coalesce((SELECT value::bigint FROM meta WHERE key = 'changes_pruned_through'), 0)) AS seq FROM changes")[0]!.seq;
+  const keepChanges = options.keepChanges ?? 1_000_000;
+  const pruneEvery = options.pruneEvery ?? 1000;
+  let writes = 0;
+  /**
+   * The changes this process has not seen, in commit order. When some of them were pruned
+   * (the first row then says through which seq), its indexes are dropped and loaded again from
+   * the rows at their next use, which holds everything committed so far.
+   */
+  function unseen(): Change[] {
+    const rows = pg.query<Change>(
+      `SELECT seq, collection_id, rowid, deleted FROM changes WHERE seq > $1
+       UNION ALL SELECT -1, value::bigint, 0, false FROM meta WHERE key = 'changes_pruned_through' AND value::bigint > $1
+       ORDER BY seq`,
+      [seen],
+    );
+    if (rows[0]?.seq !== -1) return rows;
+    for (const c of listCollections()) indexes.dropped(c.id);
+    seen = rows[0].collection_id;
+    return rows.slice(1);
+  }
 
   /** Applies changes read from the table (in commit order); the codes of written rows are read now. */
   function apply(changes: readonly Change[]): void {
@@ -155,6 +178,18 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[]) RETURNING seq, collection_id, rowid, deleted`,
               [changes.map((c) => c.collection_id), changes.map((c) => c.rowid), changes.map((c) => c.deleted)],
             );
+      // Now and then, the oldest changes go: a process that had not read them reloads its indexes.
+      if (own.length > 0 && ++writes % pruneEvery === 0) {
+        const through = own[own.length - 1]!.seq - keepChanges;
+        if (through > 0) {
+          pg.query('DELETE FROM changes WHERE seq <= $1', [through]);
+          pg.query(
+            `INSERT INTO meta (key, value) VALUES ('changes_pruned_through', $1)
+             ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value::bigint, excluded.value::bigint)::text`,
+            [String(through)],
+          );
+        }
+      }
       return { result, before, own };
     });
   }
