@@ -105,6 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     throw new ConfigError(`QEMBED_HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not exceed QEMBED_REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`);
   }
+  if (config.databaseUrl && !/^postgres(ql)?:\/\/[^\s]+$/.test(config.databaseUrl)) {
+    throw new ConfigError('QEMBED_DATABASE_URL must be a PostgreSQL URL: postgres://user:password@host:port/database');
+  }
   if (config.queueSize < config.maxInputs) {
     throw new ConfigError(`QEMBED_QUEUE_SIZE (${config.queueSize}) must be at least QEMBED_MAX_INPUTS (${config.maxInputs}), or full-size requests could never run`);
   }

@@ -27,6 +27,8 @@ describe('loadConfig', () => {
     [{ QEMBED_DATA_DIR: ' ' }, /must not be empty/],
     [{ QEMBED_MAX_INPUTS: '500', QEMBED_QUEUE_SIZE: '100' }, /QUEUE_SIZE/],
     [{ QEMBED_MAXINPUTS: '5' }, /unknown setting/],
+    [{ QEMBED_DATABASE_URL: 'mysql://x@y/z' }, /PostgreSQL URL/],
+    [{ QEMBED_PG_FIRST_STAGE: 'ivf' }, /one of memory, exact, hnsw/],
   ])('refuses %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
