@@ -34,7 +34,7 @@ export function errorResponses(...given: number[]): Record<number, unknown> {
     405: 'Method not allowed on this path (the Allow header lists those that are)',
     415: 'Body is not application/json',
     429: 'The model queue is full; retry after the Retry-After header',
-    503: 'Not ready or shutting down',
+    503: 'Not ready, shutting down, or the database unavailable (retry after the Retry-After header)',
   };
   return Object.fromEntries(statuses.map((s) => [s, { description: describe[s] ?? 'Error', ...errorRef }]));
 }
