@@ -235,6 +235,17 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
     return { rowids: rows.map((r) => r.rowid), distances: rows.map((r) => Number(r.d)), scanned: rowids ? rowids.length : c.document_count };
   }
 
+  /** Documents without staged codes of their current text for `fingerprint`. */
+  const countPending = (collectionId: number, fingerprint: string) =>
+    pg.query<{ n: number }>(
+      `SELECT count(*) AS n FROM documents d
+       LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = $1 AND r.text_sha256 = d.text_sha256
+       WHERE d.collection_id = $2 AND r.rowid IS NULL`,
+      [fingerprint, collectionId],
+    )[0]!.n;
+  const setMeta = (key: string, value: string): void =>
+    void pg.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+
   const bump = (collectionId: number) => pg.query('UPDATE collections SET generation = generation + 1 WHERE id = $1', [collectionId]);
 
   return {
@@ -398,13 +409,7 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
          WHERE d.collection_id = $2 AND d.rowid > $3 AND r.rowid IS NULL ORDER BY d.rowid LIMIT $4`,
         [fingerprint, collectionId, afterRowid, limit],
       ),
-    countPendingReencode: (collectionId, fingerprint) =>
-      pg.query<{ n: number }>(
-        `SELECT count(*) AS n FROM documents d
-         LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = $1 AND r.text_sha256 = d.text_sha256
-         WHERE d.collection_id = $2 AND r.rowid IS NULL`,
-        [fingerprint, collectionId],
-      )[0]!.n,
+    countPendingReencode: countPending,
     stageCodes(collectionId, fingerprint, rows: readonly StagedCodes[]) {
       indexes.reserveStaged(collectionId, rows.length);
       const staged = pg.query<{ rowid: number }>(
@@ -418,20 +423,16 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
         [collectionId, fingerprint, rows.map((r) => r.rowid), rows.map((r) => r.textSha256), rows.map((r) => r.binaryCode), rows.map((r) => r.int8Code)],
       );
       const done = new Set(staged.map((r) => r.rowid));
+      const kept = rows.filter((r) => done.has(r.rowid));
       indexes.staged(
         collectionId,
-        rows.filter((r) => done.has(r.rowid)).map((r) => ({ rowid: r.rowid, code: r.binaryCode })),
+        kept.map((r) => ({ rowid: r.rowid, code: r.binaryCode })),
       );
-      return rows.filter((r) => done.has(r.rowid)).map((r) => r.rowid);
+      return kept.map((r) => r.rowid);
     },
     finishReencode(collectionId, fingerprint, dimension) {
       const done = writing(() => {
-        const pending = pg.query<{ n: number }>(
-          `SELECT count(*) AS n FROM documents d
-           LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = $1 AND r.text_sha256 = d.text_sha256
-           WHERE d.collection_id = $2 AND r.rowid IS NULL`,
-          [fingerprint, collectionId],
-        )[0]!.n;
+        const pending = countPending(collectionId, fingerprint);
         if (pending !== 0) throw new Error(`${pending} documents have no staged codes yet`);
         pg.query(
           `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code
@@ -459,7 +460,7 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
 
     // --- Meta ----------------------------------------------------------------------------------
     getMeta: (key) => pg.query<{ value: string }>('SELECT value FROM meta WHERE key = $1', [key])[0]?.value,
-    setMeta: (key, value) => void pg.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]),
+    setMeta,
 
     // --- First stage ---------------------------------------------------------------------------
     loadIndexes() {
@@ -486,7 +487,7 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
     // --- Storage -------------------------------------------------------------------------------
     databaseBytes: () => pg.query<{ bytes: number }>('SELECT pg_database_size(current_database()) AS bytes')[0]!.bytes,
     ensureRoom: () => undefined,
-    probeWritable: () => void pg.query("INSERT INTO meta (key, value) VALUES ('health_probe', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [new Date().toISOString()]),
+    probeWritable: () => setMeta('health_probe', new Date().toISOString()),
     storageStatus: () => ({ full: false, since: null, message: null }),
     close: () => pg.close(),
   };
