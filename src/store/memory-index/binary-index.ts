@@ -19,7 +19,7 @@ import { errors } from '../../errors.js';
 import type { FirstStageResult, IndexEntry } from '../store.js';
 import { createHammingKernel, hammingModule, type HammingKernel } from './hamming-kernel.js';
 import { scanPool, type ScanPool, type ScanTarget } from './scan-pool.js';
-import { prunePairs, scanSlots } from './scan-range.mjs';
+import { collect, prunePairs, scanSlots } from './scan-range.mjs';
 
 const PAGE = 65536;
 /** Slots of a filter's rowid list passed to the kernel at a time. */
@@ -284,8 +284,9 @@ export function createBinaryIndex(
     const scanList = asymmetric ? kernel.scanListAsymmetric : kernel.scanList;
     const pairs = new Uint32Array(memory.buffer, outPtr, cap * 2);
     const list = new Uint32Array(memory.buffer, listPtr, LIST_CHUNK);
-    let thr = maxDistance;
-    let have = 0;
+    // The kernel's list entry, with the list's address bound: positions are list positions.
+    const scan = (start: number, end: number, q: number, thr: number, out: number, room: number) => scanList(listPtr, start, end, q, thr, out, room);
+    const state = { have: 0, thr: maxDistance };
     let from = 0;
     for (let start = 0; start < filter.length; start += LIST_CHUNK) {
       const end = Math.min(filter.length, start + LIST_CHUNK);
@@ -295,14 +296,9 @@ export function createBinaryIndex(
         list[j - start] = slot;
         from = slot + 1;
       }
-      let i = 0;
-      while (i < end - start && thr >= 0) {
-        i = scanList(listPtr, i, end - start, queryPtr, thr, outPtr + have * 8, cap - have);
-        have += kernel.written();
-        if (have === cap) ({ n: have, thr } = prunePairs(pairs, have, k, maxDistance, tombs));
-      }
+      collect(scan, kernel.written, { start: 0, end: end - start, queryPtr, outPtr, pairs, cap, keep: k, maxDistance, tomb: tombs }, state);
     }
-    return { pairs, have: prunePairs(pairs, have, k, maxDistance, tombs).n };
+    return { pairs, have: prunePairs(pairs, state.have, k, maxDistance, tombs).n };
   }
 
   return {

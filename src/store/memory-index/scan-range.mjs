@@ -75,14 +75,28 @@ export function prunePairs(pairs, n, keep, maxDistance, tomb) {
  * @returns {number}
  */
 export function scanSlots(scan, written, job) {
+  const state = { have: 0, thr: job.maxDistance };
+  collect(scan, written, job, state);
+  return prunePairs(job.pairs, state.have, job.keep, job.maxDistance, job.tomb).n;
+}
+
+/**
+ * Scans positions [start, end) with `scan`, appending to the pairs `state.have` already holds
+ * and pruning them to the best `keep` (lowering `state.thr`) whenever the area fills: a search
+ * over several ranges (a filter's list, chunk by chunk) carries `state` from one to the next.
+ * The pairs are not pruned at the end: the caller does it once all ranges are scanned.
+ *
+ * @param {ScanFunction} scan
+ * @param {() => number} written
+ * @param {{ start: number, end: number, queryPtr: number, outPtr: number, pairs: Uint32Array, cap: number, keep: number, maxDistance: number, tomb: Uint8Array | null }} job
+ * @param {{ have: number, thr: number }} state
+ */
+export function collect(scan, written, job, state) {
   const { start, end, queryPtr, outPtr, pairs, cap, keep, maxDistance, tomb } = job;
-  let thr = maxDistance;
-  let have = 0;
   let i = start;
-  while (i < end && thr >= 0) {
-    i = scan(i, end, queryPtr, thr, outPtr + have * 8, cap - have);
-    have += written();
-    if (have === cap) ({ n: have, thr } = prunePairs(pairs, have, keep, maxDistance, tomb));
+  while (i < end && state.thr >= 0) {
+    i = scan(i, end, queryPtr, state.thr, outPtr + state.have * 8, cap - state.have);
+    state.have += written();
+    if (state.have === cap) ({ n: state.have, thr: state.thr } = prunePairs(pairs, state.have, keep, maxDistance, tomb));
   }
-  return prunePairs(pairs, have, keep, maxDistance, tomb).n;
 }
