@@ -1,57 +1,21 @@
 /**
- * Loading and checking a model bundle (docs/model-bundle.md): the manifest is the contract
- * between the worker that writes bundles and this service, so every field is checked and a
- * mismatch stops the service with a message that says what is wrong.
+ * Loading a model bundle (docs/model-bundle.md): its files, its manifest (read and checked by
+ * manifest.ts) and its fingerprint recomputed from the files, so that a bundle changed after
+ * the worker wrote it stops the service with a message that says what is wrong.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
+import { BUNDLE_FORMAT, type InputType, type Manifest } from '../contracts/manifest.js';
 import type { CalibrationRanges } from '../quantization/quantize.js';
+import { BundleError, MANIFEST_FILE, readManifest } from './manifest.js';
 
-export const BUNDLE_FORMAT = 'qembed.bundle/v1';
-export const POOLINGS = ['mean', 'cls', 'lasttoken'] as const;
-export const INPUT_TYPES = ['query', 'document'] as const;
-export type InputType = (typeof INPUT_TYPES)[number];
-
-export interface Manifest {
-  format: typeof BUNDLE_FORMAT;
-  name: string;
-  fingerprint: string;
-  source: { model: string; package?: string; weights_sha256?: string; [k: string]: unknown };
-  created_at?: string;
-  created_by?: string;
-  dimension: number;
-  max_tokens: number;
-  pooling: (typeof POOLINGS)[number];
-  normalize: boolean;
-  prompts: Record<InputType, string>;
-  weights: { precision: 'float32' | 'float16' | 'int8'; method?: string; [k: string]: unknown };
-  onnx: { inputs: string[]; output: string };
-  calibration: {
-    method: 'minmax' | 'quantile';
-    quantile?: number | null;
-    corpus?: Record<string, unknown>;
-    min: number[];
-    max: number[];
-  };
-  training?: Record<string, unknown> | null;
-  evaluation?: Record<string, unknown> | null;
-  /**
-   * Binary code lengths the model was trained for, longest (the dimension) first: each is the
-   * signs of the embedding's first N dimensions (a compact first stage). Absent: the full
-   * length only.
-   */
-  binary_code_bits?: number[];
-}
+export { BUNDLE_FORMAT, INPUT_TYPES, type InputType, type Manifest, POOLINGS } from '../contracts/manifest.js';
+export { BundleError, supportedCodeBits, validateManifest } from './manifest.js';
 
 /** Whether `model` names this bundle: its fingerprint or its manifest name (what requests may send). */
 export const namesBundle = (bundle: Bundle, model: string): boolean => model === bundle.fingerprint || model === bundle.manifest.name;
-
-/** The binary code lengths a bundle supports: its manifest's list, or the full length only. */
-export function supportedCodeBits(manifest: Manifest): number[] {
-  return manifest.binary_code_bits ?? [manifest.dimension];
-}
 
 export interface Bundle {
   readonly dir: string;
@@ -61,72 +25,6 @@ export interface Bundle {
   readonly ranges: CalibrationRanges;
   readonly modelPath: string;
   readonly tokenizerPath: string;
-}
-
-/** A bundle the service cannot serve; the message names the bundle and the problem. */
-export class BundleError extends Error {
-  override name = 'BundleError';
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Checks a parsed manifest's shape; returns it typed or throws a BundleError listing every problem. */
-export function validateManifest(raw: unknown, where: string): Manifest {
-  const problems: string[] = [];
-  const need = (ok: boolean, what: string) => {
-    if (!ok) problems.push(what);
-  };
-  if (!isObject(raw)) throw new BundleError(`${where}: manifest.json must hold a JSON object`);
-  const m = raw;
-  if (m.format !== BUNDLE_FORMAT) {
-    throw new BundleError(`${where}: manifest format ${JSON.stringify(m.format)} is not supported (expected "${BUNDLE_FORMAT}")`);
-  }
-  need(typeof m.name === 'string' && m.name.length > 0, '"name" must be a non-empty string');
-  need(typeof m.fingerprint === 'string' && /^[0-9a-f]{16}$/.test(m.fingerprint), '"fingerprint" must be 16 lowercase hex digits');
-  need(isObject(m.source) && typeof m.source.model === 'string', '"source.model" must be a string');
-  const dim = m.dimension;
-  need(Number.isInteger(dim) && (dim as number) > 0 && (dim as number) % 8 === 0, '"dimension" must be a positive multiple of 8');
-  need(Number.isInteger(m.max_tokens) && (m.max_tokens as number) >= 2, '"max_tokens" must be an integer ≥ 2');
-  need(POOLINGS.includes(m.pooling as never), `"pooling" must be one of ${POOLINGS.join(', ')}`);
-  need(typeof m.normalize === 'boolean', '"normalize" must be a boolean');
-  if (m.binary_code_bits !== undefined) {
-    const bits = m.binary_code_bits;
-    need(
-      Array.isArray(bits) &&
-        bits.length > 0 &&
-        bits[0] === dim &&
-        bits.every((b, i) => Number.isInteger(b) && b > 0 && b % 8 === 0 && (i === 0 || b < (bits[i - 1] as number))),
-      '"binary_code_bits" must list multiples of 8, the dimension first, in decreasing order',
-    );
-  }
-  need(isObject(m.prompts) && INPUT_TYPES.every((t) => typeof (m.prompts as Record<string, unknown>)[t] === 'string'), '"prompts" must map query and document to strings');
-  need(isObject(m.weights) && ['float32', 'float16', 'int8'].includes(m.weights.precision as string), '"weights.precision" must be float32, float16 or int8');
-  const onnx = m.onnx;
-  need(
-    isObject(onnx) && Array.isArray(onnx.inputs) && onnx.inputs.every((s) => typeof s === 'string') && typeof onnx.output === 'string',
-    '"onnx" must have "inputs" (strings) and "output" (a string)',
-  );
-  if (isObject(onnx) && Array.isArray(onnx.inputs)) {
-    for (const required of ['input_ids', 'attention_mask']) need(onnx.inputs.includes(required), `"onnx.inputs" must include ${required}`);
-  }
-  const cal = m.calibration;
-  if (!isObject(cal)) {
-    problems.push('"calibration" is missing: int8/uint8 need per-dimension ranges');
-  } else {
-    need(cal.method === 'minmax' || cal.method === 'quantile', '"calibration.method" must be minmax or quantile');
-    for (const key of ['min', 'max'] as const) {
-      const v = cal[key];
-      need(Array.isArray(v) && v.length === dim && v.every((x) => typeof x === 'number' && Number.isFinite(x)), `"calibration.${key}" must hold ${String(dim)} finite numbers`);
-    }
-    if (problems.length === 0) {
-      const lo = cal.min as number[];
-      const hi = cal.max as number[];
-      const empty = lo.findIndex((x, i) => !(Math.fround(hi[i]!) > Math.fround(x)));
-      need(empty < 0, `"calibration" range of dimension ${empty} is empty (max must be > min)`);
-    }
-  }
-  if (problems.length > 0) throw new BundleError(`${where}: invalid manifest.json: ${problems.join('; ')}`);
-  return m as unknown as Manifest;
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -176,7 +74,7 @@ export async function loadBundle(dir: string): Promise<Bundle> {
   const where = `model bundle ${abs}`;
   const modelPath = path.join(abs, 'model.onnx');
   const tokenizerPath = path.join(abs, 'tokenizer.json');
-  const manifestPath = path.join(abs, 'manifest.json');
+  const manifestPath = path.join(abs, MANIFEST_FILE);
   const missing: string[] = [];
   for (const f of [manifestPath, modelPath, tokenizerPath]) {
     try {
@@ -187,13 +85,7 @@ export async function loadBundle(dir: string): Promise<Bundle> {
   }
   if (missing.length > 0) throw new BundleError(`${where}: missing ${missing.join(', ')} (see docs/model-bundle.md)`);
 
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(manifestPath, 'utf8'));
-  } catch (e) {
-    throw new BundleError(`${where}: manifest.json is not valid JSON (${(e as Error).message})`);
-  }
-  const manifest = validateManifest(raw, where);
+  const manifest = readManifest(abs);
   const ranges: CalibrationRanges = {
     min: Float32Array.from(manifest.calibration.min),
     max: Float32Array.from(manifest.calibration.max),

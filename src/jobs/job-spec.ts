@@ -5,11 +5,13 @@
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { Ajv } from 'ajv';
+import { TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobSpec, TrainJobSpecSchema } from '../contracts/train-job-spec.js';
 import { errors } from '../errors.js';
 
-export const TRAIN_MODES = ['head', 'full'] as const;
-export const TRAIN_LOSSES = ['distill', 'mnrl'] as const;
-export const TRAIN_PRECISIONS = ['float32', 'int8', 'binary'] as const;
+export { TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobSpec } from '../contracts/train-job-spec.js';
+
+const checkSpec = new Ajv({ allErrors: false, strict: false }).compile<TrainJobSpec>(TrainJobSpecSchema);
 
 /** What POST /train-jobs accepts (after schema validation). */
 export interface TrainJobRequest {
@@ -26,27 +28,6 @@ export interface TrainJobRequest {
   asymmetric?: boolean;
   base_model?: string;
   name?: string;
-}
-
-/** The spec stored with the job and handed to the worker: every default filled in. */
-export interface TrainJobSpec {
-  dataset: string;
-  dataset_path: string;
-  mode: (typeof TRAIN_MODES)[number];
-  loss: (typeof TRAIN_LOSSES)[number];
-  precisions: (typeof TRAIN_PRECISIONS)[number][];
-  weights: number[];
-  /** Exact number of steps, or null: `epochs` passes over the data. */
-  steps: number | null;
-  epochs: number;
-  batch_size: number;
-  learning_rate: number;
-  seed: number;
-  asymmetric: boolean;
-  /** Self-distillation also on short query-like crops of the corpus (the recipe of docs/qat.md). */
-  crop_queries: boolean;
-  base_model: { fingerprint: string; dir: string; name: string };
-  output_name: string;
 }
 
 const invalid = (message: string) => errors.invalidJob(message);
@@ -81,7 +62,7 @@ export function buildJobSpec(
   const weights = request.weights ?? precisions.map(() => 1);
   if (weights.length !== precisions.length) throw invalid(`weights (${weights.length}) must match precisions (${precisions.length}) one to one`);
   if (weights.every((w) => w === 0)) throw invalid('at least one weight must be positive');
-  return {
+  const spec: TrainJobSpec = {
     dataset: request.dataset,
     dataset_path: datasetPath,
     mode,
@@ -98,4 +79,10 @@ export function buildJobSpec(
     base_model: ctx.baseModel,
     output_name: request.name ?? `${ctx.baseModel.name}-qat-${mode}`,
   };
+  // The contract the worker checks too (contracts/train-job-spec.schema.json): what passes here runs there.
+  if (!checkSpec(spec)) {
+    const e = checkSpec.errors![0]!;
+    throw invalid(`the job spec breaks the contract: ${e.instancePath.slice(1).replaceAll('/', '.') || 'spec'} ${e.message ?? 'is invalid'}`);
+  }
+  return spec;
 }

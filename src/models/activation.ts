@@ -15,6 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Encoder } from '../encoder/encoder.js';
+import { hasManifest, readManifest } from '../encoder/manifest.js';
 import { errors } from '../errors.js';
 import type { CollectionInfo, SearchService } from '../search/search-service.js';
 import type { MetaRepository } from '../store/store.js';
@@ -28,7 +29,7 @@ export const ACTIVE_MODEL_KEY = 'active_model_dir';
  */
 export function activatedModelDir(meta: MetaRepository): string | undefined {
   const dir = meta.getMeta(ACTIVE_MODEL_KEY);
-  return dir && existsSync(path.join(dir, 'manifest.json')) ? dir : undefined;
+  return dir && hasManifest(dir) ? dir : undefined;
 }
 
 export interface ActivationResult {
@@ -122,7 +123,7 @@ export function createActivation(deps: { registry: ModelRegistry; search: Search
       const before = registry.active();
       let switched = false;
       if (dir && path.resolve(dir) !== path.resolve(before.bundle.dir)) {
-        const fingerprint = (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { fingerprint: string }).fingerprint;
+        const { fingerprint } = readManifest(dir);
         if (fingerprint !== before.fingerprint) {
           if (!kept.has(before.fingerprint)) kept.set(before.fingerprint, registry.hold(before));
           await registry.activate(fingerprint);

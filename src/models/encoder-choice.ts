@@ -18,6 +18,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Bundle, loadBundle } from '../encoder/bundle.js';
+import { hasManifest, readManifest } from '../encoder/manifest.js';
 import { type CpuInfo, cpuSignature, currentCpu } from '../encoder/cpu.js';
 import { type Encoder, type EncoderOptions, encoderThreads } from '../encoder/encoder.js';
 import { cosine } from '../quantization/similarity.js';
@@ -116,7 +117,7 @@ const relative = (modelsDir: string, dir: string) => {
 /** The fingerprint a bundle folder declares, without loading it (undefined when absent). */
 function declaredFingerprint(dir: string): string | undefined {
   try {
-    return (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { fingerprint?: string }).fingerprint;
+    return readManifest(dir).fingerprint;
   } catch {
     return undefined;
   }
@@ -173,7 +174,7 @@ export async function measureCandidates(opts: MeasureOptions): Promise<Candidate
   try {
     for (const dir of opts.dirs) {
       const base = { dir: relative(opts.modelsDir, dir), texts_per_second: null, agreement: null, eligible: false };
-      if (!existsSync(path.join(dir, 'manifest.json'))) {
+      if (!hasManifest(dir)) {
         records.push({ ...base, fingerprint: '', weights: '', problem: 'missing' });
         continue;
       }
@@ -329,7 +330,7 @@ export function modelDirForTools(config: { modelDir: string; modelsDir: string; 
   if (config.modelDir !== AUTO) return config.modelDir;
   const record = readChoice(config.modelsDir);
   if (record) return path.resolve(config.modelsDir, record.chosen.dir);
-  const first = candidateDirs(config.encoderCandidates).find((d) => existsSync(path.join(d, 'manifest.json')));
+  const first = candidateDirs(config.encoderCandidates).find(hasManifest);
   if (!first) throw new Error('QEMBED_MODEL_DIR=auto: no encoder choice is recorded and no candidate bundle exists; pass a bundle folder');
   return first;
 }

@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errors } from '../errors.js';
-import { type Bundle, loadBundle, type Manifest, supportedCodeBits, validateManifest } from '../encoder/bundle.js';
+import { type Bundle, loadBundle, type Manifest } from '../encoder/bundle.js';
+import { hasManifest, readManifest, supportedCodeBits } from '../encoder/manifest.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { type EvaluationRecord, readEvaluation } from './evaluation-record.js';
 
@@ -81,13 +82,13 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
   const scan = (): { dir: string; manifest?: Manifest; problem?: string }[] => {
     const dirs = existsSync(opts.modelsDir)
       ? readdirSync(opts.modelsDir, { withFileTypes: true })
-          .filter((d) => d.isDirectory() && !d.name.startsWith('.') && existsSync(path.join(opts.modelsDir, d.name, 'manifest.json')))
+          .filter((d) => d.isDirectory() && !d.name.startsWith('.') && hasManifest(path.join(opts.modelsDir, d.name)))
           .map((d) => path.resolve(opts.modelsDir, d.name))
       : [];
-    if (!dirs.includes(startDir) && existsSync(path.join(startDir, 'manifest.json'))) dirs.unshift(startDir);
+    if (!dirs.includes(startDir) && hasManifest(startDir)) dirs.unshift(startDir);
     return dirs.map((dir) => {
         try {
-          return { dir, manifest: validateManifest(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')), `model bundle ${dir}`) };
+          return { dir, manifest: readManifest(dir) };
         } catch (e) {
           return { dir, problem: (e as Error).message };
         }
