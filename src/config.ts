@@ -2,6 +2,7 @@
  * The service's configuration: one schema that yields validation, types, defaults and the
  * README's config table. This is the only module that reads `process.env`.
  */
+import { clientConfig } from './store/postgres/connection.mjs';
 
 type Kind = 'string' | 'secret' | 'integer' | 'boolean' | 'enum' | 'path';
 
@@ -38,7 +39,7 @@ export const configSchema = {
   maxBatchTokens: setting({ env: 'QEMBED_MAX_BATCH_TOKENS', kind: 'integer', default: 8192, min: 1, max: 10_000_000, description: 'Token budget of one model batch (padded length × texts), as in text-embeddings-inference.' }),
   maxBatchSize: setting({ env: 'QEMBED_MAX_BATCH_SIZE', kind: 'integer', default: 32, min: 1, max: 4096, description: 'Most texts in one model batch.' }),
   queueSize: setting({ env: 'QEMBED_QUEUE_SIZE', kind: 'integer', default: 2048, min: 1, max: 10_000_000, description: 'Most texts waiting for the model; beyond it requests get 429 with Retry-After.' }),
-  databaseUrl: setting({ env: 'QEMBED_DATABASE_URL', kind: 'secret', default: '', description: 'A PostgreSQL database (`postgres://user:password@host:port/db`, with pgvector) shared by several API processes instead of the SQLite file in QEMBED_DATA_DIR (docs/scale-out.md). Training jobs stay in QEMBED_DATA_DIR.' }),
+  databaseUrl: setting({ env: 'QEMBED_DATABASE_URL', kind: 'secret', default: '', description: 'A PostgreSQL database (with pgvector; any libpq connection string: `postgres://user:password@host:port/db`, a socket folder as `postgresql://user@/db?host=/run/postgresql`, or `host=... dbname=...`) shared by several API processes instead of the SQLite file in QEMBED_DATA_DIR (docs/scale-out.md). Training jobs stay in QEMBED_DATA_DIR.' }),
   pgFirstStage: setting({ env: 'QEMBED_PG_FIRST_STAGE', kind: 'enum', values: ['memory', 'exact', 'hnsw'] as const, default: 'memory' as 'memory' | 'exact' | 'hnsw', description: 'With QEMBED_DATABASE_URL: where the Hamming first stage runs: `memory` (an index in each API process, kept in step through the database), `exact` (PostgreSQL sorts by `<~>`) or `hnsw` (pgvector HNSW, approximate). docs/scale-out.md has the measurements.' }),
   apiKey: setting({ env: 'QEMBED_API_KEY', kind: 'secret', default: '', description: 'When set, every route but /health needs `Authorization: Bearer <key>`.' }),
   requestTimeoutMs: setting({ env: 'QEMBED_REQUEST_TIMEOUT_MS', kind: 'integer', default: 30_000, min: 1000, max: 3_600_000, description: 'Longest time a client may take to send a whole request (headers and body); a stalled upload is cut with 408. Processing time is not limited.' }),
@@ -105,8 +106,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     throw new ConfigError(`QEMBED_HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not exceed QEMBED_REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`);
   }
-  if (config.databaseUrl && !/^postgres(ql)?:\/\/[^\s]+$/.test(config.databaseUrl)) {
-    throw new ConfigError('QEMBED_DATABASE_URL must be a PostgreSQL URL: postgres://user:password@host:port/database');
+  if (config.databaseUrl) {
+    try {
+      clientConfig(config.databaseUrl);
+    } catch (e) {
+      throw new ConfigError(`QEMBED_DATABASE_URL must be a PostgreSQL URL: ${(e as Error).message}`);
+    }
   }
   if (config.queueSize < config.maxInputs) {
     throw new ConfigError(`QEMBED_QUEUE_SIZE (${config.queueSize}) must be at least QEMBED_MAX_INPUTS (${config.maxInputs}), or full-size requests could never run`);

@@ -19,6 +19,7 @@ import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
 import { setScanThreads } from './store/memory-index/scan-pool.js';
+import { describeDatabase } from './store/postgres/connection.mjs';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -70,8 +71,7 @@ export function openJobsDatabase(dataDir: string): Db {
 function openStore(config: Config, logger: Logger): { store: Store; close: () => Promise<void> } {
   if (config.databaseUrl) {
     const store = openPostgresStore(config.databaseUrl, { firstStage: config.pgFirstStage });
-    const where = new URL(config.databaseUrl);
-    logger.info({ database: `postgres://${where.host}${where.pathname}` }, 'database open (PostgreSQL)');
+    logger.info({ database: describeDatabase(config.databaseUrl) }, 'database open (PostgreSQL)');
     return { store, close: () => store.close() };
   }
   const dbFile = path.join(config.dataDir, 'qembed.sqlite');

