@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { compose } from '../src/composition.js';
 import { loadConfig } from '../src/config.js';
 import { loadBeirDataset } from '../src/datasets/beir.js';
 import { loadBundle } from '../src/encoder/bundle.js';
@@ -25,7 +26,11 @@ const reports: EvalReport[] = [];
 try {
   for (const name of ['msmarco-5k', 'business-reports']) {
     process.stderr.write(`evaluating ${name}…\n`);
-    const report = await runEvaluation({ dataset: await loadBeirDataset(path.join(datasetsDir, name)), encoder });
+    const report = await runEvaluation({
+      dataset: await loadBeirDataset(path.join(datasetsDir, name)),
+      encoder,
+      compose: (e) => compose(config, { database: 'memory', model: { encoder: e } }),
+    });
     writeFileSync(path.join(outDir, `${name}.json`), `${JSON.stringify({ ...report, dataset: { ...report.dataset, path: `../shared/datasets/${name}` } }, null, 2)}\n`);
     reports.push(report);
   }

@@ -2,7 +2,7 @@
  * The service's configuration: one schema that yields validation, types, defaults and the
  * README's config table. This is the only module that reads `process.env`.
  */
-import { clientConfig } from './store/postgres/connection.mjs';
+import { clientConfig } from './database-url.mjs';
 
 type Kind = 'string' | 'secret' | 'integer' | 'boolean' | 'enum' | 'path';
 

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { compose } from '../composition.js';
 import { loadConfig } from '../config.js';
 import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBeirDataset } from '../datasets/beir.js';
@@ -78,6 +79,8 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
     report = await runEvaluation({
       dataset,
       encoder,
+      // The configured PostgreSQL when there is one (the pipeline evaluated is the one it serves), else SQLite in memory.
+      compose: (e) => compose(config, { database: 'scratch', model: { encoder: e } }),
       multipliers,
       codeBits,
       onProgress: (stage, done, total) => {

@@ -6,22 +6,18 @@
  *   check    compare the in-memory indexes with the database, optionally re-encoding texts
  *   eval     retrieval quality of a model bundle on a BEIR collection, per precision
  *
- * Direct mode opens the database itself and runs the model in this process. The database is
- * locked by whichever process opens it first (see openDatabase), so direct mode refuses to
- * run while a server holds the same data folder; use `--url` to go through that server.
+ * Direct mode composes the service's parts in this process (composition.ts: the configured
+ * database and the served model). A SQLite database is locked by whichever process opens it
+ * first (see openDatabase), so direct mode refuses to run while a server holds the same data
+ * folder (use `--url` to go through that server); with QEMBED_DATABASE_URL it works on the
+ * PostgreSQL database beside running servers, as one more replica.
  */
-import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { compose } from '../composition.js';
 import { loadConfig } from '../config.js';
-import { activatedModelDir } from '../models/activation.js';
-import { modelDirForTools } from '../models/encoder-choice.js';
-import { loadBundle } from '../encoder/bundle.js';
-import { createEncoder, type Encoder } from '../encoder/encoder.js';
 import { QembedError } from '../errors.js';
+import type { DocumentInput, UpsertResult } from '../search/search-service.js';
 import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
-import { createSearchService, type DocumentInput, type UpsertResult } from '../search/search-service.js';
-import { openDatabase } from '../store/database.js';
-import { createSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { evalCommand } from './eval-command.js';
 import { progressPrinter } from './progress.js';
 
@@ -55,26 +51,29 @@ options:
   --url URL           send the batches to a running server (e.g. http://127.0.0.1:8080) instead
                       of opening the database; the server encodes them
   --api-key KEY       bearer token for --url when the server has QEMBED_API_KEY set
-  --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data); direct mode only
+  --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data); direct mode only (with
+                      QEMBED_DATABASE_URL set, direct mode uses that PostgreSQL database)
   --model-dir DIR     model bundle (default: what the server serves: the model activated with
                       POST /models/{fingerprint}/activate, else QEMBED_MODEL_DIR, for auto the
                       encoder it chose); direct mode only
 
-Direct mode needs the data folder to itself: it fails with a clear message while a server
-has it open (use --url then).`;
+Direct mode on SQLite needs the data folder to itself: it fails with a clear message while a
+server has it open (use --url then). With QEMBED_DATABASE_URL set, direct mode writes to that
+PostgreSQL database and runs beside its servers (they see each batch at their next search).`;
 
 const CHECK_HELP = `usage: qembed check [options]
 
 Loads every collection's index from the database as the server does at start, then checks
 that the index holds exactly the database's documents with the same binary codes, that every
 code has the right length, that text hashes match the texts and that the per-collection
-counters match the rows. Exits 1 when a problem is found. Needs the data folder to itself
-(stop the server first).
+counters match the rows. Exits 1 when a problem is found. On SQLite it needs the data folder
+to itself (stop the server first); with QEMBED_DATABASE_URL set it checks that PostgreSQL
+database, beside running servers.
 
 options:
   --collection NAME   check one collection (default: all)
   --reencode          also re-encode every text with the model and compare with the stored codes
-  --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data)
+  --data-dir DIR      data folder (default: QEMBED_DATA_DIR or ./data; unused with QEMBED_DATABASE_URL)
   --model-dir DIR     model bundle for --reencode (default: what the server serves: the model
                       activated at run time, else QEMBED_MODEL_DIR or its auto choice)`;
 
@@ -141,35 +140,17 @@ function httpSink(baseUrl: string, apiKey: string | undefined): DocumentSink {
   };
 }
 
-async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }, needModel: boolean) {
+/**
+ * The service's parts as the server composes them (composition.ts), over the configured
+ * database: the SQLite file of the data folder, or QEMBED_DATABASE_URL's PostgreSQL. The model
+ * is the one the server serves (activated at run time, else QEMBED_MODEL_DIR or its recorded
+ * choice), so that a collection is never bound to a model the server would answer 409 for;
+ * --model-dir names another.
+ */
+function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }) {
   const config = loadConfig(process.env, overrides(values));
-  const db = openDatabase({ file: path.join(config.dataDir, 'qembed.sqlite') });
-  const store = createSqliteStore(db);
-  let encoder: Encoder | undefined;
-  try {
-    // The model the server serves: the one activated at run time, else QEMBED_MODEL_DIR's choice.
-    // Binding a collection to another would leave it answering 409 on the server.
-    const explicit = values['model-dir'] !== undefined;
-    const dir = (!explicit && activatedModelDir(store)) || modelDirForTools(config);
-    if (needModel) encoder = await createEncoder(await loadBundle(dir), config);
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  const service = createSearchService({
-    store,
-    encoder: () => {
-      if (!encoder) throw new Error('this command runs without a model');
-      return encoder;
-    },
-  });
-  return {
-    service,
-    async close() {
-      await encoder?.close();
-      db.close();
-    },
-  };
+  const modelDir = values['model-dir'];
+  return compose(config, { database: 'configured', model: modelDir === undefined ? 'tools' : { dir: modelDir } });
 }
 
 async function ingest(argv: string[]): Promise<number> {
@@ -209,9 +190,9 @@ async function ingest(argv: string[]): Promise<number> {
   if (values.url) {
     result = await run(httpSink(values.url, values['api-key']));
   } else {
-    const local = await openLocal(values, true);
+    const local = await openLocal(values);
     try {
-      result = await run(serviceSink(local.service));
+      result = await run(serviceSink(local.search));
     } finally {
       await local.close();
     }
@@ -239,12 +220,12 @@ async function check(argv: string[]): Promise<number> {
     return 0;
   }
   // The model too, even without --reencode: a collection's description says whether its codes are the served model's.
-  const local = await openLocal(values, true);
+  const local = await openLocal(values);
   let problems = 0;
   try {
-    const names = values.collection ? [values.collection] : local.service.listCollections().map((c) => c.name);
+    const names = values.collection ? [values.collection] : local.search.listCollections().map((c) => c.name);
     for (const name of names) {
-      const report = await local.service.check(name, { reencode: values.reencode });
+      const report = await local.search.check(name, { reencode: values.reencode });
       problems += report.problems.length;
       process.stdout.write(`${JSON.stringify(report)}\n`);
     }

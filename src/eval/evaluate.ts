@@ -1,7 +1,8 @@
 /**
  * End-to-end retrieval evaluation of a model bundle on a BEIR collection, through the same
- * store and search code the service uses: the corpus is ingested into a collection (SQLite in
- * memory) by SearchService.upsertDocuments, and the quantized modes are POST /search's code
+ * store and search code the service uses: the corpus is ingested into a temporary collection of
+ * the store the caller composes (qembed eval: SQLite in memory, or QEMBED_DATABASE_URL's
+ * PostgreSQL) by SearchService.upsertDocuments, and the quantized modes are POST /search's code
  * path (`search.search` with the query's float32 vector). Only the float32 reference keeps
  * full-precision document vectors, in memory, for the evaluation alone.
  *
@@ -11,19 +12,27 @@
  * top-10 search, as the service is used; Recall@100 from a top-100 search with the same
  * settings. Fidelity@10 compares each mode's top-10 with the float32 top-10 over all queries.
  */
-import { openDatabase } from '../store/database.js';
-import { createSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { type BeirDataset, documentText } from '../datasets/beir.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import { bytesPerVector } from '../quantization/quantize.js';
-import { createSearchService, type SearchService } from '../search/search-service.js';
+import type { SearchService } from '../search/search-service.js';
+import type { Store } from '../store/store.js';
 import { evaluateRankings, fidelityAt, type Ranking } from './metrics.js';
 import type { EvalReport, FirstStageResult, ModeResult } from './report.js';
+
+/** The service's parts the evaluation runs through, composed over the encoder it is given. */
+export interface EvalParts {
+  search: SearchService;
+  store: Store;
+  close(): Promise<void>;
+}
 
 export interface EvalOptions {
   dataset: BeirDataset;
   encoder: Encoder;
+  /** Composes the service's parts over `encoder` (composition.ts with `model: { encoder }`); closed at the end. */
+  compose: (encoder: Encoder) => Promise<EvalParts>;
   multipliers?: number[];
   /** First-stage code length in bits (a collection's code_bits; default: the dimension). */
   codeBits?: number;
@@ -32,12 +41,14 @@ export interface EvalOptions {
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
-const COLLECTION = 'eval';
-
-/** Wraps an encoder so every vector it returns for a text is remembered (the float32 reference). */
+/**
+ * Wraps an encoder so every vector it returns for a text is remembered (the float32
+ * reference). Closing the wrapper leaves the encoder open: it is the caller's.
+ */
 function recording(encoder: Encoder, seen: Map<string, Float32Array>): Encoder {
   return {
     ...encoder,
+    close: async () => {},
     async embed(texts, options) {
       const out = await encoder.embed(texts, options);
       texts.forEach((t, i) => seen.set(t, out.vectors[i]!));
@@ -62,11 +73,11 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   const codeBits = options.codeBits ?? dim;
   const binaryBytes = codeBits / 8;
 
-  const db = openDatabase({ file: ':memory:' });
+  const vectors = new Map<string, Float32Array>();
+  const { search, store, close } = await options.compose(recording(encoder, vectors));
+  // A name of its own: on a shared PostgreSQL database it sits beside the users' collections until deleted below.
+  const COLLECTION = `eval-${process.pid}-${Date.now().toString(36)}`;
   try {
-    const vectors = new Map<string, Float32Array>();
-    const store = createSqliteStore(db);
-    const search: SearchService = createSearchService({ store, encoder: () => recording(encoder, vectors) });
     search.createCollection(COLLECTION, { codeBits });
 
     // Ingest through the service's own write path.
@@ -188,6 +199,10 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       durations_s: { ingest: ingestSeconds, queries: querySeconds },
     };
   } finally {
-    db.close();
+    try {
+      if (search.hasCollection(COLLECTION)) search.deleteCollection(COLLECTION);
+    } finally {
+      await close();
+    }
   }
 }

@@ -1,25 +1,27 @@
-/** Builds the real app on the tiny fixture bundle and an in-memory database. */
-import path from 'node:path';
+/**
+ * Builds the real service through the composition root (src/composition.ts), as the server
+ * does: the fixture bundle (unless modelDir is given), an in-memory database (or PostgreSQL when
+ * databaseUrl is given), a model registry over `modelsDir` and an in-memory training job queue.
+ */
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
-import { createSearchService, type SearchService } from '../../src/search/search-service.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { TrainJobs } from '../../src/jobs/train-jobs.js';
+import type { ModelRegistry } from '../../src/models/registry.js';
+import type { SearchService } from '../../src/search/search-service.js';
+import { buildService } from '../../src/service.js';
+import type { Db } from '../../src/store/database.js';
 import type { Store } from '../../src/store/store.js';
-import { createTrainJobs, type TrainJobs } from '../../src/jobs/train-jobs.js';
-import { createActivation } from '../../src/models/activation.js';
-import { createModelRegistry, type ModelRegistry } from '../../src/models/registry.js';
-import { projectRoot } from '../../src/paths.js';
 
 export const FIXTURE_BUNDLE = fileURLToPath(new URL('../fixtures/tiny-bundle', import.meta.url));
 
 export interface TestApp {
   app: FastifyInstance;
+  /** The encoder served at start. */
   encoder: Encoder;
+  /** The SQLite database under the store (in memory); undefined on PostgreSQL. */
   db: Db;
   search: SearchService;
   /** The storage under `search`, for tests that look at or prepare rows directly. */
@@ -35,45 +37,26 @@ export async function createTestEncoder(overrides: Partial<Config> = {}): Promis
   return createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
 }
 
-/**
- * The whole app over an in-memory database, the fixture bundle (unless modelDir is given), a
- * model registry over `modelsDir` and an in-memory training job queue.
- */
+/** The whole service as the server composes it, over an in-memory database and the fixture bundle by default. */
 export async function startTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
-  const encoder = await createEncoder(await loadBundle(config.modelDir === 'auto' ? FIXTURE_BUNDLE : config.modelDir), config);
-  const db = openDatabase({ file: ':memory:' });
-  const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
-  const store = createSqliteStore(db);
-  const search = createSearchService({ store, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
-  const activation = createActivation({ registry, search, meta: store });
-  const jobsDb = openDatabase({ file: ':memory:', migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
-  const jobs = createTrainJobs(jobsDb);
-  const app = await buildApp({
-    config,
-    encoder: () => registry.active(),
-    storage: store,
-    search,
-    logger: false,
-    models: { registry, activation },
-    jobs: { jobs, datasetsDir: config.datasetsDir },
+  const service = await buildService(config, {
+    database: config.databaseUrl ? 'configured' : 'memory',
+    model: { dir: config.modelDir === 'auto' ? FIXTURE_BUNDLE : config.modelDir },
+    jobs: 'memory',
   });
-  await app.ready();
+  await service.app.ready();
+  const { parts } = service;
   return {
-    app,
-    encoder,
-    db,
-    search,
-    store,
+    app: service.app,
+    encoder: parts.encoder(),
+    db: parts.sqlite!,
+    search: parts.search,
+    store: parts.store,
     config,
-    registry,
-    jobs,
-    async close() {
-      await app.close();
-      await registry.close();
-      if (db.open) db.close();
-      jobsDb.close();
-    },
+    registry: parts.models!.registry,
+    jobs: parts.jobs!,
+    close: () => service.close(),
   };
 }
 

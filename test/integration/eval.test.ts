@@ -1,31 +1,22 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compose } from '../../src/composition.js';
+import { loadConfig } from '../../src/config.js';
 import { loadBeirDataset } from '../../src/datasets/beir.js';
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { runEvaluation } from '../../src/eval/evaluate.js';
 import { type EvalReport, summarize } from '../../src/eval/report.js';
 import { readEvaluation } from '../../src/models/evaluation-record.js';
 import { createTestEncoder, FIXTURE_BUNDLE } from '../helpers/app.js';
+import { makeBeirDataset as makeDataset } from '../helpers/beir.js';
 import { bundleCopy } from '../helpers/bundles.js';
 
 const run = promisify(execFile);
-const words = ['vector', 'binary', 'search', 'index', 'query', 'model', 'token', 'batch', 'rescore', 'memory', 'latency', 'corpus'];
-
-/** A small BEIR collection: 60 documents, 12 queries, 8 of them judged. */
-function makeDataset(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'qembed-eval-'));
-  mkdirSync(path.join(dir, 'qrels'));
-  const docs = Array.from({ length: 60 }, (_, i) => ({ _id: `d${i}`, title: i % 4 === 0 ? `Title ${i}` : '', text: `${words[i % 12]} ${words[(i * 5) % 12]} ${words[(i * 7) % 12]} document ${i}`, metadata: {} }));
-  writeFileSync(path.join(dir, 'corpus.jsonl'), docs.map((d) => JSON.stringify(d)).join('\n'));
-  writeFileSync(path.join(dir, 'queries.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ _id: `q${i}`, text: `${words[i]} ${words[(i * 5) % 12]}` })).join('\n'));
-  const qrels = ['query-id\tcorpus-id\tscore', ...Array.from({ length: 8 }, (_, i) => [`q${i}\td${i}\t2`, `q${i}\td${i + 12}\t1`]).flat(), 'q0\tnot-in-corpus\t1'];
-  writeFileSync(path.join(dir, 'qrels', 'test.tsv'), qrels.join('\n'));
-  return dir;
-}
+/** The service's parts over the encoder, on an empty SQLite database in memory (as `qembed eval` composes them without PostgreSQL). */
+const inMemory = (e: Encoder) => compose(loadConfig({}, { intraOpThreads: 1 }), { database: 'memory', model: { encoder: e } });
 
 let encoder: Encoder;
 let dir: string;
@@ -33,7 +24,7 @@ let report: EvalReport;
 beforeAll(async () => {
   encoder = await createTestEncoder();
   dir = makeDataset();
-  report = await runEvaluation({ dataset: await loadBeirDataset(dir), encoder, multipliers: [1, 4] });
+  report = await runEvaluation({ dataset: await loadBeirDataset(dir), encoder, compose: inMemory, multipliers: [1, 4] });
 });
 afterAll(async () => encoder.close());
 

@@ -1,7 +1,7 @@
 /** QEMBED_DATABASE_URL: every connection string form libpq and node-postgres accept. */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { clientConfig, describeDatabase } from '../../src/store/postgres/connection.mjs';
+import { clientConfig, describeDatabase } from '../../src/database-url.mjs';
 
 describe('QEMBED_DATABASE_URL', () => {
   it.each([

@@ -10,7 +10,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { clientConfig } from './connection.mjs';
+import { clientConfig } from '../../database-url.mjs';
 
 /** @typedef {{ sql: string, params: unknown[] }} Request */
 

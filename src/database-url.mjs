@@ -15,7 +15,8 @@
  * (`host1,host2`, libpq's failover) are refused: node-postgres connects to one.
  *
  * Plain JavaScript (type-checked through JSDoc) because the connection thread (pg-thread.mjs)
- * runs without the TypeScript loader and parses the same string.
+ * runs without the TypeScript loader and parses the same string. Shared like config.ts: it
+ * depends on no other module of the service.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
