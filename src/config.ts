@@ -129,6 +129,14 @@ export const DEPRECATED_ENV: Record<string, string> = {
 };
 
 /** Variables read by scripts and tests rather than by the service. */
+/** What to warn about the deprecated settings this process's environment sets. */
+export function deprecationWarnings(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.entries(DEPRECATED_ENV).flatMap(([name, why]) => (env[name] !== undefined ? [why] : []));
+}
+
+/** This process's configuration: its environment, with `overrides` (command-line options) on top. */
+export const processConfig = (overrides: Partial<Config> = {}): Config => loadConfig(process.env, overrides);
+
 const IGNORED_ENV = new Set(['QEMBED_WORKER_VENV', 'QEMBED_PYTHON', 'QEMBED_SKIP_SETUP']);
 
 /** The README's configuration table, generated from the schema. */

@@ -10,13 +10,13 @@
  * flight finish, the same closing follows, exit 1.
  */
 import { pino } from 'pino';
-import { DEPRECATED_ENV, loadConfig } from './config.js';
+import { deprecationWarnings, processConfig } from './config.js';
 import { startService } from './service.js';
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = processConfig();
   const logger = pino({ level: config.logLevel, base: { service: 'qembed' } });
-  for (const [name, why] of Object.entries(DEPRECATED_ENV)) if (process.env[name] !== undefined) logger.warn(why);
+  for (const warning of deprecationWarnings()) logger.warn(warning);
 
   let shuttingDown = false;
   const service = await startService(config, logger, () => shuttingDown);

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { compose } from '../composition.js';
-import { loadConfig } from '../config.js';
+import { processConfig } from '../config.js';
 import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBeirDataset } from '../datasets/beir.js';
 import { loadBundle } from '../encoder/bundle.js';
@@ -70,7 +70,7 @@ export async function evalCommand(argv: string[], usageError: (m: string) => Err
   const floor = values['min-retention'] === undefined ? undefined : Number(values['min-retention']);
   if (floor !== undefined && !(floor >= 0 && floor <= 10)) throw usageError('--min-retention must be a number from 0 to 10 (retention is a ratio, 1 = as good as float32)');
 
-  const config = loadConfig(process.env, values.bundle ? { modelDir: values.bundle } : {});
+  const config = processConfig(values.bundle ? { modelDir: values.bundle } : {});
   const dataset = await loadBeirDataset(values.dataset);
   const encoder = await createEncoder(await loadBundle(modelDirForTools(config)), config);
   let report;

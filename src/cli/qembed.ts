@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { compose } from '../composition.js';
-import { loadConfig } from '../config.js';
+import { processConfig } from '../config.js';
 import { QembedError } from '../errors.js';
 import type { DocumentInput, UpsertResult } from '../search/search-service.js';
 import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
@@ -148,7 +148,7 @@ function httpSink(baseUrl: string, apiKey: string | undefined): DocumentSink {
  * --model-dir names another.
  */
 function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?: string | undefined }) {
-  const config = loadConfig(process.env, overrides(values));
+  const config = processConfig(overrides(values));
   const modelDir = values['model-dir'];
   return compose(config, { database: 'configured', model: modelDir === undefined ? 'tools' : { dir: modelDir } });
 }
