@@ -18,7 +18,7 @@ import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
-import { setScanThreads } from './store/memory-index/scan-pool.js';
+import { setScanThreads } from './first-stage/scan-pool.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';

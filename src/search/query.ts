@@ -11,7 +11,7 @@ import { errors } from '../errors.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import { codeBitsOf, type Store } from '../store/store.js';
-import { asymmetricCosine, queryPlanes } from './asymmetric.js';
+import { asymmetricCosine, queryPlanes } from '../first-stage/asymmetric.js';
 import type { Collections } from './collections.js';
 import { parseMetadata, storedText, vectorProblem } from './documents.js';
 import type { SearchRequest, SearchResponse } from './types.js';

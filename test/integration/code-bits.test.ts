@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, startTestApp, type TestApp } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
-import { createIndexRegistry } from '../../src/store/memory-index/index-registry.js';
+import { createIndexRegistry } from '../../src/first-stage/index-registry.js';
 import type { CollectionRow } from '../../src/store/store.js';
 
 let t: TestApp;

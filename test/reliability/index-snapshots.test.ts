@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readSnapshot, snapshotFile, writeSnapshot } from '../../src/store/memory-index/snapshot.js';
+import { readSnapshot, snapshotFile, writeSnapshot } from '../../src/first-stage/snapshot.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { DocumentWrite, Store } from '../../src/store/store.js';
@@ -104,7 +104,7 @@ describe('index snapshots', () => {
     const script = path.join(work, 'writer.ts');
     writeFileSync(
       script,
-      `import { writeSnapshot } from ${JSON.stringify(path.resolve('src/store/memory-index/snapshot.ts'))};\n` +
+      `import { writeSnapshot } from ${JSON.stringify(path.resolve('src/first-stage/snapshot.ts'))};\n` +
         `const n = ${n}; const data = { rowids: Uint32Array.from({ length: n }, (_, i) => i + 1), codes: Uint8Array.from({ length: n * 48 }, (_, i) => (i * 5) & 255) };\n` +
         `process.stdout.write('ready\\n');\nfor (;;) writeSnapshot(${JSON.stringify(dir)}, { collectionId: 1, generation: 2, codeBytes: 48, count: n }, data);\n`,
     );

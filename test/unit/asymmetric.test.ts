@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { asymmetricCosine, asymmetricScorer, quantizeQuery4bit, queryPlanes } from '../../src/search/asymmetric.js';
-import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
+import { asymmetricCosine, asymmetricScorer, quantizeQuery4bit, queryPlanes } from '../../src/first-stage/asymmetric.js';
+import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
 
 function random(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);

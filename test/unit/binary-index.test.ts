@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { xorshift32 } from '../helpers/random.js';
-import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
-import { buildHammingWasm, createHammingKernel } from '../../src/store/memory-index/hamming-kernel.js';
-import { createScanPool } from '../../src/store/memory-index/scan-pool.js';
+import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
+import { buildHammingWasm, createHammingKernel } from '../../src/first-stage/hamming-kernel.js';
+import { createScanPool } from '../../src/first-stage/scan-pool.js';
 
 /** Deterministic pseudo-random bytes. */
 function rng(seed: number) {

@@ -15,7 +15,7 @@
  * before the transaction).
  */
 import { errors } from '../../errors.js';
-import { createIndexRegistry } from '../memory-index/index-registry.js';
+import { createIndexRegistry } from '../../first-stage/index-registry.js';
 import { type DocumentWrite, MAX_ROWID, type MetadataFilter, type MetadataWrite, StaleWriteError, type Store, type StoredDocument, type CollectionRow, type StagedCodes } from '../store.js';
 import { createPgBridge, PgError, type PgBridge } from './bridge.js';
 import { migratePostgres } from './migrate.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { type Db, probeWritable } from '../database.js';
 import { storageGuard } from '../storage.js';
 import type { Store } from '../store.js';
-import { createIndexRegistry } from '../memory-index/index-registry.js';
+import { createIndexRegistry } from '../../first-stage/index-registry.js';
 import { createCollectionRepository } from './collections.js';
 import { createDocumentRepository } from './documents.js';
 import { createMetaRepository } from './meta.js';

@@ -15,8 +15,8 @@
  * Search is exact: the top k (Hamming distance, then slot order for ties) over all live
  * documents, or over a sorted list of rowids (a metadata filter's matches).
  */
-import { errors } from '../../errors.js';
-import type { FirstStageResult, IndexEntry } from '../store.js';
+import { errors } from '../errors.js';
+import type { FirstStageResult, IndexEntry } from '../store/store.js';
 import { createHammingKernel, hammingModule, type HammingKernel } from './hamming-kernel.js';
 import { scanPool, type ScanPool, type ScanTarget } from './scan-pool.js';
 import { collect, prunePairs, scanSlots } from './scan-range.mjs';

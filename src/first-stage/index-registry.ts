@@ -6,7 +6,7 @@
  * holds the first codeBitsOf(collection) bits of each code: a compact first stage takes that
  * much memory and scan time, while the stored codes stay full length.
  */
-import { type CollectionRow, codeBitsOf, type FirstStage } from '../store.js';
+import { type CollectionRow, codeBitsOf, type FirstStage } from '../store/store.js';
 import { type BinaryIndex, createBinaryIndex } from './binary-index.js';
 import { readSnapshot, type SnapshotKey, writeSnapshot } from './snapshot.js';
 
