@@ -11,6 +11,7 @@ import { buildApp } from './app.js';
 import { type Config, loadConfig } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
 import { createEncoder, type Encoder } from './encoder/encoder.js';
+import { createFirstStageIndex, type FirstStageIndex } from './first-stage/first-stage.js';
 import { createTrainJobs, JOB_STATES, type TrainJobs } from './jobs/train-jobs.js';
 import { ACTIVE_MODEL_KEY, activatedModelDir, createActivation } from './models/activation.js';
 import { AUTO, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
@@ -39,7 +40,7 @@ export async function generateOpenApi(): Promise<string> {
     throw new Error('the OpenAPI document is built without a model');
   };
   const store = createSqliteStore(db);
-  const search = createSearchService({ store, encoder: noEncoder });
+  const search = createSearchService({ store, firstStage: createFirstStageIndex(store), encoder: noEncoder });
   const app = await buildApp({ config: loadConfig({}), encoder: noEncoder, storage: store, search, logger: false });
   await app.ready();
   const spec = app.swagger();
@@ -66,19 +67,21 @@ export function openJobsDatabase(dataDir: string): Db {
   return openDatabase({ file: path.join(dataDir, 'jobs.sqlite'), exclusive: false, migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
 }
 
-/** The store QEMBED_DATABASE_URL names (PostgreSQL), else the SQLite file in QEMBED_DATA_DIR. */
-function openStore(config: Config, logger: Logger): { store: Store; close: () => Promise<void> } {
+/** The store QEMBED_DATABASE_URL names (PostgreSQL), else the SQLite file in QEMBED_DATA_DIR, and its first stage. */
+function openStore(config: Config, logger: Logger): { store: Store; firstStage: FirstStageIndex; close: () => Promise<void> } {
   if (config.databaseUrl) {
     const store = openPostgresStore(config.databaseUrl, { firstStage: config.pgFirstStage });
     const where = new URL(config.databaseUrl);
     logger.info({ database: `postgres://${where.host}${where.pathname}` }, 'database open (PostgreSQL)');
-    return { store, close: () => store.close() };
+    return { store, firstStage: createFirstStageIndex(store), close: () => store.close() };
   }
   const dbFile = path.join(config.dataDir, 'qembed.sqlite');
   const db = openDatabase({ file: dbFile });
   logger.info({ database: path.resolve(dbFile) }, 'database open');
+  const store = createSqliteStore(db);
   return {
-    store: createSqliteStore(db),
+    store,
+    firstStage: createFirstStageIndex(store),
     close: async () => {
       if (db.open) db.close();
     },
@@ -87,7 +90,7 @@ function openStore(config: Config, logger: Logger): { store: Store; close: () =>
 
 export async function startService(config: Config, logger: Logger, shuttingDown: () => boolean): Promise<Service> {
   setScanThreads(config.searchThreads);
-  const { store, close: closeStore } = openStore(config, logger);
+  const { store, firstStage, close: closeStore } = openStore(config, logger);
   const recorded = store.getMeta(ACTIVE_MODEL_KEY);
   const activated = activatedModelDir(store);
   let served: ServedModel | undefined;
@@ -108,7 +111,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   logger.info({ model: bundle.manifest.name, fingerprint: bundle.fingerprint, dimension: bundle.dimension, provider: encoder.provider }, 'model loaded');
 
   const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
-  const search = createSearchService({ store, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const search = createSearchService({ store, firstStage, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
   const started = performance.now();
   const indexed = search.loadIndexes();
   logger.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
@@ -164,7 +167,7 @@ export async function startService(config: Config, logger: Logger, shuttingDown:
   // only costs that (the next start builds the indexes from the rows).
   const persistIndexes = () => {
     try {
-      store.persistFirstStage();
+      firstStage.persist();
     } catch (e) {
       logger.warn({ err: e }, 'index snapshots were not saved; the next start reads the database');
     }

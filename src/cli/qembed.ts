@@ -18,6 +18,7 @@ import { modelDirForTools } from '../models/encoder-choice.js';
 import { loadBundle } from '../encoder/bundle.js';
 import { createEncoder, type Encoder } from '../encoder/encoder.js';
 import { QembedError } from '../errors.js';
+import { createFirstStageIndex } from '../first-stage/first-stage.js';
 import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
 import { createSearchService, type DocumentInput, type UpsertResult } from '../search/search-service.js';
 import { openDatabase } from '../store/database.js';
@@ -145,6 +146,7 @@ async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?
   const config = loadConfig(process.env, overrides(values));
   const db = openDatabase({ file: path.join(config.dataDir, 'qembed.sqlite') });
   const store = createSqliteStore(db);
+  const firstStage = createFirstStageIndex(store);
   let encoder: Encoder | undefined;
   try {
     // The model the server serves: the one activated at run time, else QEMBED_MODEL_DIR's choice.
@@ -158,6 +160,7 @@ async function openLocal(values: { 'data-dir'?: string | undefined; 'model-dir'?
   }
   const service = createSearchService({
     store,
+    firstStage,
     encoder: () => {
       if (!encoder) throw new Error('this command runs without a model');
       return encoder;

@@ -15,6 +15,7 @@ import { openDatabase } from '../store/database.js';
 import { createSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { type BeirDataset, documentText } from '../datasets/beir.js';
 import type { Encoder } from '../encoder/encoder.js';
+import { createFirstStageIndex } from '../first-stage/first-stage.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import { bytesPerVector } from '../quantization/quantize.js';
 import { createSearchService, type SearchService } from '../search/search-service.js';
@@ -66,7 +67,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   try {
     const vectors = new Map<string, Float32Array>();
     const store = createSqliteStore(db);
-    const search: SearchService = createSearchService({ store, encoder: () => recording(encoder, vectors) });
+    const search: SearchService = createSearchService({ store, firstStage: createFirstStageIndex(store), encoder: () => recording(encoder, vectors) });
     search.createCollection(COLLECTION, { codeBits });
 
     // Ingest through the service's own write path.

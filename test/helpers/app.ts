@@ -6,6 +6,8 @@ import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { createFirstStageIndex, type FirstStageIndex } from '../../src/first-stage/first-stage.js';
+import { keepInStep } from '../../src/first-stage/in-step.js';
 import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -22,8 +24,9 @@ export interface TestApp {
   encoder: Encoder;
   db: Db;
   search: SearchService;
-  /** The storage under `search`, for tests that look at or prepare rows directly. */
+  /** The storage under `search` (its writes kept in step with `firstStage`), for tests that look at or prepare rows directly. */
   store: Store;
+  firstStage: FirstStageIndex;
   config: Config;
   registry: ModelRegistry;
   jobs: TrainJobs;
@@ -33,6 +36,12 @@ export interface TestApp {
 export async function createTestEncoder(overrides: Partial<Config> = {}): Promise<Encoder> {
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
   return createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
+}
+
+/** A store over an in-memory SQLite database and its first stage: what a search service is built over. */
+export function memoryStorage(): { store: Store; firstStage: FirstStageIndex } {
+  const store = createSqliteStore(openDatabase({ file: ':memory:' }));
+  return { store, firstStage: createFirstStageIndex(store) };
 }
 
 /**
@@ -45,7 +54,8 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
   const db = openDatabase({ file: ':memory:' });
   const registry = createModelRegistry({ modelsDir: config.modelsDir, initial: encoder, createEncoder: (b) => createEncoder(b, config) });
   const store = createSqliteStore(db);
-  const search = createSearchService({ store, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
+  const firstStage = createFirstStageIndex(store);
+  const search = createSearchService({ store, firstStage, encoder: () => registry.active(), encoderFor: (fp) => registry.loaded(fp) });
   const activation = createActivation({ registry, search, meta: store });
   const jobsDb = openDatabase({ file: ':memory:', migrationsDir: path.join(projectRoot, 'migrations', 'jobs') });
   const jobs = createTrainJobs(jobsDb);
@@ -64,7 +74,8 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     encoder,
     db,
     search,
-    store,
+    store: keepInStep(store, firstStage),
+    firstStage,
     config,
     registry,
     jobs,

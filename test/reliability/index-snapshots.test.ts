@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createFirstStageIndex, type FirstStageIndex } from '../../src/first-stage/first-stage.js';
+import { keepInStep } from '../../src/first-stage/in-step.js';
 import { readSnapshot, snapshotFile, writeSnapshot } from '../../src/first-stage/snapshot.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -28,46 +30,57 @@ const doc = (i: number): DocumentWrite => ({
   int8Code: Int8Array.from({ length: 32 }, () => (next() & 255) - 128),
 });
 
-/** Opens the database file as a start does, loads the indexes; returns the store and the first collection's index source. */
-function start(file: string): { store: Store; from: string | undefined; close: () => void } {
+interface Opened {
+  /** Its writes kept in step with `firstStage`, as search keeps them. */
+  store: Store;
+  firstStage: FirstStageIndex;
+  close: () => void;
+}
+
+/** Opens the database file with its first stage, as the service does. */
+function open(file: string): Opened {
   const db = openDatabase({ file });
   const store = createSqliteStore(db);
-  store.loadIndexes();
-  const c = store.listCollections()[0]!;
-  return { store, from: store.indexStats(c.id)?.loadedFrom, close: () => db.close() };
+  const firstStage = createFirstStageIndex(store);
+  return { store: keepInStep(store, firstStage), firstStage, close: () => db.close() };
 }
-const entries = (store: Store) => JSON.stringify([...store.indexEntries(store.listCollections()[0]!.id)].map((e) => [e.rowid, Array.from(e.code)]));
+/** Opens it as a start does and loads the indexes; says where the first collection's index came from. */
+function start(file: string): Opened & { from: string | undefined } {
+  const opened = open(file);
+  opened.firstStage.loadIndexes();
+  const c = opened.store.listCollections()[0]!;
+  return { ...opened, from: opened.firstStage.indexStats(c.id)?.loadedFrom };
+}
+const entries = ({ store, firstStage }: Opened) => JSON.stringify([...firstStage.indexEntries(store.listCollections()[0]!.id)].map((e) => [e.rowid, Array.from(e.code)]));
 
 describe('index snapshots', () => {
   const file = path.join(work, 'qembed.sqlite');
   let expected = '';
 
   it('are written when an index is built from the rows and at shutdown, and read at the next start', () => {
-    const db = openDatabase({ file });
-    const store = createSqliteStore(db);
-    const c = store.createCollection('c', 'f', 32);
-    store.writeBatch(c.id, Array.from({ length: 500 }, (_, i) => doc(i)), []);
-    store.deleteDocuments(c.id, ['d7', 'd8']);
-    expected = entries(store);
-    store.persistFirstStage();
-    db.close();
+    const first = open(file);
+    const c = first.store.createCollection('c', 'f', 32).collection;
+    first.store.writeBatch(c.id, Array.from({ length: 500 }, (_, i) => doc(i)), []);
+    first.store.deleteDocuments(c.id, ['d7', 'd8']);
+    expected = entries(first);
+    first.firstStage.persist();
+    first.close();
     const again = start(file);
     expect(again.from).toBe('snapshot');
-    expect(entries(again.store)).toBe(expected);
+    expect(entries(again)).toBe(expected);
     again.close();
   });
 
   it('are ignored when the collection changed after them (a kill before shutdown), then rebuilt', () => {
-    const db = openDatabase({ file });
-    const store = createSqliteStore(db);
-    const c = store.listCollections()[0]!;
+    const killed = open(file);
+    const c = killed.store.listCollections()[0]!;
     // The index is not loaded here (nothing searched): the write changes the rows only, and no
-    // persistFirstStage follows, as if the process were killed now.
-    const [rowid] = store.writeBatch(c.id, [doc(1000)], []);
-    db.close();
+    // persist follows, as if the process were killed now.
+    const [rowid] = killed.store.writeBatch(c.id, [doc(1000)], []).rowids;
+    killed.close();
     const stale = start(file);
     expect(stale.from).toBe('database');
-    expected = entries(stale.store);
+    expected = entries(stale);
     const held = JSON.parse(expected) as [number, number[]][];
     expect(held).toHaveLength(499);
     expect(held.at(-1)![0]).toBe(rowid);
@@ -75,7 +88,7 @@ describe('index snapshots', () => {
     // The rebuild wrote a fresh snapshot.
     const fresh = start(file);
     expect(fresh.from).toBe('snapshot');
-    expect(entries(fresh.store)).toBe(expected);
+    expect(entries(fresh)).toBe(expected);
     fresh.close();
   });
 
@@ -90,7 +103,7 @@ describe('index snapshots', () => {
       damage();
       const s = start(file);
       expect(s.from).toBe('database');
-      expect(entries(s.store)).toBe(expected);
+      expect(entries(s)).toBe(expected);
       s.close();
     }
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { asymmetricCosine, asymmetricScorer, quantizeQuery4bit, queryPlanes } from '../../src/first-stage/asymmetric.js';
+import { asymmetricCosine, asymmetricQuery, asymmetricScorer, quantizeQuery4bit } from '../../src/first-stage/asymmetric.js';
 import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
 
 function random(seed: number) {
@@ -35,11 +35,11 @@ describe('the asymmetric WebAssembly scan', () => {
       const q = Float32Array.from({ length: dim }, () => rand() * 2 - 1);
       const scorer = asymmetricScorer(q);
       const reference = Array.from({ length: n }, (_, i) => ({ rowid: i + 1, s: scorer.score(codes, i * bytes) })).sort((a, b) => b.s - a.s || a.rowid - b.rowid);
-      const got = index.search(new Uint8Array(bytes), 40, undefined, queryPlanes(q));
+      const got = index.search(asymmetricQuery(q), 40);
       expect(got.rowids).toEqual(reference.slice(0, 40).map((r) => r.rowid));
       expect(got.distances).toEqual(reference.slice(0, 40).map((r) => 7 * dim - r.s));
       const filter = [5, 17, 300, 1999];
-      const filtered = index.search(new Uint8Array(bytes), 3, filter, queryPlanes(q));
+      const filtered = index.search(asymmetricQuery(q), 3, filter);
       expect(filtered.rowids).toEqual(reference.filter((r) => filter.includes(r.rowid)).slice(0, 3).map((r) => r.rowid));
     });
   }
