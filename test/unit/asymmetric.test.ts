@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { asymmetricCosine, asymmetricQuery, asymmetricScorer, quantizeQuery4bit } from '../../src/first-stage/asymmetric.js';
 import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
+import { encodeQuery, similarity } from '../../src/first-stage/query.js';
 
 function random(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -43,4 +44,17 @@ describe('the asymmetric WebAssembly scan', () => {
       expect(filtered.rowids).toEqual(reference.filter((r) => filter.includes(r.rowid)).slice(0, 3).map((r) => r.rowid));
     });
   }
+});
+
+describe('the asymmetric query object', () => {
+  it('holds the first `bits` dimensions, scores a distance as asymmetricCosine does, and fits only codes of its length', () => {
+    const rand = random(5);
+    const v = Float32Array.from({ length: 64 }, () => rand() * 2 - 1);
+    const signsUnused = { toUbinary: (): Uint8Array => expect.fail('an asymmetric query needs no signs') };
+    const q = encodeQuery('asymmetric', v, 32, signsUnused);
+    expect(q).toMatchObject({ type: 'asymmetric', bits: 32 });
+    for (const d of [0, 100, 14 * 32]) expect(similarity(q)(d)).toBe(asymmetricCosine(v.subarray(0, 32))(d));
+    expect(() => createBinaryIndex(8).search(q, 1)).toThrow(/32 bits for codes of 64/);
+    expect(createBinaryIndex(4).search(q, 1).rowids).toEqual([]);
+  });
 });
