@@ -44,14 +44,17 @@ function open(file: string): Opened {
   const firstStage = createFirstStageIndex(store);
   return { store: keepInStep(store, firstStage), firstStage, close: () => db.close() };
 }
-/** Opens it as a start does and loads the indexes; says where the first collection's index came from. */
-function start(file: string): Opened & { from: string | undefined } {
-  const opened = open(file);
-  opened.firstStage.loadIndexes();
-  const c = opened.store.listCollections()[0]!;
-  return { ...opened, from: opened.firstStage.indexStats(c.id)?.loadedFrom };
-}
 const entries = ({ store, firstStage }: Opened) => JSON.stringify([...firstStage.indexEntries(store.listCollections()[0]!.id)].map((e) => [e.rowid, Array.from(e.code)]));
+/** A start from the file (the indexes loaded, then the process gone): where the first collection's index came from, and what it held. */
+function restart(file: string): { from: string | undefined; entries: string } {
+  const opened = open(file);
+  try {
+    opened.firstStage.loadIndexes();
+    return { from: opened.firstStage.indexStats(opened.store.listCollections()[0]!.id)?.loadedFrom, entries: entries(opened) };
+  } finally {
+    opened.close();
+  }
+}
 
 describe('index snapshots', () => {
   const file = path.join(work, 'qembed.sqlite');
@@ -65,10 +68,7 @@ describe('index snapshots', () => {
     expected = entries(first);
     first.firstStage.persist();
     first.close();
-    const again = start(file);
-    expect(again.from).toBe('snapshot');
-    expect(entries(again)).toBe(expected);
-    again.close();
+    expect(restart(file)).toEqual({ from: 'snapshot', entries: expected });
   });
 
   it('are ignored when the collection changed after them (a kill before shutdown), then rebuilt', () => {
@@ -78,18 +78,14 @@ describe('index snapshots', () => {
     // persist follows, as if the process were killed now.
     const [rowid] = killed.store.writeBatch(c.id, [doc(1000)], []).rowids;
     killed.close();
-    const stale = start(file);
+    const stale = restart(file);
     expect(stale.from).toBe('database');
-    expected = entries(stale);
+    expected = stale.entries;
     const held = JSON.parse(expected) as [number, number[]][];
     expect(held).toHaveLength(499);
     expect(held.at(-1)![0]).toBe(rowid);
-    stale.close();
     // The rebuild wrote a fresh snapshot.
-    const fresh = start(file);
-    expect(fresh.from).toBe('snapshot');
-    expect(entries(fresh)).toBe(expected);
-    fresh.close();
+    expect(restart(file)).toEqual({ from: 'snapshot', entries: expected });
   });
 
   it('are ignored when torn or damaged', () => {
@@ -101,10 +97,7 @@ describe('index snapshots', () => {
       () => writeFileSync(snap, 'not a snapshot'),
     ]) {
       damage();
-      const s = start(file);
-      expect(s.from).toBe('database');
-      expect(entries(s)).toBe(expected);
-      s.close();
+      expect(restart(file)).toEqual({ from: 'database', entries: expected });
     }
   });
 
