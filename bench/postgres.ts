@@ -22,6 +22,9 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Encoder } from '../src/encoder/encoder.js';
+import { createFirstStageIndex, type FirstStageIndex } from '../src/first-stage/first-stage.js';
+import { keepInStep } from '../src/first-stage/in-step.js';
+import { hammingQuery } from '../src/first-stage/query.js';
 import { projectRoot } from '../src/paths.js';
 import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
@@ -65,16 +68,27 @@ function documents(codes: Uint8Array, realInt8: Int8Array[], from: number, to: n
   return out;
 }
 
-function fill(store: Store, n: number, codes: Uint8Array, realInt8: Int8Array[]): { id: number; seconds: number } {
-  const c = store.createCollection('bench', real.fingerprint, DIM);
+/** A store with its first stage, its writes kept in step with it, as the service composes them. */
+interface Indexed<S extends Store> {
+  raw: S;
+  store: Store;
+  firstStage: FirstStageIndex;
+}
+function indexed<S extends Store>(raw: S): Indexed<S> {
+  const firstStage = createFirstStageIndex(raw);
+  return { raw, store: keepInStep(raw, firstStage), firstStage };
+}
+
+function fill({ store }: Indexed<Store>, n: number, codes: Uint8Array, realInt8: Int8Array[]): { id: number; seconds: number } {
+  const c = store.createCollection('bench', real.fingerprint, DIM).collection;
   const t = performance.now();
   for (let start = 0; start < n; start += 2000) store.writeBatch(c.id, documents(codes, realInt8, start, Math.min(n, start + 2000)), []);
   return { id: c.id, seconds: (performance.now() - t) / 1000 };
 }
 
-async function searchTimes(store: Store): Promise<number[]> {
+async function searchTimes({ raw, firstStage }: Indexed<Store>): Promise<number[]> {
   const encoder = { fingerprint: real.fingerprint, dimension: DIM, quantizer: real.quantizer, bundle: { fingerprint: real.fingerprint, manifest: { name: 'bench' } } } as unknown as Encoder;
-  const service = createSearchService({ store, encoder: () => encoder });
+  const service = createSearchService({ store: raw, firstStage, encoder: () => encoder });
   const out: number[] = [];
   for (let i = -10; i < searches; i++) {
     const qi = ((i % real.queries.length) + real.queries.length) % real.queries.length;
@@ -132,30 +146,30 @@ try {
     // The same documents in SQLite and in PostgreSQL.
     const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-pg-'));
     const sqliteDb = openDatabase({ file: path.join(dir, 'qembed.sqlite') });
-    const sqlite = createSqliteStore(sqliteDb);
+    const sqlite = indexed(createSqliteStore(sqliteDb));
     const sqliteFill = fill(sqlite, n, codes, realInt8);
     const url = pg.database(`search_${n}`);
-    const memory = openPostgresStore(url);
+    const memory = indexed(openPostgresStore(url));
     const pgFill = fill(memory, n, codes, realInt8);
     console.log(`  written by one process: SQLite ${fmt(Math.round(n / sqliteFill.seconds))}/s, PostgreSQL ${fmt(Math.round(n / pgFill.seconds))}/s`);
 
     // Sizes.
     sqliteDb.pragma('wal_checkpoint(TRUNCATE)');
     const sqliteBytes = statSync(path.join(dir, 'qembed.sqlite')).size;
-    const pgBytes = (memory as Store).databaseBytes();
+    const pgBytes = memory.raw.databaseBytes();
     console.log(`  database bytes per document: PostgreSQL ${(pgBytes / n).toFixed(0)} (whole database), SQLite ${(sqliteBytes / n).toFixed(0)} (file) = ${(pgBytes / sqliteBytes).toFixed(2)}×`);
 
     // First stages.
-    const query = (store: Store, id: number) => (qi: number) => store.nearest(id, queryCodes[qi]!, CANDIDATES);
+    const query = ({ firstStage }: Indexed<Store>, id: number) => (qi: number) => firstStage.nearest(id, hammingQuery(queryCodes[qi]!), CANDIDATES);
     const sqliteTimes = times(query(sqlite, sqliteFill.id));
     const memoryTimes = times(query(memory, pgFill.id));
-    const open = (firstStage: PgFirstStage) => openPostgresStore(url, { firstStage, efSearch });
+    const open = (firstStage: PgFirstStage) => indexed(openPostgresStore(url, { firstStage, efSearch }));
     const exact = open('exact');
     const exactTimes = times(query(exact, pgFill.id));
     let same = 0;
-    const exactTop = queryCodes.map((q) => exact.nearest(pgFill.id, q, CANDIDATES).rowids);
+    const exactTop = queryCodes.map((q) => exact.firstStage.nearest(pgFill.id, hammingQuery(q), CANDIDATES).rowids);
     queryCodes.forEach((q, qi) => {
-      if (JSON.stringify(sqlite.nearest(sqliteFill.id, q, CANDIDATES).rowids) === JSON.stringify(exactTop[qi])) same++;
+      if (JSON.stringify(sqlite.firstStage.nearest(sqliteFill.id, hammingQuery(q), CANDIDATES).rowids) === JSON.stringify(exactTop[qi])) same++;
     });
     const m = percentile(memoryTimes, 0.5);
     console.log(`  first stage, top ${CANDIDATES}:`);
@@ -176,18 +190,18 @@ try {
       'same top-40 as SQLite': `${same}/${queryCodes.length}`,
     };
     const searchP50 = [fullSqlite, fullMemory, fullExact].map((v) => percentile(v, 0.5).toFixed(2));
-    const stores: { close(): Promise<void> }[] = [memory, exact];
+    const stores: { close(): Promise<void> }[] = [memory.raw, exact.raw];
     if (n > Number(opts['hnsw-max'])) console.log(`  HNSW: not measured above --hnsw-max ${fmt(Number(opts['hnsw-max']))}`);
     else {
       const hnsw = open('hnsw');
-      stores.push(hnsw);
+      stores.push(hnsw.raw);
       const t = performance.now();
-      hnsw.nearest(pgFill.id, queryCodes[0]!, CANDIDATES); // builds the index
+      hnsw.firstStage.nearest(pgFill.id, hammingQuery(queryCodes[0]!), CANDIDATES); // builds the index
       const buildSeconds = (performance.now() - t) / 1000;
       const hnswTimes = times(query(hnsw, pgFill.id));
       const recall =
         queryCodes.reduce((acc, q, qi) => {
-          const got = new Set(hnsw.nearest(pgFill.id, q, CANDIDATES).rowids);
+          const got = new Set(hnsw.firstStage.nearest(pgFill.id, hammingQuery(q), CANDIDATES).rowids);
           return acc + exactTop[qi]!.filter((r) => got.has(r)).length / CANDIDATES;
         }, 0) / queryCodes.length;
       const fullHnsw = await searchTimes(hnsw);

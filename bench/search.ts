@@ -24,7 +24,7 @@
  * is shared and noisy, so compare ratios, and say which CPU they came from.
  *
  * Options: --bundle DIR, --sizes N,N, --searches N (default 400), --skip-faiss, --skip-server,
- * --code-bits 384,128,64, --ingest-documents N (default 500000; 0 skips (h)).
+ * --code-bits 384,128,64, --ingest-documents N (default 500000; 0 skips (h)), --help.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -35,11 +35,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Encoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
-import { queryPlanes } from '../src/search/asymmetric.js';
+import { asymmetricQuery } from '../src/first-stage/asymmetric.js';
+import { createBinaryIndex } from '../src/first-stage/binary-index.js';
+import { createFirstStageIndex } from '../src/first-stage/first-stage.js';
+import { keepInStep } from '../src/first-stage/in-step.js';
+import { hammingQuery } from '../src/first-stage/query.js';
+import { scanPool, setScanThreads } from '../src/first-stage/scan-pool.js';
 import { createSearchService } from '../src/search/search-service.js';
 import { openDatabase } from '../src/store/database.js';
-import { createBinaryIndex } from '../src/store/memory-index/binary-index.js';
-import { scanPool, setScanThreads } from '../src/store/memory-index/scan-pool.js';
 import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { DocumentWrite } from '../src/store/store.js';
 import { startServer } from '../test/helpers/server-process.js';
@@ -55,8 +58,16 @@ const { values: opts } = parseArgs({
     'skip-server': { type: 'boolean', default: false },
     'code-bits': { type: 'string', default: '384,128,64' },
     'ingest-documents': { type: 'string', default: '500000' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (opts.help) {
+  console.log(
+    'npm run bench:search -- [--bundle DIR] [--sizes N,N] [--searches N] [--skip-faiss] [--skip-server] [--code-bits B,B] [--ingest-documents N]\n' +
+      'Search over N documents of 384-bit codes: build, search, the first stage alone, memory, filters, compact codes, the server (bench/search.ts says what each measures).',
+  );
+  process.exit(0);
+}
 const sizes = opts.sizes.split(',').map(Number);
 const searches = Number(opts.searches);
 const codeLengths = opts['code-bits'].split(',').map(Number);
@@ -92,8 +103,10 @@ async function timeQueries(fn: (qi: number) => unknown, count = searches): Promi
 
 function writeDocuments(file: string, n: number, codes: Uint8Array, realInt8: Int8Array[]): number {
   const db = openDatabase({ file });
-  const store = createSqliteStore(db);
-  const collection = store.createCollection('bench', real.fingerprint, DIM);
+  // Written as the service writes: the first stage kept in step.
+  const raw = createSqliteStore(db);
+  const store = keepInStep(raw, createFirstStageIndex(raw));
+  const { collection } = store.createCollection('bench', real.fingerprint, DIM);
   for (let start = 0; start < n; start += 10_000) {
     const batch: DocumentWrite[] = [];
     for (let j = start; j < Math.min(n, start + 10_000); j++) {
@@ -113,13 +126,14 @@ function writeDocuments(file: string, n: number, codes: Uint8Array, realInt8: In
   return collection.id;
 }
 
-/** Opens the database as a start does and loads its indexes: the store and the milliseconds it took. */
+/** Opens the database as a start does and loads its indexes: the store, its first stage and the milliseconds it took. */
 function start(file: string) {
   const db = openDatabase({ file });
   const store = createSqliteStore(db);
+  const firstStage = createFirstStageIndex(store);
   const t = performance.now();
-  store.loadIndexes();
-  return { db, store, loadMs: performance.now() - t };
+  firstStage.loadIndexes();
+  return { db, store, firstStage, loadMs: performance.now() - t };
 }
 
 /** POST of a JSON body over `agent`; the status and the body. */
@@ -160,13 +174,13 @@ for (const n of sizes) {
   const buildSeconds = (performance.now() - t) / 1000;
   const fromRows = start(file);
   fromRows.db.close();
-  const { db, store, loadMs } = start(file);
-  const loadedFrom = store.indexStats(collectionId)?.loadedFrom;
+  const { db, store, firstStage, loadMs } = start(file);
+  const loadedFrom = firstStage.indexStats(collectionId)?.loadedFrom;
   console.log(
     `  build: ${fmt(n)} documents written to SQLite in ${buildSeconds.toFixed(1)} s (${fmt(Math.round(n / buildSeconds))}/s, codes given, ${(meanOnes * 100).toFixed(1)}% of bits set); ` +
       `index loaded from the rows in ${fromRows.loadMs.toFixed(0)} ms, from the ${loadedFrom} in ${loadMs.toFixed(0)} ms (${(loadMs / (n / 1e6)).toFixed(0)} ms per million)`,
   );
-  const service = createSearchService({ store, encoder: () => stubEncoder });
+  const service = createSearchService({ store, firstStage, encoder: () => stubEncoder });
   const search = (qi: number, filter?: typeof FILTER) =>
     service.search({ collection: 'bench', vector: Array.from(real.queries[qi]!), topK: TOP_K, rescoreMultiplier: MULTIPLIER, ...(filter ? { filter } : {}) });
 
@@ -194,7 +208,7 @@ for (const n of sizes) {
     setScanThreads(mode === 'one' ? 1 : 0);
     let i = 0;
     firstAlone[mode] = await timeQueries((qi) => {
-      const r = store.nearest(collectionId, queryCode(qi), CANDIDATES);
+      const r = firstStage.nearest(collectionId, hammingQuery(queryCode(qi)), CANDIDATES);
       if (i++ >= 20 && distances[mode].length < 10) distances[mode].push(r.distances);
     });
   }
@@ -207,7 +221,7 @@ for (const n of sizes) {
     );
   } else console.log('      NOTICE: no C compiler (cc, gcc, clang): the reference scan was not run');
   setScanThreads(0);
-  const asym = await timeQueries((qi) => store.nearest(collectionId, queryCode(qi), CANDIDATES, undefined, queryPlanes(real.queries[qi]!)));
+  const asym = await timeQueries((qi) => firstStage.nearest(collectionId, asymmetricQuery(real.queries[qi]!), CANDIDATES));
   console.log(`      asymmetric first stage (4-bit query), ${threads} threads: ${pp(asym)} = ${ratio(p50(asym), p50(firstAlone.split))} Hamming`);
   const f = opts['skip-faiss'] ? undefined : faiss(codes, queryCodes, CANDIDATES, searches);
   if (f) {
@@ -225,7 +239,7 @@ for (const n of sizes) {
   }
 
   // (c) memory.
-  const stats = store.indexStats(collectionId)!;
+  const stats = firstStage.indexStats(collectionId)!;
   const memoryRatio = stats.memoryBytes / (n * BYTES);
   const bound = 1.2 * n * BYTES + 4 * n;
   console.log(`  (c) index memory ${mb(stats.memoryBytes)} = ${memoryRatio.toFixed(3)} × N × dim/8 (bound 1.2 × N × dim/8 + 4 bytes a rowid = ${mb(bound)}: ${stats.memoryBytes <= bound ? 'within' : 'ABOVE'})`);
@@ -242,7 +256,7 @@ for (const n of sizes) {
     const packed = new Uint8Array(n * bytes);
     for (let j = 0; j < n; j++) packed.set(codes.subarray(j * BYTES, j * BYTES + bytes), j * bytes);
     const small = createBinaryIndex(bytes, 0, [], { rowids: Uint32Array.from({ length: n }, (_, j) => j + 1), codes: packed });
-    const times = await timeQueries((qi) => small.search(queryCodes.subarray(qi * BYTES, qi * BYTES + bytes), CANDIDATES));
+    const times = await timeQueries((qi) => small.search(hammingQuery(queryCodes.subarray(qi * BYTES, qi * BYTES + bytes)), CANDIDATES));
     compact.push(`${bits} bits p50 ${ms(p50(times))} (${ratio(p50(times), p50(firstAlone.split))} 384), memory ${mb(small.memoryBytes())} (${ratio(small.memoryBytes(), stats.memoryBytes)})`);
     small.release();
   }

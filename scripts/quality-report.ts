@@ -116,7 +116,7 @@ ${compactRows.join('\n')}
   candidates, as the service does); Recall@100 from a top-100 search with the same settings.
 - **first stage**: the share of the float32 top-10 found in the first stage's top-40 (what
   multiplier 4 rescores), for Hamming distance and for a 4-bit quantized query scored against
-  the documents' sign bits (asymmetric, as RaBitQ and Qdrant do; see src/search/asymmetric.ts).
+  the documents' sign bits (asymmetric, as RaBitQ and Qdrant do; see src/first-stage/asymmetric.ts).
 
 ## Report schema (\`qembed eval --out FILE.json\`)
 

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { loadBundle } from './encoder/bundle.js';
 import { createEncoder, type Encoder } from './encoder/encoder.js';
+import { createFirstStageIndex, type FirstStageIndex } from './first-stage/first-stage.js';
+import { setScanThreads } from './first-stage/scan-pool.js';
 import { createTrainJobs, type TrainJobs } from './jobs/train-jobs.js';
 import { type Activation, activatedModelDir, ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
 import { AUTO, modelDirForTools, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
@@ -16,7 +18,6 @@ import { createModelRegistry, type ModelRegistry } from './models/registry.js';
 import { projectRoot } from './paths.js';
 import { createSearchService, type SearchService } from './search/search-service.js';
 import { type Db, openDatabase } from './store/database.js';
-import { setScanThreads } from './store/memory-index/scan-pool.js';
 import { describeDatabase } from './database-url.mjs';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { createSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -59,7 +60,10 @@ export interface ComposeOptions {
 
 export interface Composition {
   config: Config;
+  /** The storage; its writes reach the first stage through `search` (first-stage/in-step.ts). */
   store: Store;
+  /** The first stage over the store's codes (in memory, or in SQL for PostgreSQL's exact/hnsw). */
+  firstStage: FirstStageIndex;
   /** The SQLite database under `store`, when the store is SQLite (tests look at its rows). */
   sqlite?: Db;
   search: SearchService;
@@ -158,7 +162,8 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   const { encoder: initial, served } = model;
   const registry = initial && createModelRegistry({ modelsDir: config.modelsDir, initial, createEncoder: (b) => createEncoder(b, config) });
   const encoder = registry ? () => registry.active() : noModel;
-  const search = createSearchService({ store, encoder, encoderFor: (fp) => registry?.loaded(fp) });
+  const firstStage = createFirstStageIndex(store);
+  const search = createSearchService({ store, firstStage, encoder, encoderFor: (fp) => registry?.loaded(fp) });
   const activation = registry && createActivation({ registry, search, meta: store, logger });
   const jobs = jobsDb && createTrainJobs(jobsDb);
   const closeDatabases = async () => {
@@ -198,6 +203,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   return {
     config,
     store,
+    firstStage,
     ...(opened.sqlite && { sqlite: opened.sqlite }),
     search,
     ...(registry && activation && { models: { registry, activation } }),
@@ -211,7 +217,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       // Snapshots of the first stage make the next start read each collection in one go; a
       // failure only costs that (the next start builds the indexes from the rows).
       try {
-        store.persistFirstStage();
+        firstStage.persist();
       } catch (e) {
         logger?.warn({ err: e }, 'index snapshots were not saved; the next start reads the database');
       }

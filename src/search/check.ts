@@ -1,5 +1,5 @@
 /**
- * The consistency check (qembed check): a collection's in-memory index against its rows, the
+ * The consistency check (qembed check): a collection's first-stage index against its rows, the
  * rows against their invariants, and optionally the stored codes against a fresh encoding.
  */
 import type { Quantizer } from '../quantization/quantize.js';
@@ -9,7 +9,7 @@ import { sha256, VECTOR_DIGEST } from './documents.js';
 import type { CheckReport } from './types.js';
 
 export async function check(collections: Collections, name: string, options: { reencode?: boolean } = {}): Promise<CheckReport> {
-  const { store } = collections.deps;
+  const { store, firstStage } = collections.deps;
   const c = collections.require(name);
   const problems: string[] = [];
   const problem = (p: string) => {
@@ -19,7 +19,7 @@ export async function check(collections: Collections, name: string, options: { r
   const counted = store.recount(c.id);
   if (counted.documents !== c.document_count) problem(`document_count is ${c.document_count} but the collection has ${counted.documents} rows`);
   if (counted.payloadBytes !== c.payload_bytes) problem(`payload_bytes is ${c.payload_bytes} but the rows hold ${counted.payloadBytes}`);
-  const entries = store.indexEntries(c.id);
+  const entries = firstStage.indexEntries(c.id);
   let indexed = 0;
   const toRecheck: { id: string; text: string; binary: Buffer; int8: Buffer }[] = [];
   let documents = 0;
@@ -45,7 +45,7 @@ export async function check(collections: Collections, name: string, options: { r
     indexed++;
     problem(`the index holds rowid ${e.value.rowid}, which the database does not`);
   }
-  const stats = store.indexStats(c.id);
+  const stats = firstStage.indexStats(c.id);
   if (stats && stats.documents !== indexed) problem(`the index counts ${stats.documents} documents but holds ${indexed}`);
   if (indexed !== documents) problem(`the index holds ${indexed} documents, the database ${documents}`);
 

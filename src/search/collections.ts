@@ -64,7 +64,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
       );
     },
     info(c) {
-      const index = store.indexStats(c.id);
+      const index = deps.firstStage.indexStats(c.id);
       return {
         name: c.name,
         fingerprint: c.fingerprint,

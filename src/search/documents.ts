@@ -4,8 +4,8 @@
  * batch; the checks here are those a schema cannot express (duplicate ids, nesting depth).
  *
  * Consistency: a write encodes first (async), then runs ONE synchronous transaction for the
- * batch, after which the store's first stage has it in the same tick, so a search sees each
- * batch entirely or not at all.
+ * batch, whose changes the first stage applies in the same tick (first-stage/in-step.ts), so a
+ * search sees each batch entirely or not at all.
  */
 import { createHash } from 'node:crypto';
 import { type Bundle, namesBundle } from '../encoder/bundle.js';
@@ -134,7 +134,7 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
     binaryCode: encoder.quantizer.toUbinary(vectors.get(d.id)!),
     int8Code: encoder.quantizer.toInt8(vectors.get(d.id)!),
   }));
-  // From here to the end: synchronous (the store applies the commit to its first stage in the same tick).
+  // From here to the end: synchronous (the first stage applies the commit in the same tick: first-stage/in-step.ts).
   // The collection may have switched models (a re-encoding finished) while we encoded.
   if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
   store.writeBatch(c.id, writes, metadataOnly);

@@ -1,17 +1,17 @@
 /**
- * The query pipeline: encode the query (or take the caller's vector), first stage over the
- * collection's binary index (Hamming, or asymmetric 4-bit), then rescoring of the candidates
- * with the float32 query against their int8 codes, then the hits' texts and metadata.
+ * The query pipeline: encode the query (or take the caller's vector), the first stage over the
+ * collection's codes (src/first-stage/: Hamming, or asymmetric 4-bit), then rescoring of the
+ * candidates with the float32 query against their int8 codes, then the hits' texts and metadata.
  *
  * From the end of the encoding to the answer everything is synchronous: one consistent view of
- * the first stage and the rows (the store applies a write to both in one tick).
+ * the first stage and the rows (a write reaches both in one tick: first-stage/in-step.ts).
  */
 import { namesBundle } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
+import { encodeQuery, similarity } from '../first-stage/query.js';
 import { foldQuery, scoreInt8 } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import { codeBitsOf, type Store } from '../store/store.js';
-import { asymmetricCosine, queryPlanes } from './asymmetric.js';
 import type { Collections } from './collections.js';
 import { parseMetadata, storedText, vectorProblem } from './documents.js';
 import type { SearchRequest, SearchResponse } from './types.js';
@@ -47,7 +47,7 @@ export async function search(collections: Collections, request: SearchRequest, a
 }
 
 async function searchOnce(collections: Collections, request: SearchRequest, attempt: number): Promise<SearchResponse> {
-  const { store } = collections.deps;
+  const { store, firstStage } = collections.deps;
   const topK = request.topK ?? 10;
   const multiplier = request.rescoreMultiplier ?? 4;
   const doRescore = request.rescore ?? true;
@@ -94,12 +94,9 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
   const filterMs = filter ? elapsed(t1) : 0;
   const t2 = performance.now();
   const k = doRescore ? topK * multiplier : topK;
-  const asymmetric = request.firstStage === 'asymmetric';
-  // A compact first stage scans the first `bits` dimensions' signs; rescoring uses them all.
-  const bits = codeBitsOf(now);
-  const prefix = query.subarray(0, bits);
-  const planes = asymmetric ? queryPlanes(prefix) : undefined;
-  const first = store.nearest(c.id, encoder.quantizer.toUbinary(query).subarray(0, bits / 8), k, restrict, planes);
+  // A compact first stage scans the first codeBitsOf dimensions; rescoring uses them all.
+  const firstQuery = encodeQuery(request.firstStage ?? 'hamming', query, codeBitsOf(now), encoder.quantizer);
+  const first = firstStage.nearest(c.id, firstQuery, k, restrict);
   const firstStageMs = elapsed(t2);
 
   const t3 = performance.now();
@@ -107,7 +104,7 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
   if (doRescore) {
     ranked = rescore(store, encoder.quantizer, query, first.rowids, first.distances).slice(0, topK);
   } else {
-    const score = asymmetric ? asymmetricCosine(prefix) : (d: number) => 1 - (2 * d) / bits;
+    const score = similarity(firstQuery);
     ranked = first.rowids.map((rowid, i) => ({ rowid, score: score(first.distances[i]!) }));
   }
   const rescoreMs = doRescore ? elapsed(t3) : 0;

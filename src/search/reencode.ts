@@ -67,7 +67,7 @@ async function run(collections: Collections, collectionId: number, m: Migration)
         int8Code: m.target.quantizer.toInt8(vectors[i]!),
       }));
       // A row deleted meanwhile is skipped by the store (and never comes back: rowids are not reused).
-      left -= store.stageCodes(collectionId, fp, rows).length;
+      left -= store.stageCodes(collectionId, fp, rows).rowids.length;
       cursor = pending.at(-1)!.rowid;
       failures = 0;
       m.status.lastError = null;

@@ -1,7 +1,8 @@
 /**
  * The search service: collections, documents, asymmetric search, re-encoding and the
- * consistency check, over a Store and the loaded encoders. Knows nothing of HTTP. Each job
- * lives in its own module; this one composes them behind the SearchService interface.
+ * consistency check, over a Store, its first stage (src/first-stage/) and the loaded encoders.
+ * Knows nothing of HTTP. Each job lives in its own module; this one composes them behind the
+ * SearchService interface, and keeps the first stage in step with the store's writes.
  *
  *   collections.ts  rows, re-encodings under way, which encoder holds a collection's codes
  *   documents.ts    upsert planning and writes, reads and deletes by id
@@ -11,6 +12,7 @@
  */
 import { supportedCodeBits } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
+import { keepInStep } from '../first-stage/in-step.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
 import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
@@ -22,8 +24,9 @@ import type { SearchService, SearchServiceDeps } from './types.js';
 export * from './types.js';
 
 export function createSearchService(deps: SearchServiceDeps): SearchService {
-  const { store } = deps;
-  const collections = createCollections(deps);
+  // Every write below goes through this view: the first stage sees it in the same tick.
+  const store = keepInStep(deps.store, deps.firstStage);
+  const collections = createCollections({ ...deps, store });
   return {
     createCollection(name, options = {}) {
       const encoder = deps.encoder();
@@ -35,7 +38,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
             '(a bundle lists the lengths its model was trained for in binary_code_bits)',
         );
       }
-      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension, codeBits));
+      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension, codeBits).collection);
     },
     listCollections: () => store.listCollections().map(collections.info),
     getCollection: (name) => collections.info(collections.require(name)),
@@ -51,7 +54,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     getDocument: (name, id) => getDocument(collections, name, id),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
     search: (request) => search(collections, request),
-    loadIndexes: () => store.loadIndexes(),
+    loadIndexes: () => deps.firstStage.loadIndexes(),
     reencode: (name, target) => reencode(collections, name, target),
     stopBackground: () => stopReencodes(collections),
     check: (name, options) => check(collections, name, options),

@@ -3,6 +3,8 @@
  * SearchService interface that http/, the CLI and the evaluator call. No logic lives here.
  */
 import type { Encoder } from '../encoder/encoder.js';
+import type { FirstStageIndex } from '../first-stage/first-stage.js';
+import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
 import type { MetadataFilter, Store } from '../store/store.js';
 
 export const TOP_K_MAX = 1000;
@@ -20,8 +22,9 @@ export const METADATA_MAX_DEPTH = 64;
 /** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
 export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
 export const FILTER_MAX_KEYS = 16;
-export const FIRST_STAGES = ['hamming', 'asymmetric'] as const;
-export type FirstStage = (typeof FIRST_STAGES)[number];
+/** The first stages a search may ask for: those src/first-stage/ offers. */
+export const FIRST_STAGES = FIRST_STAGE_TYPES;
+export type FirstStage = FirstStageType;
 
 export interface DocumentInput {
   id: string;
@@ -109,7 +112,7 @@ export interface SearchRequest {
   topK?: number;
   rescoreMultiplier?: number;
   rescore?: boolean;
-  /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (asymmetric.ts). */
+  /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (first-stage/asymmetric.ts). */
   firstStage?: FirstStage;
   filter?: MetadataFilter;
 }
@@ -203,7 +206,10 @@ export interface SearchService {
 }
 
 export interface SearchServiceDeps {
+  /** The storage; search keeps `firstStage` in step with its writes (first-stage/in-step.ts). */
   store: Store;
+  /** The first stage over `store`'s codes (createFirstStageIndex(store)). */
+  firstStage: FirstStageIndex;
   /** The active encoder: new collections are bound to it. */
   encoder: () => Encoder;
   /**

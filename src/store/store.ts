@@ -1,12 +1,16 @@
 /**
  * What search needs from storage: the `Store` interface, made of four repositories
  * (collections, documents, re-encode staging, meta) and the storage state, with the rows they
- * speak in. The SQLite implementation is in sqlite/ (createSqliteStore); service.ts picks it.
+ * speak in. Implementations: sqlite/ (createSqliteStore) and postgres/ (openPostgresStore),
+ * one file per repository; service.ts picks one.
+ *
+ * The first stage is not here: it is its own component (src/first-stage/), kept in step by
+ * what every write returns (`changes`: CodeChange), so a backend only reports what it changed.
  *
  * Contract every implementation keeps: calls are synchronous (search relies on one tick seeing
  * one state: search/query.ts), a batch is written in one transaction (a crash leaves the whole
- * batch or none of it), and rowids are stable, increasing and never reused (the in-memory index
- * is keyed by them and ordered by them).
+ * batch or none of it), rowids are stable, increasing and never reused (the first stage is
+ * keyed by them and ordered by them), and a write's changes are in commit order.
  */
 
 export interface CollectionRow {
@@ -64,7 +68,7 @@ export interface StoredDocument {
   textSha256: string;
 }
 
-/** Equality filter on top-level metadata keys; values are scalars. */
+/** Codes of another model for a stored document, made from the text with this hash. */
 export interface StagedCodes {
   rowid: number;
   textSha256: string;
@@ -72,6 +76,7 @@ export interface StagedCodes {
   int8Code: Int8Array;
 }
 
+/** Equality filter on top-level metadata keys; values are scalars. */
 export type MetadataFilter = Record<string, string | number | boolean | null>;
 
 /** Thrown inside a write transaction when a planned document changed meanwhile: plan again. */
@@ -85,12 +90,12 @@ export const MAX_ROWID = 0xffffffff;
 /** Collections: a name bound to the model (fingerprint, dimension) of its codes, with counters. */
 export interface CollectionRepository {
   /** `codeBits`: the first-stage code length when shorter than `dimension` (stored codes stay full). */
-  createCollection(name: string, fingerprint: string, dimension: number, codeBits?: number): CollectionRow;
+  createCollection(name: string, fingerprint: string, dimension: number, codeBits?: number): Changed & { collection: CollectionRow };
   getCollection(name: string): CollectionRow | undefined;
   getCollectionById(id: number): CollectionRow | undefined;
   listCollections(): CollectionRow[];
-  /** Deletes the collection and its documents; false if there was none. */
-  deleteCollection(id: number): boolean;
+  /** Deletes the collection and its documents; `existed` false if there was none. */
+  deleteCollection(id: number): Changed & { existed: boolean };
   /** COUNT(*) and the summed payload, computed from the rows (the counters' reference). */
   recount(collectionId: number): { documents: number; payloadBytes: number };
 }
@@ -102,13 +107,14 @@ export interface DocumentRepository {
   /**
    * Writes a batch in one transaction: `documents` are inserted or replaced in place (an
    * existing id keeps its rowid), `metadataOnly` only get new metadata. Returns the rowids of
-   * `documents` in order. Throws collectionNotFound if the collection was deleted meanwhile,
-   * StaleWriteError if a metadata-only document changed text meanwhile (nothing written).
+   * `documents` in order, their codes as changes. Throws collectionNotFound if the collection
+   * was deleted meanwhile, StaleWriteError if a metadata-only document changed text meanwhile
+   * (nothing written).
    */
-  writeBatch(collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]): number[];
+  writeBatch(collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]): Changed & { rowids: number[] };
   getDocument(collectionId: number, docId: string): StoredDocument | undefined;
   /** Deletes the documents in one transaction; returns the rowids and ids of those that existed. */
-  deleteDocuments(collectionId: number, docIds: readonly string[]): { rowids: number[]; deleted: string[] };
+  deleteDocuments(collectionId: number, docIds: readonly string[]): Changed & { rowids: number[]; deleted: string[] };
   /** Rowids of the collection's documents whose metadata matches, ascending. */
   filterRowids(collectionId: number, filter: MetadataFilter): number[];
   /** int8 codes of the given rowids, in their order (undefined for a rowid that is gone). */
@@ -130,14 +136,16 @@ export interface ReencodeStaging {
    * collection's re-encode target and drops codes staged for another model; those staged for
    * this one before a restart are kept.
    */
-  beginStaging(collectionId: number, fingerprint: string, dimension: number): void;
+  beginStaging(collectionId: number, fingerprint: string, dimension: number): Changed;
   /** Documents without staged codes of their current text, in rowid order, after `afterRowid` (default 0). */
   pendingReencode(collectionId: number, fingerprint: string, limit: number, afterRowid?: number): { rowid: number; text: string; textSha256: string }[];
   countPendingReencode(collectionId: number, fingerprint: string): number;
   /** Stages codes for rows that still exist; returns the rowids staged (a row deleted meanwhile is skipped). */
-  stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): number[];
+  stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): Changed & { rowids: number[] };
   /** Swaps every staged code in, binds the collection to `fingerprint` and clears the staging, in one transaction. */
-  finishReencode(collectionId: number, fingerprint: string, dimension: number): void;
+  finishReencode(collectionId: number, fingerprint: string, dimension: number): Changed;
+  /** (rowid, binary code) of the codes staged for `fingerprint`, in rowid order: what the first stage loads a staging index from. */
+  stagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
   /**
    * Takes the right to re-encode the collection in this process: with several API processes
    * on one database, one runs a re-encoding and the others follow; false while another holds it.
@@ -152,52 +160,64 @@ export interface MetaRepository {
   setMeta(key: string, value: string): void;
 }
 
+/** A document's rowid and binary code (stored full length): what the first stage indexes. */
+export interface CodeEntry {
+  rowid: number;
+  code: Uint8Array;
+}
+
+/**
+ * What a committed write changed of the binary codes, as every write returns it: the first stage
+ * (src/first-stage/) applies these in order, right after the commit, for every backend. On a
+ * database shared by several processes a write also returns, first, what the others committed
+ * before it (read inside its transaction), so that rowids reach the first stage in order.
+ */
+export type CodeChange =
+  | { type: 'created'; collection: CollectionRow }
+  /** The collection was deleted, or its codes were replaced as a whole by another process: forget its index (loaded again from the rows if still used). */
+  | { type: 'dropped'; collectionId: number }
+  /** Documents inserted or rewritten (an existing rowid keeps its place). */
+  | { type: 'written'; collectionId: number; entries: readonly CodeEntry[] }
+  | { type: 'deleted'; collectionId: number; rowids: readonly number[] }
+  /** Staging began for model `fingerprint` (codes staged before a restart are read from storage). */
+  | { type: 'staging'; collectionId: number; fingerprint: string }
+  | { type: 'staged'; collectionId: number; entries: readonly CodeEntry[] }
+  /** The staged codes became the collection's codes. */
+  | { type: 'swapped'; collectionId: number };
+
+/** What every write returns besides its own answer. */
+export interface Changed {
+  changes: CodeChange[];
+}
+
+/** A first stage's answer, computed in memory (src/first-stage/) or by the database itself. */
 export interface FirstStageResult {
   /** Rowids of the nearest documents, nearest first. */
   rowids: number[];
-  /** Their Hamming distances. */
+  /** Their distances. */
   distances: number[];
   /** Live documents whose distance was computed. */
   scanned: number;
 }
 
-export interface IndexEntry {
-  rowid: number;
-  code: Uint8Array;
-}
-
-export interface IndexStats {
-  /** Live documents. */
-  documents: number;
-  /** Slots in use, tombstones included. */
-  slots: number;
-  tombstones: number;
-  memoryBytes: number;
-  /** Where the index was loaded from at first use: a snapshot, or the rows (created empty: 'database'). */
-  loadedFrom: 'snapshot' | 'database';
-}
-
 /**
- * The first stage of a search over a collection's binary codes, kept in step with every write
- * of the other repositories (a committed batch is searchable in the same tick). The SQLite store
- * keeps one in-memory index per collection (memory-index/), loaded from the rows on first use.
+ * What storage offers the first stage beyond the rows and the changes its writes return. All
+ * optional: SQLite gives a snapshot folder, PostgreSQL the changes of other processes and, when
+ * QEMBED_PG_FIRST_STAGE asks for it, a Hamming first stage in SQL.
  */
-export interface FirstStage {
-  /** Loads every collection's index now (at start, to fail fast); returns the documents indexed. */
-  loadIndexes(): number;
+export interface FirstStageSupport {
   /**
-   * Exact top-k by Hamming distance to `query` over the collection's documents, or over `rowids`
-   * (ascending: a metadata filter's matches). With `planes` (4 bit-planes of a 4-bit query,
-   * search/asymmetric.ts) the distance is the asymmetric one. `query` and `planes` are of the
-   * collection's code length (codeBitsOf); the first stage holds only those bits of each code.
+   * The changes other processes committed that this one has not been given yet, oldest first
+   * (codes read now). Present only where several processes write one database.
    */
-  nearest(collectionId: number, query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
-  /** Size of the collection's index; null while it is not loaded. */
-  indexStats(collectionId: number): IndexStats | null;
-  /** The indexed (rowid, binary code of the collection's code length) pairs in rowid order (the consistency check). */
-  indexEntries(collectionId: number): IterableIterator<IndexEntry>;
-  /** Saves what makes the next start fast (the SQLite store: snapshots of the loaded indexes); at shutdown. */
-  persistFirstStage(): void;
+  othersChanges?(): CodeChange[];
+  /** Where the first stage may keep snapshots of its indexes (beside the database file: valid for it only). */
+  readonly snapshotDir?: string;
+  /**
+   * The exact or approximate Hamming top k computed by the database (PostgreSQL `exact`, `hnsw`),
+   * used for Hamming queries instead of an in-memory index. `code` holds the collection's code length.
+   */
+  nearestInDatabase?(collectionId: number, code: Uint8Array, k: number, rowids?: readonly number[]): FirstStageResult;
 }
 
 /** The storage medium itself: size and whether it has room. */
@@ -212,4 +232,4 @@ export interface StorageState {
   storageStatus(): { full: boolean; since: string | null; message: string | null };
 }
 
-export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, FirstStage, MetaRepository, StorageState {}
+export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, MetaRepository, StorageState, FirstStageSupport {}

@@ -8,11 +8,14 @@ import type { FastifyInstance } from 'fastify';
 import { type Config, loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { createFirstStageIndex, type FirstStageIndex } from '../../src/first-stage/first-stage.js';
+import { keepInStep } from '../../src/first-stage/in-step.js';
 import type { TrainJobs } from '../../src/jobs/train-jobs.js';
 import type { ModelRegistry } from '../../src/models/registry.js';
 import type { SearchService } from '../../src/search/search-service.js';
 import { buildService } from '../../src/service.js';
-import type { Db } from '../../src/store/database.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 
 export const FIXTURE_BUNDLE = fileURLToPath(new URL('../fixtures/tiny-bundle', import.meta.url));
@@ -24,8 +27,9 @@ export interface TestApp {
   /** The SQLite database under the store (in memory); undefined on PostgreSQL. */
   db: Db;
   search: SearchService;
-  /** The storage under `search`, for tests that look at or prepare rows directly. */
+  /** The storage under `search` (its writes kept in step with `firstStage`), for tests that look at or prepare rows directly. */
   store: Store;
+  firstStage: FirstStageIndex;
   config: Config;
   registry: ModelRegistry;
   jobs: TrainJobs;
@@ -35,6 +39,12 @@ export interface TestApp {
 export async function createTestEncoder(overrides: Partial<Config> = {}): Promise<Encoder> {
   const config = loadConfig({}, { intraOpThreads: 1, ...overrides });
   return createEncoder(await loadBundle(FIXTURE_BUNDLE), config);
+}
+
+/** A store over an in-memory SQLite database and its first stage: what a search service is built over. */
+export function memoryStorage(): { store: Store; firstStage: FirstStageIndex } {
+  const store = createSqliteStore(openDatabase({ file: ':memory:' }));
+  return { store, firstStage: createFirstStageIndex(store) };
 }
 
 /** The whole service as the server composes it, over an in-memory database and the fixture bundle by default. */
@@ -52,7 +62,8 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     encoder: parts.encoder(),
     db: parts.sqlite!,
     search: parts.search,
-    store: parts.store,
+    store: keepInStep(parts.store, parts.firstStage),
+    firstStage: parts.firstStage,
     config,
     registry: parts.models!.registry,
     jobs: parts.jobs!,

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, startTestApp, type TestApp } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
-import { createIndexRegistry } from '../../src/store/memory-index/index-registry.js';
+import { createFirstStageIndex } from '../../src/first-stage/first-stage.js';
 import type { CollectionRow } from '../../src/store/store.js';
 
 let t: TestApp;
@@ -47,16 +47,16 @@ describe('the first stage of a compact collection', () => {
     const full = new Uint8Array(32);
     const row = (bits: number | null): CollectionRow => ({ id: 1, name: 'c', fingerprint: 'f', dimension: 256, created_at: '', document_count: n, payload_bytes: 0, reencode_target: null, code_bits: bits, generation: 0 });
     const memory = (bits: number | null) => {
-      const registry = createIndexRegistry({
-        collection: () => row(bits),
-        collections: () => [row(bits)],
-        *codes() {
-          for (let i = 1; i <= n; i++) yield [i, full] as [number, Uint8Array];
+      const firstStage = createFirstStageIndex({
+        getCollectionById: () => row(bits),
+        listCollections: () => [row(bits)],
+        *iterateBinaryCodes() {
+          for (let i = 1; i <= n; i++) yield [i, Buffer.from(full)] as [number, Buffer];
         },
-        stagedCodes: () => [],
+        stagedBinaryCodes: () => [][Symbol.iterator](),
       });
-      registry.loadIndexes();
-      return registry.indexStats(1)!.memoryBytes;
+      firstStage.loadIndexes();
+      return firstStage.indexStats(1)!.memoryBytes;
     };
     const codes = (bytes: number) => n * bytes;
     const rowids = 4 * n;
@@ -84,7 +84,7 @@ describe('collections with compact first-stage codes', () => {
     }
     for (const [name, bytes] of [['full', 4], ['half', 2], ['quarter', 1]] as const) {
       const c = t.store.getCollection(name)!;
-      for (const entry of t.store.indexEntries(c.id)) expect(entry.code).toHaveLength(bytes);
+      for (const entry of t.firstStage.indexEntries(c.id)) expect(entry.code).toHaveLength(bytes);
     }
 
     const query = 'songs about the river';
@@ -115,9 +115,9 @@ describe('collections with compact first-stage codes', () => {
   it('keeps the length across a reload of the index, and the consistency check agrees', async () => {
     const before = (await call(t, 'POST', '/search', { collection: 'half', query: 'cities', top_k: 10, rescore: false })).json();
     const c = t.store.getCollection('half')!;
-    // A fresh registry over the same rows: what a restart loads.
+    // A fresh first stage over the same rows: what a restart loads.
     const { createSqliteStore } = await import('../../src/store/sqlite/sqlite-store.js');
-    const reopened = createSqliteStore(t.db);
+    const reopened = createFirstStageIndex(createSqliteStore(t.db));
     expect(reopened.loadIndexes()).toBeGreaterThan(0);
     expect(reopened.indexStats(c.id)?.documents).toBe(40);
     for (const entry of reopened.indexEntries(c.id)) expect(entry.code).toHaveLength(2);

@@ -7,10 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
+import { createFirstStageIndex } from '../../src/first-stage/first-stage.js';
 import { createSearchService, type SearchService } from '../../src/search/search-service.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { createTestEncoder } from '../helpers/app.js';
+import { createTestEncoder, memoryStorage } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
 
 let oldEncoder: Encoder;
@@ -39,7 +40,7 @@ beforeAll(async () => {
   };
   active = oldEncoder;
   search = createSearchService({
-    store: createSqliteStore(openDatabase({ file: ':memory:' })),
+    ...memoryStorage(),
     encoder: () => active,
     encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
   });
@@ -134,7 +135,7 @@ describe('the cost of a re-encoding', () => {
         countPendingReencode: (id: number, fp: string) => (counts++, store.countPendingReencode(id, fp)),
       };
       let served = encoder;
-      const service = createSearchService({ store: watched, encoder: () => served, encoderFor: (fp) => [encoder, target].find((e) => e.fingerprint === fp) });
+      const service = createSearchService({ store: watched, firstStage: createFirstStageIndex(watched), encoder: () => served, encoderFor: (fp) => [encoder, target].find((e) => e.fingerprint === fp) });
       service.createCollection('big');
       const docs = Array.from({ length: 300 }, (_, i) => ({ id: `d${i}`, text: `text ${i}` }));
       for (let i = 0; i < docs.length; i += 100) await service.upsertDocuments('big', docs.slice(i, i + 100));

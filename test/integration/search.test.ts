@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asymmetricCosine, asymmetricScorer } from '../../src/search/asymmetric.js';
+import { asymmetricCosine, asymmetricScorer } from '../../src/first-stage/asymmetric.js';
 import { errorOf, startTestApp, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;

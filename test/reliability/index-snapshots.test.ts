@@ -9,7 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readSnapshot, snapshotFile, writeSnapshot } from '../../src/store/memory-index/snapshot.js';
+import { createFirstStageIndex, type FirstStageIndex } from '../../src/first-stage/first-stage.js';
+import { keepInStep } from '../../src/first-stage/in-step.js';
+import { readSnapshot, snapshotFile, writeSnapshot } from '../../src/first-stage/snapshot.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { DocumentWrite, Store } from '../../src/store/store.js';
@@ -28,55 +30,62 @@ const doc = (i: number): DocumentWrite => ({
   int8Code: Int8Array.from({ length: 32 }, () => (next() & 255) - 128),
 });
 
-/** Opens the database file as a start does, loads the indexes; returns the store and the first collection's index source. */
-function start(file: string): { store: Store; from: string | undefined; close: () => void } {
+interface Opened {
+  /** Its writes kept in step with `firstStage`, as search keeps them. */
+  store: Store;
+  firstStage: FirstStageIndex;
+  close: () => void;
+}
+
+/** Opens the database file with its first stage, as the service does. */
+function open(file: string): Opened {
   const db = openDatabase({ file });
   const store = createSqliteStore(db);
-  store.loadIndexes();
-  const c = store.listCollections()[0]!;
-  return { store, from: store.indexStats(c.id)?.loadedFrom, close: () => db.close() };
+  const firstStage = createFirstStageIndex(store);
+  return { store: keepInStep(store, firstStage), firstStage, close: () => db.close() };
 }
-const entries = (store: Store) => JSON.stringify([...store.indexEntries(store.listCollections()[0]!.id)].map((e) => [e.rowid, Array.from(e.code)]));
+const entries = ({ store, firstStage }: Opened) => JSON.stringify([...firstStage.indexEntries(store.listCollections()[0]!.id)].map((e) => [e.rowid, Array.from(e.code)]));
+/** A start from the file (the indexes loaded, then the process gone): where the first collection's index came from, and what it held. */
+function restart(file: string): { from: string | undefined; entries: string } {
+  const opened = open(file);
+  try {
+    opened.firstStage.loadIndexes();
+    return { from: opened.firstStage.indexStats(opened.store.listCollections()[0]!.id)?.loadedFrom, entries: entries(opened) };
+  } finally {
+    opened.close();
+  }
+}
 
 describe('index snapshots', () => {
   const file = path.join(work, 'qembed.sqlite');
   let expected = '';
 
   it('are written when an index is built from the rows and at shutdown, and read at the next start', () => {
-    const db = openDatabase({ file });
-    const store = createSqliteStore(db);
-    const c = store.createCollection('c', 'f', 32);
-    store.writeBatch(c.id, Array.from({ length: 500 }, (_, i) => doc(i)), []);
-    store.deleteDocuments(c.id, ['d7', 'd8']);
-    expected = entries(store);
-    store.persistFirstStage();
-    db.close();
-    const again = start(file);
-    expect(again.from).toBe('snapshot');
-    expect(entries(again.store)).toBe(expected);
-    again.close();
+    const first = open(file);
+    const c = first.store.createCollection('c', 'f', 32).collection;
+    first.store.writeBatch(c.id, Array.from({ length: 500 }, (_, i) => doc(i)), []);
+    first.store.deleteDocuments(c.id, ['d7', 'd8']);
+    expected = entries(first);
+    first.firstStage.persist();
+    first.close();
+    expect(restart(file)).toEqual({ from: 'snapshot', entries: expected });
   });
 
   it('are ignored when the collection changed after them (a kill before shutdown), then rebuilt', () => {
-    const db = openDatabase({ file });
-    const store = createSqliteStore(db);
-    const c = store.listCollections()[0]!;
+    const killed = open(file);
+    const c = killed.store.listCollections()[0]!;
     // The index is not loaded here (nothing searched): the write changes the rows only, and no
-    // persistFirstStage follows, as if the process were killed now.
-    const [rowid] = store.writeBatch(c.id, [doc(1000)], []);
-    db.close();
-    const stale = start(file);
+    // persist follows, as if the process were killed now.
+    const [rowid] = killed.store.writeBatch(c.id, [doc(1000)], []).rowids;
+    killed.close();
+    const stale = restart(file);
     expect(stale.from).toBe('database');
-    expected = entries(stale.store);
+    expected = stale.entries;
     const held = JSON.parse(expected) as [number, number[]][];
     expect(held).toHaveLength(499);
     expect(held.at(-1)![0]).toBe(rowid);
-    stale.close();
     // The rebuild wrote a fresh snapshot.
-    const fresh = start(file);
-    expect(fresh.from).toBe('snapshot');
-    expect(entries(fresh.store)).toBe(expected);
-    fresh.close();
+    expect(restart(file)).toEqual({ from: 'snapshot', entries: expected });
   });
 
   it('are ignored when torn or damaged', () => {
@@ -88,10 +97,7 @@ describe('index snapshots', () => {
       () => writeFileSync(snap, 'not a snapshot'),
     ]) {
       damage();
-      const s = start(file);
-      expect(s.from).toBe('database');
-      expect(entries(s.store)).toBe(expected);
-      s.close();
+      expect(restart(file)).toEqual({ from: 'database', entries: expected });
     }
   });
 
@@ -104,7 +110,7 @@ describe('index snapshots', () => {
     const script = path.join(work, 'writer.ts');
     writeFileSync(
       script,
-      `import { writeSnapshot } from ${JSON.stringify(path.resolve('src/store/memory-index/snapshot.ts'))};\n` +
+      `import { writeSnapshot } from ${JSON.stringify(path.resolve('src/first-stage/snapshot.ts'))};\n` +
         `const n = ${n}; const data = { rowids: Uint32Array.from({ length: n }, (_, i) => i + 1), codes: Uint8Array.from({ length: n * 48 }, (_, i) => (i * 5) & 255) };\n` +
         `process.stdout.write('ready\\n');\nfor (;;) writeSnapshot(${JSON.stringify(dir)}, { collectionId: 1, generation: 2, codeBytes: 48, count: n }, data);\n`,
     );

@@ -13,9 +13,7 @@ import { loadBundle } from '../../src/encoder/bundle.js';
 import { createEncoder, type Encoder } from '../../src/encoder/encoder.js';
 import { QembedError } from '../../src/errors.js';
 import { createSearchService } from '../../src/search/search-service.js';
-import { openDatabase } from '../../src/store/database.js';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { FIXTURE_BUNDLE, memoryStorage } from '../helpers/app.js';
 import { bundleCopy, recalibratedCopy } from '../helpers/bundles.js';
 import { startServer } from '../helpers/server-process.js';
 
@@ -39,7 +37,7 @@ describe('a re-encoding under a saturated request queue', () => {
     const newEncoder = await createEncoder(await loadBundle(recalibratedCopy(tempDir('qembed-b-'), 'b')), config);
     let active: Encoder = oldEncoder;
     const search = createSearchService({
-      store: createSqliteStore(openDatabase({ file: ':memory:' })),
+      ...memoryStorage(),
       encoder: () => active,
       encoderFor: (fp) => [oldEncoder, newEncoder].find((e) => e.fingerprint === fp),
     });

@@ -1,10 +1,15 @@
 /**
  * The storage contract (src/store/store.ts), one suite run against both implementations:
  * SQLite always, PostgreSQL when ./scripts/test provides its binaries (TEST_POSTGRES_BIN; a
- * notice otherwise). Every case starts from a fresh database.
+ * notice otherwise). Every case starts from a fresh database. Each store is used as search
+ * uses it: with its first stage (src/first-stage/) kept in step by the changes its writes
+ * return, so the suite also checks that every backend reports what it changed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QembedError } from '../../src/errors.js';
+import { createFirstStageIndex, type FirstStageIndex } from '../../src/first-stage/first-stage.js';
+import { keepInStep } from '../../src/first-stage/in-step.js';
+import { hammingQuery } from '../../src/first-stage/query.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.js';
 import { createPgBridge } from '../../src/store/postgres/bridge.js';
@@ -37,20 +42,33 @@ const popcount = (x: number) => {
   return n;
 };
 
+/** A store (its writes kept in step with `firstStage`, as search-service.ts does) and its first stage. */
+interface Opened {
+  store: Store;
+  firstStage: FirstStageIndex;
+  /** The store without the first stage: what its writes return. */
+  raw: Store;
+}
+
 interface Backend {
   name: string;
   /** A store over a fresh database. */
-  open(): Store;
+  open(): Opened;
   /** A second process's view of the same database (PostgreSQL only). */
-  reopen?(store: Store, options?: PostgresStoreOptions): Store;
+  reopen?(opened: Opened, options?: PostgresStoreOptions): Opened;
 }
+
+const withFirstStage = (raw: Store): Opened => {
+  const firstStage = createFirstStageIndex(raw);
+  return { store: keepInStep(raw, firstStage), firstStage, raw };
+};
 
 postgresNotice('the storage contract suite');
 let pgServer: PostgresServer | undefined;
 let databases = 0;
 const pgStores: PostgresStore[] = [];
 const urls = new WeakMap<Store, string>();
-const backends: Backend[] = [{ name: 'SQLite', open: () => createSqliteStore(openDatabase({ file: ':memory:' })) }];
+const backends: Backend[] = [{ name: 'SQLite', open: () => withFirstStage(createSqliteStore(openDatabase({ file: ':memory:' }))) }];
 if (postgresBin) {
   const pgOpen = (url: string, options: PostgresStoreOptions = {}) => {
     const bridge = createPgBridge(url);
@@ -58,12 +76,12 @@ if (postgresBin) {
     const store = createPostgresStore(bridge, options);
     pgStores.push(store);
     urls.set(store, url);
-    return store;
+    return withFirstStage(store);
   };
   backends.push({
     name: 'PostgreSQL',
     open: () => pgOpen(pgServer!.database(`contract_${++databases}`)),
-    reopen: (store, options) => pgOpen(urls.get(store)!, options),
+    reopen: (opened, options) => pgOpen(urls.get(opened.raw)!, options),
   });
   // The first stage inside PostgreSQL (ORDER BY <~>) must answer exactly as the index does.
   backends.push({ name: 'PostgreSQL, exact first stage in SQL', open: () => pgOpen(pgServer!.database(`contract_${++databases}`), { firstStage: 'exact' }) });
@@ -79,28 +97,28 @@ afterAll(async () => {
 
 describe.each(backends)('the store contract on $name', (backend) => {
   it('creates, finds, lists and deletes collections; a name is unique', () => {
-    const store = backend.open();
-    const b = store.createCollection('b', 'fp', 32);
-    const a = store.createCollection('a', 'fp', 32, 16);
+    const { store } = backend.open();
+    const b = store.createCollection('b', 'fp', 32).collection;
+    const a = store.createCollection('a', 'fp', 32, 16).collection;
     expect(a.id).toBeGreaterThan(b.id);
     expect(store.getCollection('a')).toMatchObject({ name: 'a', fingerprint: 'fp', dimension: 32, code_bits: 16, document_count: 0, generation: 0, reencode_target: null });
     expect(store.getCollection('b')?.code_bits).toBeNull();
     expect(store.listCollections().map((c) => c.name)).toEqual(['a', 'b']);
     expect(() => store.createCollection('a', 'fp', 32)).toThrow(expect.objectContaining({ code: 'QEMBED_COLLECTION_EXISTS' }) as QembedError);
-    expect(store.deleteCollection(a.id)).toBe(true);
-    expect(store.deleteCollection(a.id)).toBe(false);
+    expect(store.deleteCollection(a.id).existed).toBe(true);
+    expect(store.deleteCollection(a.id).existed).toBe(false);
     expect(store.getCollectionById(a.id)).toBeUndefined();
     // Ids are never reused.
-    expect(store.createCollection('a', 'fp', 32).id).toBeGreaterThan(a.id);
+    expect(store.createCollection('a', 'fp', 32).collection.id).toBeGreaterThan(a.id);
   });
 
   it('writes batches: an existing id keeps its rowid, new rowids increase, counters follow the rows', () => {
-    const store = backend.open();
-    const c = store.createCollection('c', 'fp', 32);
-    const first = store.writeBatch(c.id, [doc('x'), doc('y'), doc('z')], []);
+    const { store } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
+    const first = store.writeBatch(c.id, [doc('x'), doc('y'), doc('z')], []).rowids;
     expect(first[1]).toBeGreaterThan(first[0]!);
     expect(first[2]).toBeGreaterThan(first[1]!);
-    const again = store.writeBatch(c.id, [doc('new'), doc('y', { k: 1 }, 'changed')], []);
+    const again = store.writeBatch(c.id, [doc('new'), doc('y', { k: 1 }, 'changed')], []).rowids;
     expect(again[1]).toBe(first[1]);
     expect(again[0]).toBeGreaterThan(first[2]!);
     expect(store.getDocument(c.id, 'y')).toMatchObject({ rowid: first[1], docId: 'y', text: 'changed', metadata: '{"k":1}' });
@@ -121,11 +139,11 @@ describe.each(backends)('the store contract on $name', (backend) => {
   });
 
   it('deletes documents, reads codes and documents by rowid in the order asked', () => {
-    const store = backend.open();
-    const c = store.createCollection('c', 'fp', 32);
+    const { store } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
     const written = [doc('a'), doc('b'), doc('c')];
-    const [ra, rb, rc] = store.writeBatch(c.id, written, []);
-    expect(store.deleteDocuments(c.id, ['c', 'nope', 'a'])).toEqual({ rowids: [rc, ra], deleted: ['c', 'a'] });
+    const [ra, rb, rc] = store.writeBatch(c.id, written, []).rowids;
+    expect(store.deleteDocuments(c.id, ['c', 'nope', 'a'])).toMatchObject({ rowids: [rc, ra], deleted: ['c', 'a'] });
     expect(store.getCollectionById(c.id)!.document_count).toBe(1);
     expect(store.int8Codes([rb!, ra!]).map((b) => b && Array.from(new Int8Array(b.buffer, b.byteOffset, b.length)))).toEqual([Array.from(written[1]!.int8Code), undefined]);
     expect(store.documentsByRowid([ra!, rb!]).map((d) => d?.docId)).toEqual([undefined, 'b']);
@@ -136,8 +154,8 @@ describe.each(backends)('the store contract on $name', (backend) => {
   });
 
   it('filters on top-level metadata with JSON types respected, in rowid order', () => {
-    const store = backend.open();
-    const c = store.createCollection('c', 'fp', 32);
+    const { store } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
     const values: unknown[] = [1, 1.0, 1.5, 0, '1', 'a', true, false, null, [1], { a: 1 }];
     const docs = Array.from({ length: 120 }, (_, i) => doc(`d${i}`, { k: values[i % values.length], n: i % 3, ...(i % 4 === 0 ? { s: 'x y' } : {}) }));
     store.writeBatch(c.id, docs, []);
@@ -156,27 +174,27 @@ describe.each(backends)('the store contract on $name', (backend) => {
   });
 
   it('keeps the first stage equal to the stored codes: exact top-k, filters, and its entries', () => {
-    const store = backend.open();
-    const c = store.createCollection('c', 'fp', 32);
+    const { store, firstStage } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
     for (let round = 0; round < 5; round++) {
       store.writeBatch(c.id, Array.from({ length: 40 }, (_, i) => doc(`d${(round * 31 + i) % 90}`)), []);
       store.deleteDocuments(c.id, [`d${round * 7}`, `d${round * 11 + 1}`]);
     }
     const stored = [...store.iterateBinaryCodes(c.id)].map(([rowid, b]) => ({ rowid, code: new Uint8Array(b) }));
-    expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(stored.map((s) => [s.rowid, Array.from(s.code)]));
+    expect([...firstStage.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(stored.map((s) => [s.rowid, Array.from(s.code)]));
     const q = code();
     const want = stored.map((s) => ({ rowid: s.rowid, d: hamming(s.code, q) })).sort((a, b) => a.d - b.d || a.rowid - b.rowid);
-    const got = store.nearest(c.id, q, 10);
+    const got = firstStage.nearest(c.id, hammingQuery(q), 10);
     expect(got.rowids).toEqual(want.slice(0, 10).map((w) => w.rowid));
     expect(got.distances).toEqual(want.slice(0, 10).map((w) => w.d));
     const only = stored.filter((_, i) => i % 3 === 0).map((s) => s.rowid);
-    expect(store.nearest(c.id, q, 5, only).rowids).toEqual(want.filter((w) => only.includes(w.rowid)).slice(0, 5).map((w) => w.rowid));
+    expect(firstStage.nearest(c.id, hammingQuery(q), 5, only).rowids).toEqual(want.filter((w) => only.includes(w.rowid)).slice(0, 5).map((w) => w.rowid));
   });
 
   it('stages codes of another model and swaps them in at once', () => {
-    const store = backend.open();
-    const c = store.createCollection('c', 'old', 32);
-    const rowids = store.writeBatch(c.id, [doc('a'), doc('b'), doc('c')], []);
+    const { store, firstStage } = backend.open();
+    const c = store.createCollection('c', 'old', 32).collection;
+    const { rowids } = store.writeBatch(c.id, [doc('a'), doc('b'), doc('c')], []);
     store.beginStaging(c.id, 'new', 32);
     expect(store.getCollectionById(c.id)!.reencode_target).toBe('new');
     expect(store.countPendingReencode(c.id, 'new')).toBe(3);
@@ -185,7 +203,7 @@ describe.each(backends)('the store contract on $name', (backend) => {
     expect(store.pendingReencode(c.id, 'new', 10, rowids[1]).map((p) => p.rowid)).toEqual([rowids[2]]);
     const staged = rowids.map((rowid, i) => ({ rowid, textSha256: doc(['a', 'b', 'c'][i]!).textSha256, binaryCode: Uint8Array.of(i, i, i, i), int8Code: new Int8Array(32).fill(i) }));
     store.deleteDocuments(c.id, ['b']);
-    expect(store.stageCodes(c.id, 'new', staged)).toEqual([rowids[0], rowids[2]]);
+    expect(store.stageCodes(c.id, 'new', staged).rowids).toEqual([rowids[0], rowids[2]]);
     expect(store.countPendingReencode(c.id, 'new')).toBe(0);
     const generation = store.getCollectionById(c.id)!.generation;
     store.finishReencode(c.id, 'new', 32);
@@ -196,14 +214,33 @@ describe.each(backends)('the store contract on $name', (backend) => {
       [rowids[0], [0, 0, 0, 0]],
       [rowids[2], [2, 2, 2, 2]],
     ]);
-    expect([...store.indexEntries(c.id)].map((e) => Array.from(e.code))).toEqual([
+    expect([...firstStage.indexEntries(c.id)].map((e) => Array.from(e.code))).toEqual([
       [0, 0, 0, 0],
       [2, 2, 2, 2],
     ]);
   });
 
+  it('returns what each write changed of the codes, for the first stage', () => {
+    const { raw: store } = backend.open();
+    const created = store.createCollection('c', 'fp', 32);
+    const c = created.collection;
+    expect(created.changes).toEqual([{ type: 'created', collection: c }]);
+    const written = [doc('a'), doc('b')];
+    const w = store.writeBatch(c.id, written, []);
+    expect(w.changes).toEqual([{ type: 'written', collectionId: c.id, entries: w.rowids.map((rowid, i) => ({ rowid, code: written[i]!.binaryCode })) }]);
+    // Metadata only: no code changed.
+    expect(store.writeBatch(c.id, [], [{ docId: 'a', metadata: '{"m":1}', expectedTextSha256: written[0]!.textSha256 }]).changes).toEqual([]);
+    expect(store.deleteDocuments(c.id, ['b', 'nope']).changes).toEqual([{ type: 'deleted', collectionId: c.id, rowids: [w.rowids[1]] }]);
+    expect(store.deleteDocuments(c.id, ['nope']).changes).toEqual([]);
+    expect(store.beginStaging(c.id, 'new', 32).changes).toEqual([{ type: 'staging', collectionId: c.id, fingerprint: 'new' }]);
+    const staged = { rowid: w.rowids[0]!, textSha256: written[0]!.textSha256, binaryCode: Uint8Array.of(1, 2, 3, 4), int8Code: new Int8Array(32) };
+    expect(store.stageCodes(c.id, 'new', [staged]).changes).toEqual([{ type: 'staged', collectionId: c.id, entries: [{ rowid: staged.rowid, code: staged.binaryCode }] }]);
+    expect(store.finishReencode(c.id, 'new', 32).changes).toEqual([{ type: 'swapped', collectionId: c.id }]);
+    expect(store.deleteCollection(c.id).changes).toEqual([{ type: 'dropped', collectionId: c.id }]);
+  });
+
   it('keeps settings, and answers the health probe', () => {
-    const store = backend.open();
+    const { store } = backend.open();
     expect(store.getMeta('k')).toBeUndefined();
     store.setMeta('k', 'v1');
     store.setMeta('k', 'v2');
@@ -214,52 +251,71 @@ describe.each(backends)('the store contract on $name', (backend) => {
   });
 });
 
-// Several API processes on one database: two stores, each with its own connection and indexes.
+// Several API processes on one database: two stores, each with its own connection and first stage.
 describe.runIf(postgresBin)('PostgreSQL shared by several processes', () => {
   const postgres = backends.find((b) => b.reopen)!;
+  const entries = (o: Opened, collectionId: number) => [...o.firstStage.indexEntries(collectionId)].map((e) => [e.rowid, Array.from(e.code)]);
   it('shows a write acknowledged by one process to the next search of another (immediately)', () => {
     const a = postgres.open();
     const b = postgres.reopen!(a);
-    const c = a.createCollection('c', 'fp', 32);
-    expect(b.nearest(c.id, code(), 5).rowids).toEqual([]);
+    const c = a.store.createCollection('c', 'fp', 32).collection;
+    expect(b.firstStage.nearest(c.id, hammingQuery(code()), 5).rowids).toEqual([]);
     for (let round = 0; round < 6; round++) {
       // Both write, interleaved: each index must equal the rows after every step.
       const [writer, other] = round % 2 ? [a, b] : [b, a];
-      writer.writeBatch(c.id, Array.from({ length: 15 }, (_, i) => doc(`r${round}-${i}`)), []);
-      writer.writeBatch(c.id, [doc(`r0-${round}`, {}, `rewritten ${round}`)], []);
-      other.deleteDocuments(c.id, [`r${round}-3`]);
-      const rows = [...a.iterateBinaryCodes(c.id)].map(([r, code]) => [r, Array.from(code)]);
-      for (const store of [a, b]) {
-        expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(rows);
+      writer.store.writeBatch(c.id, Array.from({ length: 15 }, (_, i) => doc(`r${round}-${i}`)), []);
+      writer.store.writeBatch(c.id, [doc(`r0-${round}`, {}, `rewritten ${round}`)], []);
+      other.store.deleteDocuments(c.id, [`r${round}-3`]);
+      const rows = [...a.store.iterateBinaryCodes(c.id)].map(([r, code]) => [r, Array.from(code)]);
+      for (const opened of [a, b]) {
+        expect(entries(opened, c.id)).toEqual(rows);
         const q = code();
-        const best = store.nearest(c.id, q, 3);
+        const best = opened.firstStage.nearest(c.id, hammingQuery(q), 3);
         expect(best.distances[0]).toBe(Math.min(...rows.map(([, code]) => hamming(Uint8Array.from(code as number[]), q))));
       }
     }
     // A re-encoding swapped in by one process: the other loads the collection again.
-    a.beginStaging(c.id, 'new', 32);
-    const pending = a.pendingReencode(c.id, 'new', 1000);
-    a.stageCodes(c.id, 'new', pending.map((p) => ({ rowid: p.rowid, textSha256: p.textSha256, binaryCode: Uint8Array.of(9, 9, 9, 9), int8Code: new Int8Array(32) })));
-    a.finishReencode(c.id, 'new', 32);
-    expect(new Set([...b.indexEntries(c.id)].map((e) => Array.from(e.code).join()))).toEqual(new Set(['9,9,9,9']));
+    a.store.beginStaging(c.id, 'new', 32);
+    const pending = a.store.pendingReencode(c.id, 'new', 1000);
+    a.store.stageCodes(c.id, 'new', pending.map((p) => ({ rowid: p.rowid, textSha256: p.textSha256, binaryCode: Uint8Array.of(9, 9, 9, 9), int8Code: new Int8Array(32) })));
+    a.store.finishReencode(c.id, 'new', 32);
+    expect(new Set([...b.firstStage.indexEntries(c.id)].map((e) => Array.from(e.code).join()))).toEqual(new Set(['9,9,9,9']));
+  });
+
+  it('gives a write the changes of other processes before its own, once, in commit order', () => {
+    const a = postgres.open();
+    const b = postgres.reopen!(a);
+    const c = a.store.createCollection('c', 'fp', 32).collection;
+    const fromB = b.raw.writeBatch(c.id, [doc('b1'), doc('b2')], []);
+    b.raw.deleteDocuments(c.id, ['b1']);
+    const fromA = a.raw.writeBatch(c.id, [doc('a1')], []);
+    // b1 was deleted before A's write read its code: only its deletion is given.
+    expect(fromA.changes.map((ch) => [ch.type, 'entries' in ch ? ch.entries.map((e) => e.rowid) : 'rowids' in ch ? ch.rowids : []])).toEqual([
+      ['written', [fromB.rowids[1]]],
+      ['deleted', [fromB.rowids[0]]],
+      ['written', fromA.rowids],
+    ]);
+    // Given out once: neither the next write nor a search sees them again.
+    expect(a.raw.othersChanges!()).toEqual([]);
+    expect(a.raw.deleteDocuments(c.id, ['a1']).changes).toEqual([{ type: 'deleted', collectionId: c.id, rowids: fromA.rowids }]);
   });
 
   it('prunes old changes, and a process that had not read them loads its indexes again', () => {
     const writer = postgres.open();
     const pruning = postgres.reopen!(writer, { keepChanges: 3, pruneEvery: 1 });
     const idle = postgres.reopen!(writer);
-    const c = writer.createCollection('c', 'fp', 32);
-    pruning.writeBatch(c.id, [doc('first')], []);
-    expect(idle.nearest(c.id, code(), 5).rowids).toHaveLength(1); // its index is loaded
+    const c = writer.store.createCollection('c', 'fp', 32).collection;
+    pruning.store.writeBatch(c.id, [doc('first')], []);
+    expect(idle.firstStage.nearest(c.id, hammingQuery(code()), 5).rowids).toHaveLength(1); // its index is loaded
     for (let i = 0; i < 8; i++) {
-      pruning.writeBatch(c.id, [doc(`p${i}`), doc(`q${i}`)], []);
-      pruning.deleteDocuments(c.id, [`q${i}`]);
+      pruning.store.writeBatch(c.id, [doc(`p${i}`), doc(`q${i}`)], []);
+      pruning.store.deleteDocuments(c.id, [`q${i}`]);
     }
-    const rows = [...writer.iterateBinaryCodes(c.id)].map(([r, b]) => [r, Array.from(b)]);
+    const rows = [...writer.store.iterateBinaryCodes(c.id)].map(([r, b]) => [r, Array.from(b)]);
     expect(rows).toHaveLength(9);
-    for (const store of [idle, writer, pruning]) {
-      expect(store.nearest(c.id, code(), 20).rowids).toHaveLength(9);
-      expect([...store.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(rows);
+    for (const opened of [idle, writer, pruning]) {
+      expect(opened.firstStage.nearest(c.id, hammingQuery(code()), 20).rowids).toHaveLength(9);
+      expect(entries(opened, c.id)).toEqual(rows);
     }
   });
 });

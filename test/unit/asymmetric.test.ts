@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { asymmetricCosine, asymmetricScorer, quantizeQuery4bit, queryPlanes } from '../../src/search/asymmetric.js';
-import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
+import { asymmetricCosine, asymmetricQuery, asymmetricScorer, quantizeQuery4bit } from '../../src/first-stage/asymmetric.js';
+import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
+import { encodeQuery, similarity } from '../../src/first-stage/query.js';
 
 function random(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -35,12 +36,25 @@ describe('the asymmetric WebAssembly scan', () => {
       const q = Float32Array.from({ length: dim }, () => rand() * 2 - 1);
       const scorer = asymmetricScorer(q);
       const reference = Array.from({ length: n }, (_, i) => ({ rowid: i + 1, s: scorer.score(codes, i * bytes) })).sort((a, b) => b.s - a.s || a.rowid - b.rowid);
-      const got = index.search(new Uint8Array(bytes), 40, undefined, queryPlanes(q));
+      const got = index.search(asymmetricQuery(q), 40);
       expect(got.rowids).toEqual(reference.slice(0, 40).map((r) => r.rowid));
       expect(got.distances).toEqual(reference.slice(0, 40).map((r) => 7 * dim - r.s));
       const filter = [5, 17, 300, 1999];
-      const filtered = index.search(new Uint8Array(bytes), 3, filter, queryPlanes(q));
+      const filtered = index.search(asymmetricQuery(q), 3, filter);
       expect(filtered.rowids).toEqual(reference.filter((r) => filter.includes(r.rowid)).slice(0, 3).map((r) => r.rowid));
     });
   }
+});
+
+describe('the asymmetric query object', () => {
+  it('holds the first `bits` dimensions, scores a distance as asymmetricCosine does, and fits only codes of its length', () => {
+    const rand = random(5);
+    const v = Float32Array.from({ length: 64 }, () => rand() * 2 - 1);
+    const signsUnused = { toUbinary: (): Uint8Array => expect.fail('an asymmetric query needs no signs') };
+    const q = encodeQuery('asymmetric', v, 32, signsUnused);
+    expect(q).toMatchObject({ type: 'asymmetric', bits: 32 });
+    for (const d of [0, 100, 14 * 32]) expect(similarity(q)(d)).toBe(asymmetricCosine(v.subarray(0, 32))(d));
+    expect(() => createBinaryIndex(8).search(q, 1)).toThrow(/32 bits for codes of 64/);
+    expect(createBinaryIndex(4).search(q, 1).rowids).toEqual([]);
+  });
 });

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { xorshift32 } from '../helpers/random.js';
-import { createBinaryIndex } from '../../src/store/memory-index/binary-index.js';
-import { buildHammingWasm, createHammingKernel } from '../../src/store/memory-index/hamming-kernel.js';
-import { createScanPool } from '../../src/store/memory-index/scan-pool.js';
+import { asymmetricQuery } from '../../src/first-stage/asymmetric.js';
+import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
+import { buildHammingWasm, createHammingKernel } from '../../src/first-stage/hamming-kernel.js';
+import { hammingQuery } from '../../src/first-stage/query.js';
+import { createScanPool } from '../../src/first-stage/scan-pool.js';
 
 /** Deterministic pseudo-random bytes. */
 function rng(seed: number) {
@@ -105,14 +107,14 @@ describe('the binary index', () => {
       expect(index.size()).toBe(docs.size);
       const query = randomCode(next, bytes);
       for (const k of [1, 10, 40, 5000]) {
-        const got = index.search(query, k);
+        const got = index.search(hammingQuery(query), k);
         const want = bruteForce(docs, query, k);
         expect(got.rowids).toEqual(want.map((w) => w.rowid));
         expect(got.distances).toEqual(want.map((w) => w.d));
         expect(got.scanned).toBe(docs.size);
       }
       const only = [...docs.keys()].filter((r) => r % 5 === 0);
-      const filtered = index.search(query, 12, only);
+      const filtered = index.search(hammingQuery(query), 12, only);
       expect(filtered.rowids).toEqual(bruteForce(docs, query, 12, only).map((w) => w.rowid));
       expect(filtered.scanned).toBe(only.length);
     }
@@ -146,14 +148,14 @@ describe('the binary index', () => {
         }
         const query = randomCode(next, bytes);
         for (const k of [1, 40, 700]) {
-          const got = parallel.search(query, k);
+          const got = parallel.search(hammingQuery(query), k);
           const want = bruteForce(docs, query, k);
           expect(got.rowids).toEqual(want.map((w) => w.rowid));
           expect(got.distances).toEqual(want.map((w) => w.d));
           expect(got.scanned).toBe(docs.size);
           // The asymmetric distance (any 4 planes of the query's size) splits the same way.
-          const planes = Uint8Array.from({ length: 4 * 8 }, next);
-          expect(parallel.search(query, k, undefined, planes)).toEqual(reference.search(query, k, undefined, planes));
+          const asymmetric = asymmetricQuery(Float32Array.from({ length: bytes * 8 }, () => next() - 128));
+          expect(parallel.search(asymmetric, k)).toEqual(reference.search(asymmetric, k));
         }
       }
       expect(split.threads).toBe(3);
@@ -166,12 +168,12 @@ describe('the binary index', () => {
 
   it('stops early when k documents are at distance 0, and handles empty and tiny indexes', () => {
     const index = createBinaryIndex(8);
-    expect(index.search(new Uint8Array(8), 5).rowids).toEqual([]);
+    expect(index.search(hammingQuery(new Uint8Array(8)), 5).rowids).toEqual([]);
     for (let r = 1; r <= 3000; r++) index.upsert(r, new Uint8Array(8));
-    expect(index.search(new Uint8Array(8), 3).rowids).toEqual([1, 2, 3]);
+    expect(index.search(hammingQuery(new Uint8Array(8)), 3).rowids).toEqual([1, 2, 3]);
     expect(index.remove(2)).toBe(true);
     expect(index.remove(2)).toBe(false);
-    expect(index.search(new Uint8Array(8), 3).rowids).toEqual([1, 3, 4]);
+    expect(index.search(hammingQuery(new Uint8Array(8)), 3).rowids).toEqual([1, 3, 4]);
   });
 
   it('searches indexes whose codes end anywhere (the scratch area is aligned after them)', () => {
@@ -182,9 +184,9 @@ describe('the binary index', () => {
         for (let r = 1; r <= n; r++) docs.set(r, randomCode(next, bytes));
         const index = createBinaryIndex(bytes, n, docs.entries());
         const query = randomCode(next, bytes);
-        expect(index.search(query, 5).rowids).toEqual(bruteForce(docs, query, 5).map((w) => w.rowid));
+        expect(index.search(hammingQuery(query), 5).rowids).toEqual(bruteForce(docs, query, 5).map((w) => w.rowid));
         const only = [...new Set([1, n])];
-        expect(index.search(query, 2, only).rowids).toEqual(bruteForce(docs, query, 2, only).map((w) => w.rowid));
+        expect(index.search(hammingQuery(query), 2, only).rowids).toEqual(bruteForce(docs, query, 2, only).map((w) => w.rowid));
       }
     }
   });
@@ -194,7 +196,7 @@ describe('the binary index', () => {
     index.upsert(5, new Uint8Array(4));
     expect(() => index.upsert(3, new Uint8Array(4))).toThrow(/out of order/);
     expect(() => index.upsert(9, new Uint8Array(5))).toThrow(/5 bytes, expected 4/);
-    expect(() => index.search(new Uint8Array(3), 1)).toThrow(/3 bytes/);
+    expect(() => index.search(hammingQuery(new Uint8Array(3)), 1)).toThrow(/3 bytes/);
   });
 
   it('stays within 1.2 × N × dim/8 bytes at load and while growing, and compacts tombstones', () => {
@@ -205,7 +207,7 @@ describe('the binary index', () => {
       for (let r = 1; r <= n; r++) yield [r, randomCode(next, bytes)] as [number, Uint8Array];
     };
     const loaded = createBinaryIndex(bytes, n, source());
-    loaded.search(randomCode(next, bytes), 40);
+    loaded.search(hammingQuery(randomCode(next, bytes)), 40);
     expect(loaded.memoryBytes()).toBeLessThanOrEqual(1.2 * n * bytes);
 
     const grown = createBinaryIndex(bytes);
@@ -213,7 +215,7 @@ describe('the binary index', () => {
       if (r % 256 === 1) grown.reserve(256);
       grown.upsert(r, randomCode(next, bytes));
     }
-    grown.search(randomCode(next, bytes), 40);
+    grown.search(hammingQuery(randomCode(next, bytes)), 40);
     expect(grown.memoryBytes()).toBeLessThanOrEqual(1.2 * n * bytes);
 
     // Deleting most documents compacts the slots and gives memory back.
@@ -223,6 +225,6 @@ describe('the binary index', () => {
     expect(grown.slots()).toBe(n / 10);
     expect(grown.tombstones()).toBe(0);
     expect(grown.memoryBytes()).toBeLessThanOrEqual(1.2 * (n / 10) * bytes + 3 * 65536);
-    expect(grown.search(randomCode(next, bytes), 5, [100, 200, 300]).rowids.sort((a, b) => a - b)).toEqual([100, 200, 300]);
+    expect(grown.search(hammingQuery(randomCode(next, bytes)), 5, [100, 200, 300]).rowids.sort((a, b) => a - b)).toEqual([100, 200, 300]);
   });
 });

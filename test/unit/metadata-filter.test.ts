@@ -66,8 +66,8 @@ const FILTERS: MetadataFilter[] = [
 describe('metadata filters from the metadata_values index', () => {
   it('match a plain evaluation of the JSON after inserts, upserts, metadata-only writes and deletes', () => {
     const store = createSqliteStore(openDatabase({ file: ':memory:' }));
-    const a = store.createCollection('a', 'f', 32);
-    const b = store.createCollection('b', 'f', 32);
+    const a = store.createCollection('a', 'f', 32).collection;
+    const b = store.createCollection('b', 'f', 32).collection;
     const live = new Map<string, string>(); // doc id → stored text hash
     for (let round = 0; round < 20; round++) {
       const writes = Array.from({ length: 40 }, () => doc(`d${next() % 150}`, randomMetadata()));
@@ -90,7 +90,7 @@ describe('metadata filters from the metadata_values index', () => {
     expect(store.filterRowids(a.id, {})).toEqual([...store.iterateDocuments(a.id)].map((d) => d.rowid));
     // Deleting a collection takes its index rows with it.
     store.deleteCollection(a.id);
-    const c = store.createCollection('a', 'f', 32);
+    const c = store.createCollection('a', 'f', 32).collection;
     expect(store.filterRowids(c.id, { k: 1 })).toEqual([]);
   });
 
@@ -101,7 +101,7 @@ describe('metadata filters from the metadata_values index', () => {
     const file = path.join(work, 'old.sqlite');
     const old = openDatabase({ file, migrationsDir: before });
     const oldStore = createSqliteStore(old);
-    const c = oldStore.createCollection('c', 'f', 32);
+    const c = oldStore.createCollection('c', 'f', 32).collection;
     oldStore.writeBatch(c.id, Array.from({ length: 60 }, (_, i) => doc(`d${i}`, randomMetadata())), []);
     old.close();
     const store = createSqliteStore(openDatabase({ file }));

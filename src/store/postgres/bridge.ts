@@ -23,6 +23,11 @@ export class PgError extends Error {
   }
 }
 
+/** SQLSTATE 23505: a unique constraint refused the row. */
+export const isUniqueViolation = (e: unknown): boolean => e instanceof PgError && e.code === '23505';
+/** SQLSTATE 23503: a foreign key refused the row (its collection is gone). */
+export const isForeignKeyViolation = (e: unknown): boolean => e instanceof PgError && e.code === '23503';
+
 export interface PgBridge {
   /** `timeoutMs`: the longest wait for this statement (default 120 s) before a 503. */
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: { timeoutMs?: number }): T[];

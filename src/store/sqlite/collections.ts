@@ -21,7 +21,8 @@ export function createCollectionRepository(db: Db, storage: StorageGuard): Colle
     createCollection(name, fingerprint, dimension, codeBits) {
       const bits = codeBits === undefined || codeBits === dimension ? null : codeBits;
       try {
-        return storage.write(() => s.insert.get(name, fingerprint, dimension, bits, new Date().toISOString()) as CollectionRow);
+        const collection = storage.write(() => s.insert.get(name, fingerprint, dimension, bits, new Date().toISOString()) as CollectionRow);
+        return { collection, changes: [{ type: 'created', collection }] };
       } catch (e) {
         if (isUniqueViolation(e)) throw errors.collectionExists(`collection "${name}" already exists`);
         throw e;
@@ -30,7 +31,7 @@ export function createCollectionRepository(db: Db, storage: StorageGuard): Colle
     getCollection: (name) => s.byName.get(name) as CollectionRow | undefined,
     getCollectionById: (id) => s.byId.get(id) as CollectionRow | undefined,
     listCollections: () => s.all.all() as CollectionRow[],
-    deleteCollection: (id) => storage.write(() => s.delete.run(id).changes === 1),
+    deleteCollection: (id) => ({ existed: storage.write(() => s.delete.run(id).changes === 1), changes: [{ type: 'dropped', collectionId: id }] }),
     recount: (collectionId) => s.recount.get(collectionId) as { documents: number; payloadBytes: number },
   };
 }

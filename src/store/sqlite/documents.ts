@@ -5,7 +5,7 @@
 import { errors } from '../../errors.js';
 import type { Db } from '../database.js';
 import type { StorageGuard } from '../storage.js';
-import { type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument } from '../store.js';
+import { type Changed, type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument } from '../store.js';
 import { createFilterQuery } from './filter-sql.js';
 
 const isForeignKeyViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
@@ -54,7 +54,7 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
 
   const bump = db.prepare<[number]>('UPDATE collections SET generation = generation + 1 WHERE id = ?');
 
-  const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]) => {
+  const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]): Changed & { rowids: number[] } => {
     const at = new Date().toISOString();
     for (const m of metadataOnly) {
       if (s.updateMetadata.run(m.metadata, at, collectionId, m.docId, m.expectedTextSha256).changes !== 1) {
@@ -67,11 +67,13 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       if (rowid > MAX_ROWID) throw errors.internal(`the database has used up its ${MAX_ROWID} document rowids`);
       rowids.push(rowid);
     }
-    if (documents.length > 0) bump.run(collectionId);
-    return rowids;
+    if (documents.length === 0) return { rowids, changes: [] };
+    bump.run(collectionId);
+    const entries = rowids.map((rowid, i) => ({ rowid, code: documents[i]!.binaryCode }));
+    return { rowids, changes: [{ type: 'written', collectionId, entries }] };
   });
 
-  const deleteDocuments = db.transaction((collectionId: number, docIds: readonly string[]) => {
+  const deleteDocuments = db.transaction((collectionId: number, docIds: readonly string[]): Changed & { rowids: number[]; deleted: string[] } => {
     const rowids: number[] = [];
     const deleted: string[] = [];
     for (const id of docIds) {
@@ -81,8 +83,9 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
         deleted.push(id);
       }
     }
-    if (rowids.length > 0) bump.run(collectionId);
-    return { rowids, deleted };
+    if (rowids.length === 0) return { rowids, deleted, changes: [] };
+    bump.run(collectionId);
+    return { rowids, deleted, changes: [{ type: 'deleted', collectionId, rowids }] };
   });
 
   return {

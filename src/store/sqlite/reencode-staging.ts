@@ -5,12 +5,10 @@
  */
 import type { Db } from '../database.js';
 import type { StorageGuard } from '../storage.js';
-import type { ReencodeStaging, StagedCodes } from '../store.js';
+import type { Changed, ReencodeStaging, StagedCodes } from '../store.js';
 
-/** The SQLite staging, plus what the in-memory first stage loads a staged index from. */
-export interface SqliteReencodeStaging extends Omit<ReencodeStaging, 'claimReencode' | 'releaseReencode'> {
-  stagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
-}
+/** The SQLite staging; claiming a re-encoding is sqlite-store.ts's (one process holds the file: it always may). */
+export type SqliteReencodeStaging = Omit<ReencodeStaging, 'claimReencode' | 'releaseReencode'>;
 
 export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReencodeStaging {
   const s = {
@@ -42,12 +40,10 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
     drop: db.prepare<[number]>('DELETE FROM reencode_codes WHERE collection_id = ?'),
   };
 
-  const stageCodes = db.transaction((collectionId: number, fingerprint: string, rows: readonly StagedCodes[]) => {
-    const staged: number[] = [];
-    for (const r of rows) {
-      if (s.stage.run(r.rowid, collectionId, fingerprint, r.textSha256, r.binaryCode, r.int8Code, r.rowid, collectionId).changes === 1) staged.push(r.rowid);
-    }
-    return staged;
+  const stageCodes = db.transaction((collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): Changed & { rowids: number[] } => {
+    const staged = rows.filter((r) => s.stage.run(r.rowid, collectionId, fingerprint, r.textSha256, r.binaryCode, r.int8Code, r.rowid, collectionId).changes === 1);
+    const entries = staged.map((r) => ({ rowid: r.rowid, code: r.binaryCode }));
+    return { rowids: entries.map((e) => e.rowid), changes: [{ type: 'staged', collectionId, entries }] };
   });
 
   const beginStaging = db.transaction((collectionId: number, fingerprint: string) => {
@@ -64,12 +60,18 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
   });
 
   return {
-    beginStaging: (collectionId, fingerprint) => storage.write(() => beginStaging(collectionId, fingerprint)),
+    beginStaging(collectionId, fingerprint) {
+      storage.write(() => beginStaging(collectionId, fingerprint));
+      return { changes: [{ type: 'staging', collectionId, fingerprint }] };
+    },
     stagedBinaryCodes: (collectionId, fingerprint) => s.stagedBinary.iterate(collectionId, fingerprint) as IterableIterator<[number, Buffer]>,
     pendingReencode: (collectionId, fingerprint, limit, afterRowid = 0) =>
       s.pending.all(fingerprint, collectionId, afterRowid, limit) as { rowid: number; text: string; textSha256: string }[],
     countPendingReencode: (collectionId, fingerprint) => s.countPending.get(fingerprint, collectionId) as number,
     stageCodes: (collectionId, fingerprint, rows) => storage.write(() => stageCodes(collectionId, fingerprint, rows)),
-    finishReencode: (collectionId, fingerprint, dimension) => storage.write(() => finishReencode(collectionId, fingerprint, dimension)),
+    finishReencode(collectionId, fingerprint, dimension) {
+      storage.write(() => finishReencode(collectionId, fingerprint, dimension));
+      return { changes: [{ type: 'swapped', collectionId }] };
+    },
   };
 }

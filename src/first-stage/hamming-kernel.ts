@@ -15,7 +15,7 @@
  *   scan(start, end, queryPtr, thr, outPtr, cap) → next slot     codes of slots [start, end)
  *   scanList(listPtr, start, end, queryPtr, thr, outPtr, cap)    slots listed as u32 at listPtr
  *   scanAsymmetric / scanListAsymmetric                          the same with the asymmetric
- *       distance of a 4-bit query given as 4 bit-planes (asymmetricExpr, src/search/asymmetric.ts)
+ *       distance of a 4-bit query given as 4 bit-planes (asymmetricExpr, asymmetric.ts)
  *
  * Codes are stored back to back from address 0, `codeBytes` each, in the imported memory
  * (a shared one: scan threads read the same codes, scan-pool.ts).

@@ -15,9 +15,10 @@
  * Search is exact: the top k (Hamming distance, then slot order for ties) over all live
  * documents, or over a sorted list of rowids (a metadata filter's matches).
  */
-import { errors } from '../../errors.js';
-import type { FirstStageResult, IndexEntry } from '../store.js';
+import { errors } from '../errors.js';
+import type { CodeEntry, FirstStageResult } from '../store/store.js';
 import { createHammingKernel, hammingModule, type HammingKernel } from './hamming-kernel.js';
+import { type FirstStageQuery, kernelInput } from './query.js';
 import { scanPool, type ScanPool, type ScanTarget } from './scan-pool.js';
 import { collect, prunePairs, scanSlots } from './scan-range.mjs';
 
@@ -55,13 +56,12 @@ export interface BinaryIndex {
   /** Squeezes tombstones out now (and gives back memory when much of it is unused). */
   compact(): void;
   /**
-   * Exact top-k by Hamming distance, over every live document or over `rowids` (ascending).
-   * With `planes` (4 bit-planes of a 4-bit query, see asymmetric.ts) the distance is the
-   * asymmetric one instead, and `query` is ignored.
+   * Exact top-k by the query's distance (Hamming, or asymmetric: query.ts), over every live
+   * document or over `rowids` (ascending). The query must be of this index's code length.
    */
-  search(query: Uint8Array, k: number, rowids?: readonly number[], planes?: Uint8Array): FirstStageResult;
+  search(query: FirstStageQuery, k: number, rowids?: readonly number[]): FirstStageResult;
   /** Live entries in rowid order; `code` is a copy. */
-  entries(): IterableIterator<IndexEntry>;
+  entries(): IterableIterator<CodeEntry>;
   /** The live rowids and their codes back to back (tombstones squeezed out first): views, valid until the next change. */
   packed(): { rowids: Uint32Array; codes: Uint8Array };
   /** Tells the scan threads to let go of this index (it is no longer used). */
@@ -83,7 +83,6 @@ export function createBinaryIndex(
   options: BinaryIndexOptions = {},
 ): BinaryIndex {
   if (!Number.isInteger(codeBytes) || codeBytes <= 0) throw new Error(`invalid code size ${codeBytes}`);
-  const dimension = codeBytes * 8;
   const id = nextId++;
   const minPartSlots = options.minPartSlots ?? MIN_PART_SLOTS;
   const pool = () => options.pool ?? scanPool();
@@ -214,14 +213,12 @@ export function createBinaryIndex(
 
   const target = (): ScanTarget => ({ id, version, module: hammingModule(codeBytes), memory, tomb });
 
-  function search(query: Uint8Array, k: number, filter?: readonly number[], planes?: Uint8Array): FirstStageResult {
-    checkCode(query);
+  function search(query: FirstStageQuery, k: number, filter?: readonly number[]): FirstStageResult {
+    const { bytes: queryInput, asymmetric, maxDistance } = kernelInput(query, codeBytes);
     if (!Number.isInteger(k) || k < 1) throw new Error(`k must be a positive integer, got ${k}`);
     const cap = Math.max(1024, 2 * k);
+    // Room for the largest query input: 4 bit-planes of 8-byte words (asymmetric.ts).
     const queryBytes = Math.ceil(codeBytes / 8) * 8;
-    if (planes && planes.length !== 4 * queryBytes) throw new Error(`asymmetric planes must be 4 × ${queryBytes} bytes`);
-    // Hamming distances are 0..dim; asymmetric ones 0..14·dim (asymmetricExpr).
-    const maxDistance = planes ? 14 * dimension : dimension;
     // A scan of every document is split over the scan threads when each gets enough of them.
     const threads = filter ? 1 : Math.max(1, Math.min(pool().threads, Math.floor(used / minPartSlots)));
     // The scratch area starts at the first multiple of 8 after the codes (pairs are u32 views).
@@ -230,13 +227,12 @@ export function createBinaryIndex(
       scratchBytes = Math.max(need, scratchBytes);
       ensureMemory(capacity, scratchBytes);
     }
-    const scan = planes ? kernel.scanAsymmetric : kernel.scan;
+    const scan = asymmetric ? kernel.scanAsymmetric : kernel.scan;
     const base = Math.ceil((capacity * codeBytes) / 8) * 8;
     const queryPtr = base;
     const outPtr = base + 4 * queryBytes;
     const listPtr = outPtr + threads * cap * 8;
-    if (planes) bytes.set(planes, queryPtr);
-    else bytes.set(query, queryPtr);
+    bytes.set(queryInput, queryPtr);
     const tombs = dead > 0 ? tomb : null;
     const pairsAt = (ptr: number) => new Uint32Array(memory.buffer, ptr, cap * 2);
     const job = (start: number, end: number, ptr: number) => ({ start, end, queryPtr, outPtr: ptr, pairs: pairsAt(ptr), cap, keep: k, maxDistance, tomb: tombs });
@@ -246,7 +242,7 @@ export function createBinaryIndex(
     let scanned: number;
     if (filter) {
       scanned = filter.length;
-      ({ pairs, have } = searchList(filter, k, planes !== undefined, queryPtr, outPtr, listPtr, cap, maxDistance, tombs));
+      ({ pairs, have } = searchList(filter, k, asymmetric, queryPtr, outPtr, listPtr, cap, maxDistance, tombs));
     } else if (threads === 1) {
       scanned = used - dead;
       pairs = pairsAt(outPtr);
@@ -260,7 +256,7 @@ export function createBinaryIndex(
       }));
       const own = (t: number) => scanSlots(scan, kernel.written, job(parts[t]!.start, parts[t]!.end, parts[t]!.outPtr));
       const counts = pool()
-        .scan(target(), { queryPtr, cap, keep: k, maxDistance, asymmetric: planes !== undefined, dead: dead > 0 }, parts, () => own(0))
+        .scan(target(), { queryPtr, cap, keep: k, maxDistance, asymmetric, dead: dead > 0 }, parts, () => own(0))
         .map((count, t) => count ?? own(t)); // a thread that failed: its part here
       // Each part's best, in part (so slot) order, then the best of them all.
       pairs = new Uint32Array(2 * counts.reduce((a, b) => a + b, 0));

@@ -5,7 +5,7 @@
  * pairs in its own area (scan-range.mjs). The caller merges them: the result is the same as one
  * thread's, since every part's top k by (distance, slot) holds its share of the overall top k.
  *
- * Search stays synchronous (the store's contract, store.ts): the searching thread posts the
+ * Search stays synchronous (the store's contract, store/store.ts): the searching thread posts the
  * jobs through shared control words and blocks on `Atomics.wait` until every thread is done,
  * which costs a few microseconds against milliseconds of scanning; threads sleep on their own
  * control words between searches. They start at the first parallel search and never keep the
