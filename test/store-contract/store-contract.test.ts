@@ -1,7 +1,7 @@
 /**
  * The storage contract (src/store/store.ts), one suite run against both implementations:
  * SQLite always, PostgreSQL when ./scripts/test provides its binaries (TEST_POSTGRES_BIN; a
- * notice otherwise). Every case starts from a fresh database.
+ * notice otherwise, and a failure under CI). Every case starts from a fresh database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QembedError } from '../../src/errors.js';
