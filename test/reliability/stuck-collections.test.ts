@@ -66,7 +66,20 @@ describe('a re-encoding under a saturated request queue', () => {
       for (let i = 0; refused === 0 && i < 2000; i++) await new Promise((r) => setTimeout(r, 1));
       expect(refused).toBeGreaterThan(0);
       active = newEncoder;
-      const done = search.reencode('c', newEncoder);
+      // The re-encoding waits before its second step until searches have run with the first
+      // step's codes staged: what they answer meanwhile is then always observed, on any machine
+      // (without the hold, a fast one could finish before the first search).
+      const SEARCHES_DURING = 3;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let steps = 0;
+      const target: Encoder = Object.assign(Object.create(newEncoder) as Encoder, {
+        embed: async (...args: Parameters<Encoder['embed']>) => {
+          if (++steps === 2) await held;
+          return newEncoder.embed(...args);
+        },
+      });
+      const done = search.reencode('c', target);
       const during: string[][] = [];
       while (search.getCollection('c').reencode) {
         try {
@@ -76,9 +89,11 @@ describe('a re-encoding under a saturated request queue', () => {
           // the new model, whose queue this test keeps full: a 429 then is right, and only then.
           if (!(e instanceof QembedError) || e.code !== 'QEMBED_QUEUE_FULL' || search.getCollection('c').reencode) throw e;
         }
+        if (during.length >= SEARCHES_DURING) release();
         await new Promise((r) => setTimeout(r, 5));
       }
       expect(await done).toBe('done');
+      expect(steps).toBeGreaterThan(2);
       stop = true;
       await Promise.all(load);
 
@@ -86,7 +101,8 @@ describe('a re-encoding under a saturated request queue', () => {
       expect(c.fingerprint).toBe(newEncoder.fingerprint);
       expect(c.documents).toBe(400);
       expect(c.model).toMatchObject({ state: 'served', searchable: true });
-      // While it ran, every search answered, on the old codes.
+      // While it ran, searches answered, every one on the old codes.
+      expect(during.length).toBeGreaterThanOrEqual(SEARCHES_DURING);
       for (const ids of during) expect(ids).toEqual(before);
     } finally {
       await oldEncoder.close();
