@@ -8,6 +8,10 @@
  *
  * Options: --bundle DIR (default: models/default), --requests N per endpoint and round (default
  * 1000), --rounds R (default 5).
+ *
+ * --smoke: a run of seconds that proves the benchmark works end to end (test/bench/smoke.test.ts
+ * runs it): the test fixture's tiny bundle, 64 generated texts a round, one round. Its figures
+ * mean nothing.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,15 +25,18 @@ import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
-    bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') },
-    requests: { type: 'string', default: '1000' },
-    rounds: { type: 'string', default: '5' },
+    bundle: { type: 'string' },
+    requests: { type: 'string' },
+    rounds: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const amount = Number(opts.requests);
-const rounds = Number(opts.rounds);
+const smoke = opts.smoke;
+opts.bundle ??= smoke ? path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle') : path.join(projectRoot, 'models', 'default');
+const amount = Number(opts.requests ?? (smoke ? 64 : 1000));
+const rounds = Number(opts.rounds ?? (smoke ? 1 : 5));
 const corpus = path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k', 'corpus.jsonl');
-const texts = existsSync(corpus)
+const texts = !smoke && existsSync(corpus)
   ? readFileSync(corpus, 'utf8')
       .split('\n')
       .filter((l) => l.trim())
@@ -39,7 +46,7 @@ const texts = existsSync(corpus)
 const model = (await loadBundle(opts.bundle)).manifest.name;
 const cpu = currentCpu();
 console.log(`bench:compat on ${cpu.model} (${cpu.cpus} CPUs; ${cpu.features.filter((f) => /avx2|avx512f|vnni/.test(f)).join(', ') || 'no AVX2'})`);
-console.log(`  ${amount} single-text requests per endpoint and round, 32 concurrent; texts: ${existsSync(corpus) ? 'msmarco-5k passages' : 'generated'}; model ${model}\n`);
+console.log(`  ${amount} single-text requests per endpoint and round, 32 concurrent; texts: ${!smoke && existsSync(corpus) ? 'msmarco-5k passages' : 'generated'}; model ${model}${smoke ? ' (--smoke: the figures mean nothing)' : ''}\n`);
 
 const bodies: Record<string, (text: string) => unknown> = {
   '/encode': (text) => ({ inputs: text }),

@@ -9,6 +9,10 @@
  *
  * Options: --bundle DIR (repeatable, first = baseline), --texts N (default 300), --rounds R
  * (default 5), --calls 1,32 (texts per embed call), --json.
+ *
+ * --smoke: a run of seconds that proves the comparison works end to end (test/bench/smoke.test.ts
+ * runs it): 32 of the parity texts (test/fixtures/parity-texts.json) instead of MS MARCO, one
+ * round. Its figures mean nothing.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,23 +30,30 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '5' },
     calls: { type: 'string', default: '1,32' },
     json: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
+const smoke = opts.smoke;
+if (smoke) Object.assign(opts, { texts: '32', rounds: '1' });
 const bundles = opts.bundle ?? [];
 if (bundles.length < 2) {
   console.error('usage: bench/encode-compare.ts --bundle BASELINE --bundle OTHER [--bundle ...]');
   process.exit(2);
 }
-const corpus = path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k', 'corpus.jsonl');
+const corpus = smoke
+  ? path.join(projectRoot, 'test', 'fixtures', 'parity-texts.json')
+  : path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k', 'corpus.jsonl');
 if (!existsSync(corpus)) {
-  console.log(`bench/encode-compare skipped: ${corpus} not found`);
-  process.exit(0);
+  console.error(`bench/encode-compare: ${corpus} not found (the comparison needs the real passages; --smoke runs on the test fixtures)`);
+  process.exit(1);
 }
-const texts = readFileSync(corpus, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim())
-  .slice(0, Number(opts.texts))
-  .map((l) => (JSON.parse(l) as { text: string }).text);
+const texts = smoke
+  ? (JSON.parse(readFileSync(corpus, 'utf8')) as string[]).slice(0, Number(opts.texts))
+  : readFileSync(corpus, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(0, Number(opts.texts))
+      .map((l) => (JSON.parse(l) as { text: string }).text);
 const calls = opts.calls.split(',').map(Number);
 const rounds = Number(opts.rounds);
 const log = (line: string) => (opts.json ? console.error(line) : console.log(line));
@@ -96,7 +107,7 @@ for (const dir of bundles) {
 if (opts.json) {
   console.log(JSON.stringify({ texts: texts.length, calls, rounds: runs, summary }, null, 2));
 } else {
-  console.log(`\n${texts.length} MS MARCO passages, ${rounds} rounds; ratio to ${base} (median, min-max):`);
+  console.log(`\n${texts.length} ${smoke ? 'fixture texts (--smoke: the figures mean nothing)' : 'MS MARCO passages'}, ${rounds} rounds; ratio to ${base} (median, min-max):`);
   for (const dir of bundles) {
     const cells = calls.map((c) => {
       const s = summary[dir]![String(c)]!;

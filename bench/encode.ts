@@ -17,7 +17,13 @@
  * Options: --bundle DIR (the served encoder; default: what the service serves, i.e. for
  * QEMBED_MODEL_DIR=auto the choice recorded in models/encoder-choice.json, measured first when
  * this machine has none), --float32 DIR
- * (repeatable; default models/default), --texts N (default 1000), --rounds R, --skip-torch.
+ * (repeatable; default models/default), --texts N (default 1000), --rounds R, --skip-torch,
+ * --python PATH (the worker's Python; default: scripts/worker-env's).
+ *
+ * --smoke: a run of seconds that proves the benchmark works end to end (test/bench/smoke.test.ts
+ * runs it): the test fixture's tiny bundle as the served and the float32 encoder, 32 of the
+ * parity texts (test/fixtures/parity-texts.json) instead of MS MARCO, one round. Its figures
+ * mean nothing.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,25 +46,38 @@ const { values: opts } = parseArgs({
     float32: { type: 'string', multiple: true },
     texts: { type: 'string', default: '1000' },
     'skip-torch': { type: 'boolean', default: false },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string' },
+    python: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
-
-const corpus = path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k', 'corpus.jsonl');
-if (!existsSync(corpus)) {
-  console.log(`bench:encode skipped: ${corpus} not found (the benchmark needs the real passages)`);
-  process.exit(0);
+const smoke = opts.smoke;
+const fixture = path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle');
+if (smoke) {
+  opts.bundle ??= fixture;
+  opts.float32 ??= [fixture];
 }
-const count = Number(opts.texts);
+opts.rounds ??= smoke ? '1' : '3';
+
+const corpus = smoke
+  ? path.join(projectRoot, 'test', 'fixtures', 'parity-texts.json')
+  : path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k', 'corpus.jsonl');
+if (!existsSync(corpus)) {
+  console.error(`bench:encode: ${corpus} not found (the benchmark needs the real passages; --smoke runs on the test fixtures)`);
+  process.exit(1);
+}
+const count = smoke ? 32 : Number(opts.texts);
 if (!Number.isInteger(count) || count < 32) {
   console.error('bench:encode: --texts must be an integer of at least 32 (stage (d) runs 32 concurrent requests)');
   process.exit(2);
 }
-const texts = readFileSync(corpus, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim())
-  .slice(0, count)
-  .map((l) => (JSON.parse(l) as { text: string }).text);
+const texts = smoke
+  ? (JSON.parse(readFileSync(corpus, 'utf8')) as string[]).slice(0, count)
+  : readFileSync(corpus, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(0, count)
+      .map((l) => (JSON.parse(l) as { text: string }).text);
 
 const config = loadConfig(process.env);
 // The encoder the service serves: for QEMBED_MODEL_DIR=auto its recorded choice, measured now
@@ -70,7 +89,7 @@ const served = path.resolve(opts.bundle ?? resolved!.dir);
 const float32Dirs = (opts.float32 ?? [path.join(projectRoot, 'models', 'default')]).map((d) => path.resolve(d));
 const servedBundle = await loadBundle(served);
 const cpu = currentCpu();
-console.log(`bench:encode — ${texts.length} MS MARCO passages, ${opts.rounds} round(s)`);
+console.log(`bench:encode — ${texts.length} ${smoke ? 'fixture texts (--smoke: the figures mean nothing)' : 'MS MARCO passages'}, ${opts.rounds} round(s)`);
 console.log(`CPU: ${cpu.model} (${cpu.arch}, ${cpu.cpus} CPUs available); features: ${cpu.features.join(' ') || 'unknown'}; int8 kernel: ${cpu.int8Kernel}`);
 console.log(
   `served encoder: ${served} (${servedBundle.manifest.weights.precision} weights, fingerprint ${servedBundle.fingerprint})` +
@@ -117,7 +136,7 @@ function python(skipTorch: boolean): void {
   const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-'));
   const textsFile = path.join(dir, 'texts.json');
   writeFileSync(textsFile, JSON.stringify(texts));
-  const python = execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
+  const python = opts.python ?? execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
   for (const [k, bundle] of float32Dirs.entries()) {
     const args = [path.join(projectRoot, 'bench', 'encode_reference.py'), '--bundle', bundle, '--texts', textsFile];
     if (skipTorch || k > 0) args.push('--skip-torch');
@@ -153,7 +172,11 @@ async function http(): Promise<void> {
         },
       ],
     });
-    if (result.non2xx > 0 || result.errors > 0) console.log(`  warning: ${result.non2xx} non-2xx, ${result.errors} errors`);
+    if (result.non2xx > 0 || result.errors > 0) {
+      // A smoke run proves the path works: a failed request fails it.
+      if (smoke) throw new Error(`(d) HTTP: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+      console.log(`  warning: ${result.non2xx} non-2xx, ${result.errors} errors`);
+    }
     record(`(d) HTTP, ${connections} concurrent`, result.requests.total / result.duration);
   }
   await server.stop();

@@ -70,7 +70,7 @@ def sentence_transformers_texts_per_second(bundle: Path, texts: list[str], batch
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-    from qembed_worker.models import load_sentence_transformer, resolve_source  # type: ignore[import-not-found]
+    from qembed_worker.models.sources import load_sentence_transformer, resolve_source  # type: ignore[import-not-found]
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     model = load_sentence_transformer(resolve_source(manifest["source"]).path)

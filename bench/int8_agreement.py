@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-from qembed_worker.bundle import read_manifest  # noqa: E402
-from qembed_worker.calibration import OnnxEncoder  # noqa: E402
+from qembed_worker.bundle.manifest import read_manifest  # noqa: E402
+from qembed_worker.inference.encoder import OnnxEncoder  # noqa: E402
 
 
 def cpu_description() -> dict[str, object]:

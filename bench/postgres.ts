@@ -13,7 +13,11 @@
  *   size     database bytes per document, PostgreSQL against SQLite.
  *
  * Options: --sizes N,N, --searches N (default 200), --ef-search N (default 100), --hnsw-max N
- * (no HNSW above N documents).
+ * (no HNSW above N documents), --bundle DIR and --dataset DIR (a BEIR folder) as bench:search's.
+ * PostgreSQL: TEST_POSTGRES_BIN when set, else scripts/postgres's.
+ *
+ * --smoke: a run of seconds that proves the benchmark works end to end (test/bench/smoke.test.ts
+ * runs it): 2,000 documents, 5 searches a measure. Its figures mean nothing.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,8 +45,11 @@ const { values: opts } = parseArgs({
     'ef-search': { type: 'string', default: '100' },
     // HNSW builds take minutes at a million documents on 2 cores: skip them above this size.
     'hnsw-max': { type: 'string', default: '100000000' },
+    dataset: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
+if (opts.smoke) Object.assign(opts, { sizes: '2000', searches: '5' });
 const sizes = opts.sizes.split(',').map(Number);
 const searches = Number(opts.searches);
 const efSearch = Number(opts['ef-search']);
@@ -55,7 +62,7 @@ const fmt = (n: number) => n.toLocaleString('en-US');
 const percentile = (v: number[], p: number) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(p * v.length))]!;
 const pp = (v: number[]) => `p50 ${percentile(v, 0.5).toFixed(2)} ms p99 ${percentile(v, 0.99).toFixed(2)} ms`;
 
-const real = await realData(opts.bundle);
+const real = await realData(opts.bundle, opts.dataset);
 const queryCodes = real.queries.map((q) => real.quantizer.toUbinary(q));
 console.log(`bench:postgres — ${DIM}-bit codes (${real.source}); CPU ${cpus()[0]?.model ?? '?'} (${cpus().length} available)\n`);
 

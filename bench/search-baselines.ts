@@ -51,9 +51,10 @@ export function referenceScan(codes: Uint8Array, queryCodes: Uint8Array, k: numb
   });
 }
 
-export function faiss(codes: Uint8Array, queryCodes: Uint8Array, k: number, searches: number): { threads_1_ms: number[]; threads_2_ms: number[]; distances: number[][] } {
+/** FAISS IndexBinaryFlat on the same codes, run by `python` (default: scripts/worker-env's, with faiss-cpu). */
+export function faiss(codes: Uint8Array, queryCodes: Uint8Array, k: number, searches: number, python?: string): { threads_1_ms: number[]; threads_2_ms: number[]; distances: number[][] } {
   return withFiles({ codes, queries: queryCodes }, (p) => {
-    const python = execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
+    python ??= execFileSync(path.join(projectRoot, 'scripts', 'worker-env'), { encoding: 'utf8' }).trim();
     const args = [path.join(projectRoot, 'bench', 'search_faiss.py'), '--codes', p.codes!, '--queries', p.queries!];
     args.push('--bytes', String(BYTES), '--k', String(k), '--threads', '1,2', '--repeat', String(1 + Math.ceil(searches / (queryCodes.length / BYTES))));
     return JSON.parse(execFileSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 }));

@@ -1,8 +1,8 @@
 /**
- * The corpus of bench:search: the 5,000 MS MARCO passages of ../shared/datasets/msmarco-5k
- * encoded with the bundle (cached under .cache/bench-search/), the rest synthetic with the same
- * per-bit probabilities (independent bits); queries: the 50 real MS MARCO queries. Without the
- * bundle or the passages, everything is synthetic.
+ * The corpus of bench:search: the 5,000 MS MARCO passages of ../shared/datasets/msmarco-5k (or
+ * of another BEIR folder: `dataset`) encoded with the bundle (cached under .cache/bench-search/),
+ * the rest synthetic with the same per-bit probabilities (independent bits); queries: the 50 real
+ * MS MARCO queries. Without the bundle or the passages, everything is synthetic.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,8 +34,7 @@ export interface RealData {
   source: string;
 }
 
-export async function realData(bundleDir: string): Promise<RealData> {
-  const dataset = path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k');
+export async function realData(bundleDir: string, dataset = path.resolve(projectRoot, '..', 'shared', 'datasets', 'msmarco-5k')): Promise<RealData> {
   const readJsonl = (f: string) =>
     readFileSync(path.join(dataset, f), 'utf8')
       .split('\n')
@@ -87,7 +86,7 @@ export async function realData(bundleDir: string): Promise<RealData> {
     queries: queryTexts.map((_, i) => vec(texts.length + i)),
     quantizer: createQuantizer(bundle.ranges),
     fingerprint: bundle.fingerprint,
-    source: `${texts.length} MS MARCO passages encoded with ${bundle.manifest.name} (${bundle.fingerprint})`,
+    source: `${texts.length} passages of ${path.basename(dataset)} encoded with ${bundle.manifest.name} (${bundle.fingerprint})`,
   };
 }
 

@@ -24,7 +24,13 @@
  * is shared and noisy, so compare ratios, and say which CPU they came from.
  *
  * Options: --bundle DIR, --sizes N,N, --searches N (default 400), --skip-faiss, --skip-server,
- * --code-bits 384,128,64, --ingest-documents N (default 500000; 0 skips (h)), --help.
+ * --code-bits 384,128,64, --ingest-documents N (default 500000; 0 skips (h)), --dataset DIR (a
+ * BEIR folder; default ../shared/datasets/msmarco-5k), --python PATH (for FAISS; default:
+ * scripts/worker-env's).
+ *
+ * --smoke: a run of seconds that proves the benchmark works end to end (test/bench/smoke.test.ts
+ * runs it): 2,000 documents, 5 searches a measure, 1,000 documents for (h). With no bundle or
+ * dataset given it is synthetic, which skips (g) and (h). Its figures mean nothing. --help.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -58,16 +64,20 @@ const { values: opts } = parseArgs({
     'skip-server': { type: 'boolean', default: false },
     'code-bits': { type: 'string', default: '384,128,64' },
     'ingest-documents': { type: 'string', default: '500000' },
+    dataset: { type: 'string' },
+    python: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opts.help) {
   console.log(
-    'npm run bench:search -- [--bundle DIR] [--sizes N,N] [--searches N] [--skip-faiss] [--skip-server] [--code-bits B,B] [--ingest-documents N]\n' +
+    'npm run bench:search -- [--bundle DIR] [--sizes N,N] [--searches N] [--skip-faiss] [--skip-server] [--code-bits B,B] [--ingest-documents N] [--dataset DIR] [--python PATH] [--smoke]\n' +
       'Search over N documents of 384-bit codes: build, search, the first stage alone, memory, filters, compact codes, the server (bench/search.ts says what each measures).',
   );
   process.exit(0);
 }
+if (opts.smoke) Object.assign(opts, { sizes: '2000', searches: '5', 'ingest-documents': '1000' });
 const sizes = opts.sizes.split(',').map(Number);
 const searches = Number(opts.searches);
 const codeLengths = opts['code-bits'].split(',').map(Number);
@@ -150,10 +160,14 @@ function postJson(url: string, body: string, agent: Agent): Promise<{ status: nu
   });
 }
 
-const sameDistances = (a: number[][], b: number[][]) => a.length > 0 && a.every((d, i) => JSON.stringify(d) === JSON.stringify(b[i]));
+/** Whether two scans found the same distances for the queries both recorded (FAISS records 10, the others up to --searches). */
+const sameDistances = (a: number[][], b: number[][]) => {
+  const n = Math.min(a.length, b.length);
+  return n > 0 && a.slice(0, n).every((d, i) => JSON.stringify(d) === JSON.stringify(b[i]));
+};
 
 // --- Run ------------------------------------------------------------------------------------
-const real = await realData(opts.bundle);
+const real = await realData(opts.bundle, opts.dataset);
 const threads = scanPool().threads;
 console.log(`bench:search — ${DIM}-bit codes; real: ${real.source}; the rest synthetic with the same per-bit statistics`);
 console.log(`  CPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} available); first stage split over ${threads} threads (QEMBED_SEARCH_THREADS)`);
@@ -223,7 +237,7 @@ for (const n of sizes) {
   setScanThreads(0);
   const asym = await timeQueries((qi) => firstStage.nearest(collectionId, asymmetricQuery(real.queries[qi]!), CANDIDATES));
   console.log(`      asymmetric first stage (4-bit query), ${threads} threads: ${pp(asym)} = ${ratio(p50(asym), p50(firstAlone.split))} Hamming`);
-  const f = opts['skip-faiss'] ? undefined : faiss(codes, queryCodes, CANDIDATES, searches);
+  const f = opts['skip-faiss'] ? undefined : faiss(codes, queryCodes, CANDIDATES, searches, opts.python);
   if (f) {
     console.log(
       `      FAISS IndexBinaryFlat: 1 thread ${pp(f.threads_1_ms)}; 2 threads ${pp(f.threads_2_ms)}; qembed 1 thread / FAISS 1 thread = ${ratio(p50(firstAlone.one), p50(f.threads_1_ms))}; ` +

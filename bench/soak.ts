@@ -10,6 +10,10 @@
  * Options: --minutes N (default 5), --connections N (default 16), --bundle DIR (default: the
  * service's served bundle, else the tiny test bundle), --models DIR (default ./models),
  * --activate-after S.
+ *
+ * --smoke: a run of seconds that proves the soak works end to end (test/bench/smoke.test.ts runs
+ * it): 3 seconds, 4 connections, the tiny test bundle, its own empty models folder; it exits 1
+ * when a request failed (other than 429) or the server did not exit 0. Its figures mean nothing.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,17 +28,21 @@ import { startServer } from '../test/helpers/server-process.js';
 
 const { values: opts } = parseArgs({
   options: {
-    minutes: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '16' },
+    minutes: { type: 'string' },
+    connections: { type: 'string' },
     bundle: { type: 'string' },
-    models: { type: 'string', default: path.join(projectRoot, 'models') },
+    models: { type: 'string' },
     'activate-after': { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
 
-const minutes = Number(opts.minutes);
-const connections = Number(opts.connections);
-let bundle = opts.bundle;
+const smoke = opts.smoke;
+const minutes = Number(opts.minutes ?? (smoke ? 0.05 : 5));
+const connections = Number(opts.connections ?? (smoke ? 4 : 16));
+const emptyModels = smoke && !opts.models ? mkdtempSync(path.join(tmpdir(), 'qembed-soak-models-')) : undefined;
+opts.models ??= emptyModels ?? path.join(projectRoot, 'models');
+let bundle = opts.bundle ?? (smoke ? path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle') : undefined);
 if (!bundle) {
   try {
     bundle = modelDirForTools({ ...loadConfig(process.env), modelsDir: opts.models });
@@ -146,3 +154,12 @@ console.log(`RSS start ${startRss} MB, end ${endRss} MB; collection: ${collectio
 const exit = await server.stop('SIGTERM');
 console.log(`server exit: code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''}`);
 rmSync(dataDir, { recursive: true, force: true });
+if (emptyModels) rmSync(emptyModels, { recursive: true, force: true });
+if (smoke) {
+  // A smoke run proves the paths work: any answer but 200 (or 429, the queue's bound) fails it.
+  const failed = [...total.statuses].filter(([k]) => !k.endsWith(' 200') && !k.endsWith(' 429'));
+  if (failed.length > 0 || exit.code !== 0 || total.latencies.search.length === 0) {
+    console.error(`soak --smoke failed: ${failed.map(([k, n]) => `${k}: ${n}`).join(', ') || 'no failed request'}; server exit code ${exit.code}; ${total.latencies.search.length} searches`);
+    process.exit(1);
+  }
+}

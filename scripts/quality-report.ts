@@ -2,8 +2,16 @@
  * Regenerates docs/quality.md (and docs/quality/*.json, docs/quality/retention.svg): the
  * evaluation of a bundle (default: models/default) on ../shared/datasets/msmarco-5k and
  * business-reports. `npm run quality:report [-- --bundle DIR]`.
+ *
+ * Options: --bundle DIR, --datasets DIR (the folder holding both collections; default
+ * ../shared/datasets), --out DIR (where quality.md and quality/ are written; default docs).
+ *
+ * --smoke: a run of seconds that proves the report is still produced end to end
+ * (test/bench/smoke.test.ts runs it): the tiny test bundle on two generated collections of 40
+ * passages under those names, written to a temporary folder (or --out), never to docs/.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { compose } from '../src/composition.js';
@@ -15,10 +23,32 @@ import { runEvaluation } from '../src/eval/evaluate.js';
 import { type CompactCodesRecord, compactCodesChartSvg, type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
 import { projectRoot } from '../src/paths.js';
 
-const { values } = parseArgs({ options: { bundle: { type: 'string', default: path.join(projectRoot, 'models', 'default') } } });
-const datasetsDir = path.resolve(projectRoot, '..', 'shared', 'datasets');
-const outDir = path.join(projectRoot, 'docs', 'quality');
+const { values } = parseArgs({
+  options: { bundle: { type: 'string' }, datasets: { type: 'string' }, out: { type: 'string' }, smoke: { type: 'boolean', default: false } },
+});
+const smoke = values.smoke;
+values.bundle ??= smoke ? path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle') : path.join(projectRoot, 'models', 'default');
+const scratch = smoke ? mkdtempSync(path.join(tmpdir(), 'qembed-quality-smoke-')) : undefined;
+const datasetsDir = values.datasets ?? (scratch ? smokeDatasets(scratch) : path.resolve(projectRoot, '..', 'shared', 'datasets'));
+const docsDir = values.out ?? (scratch ? path.join(scratch, 'docs') : path.join(projectRoot, 'docs'));
+const outDir = path.join(docsDir, 'quality');
 mkdirSync(outDir, { recursive: true });
+
+/** Two small generated BEIR collections under the names the report reads (--smoke only). */
+function smokeDatasets(parent: string): string {
+  const words = ['rivers', 'stars', 'bread', 'engines', 'music', 'tides', 'maps', 'glass'];
+  for (const name of ['msmarco-5k', 'business-reports']) {
+    const dir = path.join(parent, 'datasets', name);
+    mkdirSync(path.join(dir, 'qrels'), { recursive: true });
+    const docs = Array.from({ length: 40 }, (_, i) => JSON.stringify({ _id: `d${i}`, text: `${words[i % 8]} and ${words[(i * 3) % 8]}, passage ${i}` }));
+    writeFileSync(path.join(dir, 'corpus.jsonl'), `${docs.join('\n')}\n`);
+    const queries = Array.from({ length: 8 }, (_, i) => JSON.stringify({ _id: `q${i}`, text: `${words[i]} ${words[(i * 3) % 8]}` }));
+    writeFileSync(path.join(dir, 'queries.jsonl'), `${queries.join('\n')}\n`);
+    const qrels = Array.from({ length: 8 }, (_, i) => `q${i}\td${i}\t1`);
+    writeFileSync(path.join(dir, 'qrels', 'test.tsv'), `query-id\tcorpus-id\tscore\n${qrels.join('\n')}\n`);
+  }
+  return path.join(parent, 'datasets');
+}
 
 const config = loadConfig({}, { modelDir: values.bundle });
 const encoder = await createEncoder(await loadBundle(config.modelDir), config);
@@ -38,8 +68,9 @@ try {
   await encoder.close();
 }
 writeFileSync(path.join(outDir, 'retention.svg'), retentionChartSvg(reports));
-// Compact first-stage codes: figures recorded by the worker's eval-bundle (docs/compact-codes.md).
-const compact = JSON.parse(readFileSync(path.join(outDir, 'compact-codes.json'), 'utf8')) as CompactCodesRecord;
+// Compact first-stage codes: figures recorded by the worker's eval-bundle (docs/compact-codes.md),
+// an input of this report (read from the repository's docs whatever --out says).
+const compact = JSON.parse(readFileSync(path.join(projectRoot, 'docs', 'quality', 'compact-codes.json'), 'utf8')) as CompactCodesRecord;
 writeFileSync(path.join(outDir, 'compact-codes.svg'), compactCodesChartSvg(compact));
 const compactRows = Object.entries(compact.methods).flatMap(([method, lengths]) =>
   Object.entries(lengths)
@@ -145,5 +176,6 @@ Metrics follow trec_eval (as pytrec_eval computes them; a test checks ours again
 on the same run): graded gains for NDCG, relevance ≥ 1 for recall and MRR, queries without
 judgments skipped, judged documents missing from the corpus counted as unretrievable.
 `;
-writeFileSync(path.join(projectRoot, 'docs', 'quality.md'), doc);
-process.stderr.write('wrote docs/quality.md\n');
+writeFileSync(path.join(docsDir, 'quality.md'), doc);
+process.stderr.write(`wrote ${path.relative(process.cwd(), path.join(docsDir, 'quality.md')) || 'quality.md'}\n`);
+if (scratch && !values.out) rmSync(scratch, { recursive: true, force: true });

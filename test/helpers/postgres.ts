@@ -3,19 +3,30 @@
  * wheel: PostgreSQL 18 with pgvector and postgres_fdw), passed by scripts/test in
  * TEST_POSTGRES_BIN. Each server gets a fresh data folder and a free TCP port on 127.0.0.1 and
  * trusts local connections. PostgreSQL refuses to run as root: as root, the server runs as the
- * system user qembed_pg (created by scripts/postgres).
+ * system user qembed_pg (created by scripts/postgres). Without TEST_POSTGRES_BIN the PostgreSQL
+ * tests are skipped with a notice, and fail under CI (helpers/dependencies.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { dependency, MissingDependencyError } from './dependencies.js';
 import { freePort } from './server-process.js';
 
-export const postgresBin = process.env.TEST_POSTGRES_BIN;
+const HINT = 'the bin folder of a PostgreSQL build with pgvector: TEST_POSTGRES_BIN=$(scripts/postgres); ./scripts/test sets it';
 
-/** Says why the PostgreSQL tests do not run here, once per file (never a silent skip). */
-export function postgresNotice(what: string): void {
-  if (!postgresBin) console.warn(`NOTICE: TEST_POSTGRES_BIN is not set (./scripts/test sets it): ${what} did not run against PostgreSQL`);
+/** The PostgreSQL binaries' folder, when TEST_POSTGRES_BIN is set (checked: it holds initdb). */
+export const postgresBin = process.env.TEST_POSTGRES_BIN || undefined;
+if (postgresBin && !existsSync(path.join(postgresBin, 'initdb'))) {
+  throw new MissingDependencyError(`TEST_POSTGRES_BIN=${postgresBin} holds no initdb (${HINT})`);
+}
+
+/**
+ * Whether `what` runs against PostgreSQL here: once per file, a notice when it does not, and
+ * under CI an error that fails the file (never a silent skip, never a green CI without it).
+ */
+export function postgresNotice(what: string): boolean {
+  return dependency(`${what} (against PostgreSQL)`, postgresBin ? undefined : `TEST_POSTGRES_BIN is not set (${HINT})`);
 }
 
 export interface PostgresServer {

@@ -12,15 +12,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../src/encoder/bundle.js';
+import { MissingDependencyError, requirePath } from '../helpers/dependencies.js';
 
-const modelsDir = process.env.TEST_MODELS_DIR;
 const expected = JSON.parse(readFileSync(new URL('../fixtures/bundle-fingerprints.json', import.meta.url), 'utf8')) as { bundles: Record<string, string> };
-const available = Boolean(modelsDir && Object.keys(expected.bundles).every((name) => existsSync(path.join(modelsDir, name, 'manifest.json'))));
-if (!available) {
-  const notice = 'bundle fingerprint test skipped: set TEST_MODELS_DIR to a folder holding the default bundles (scripts/test does)';
-  if (process.env.CI) throw new Error(`${notice}; CI must run it`);
-  console.warn(notice);
-}
+const hint = 'a folder holding the default bundles; ./scripts/test builds them and sets it';
+const modelsDir = requirePath('the bundle fingerprint test', 'TEST_MODELS_DIR', 'dir', hint);
+// A models folder without the bundles is a broken set-up, CI or not.
+const absent = modelsDir ? Object.keys(expected.bundles).filter((name) => !existsSync(path.join(modelsDir, name, 'manifest.json'))) : [];
+if (absent.length > 0) throw new MissingDependencyError(`TEST_MODELS_DIR=${modelsDir} lacks ${absent.join(', ')} (${hint})`);
+const available = modelsDir !== undefined;
 
 describe.runIf(available)('the default bundles built on this machine', () => {
   it.each(Object.entries(expected.bundles))('%s has the committed fingerprint', async (name, fingerprint) => {

@@ -10,13 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
+import { workerPython } from '../helpers/dependencies.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
-const python = process.env.TEST_WORKER_PYTHON;
-if (!python) {
-  if (process.env.CI) throw new Error('TEST_WORKER_PYTHON is not set; CI must run the end-to-end training test');
-  console.warn('end-to-end training test skipped: set TEST_WORKER_PYTHON (scripts/test does)');
-}
+const python = workerPython('the end-to-end training test');
 
 const root = mkdtempSync(path.join(tmpdir(), 'qembed-e2e-'));
 const dirs = { data: path.join(root, 'data'), models: path.join(root, 'models'), datasets: path.join(root, 'datasets') };

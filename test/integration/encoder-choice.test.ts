@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { cpuSignature, currentCpu } from '../../src/encoder/cpu.js';
 import { createEncoder } from '../../src/encoder/encoder.js';
 import { CHOICE_FILE, type CandidateRecord, fastest, modelDirForTools, readChoice, resolveServedModel } from '../../src/models/encoder-choice.js';
-import { bundleCopy } from '../helpers/bundles.js';
+import { bundleCopy, recalibratedCopy } from '../helpers/bundles.js';
 
 const config = loadConfig({}, { intraOpThreads: 1 });
 let dirs: string[] = [];
@@ -40,14 +41,26 @@ describe('QEMBED_MODEL_DIR=auto', () => {
   it('measures the candidates, serves an eligible one and records the figures; a missing candidate is skipped', async () => {
     const models = modelsDir();
     const float32 = variant(models, 'default', () => {});
-    const served = await resolve(models, [float32, path.join(models, 'default-int8')]);
+    // The same graph calibrated otherwise: eligible too, so both are timed.
+    const other = recalibratedCopy(models, 'other');
+    const served = await resolve(models, [float32, path.join(models, 'default-int8'), other]);
     expect(served.chosenBy).toBe('measurement');
-    expect(served.dir).toBe(float32);
     const record = readChoice(models)!;
-    expect(record.chosen.dir).toBe('default');
-    expect(record.cpu.features.length).toBeGreaterThanOrEqual(0);
-    expect(record.candidates.find((c) => c.dir === 'default-int8')).toMatchObject({ eligible: false, problem: 'missing' });
-    expect(record.candidates.find((c) => c.dir === 'default')!.agreement!.mean_cosine).toBeCloseTo(1, 6);
+    // The figures say which processor they came from (this one)…
+    expect(record.cpu).toEqual(currentCpu());
+    expect(record.cpu_signature).toBe(cpuSignature(currentCpu()));
+    // …each eligible candidate was timed, and the one served is the faster by those figures.
+    const eligible = record.candidates.filter((c) => c.eligible);
+    expect(eligible.map((c) => c.dir).sort()).toEqual(['default', 'other']);
+    for (const c of eligible) {
+      expect(c.texts_per_second!.calls_of_1).toBeGreaterThan(0);
+      expect(c.texts_per_second!.calls_of_32).toBeGreaterThan(0);
+      expect(c.agreement!.mean_cosine).toBeCloseTo(1, 6);
+    }
+    const faster = fastest(record.candidates)!;
+    expect(record.chosen.dir).toBe(faster.dir);
+    expect(served.dir).toBe(path.join(models, faster.dir));
+    expect(record.candidates.find((c) => c.dir === 'default-int8')).toMatchObject({ eligible: false, problem: 'missing', texts_per_second: null });
   });
 
   it('keeps the recorded choice on the same machine and measures again on another processor', async () => {

@@ -9,12 +9,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Qrels } from '../../src/datasets/beir.js';
 import { mrrAt, ndcgAt, recallAt } from '../../src/eval/metrics.js';
+import { workerPython } from '../helpers/dependencies.js';
 
-const python = process.env.TEST_WORKER_PYTHON;
-if (!python) {
-  if (process.env.CI) throw new Error('TEST_WORKER_PYTHON is not set; CI must run the pytrec_eval cross-check');
-  console.warn('metrics cross-check skipped: set TEST_WORKER_PYTHON to a Python with pytrec_eval (scripts/test does)');
-}
+const python = workerPython('the pytrec_eval cross-check of the metrics');
 
 /** A deterministic pseudo-random run and graded qrels, with relevant documents never retrieved. */
 function fixture(): { rankings: Map<string, string[]>; qrels: Qrels } {

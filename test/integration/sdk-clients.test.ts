@@ -9,12 +9,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { sdkPython } from '../helpers/dependencies.js';
 
-const python = process.env.TEST_SDK_PYTHON;
-if (!python) {
-  if (process.env.CI) throw new Error('TEST_SDK_PYTHON is not set; CI must run the SDK tests');
-  console.warn('SDK client tests skipped: set TEST_SDK_PYTHON to a Python with test/sdk/requirements.lock (scripts/test does)');
-}
+const python = sdkPython('the official SDKs\' tests');
 const script = fileURLToPath(new URL('../sdk/clients.py', import.meta.url));
 
 describe.runIf(python)('the official Python SDKs', () => {

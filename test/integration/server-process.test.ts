@@ -19,17 +19,22 @@ describe('the service process', () => {
     // The gauges the service adds to the app's (training jobs by state) are labelled as declared.
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/^qembed_training_jobs\{state="succeeded"\} 0$/m);
+    let answered = false;
     const inflight = fetch(`${server.url}/encode`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'test-request-42' },
-      body: JSON.stringify({ inputs: Array.from({ length: 64 }, (_, i) => `text number ${i} `.repeat(20)) }),
-    });
-    await new Promise((r) => setTimeout(r, 20));
+      body: JSON.stringify({ inputs: Array.from({ length: 256 }, (_, i) => `text number ${i} `.repeat(20)) }),
+    }).finally(() => (answered = true));
+    // SIGTERM once the request is inside the service (a fixed 20 ms wait could send it before
+    // the request arrived on a slow machine); a request answered first proves nothing: fail.
+    while (((await (await fetch(`${server.url}/health`)).json()) as { queue_depth: number }).queue_depth === 0) {
+      if (answered) throw new Error('the request was answered before SIGTERM could be sent while it ran');
+    }
     const exit = server.stop('SIGTERM');
     const res = await inflight;
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('test-request-42');
-    expect(((await res.json()) as { embeddings: unknown[] }).embeddings).toHaveLength(64);
+    expect(((await res.json()) as { embeddings: unknown[] }).embeddings).toHaveLength(256);
     expect((await exit).code).toBe(0);
     const lines = server.logs.join('').split('\n').filter((l) => l.startsWith('{'));
     expect(lines.some((l) => (JSON.parse(l) as { reqId?: string }).reqId === 'test-request-42')).toBe(true);

@@ -56,7 +56,8 @@ describe('activation under a saturated queue', () => {
           await r.arrayBuffer();
         }
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // Activate once the queue is full (a client refused), not after a fixed wait.
+      while (!statuses.has(429)) await new Promise((r) => setTimeout(r, 10));
       expect((await call('POST', `/models/${bFingerprint}/activate`)).status).toBe(200);
 
       const searches: number[] = [];

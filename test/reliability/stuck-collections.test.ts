@@ -28,7 +28,8 @@ afterAll(() => {
 });
 
 
-const texts = (n: number) => Array.from({ length: n }, (_, i) => `passage ${i} about ${['rivers', 'stars', 'bread', 'engines', 'music'][i % 5]} and more`);
+const passage = (i: number) => `passage ${i} about ${['rivers', 'stars', 'bread', 'engines', 'music'][i % 5]} and more`;
+const texts = (n: number) => Array.from({ length: n }, (_, i) => passage(i));
 
 describe('a re-encoding under a saturated request queue', () => {
   it('is never refused by the queue bound, completes, and the collection stays searchable meanwhile', async () => {
@@ -64,7 +65,20 @@ describe('a re-encoding under a saturated request queue', () => {
       for (let i = 0; refused === 0 && i < 2000; i++) await new Promise((r) => setTimeout(r, 1));
       expect(refused).toBeGreaterThan(0);
       active = newEncoder;
-      const done = search.reencode('c', newEncoder);
+      // The re-encoding waits before its second step until searches have run with the first
+      // step's codes staged: what they answer meanwhile is then always observed, on any machine
+      // (without the hold, a fast one could finish before the first search).
+      const SEARCHES_DURING = 3;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let steps = 0;
+      const target: Encoder = Object.assign(Object.create(newEncoder) as Encoder, {
+        embed: async (...args: Parameters<Encoder['embed']>) => {
+          if (++steps === 2) await held;
+          return newEncoder.embed(...args);
+        },
+      });
+      const done = search.reencode('c', target);
       const during: string[][] = [];
       while (search.getCollection('c').reencode) {
         try {
@@ -74,9 +88,11 @@ describe('a re-encoding under a saturated request queue', () => {
           // the new model, whose queue this test keeps full: a 429 then is right, and only then.
           if (!(e instanceof QembedError) || e.code !== 'QEMBED_QUEUE_FULL' || search.getCollection('c').reencode) throw e;
         }
+        if (during.length >= SEARCHES_DURING) release();
         await new Promise((r) => setTimeout(r, 5));
       }
       expect(await done).toBe('done');
+      expect(steps).toBeGreaterThan(2);
       stop = true;
       await Promise.all(load);
 
@@ -84,7 +100,8 @@ describe('a re-encoding under a saturated request queue', () => {
       expect(c.fingerprint).toBe(newEncoder.fingerprint);
       expect(c.documents).toBe(400);
       expect(c.model).toMatchObject({ state: 'served', searchable: true });
-      // While it ran, every search answered, on the old codes.
+      // While it ran, searches answered, every one on the old codes.
+      expect(during.length).toBeGreaterThanOrEqual(SEARCHES_DURING);
       for (const ids of during) expect(ids).toEqual(before);
     } finally {
       await oldEncoder.close();
@@ -157,14 +174,23 @@ describe('a re-encoding interrupted by a restart', () => {
     const b = recalibratedCopy(models, 'b');
     const bFingerprint = (await loadBundle(b)).fingerprint;
     const env = { QEMBED_DATA_DIR: dataDir, QEMBED_MODELS_DIR: models, QEMBED_INTRA_OP_THREADS: '1', QEMBED_LOG_LEVEL: 'warn' };
+    const t0 = performance.now();
     const first = await startServer({ ...env, QEMBED_MODEL_DIR: a });
+    const startMs = performance.now() - t0;
     const post = (base: string, url: string, body: object = {}) =>
       fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post(first.url, '/collections', { name: 'big' })).status).toBe(201);
-    for (let i = 0; i < 3000; i += 250) {
-      const documents = texts(3000).slice(i, i + 250).map((text, k) => ({ id: `d${i + k}`, text }));
+    // Documents are added until adding them took as long as the whole start measured above:
+    // re-encoding them (reading, encoding and writing each again, in smaller batches) takes at
+    // least as long (4 times as long on the machine this was written on), so the re-encoding
+    // resumed at start still runs when the restarted server first answers, on any machine.
+    let n = 0;
+    const ingestStarted = performance.now();
+    while (n < 1000 || performance.now() - ingestStarted < startMs) {
+      const documents = Array.from({ length: 250 }, (_, k) => ({ id: `d${n + k}`, text: passage(n + k) }));
       const put = await fetch(`${first.url}/collections/big/documents`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ documents }) });
       expect(put.status).toBe(200);
+      n += 250;
     }
     expect((await post(first.url, `/models/${bFingerprint}/activate`)).status).toBe(200);
     // Stop while the background re-encoding runs: it pauses, its staged codes stay.
@@ -176,7 +202,7 @@ describe('a re-encoding interrupted by a restart', () => {
       expect(health.model.fingerprint).toBe(bFingerprint); // the activation survived the restart
       let sawRunning = false;
       let collection: any;
-      for (let i = 0; i < 2000; i++) {
+      for (;;) {
         collection = await (await fetch(`${second.url}/collections/big`)).json();
         const searched = await post(second.url, '/search', { collection: 'big', query: 'stars', top_k: 5 });
         expect(searched.status).toBe(200);
@@ -185,7 +211,7 @@ describe('a re-encoding interrupted by a restart', () => {
         expect(collection.model).toMatchObject({ state: 'stale', searchable: true });
       }
       expect(sawRunning).toBe(true);
-      expect(collection).toMatchObject({ fingerprint: bFingerprint, documents: 3000, model: { state: 'served' } });
+      expect(collection).toMatchObject({ fingerprint: bFingerprint, documents: n, model: { state: 'served' } });
     } finally {
       await second.stop('SIGTERM');
     }

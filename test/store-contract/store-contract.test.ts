@@ -1,9 +1,9 @@
 /**
  * The storage contract (src/store/store.ts), one suite run against both implementations:
  * SQLite always, PostgreSQL when ./scripts/test provides its binaries (TEST_POSTGRES_BIN; a
- * notice otherwise). Every case starts from a fresh database. Each store is used as search
- * uses it: with its first stage (src/first-stage/) kept in step by the changes its writes
- * return, so the suite also checks that every backend reports what it changed.
+ * notice otherwise, and a failure under CI). Every case starts from a fresh database. Each
+ * store is used as search uses it: with its first stage (src/first-stage/) kept in step by the
+ * changes its writes return, so the suite also checks that every backend reports what it changed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QembedError } from '../../src/errors.js';
