@@ -15,6 +15,7 @@ import { errors } from '../../errors.js';
 import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
 import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
 import { answerErrorsAs, headersOf } from '../error-handler.js';
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
 import { StringEnum } from '../schemas/json.js';
 import type { EncodeLimits } from '../schemas/texts.js';
 
@@ -36,7 +37,9 @@ const embedBodySchema = Type.Object(
   {
     model: Type.String(),
     texts: Type.Unknown({ description: 'The texts (1 or more)' }),
-    input_type: Type.Optional(StringEnum(Object.keys(INPUT_TYPES) as (keyof typeof INPUT_TYPES)[], { default: 'search_document' })),
+    input_type: Type.Optional(
+      withFieldErrors(StringEnum(Object.keys(INPUT_TYPES) as (keyof typeof INPUT_TYPES)[], { default: 'search_document' }), enumCode(errors.unknownInputType)),
+    ),
     embedding_types: Type.Optional(Type.Array(StringEnum(PRECISIONS.map(typeOf)), { minItems: 1, uniqueItems: true, default: ['float'] })),
     truncate: Type.Optional(StringEnum(['NONE', 'START', 'END'], { default: 'END' })),
     output_dimension: Type.Optional(Type.Integer({ description: 'Keep the first N dimensions, renormalized (Matryoshka)' })),

@@ -7,7 +7,8 @@ import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type Se
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
 import { JsonObject, Nullable, OneOf } from '../schemas/json.js';
-import { type EncodeLimits, textSchema } from '../schemas/texts.js';
+import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
+import { type EncodeLimits, inputListSchema, textSchema } from '../schemas/texts.js';
 
 /** A vector as sent: an array of numbers, or base64 of little-endian float32. */
 function vectorOf(value: number[] | string, where: string): Float32Array {
@@ -23,36 +24,46 @@ function vectorOf(value: number[] | string, where: string): Float32Array {
 /** Most ids accepted by POST /collections/{name}/documents/delete. */
 export const DELETE_MAX_IDS = 10_000;
 
-const documentIdSchema = Type.String({
-  minLength: 1,
-  maxLength: DOCUMENT_ID_MAX_CHARS,
-  pattern: DOCUMENT_ID_PATTERN,
-  description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters, any but U+0000`,
-});
+const documentIdSchema = withFieldErrors(
+  Type.String({
+    minLength: 1,
+    maxLength: DOCUMENT_ID_MAX_CHARS,
+    pattern: DOCUMENT_ID_PATTERN,
+    description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters, any but U+0000`,
+  }),
+  anyBadValue(errors.invalidDocumentId, `must be a string of 1 to ${DOCUMENT_ID_MAX_CHARS} characters, none of them U+0000`),
+);
 
-const metadataSchema = JsonObject({
-  description: `Any JSON object nested at most ${METADATA_MAX_DEPTH} levels deep; its top-level scalar values can be used in search filters`,
-});
+const metadataSchema = withFieldErrors(
+  JsonObject({
+    description: `Any JSON object nested at most ${METADATA_MAX_DEPTH} levels deep; its top-level scalar values can be used in search filters`,
+  }),
+  anyBadValue(errors.invalidMetadata, 'must be a JSON object'),
+);
 
 function upsertBodySchema(limits: EncodeLimits) {
   return Type.Object(
     {
-      documents: Type.Array(
+      documents: inputListSchema(
         Type.Object(
           {
             id: documentIdSchema,
             text: Type.Optional(textSchema(limits.maxInputChars)),
             vector: Type.Optional(
-              OneOf([Type.Array(Type.Number()), Type.String({ contentEncoding: 'base64' })], {
-                description:
-                  "The document's float32 embedding, computed elsewhere with the collection's model (name it in `model`): an array of numbers, or base64 of little-endian float32. Quantized exactly as an encoded text; the text, if any, is only stored",
-              }),
+              withFieldErrors(
+                OneOf([Type.Array(Type.Number()), Type.String({ contentEncoding: 'base64' })], {
+                  description:
+                    "The document's float32 embedding, computed elsewhere with the collection's model (name it in `model`): an array of numbers, or base64 of little-endian float32. Quantized exactly as an encoded text; the text, if any, is only stored",
+                }),
+                anyBadValue(errors.invalidVector, 'must be an array of numbers or base64 of little-endian float32'),
+              ),
             ),
             metadata: Type.Optional(metadataSchema),
           },
           { additionalProperties: false, anyOf: [{ required: ['text'] }, { required: ['vector'] }] },
         ),
-        { minItems: 1, maxItems: limits.maxInputs, description: `1 to ${limits.maxInputs} documents with distinct ids` },
+        limits.maxInputs,
+        { description: `1 to ${limits.maxInputs} documents with distinct ids` },
       ),
       truncate: Type.Optional(Type.Boolean({ default: true, description: "Cut texts past the model's max tokens; false answers 413 instead" })),
       model: Type.Optional(
@@ -152,7 +163,7 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; 
         tags: ['documents'],
         summary: 'Delete many documents (one transaction); ids that do not exist are reported, not refused',
         params: collectionParamsSchema,
-        body: Type.Object({ ids: Type.Array(documentIdSchema, { minItems: 1, maxItems: DELETE_MAX_IDS }) }, { additionalProperties: false }),
+        body: Type.Object({ ids: inputListSchema(documentIdSchema, DELETE_MAX_IDS) }, { additionalProperties: false }),
         response: {
           200: Type.Object({
             deleted: Type.Integer({ description: 'Documents deleted' }),

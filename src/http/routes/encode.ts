@@ -10,23 +10,33 @@ import { ENCODINGS, serializeVector } from '../../quantization/serialize.js';
 import { errorResponses } from '../schemas/errors.js';
 import { OneOf, StringEnum } from '../schemas/json.js';
 import { modelRefSchema } from '../schemas/models.js';
-import { type EncodeLimits, textSchema } from '../schemas/texts.js';
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
+import { type EncodeLimits, inputListSchema, textSchema } from '../schemas/texts.js';
 
 export function encodeBodySchema(limits: EncodeLimits) {
   const text = textSchema(limits.maxInputChars);
   return Type.Object(
     {
-      inputs: OneOf([text, Type.Array(text, { minItems: 1, maxItems: limits.maxInputs })], {
+      inputs: OneOf([text, inputListSchema(text, limits.maxInputs)], {
         description: `One text, or a list of 1 to ${limits.maxInputs} texts (each 1 to ${limits.maxInputChars} characters).`,
       }),
       input_type: Type.Optional(
-        StringEnum(INPUT_TYPES, { default: 'document', description: "Applies the model's prompt for queries or documents (see GET /health → model.prompts)." }),
+        withFieldErrors(
+          StringEnum(INPUT_TYPES, { default: 'document', description: "Applies the model's prompt for queries or documents (see GET /health → model.prompts)." }),
+          enumCode(errors.unknownInputType),
+        ),
       ),
       precision: Type.Optional(
-        StringEnum(PRECISIONS, { default: 'float32', description: 'Output precision; int8/uint8 use the bundle calibration ranges, binary/ubinary pack sign bits.' }),
+        withFieldErrors(
+          StringEnum(PRECISIONS, { default: 'float32', description: 'Output precision; int8/uint8 use the bundle calibration ranges, binary/ubinary pack sign bits.' }),
+          enumCode(errors.unknownPrecision),
+        ),
       ),
       encoding: Type.Optional(
-        StringEnum(ENCODINGS, { default: 'json', description: '`json`: arrays of numbers; `base64`: the exact packed bytes of each vector (float32 little-endian).' }),
+        withFieldErrors(
+          StringEnum(ENCODINGS, { default: 'json', description: '`json`: arrays of numbers; `base64`: the exact packed bytes of each vector (float32 little-endian).' }),
+          enumCode(errors.unknownEncoding),
+        ),
       ),
       truncate: Type.Optional(
         Type.Boolean({ default: true, description: "Cut texts past the model's max tokens (reported in usage.truncated_inputs); false answers 413 instead." }),

@@ -17,6 +17,7 @@ import { PRECISIONS } from '../../quantization/quantize.js';
 import { serializeVector } from '../../quantization/serialize.js';
 import { answerErrorsAs, headersOf } from '../error-handler.js';
 import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
 import { Nullable, StringEnum } from '../schemas/json.js';
 import type { EncodeLimits } from '../schemas/texts.js';
 
@@ -72,8 +73,15 @@ const embeddingsBodySchema = Type.Object(
     ),
     dimensions: Type.Optional(Type.Integer({ description: 'Keep the first N dimensions, renormalized (Matryoshka); 1 to the model dimension' })),
     user: Type.Optional(Type.String({ description: 'Accepted and ignored' })),
-    precision: Type.Optional(StringEnum(PRECISIONS, { default: 'float32', description: 'qembed extension: the precision of the embeddings' })),
-    input_type: Type.Optional(StringEnum(INPUT_TYPES, { default: 'document', description: "qembed extension: which of the model's prompts to prepend" })),
+    precision: Type.Optional(
+      withFieldErrors(StringEnum(PRECISIONS, { default: 'float32', description: 'qembed extension: the precision of the embeddings' }), enumCode(errors.unknownPrecision)),
+    ),
+    input_type: Type.Optional(
+      withFieldErrors(
+        StringEnum(INPUT_TYPES, { default: 'document', description: "qembed extension: which of the model's prompts to prepend" }),
+        enumCode(errors.unknownInputType),
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -2,8 +2,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import { FILTER_KEY_PATTERN, FILTER_MAX_KEYS, FIRST_STAGES, RESCORE_MULTIPLIER_MAX, type SearchService, TOP_K_MAX } from '../../search/search-service.js';
+import { errors } from '../../errors.js';
 import { collectionNameSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
+import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { JsonObject, Nullable, StringEnum } from '../schemas/json.js';
 import { type EncodeLimits, textSchema } from '../schemas/texts.js';
 
@@ -15,11 +17,14 @@ function searchBodySchema(limits: EncodeLimits) {
       collection: collectionNameSchema,
       query: Type.Optional(textSchema(limits.maxInputChars, { description: 'The query text; send this or `vector`' })),
       vector: Type.Optional(
-        Type.Array(Type.Number(), {
-          minItems: 1,
-          maxItems: 65536,
-          description: "A float32 query embedding of the model's dimension (skips encoding); send this or `query`",
-        }),
+        withFieldErrors(
+          Type.Array(Type.Number(), {
+            minItems: 1,
+            maxItems: 65536,
+            description: "A float32 query embedding of the model's dimension (skips encoding); send this or `query`",
+          }),
+          anyBadValue(errors.invalidVector, 'must be an array of numbers'),
+        ),
       ),
       model: Type.Optional(
         Type.String({
@@ -27,14 +32,19 @@ function searchBodySchema(limits: EncodeLimits) {
             "For a `vector`: the model (fingerprint or name) that computed it, when not the served one (e.g. a collection still being re-encoded holds the previous model's codes). With a `query`: the model you expect the collection's codes to be from. 409 QEMBED_MODEL_MISMATCH when they are another model's.",
         }),
       ),
-      top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: TOP_K_MAX, default: 10, description: `Hits to return, 1 to ${TOP_K_MAX}` })),
+      top_k: Type.Optional(
+        withFieldErrors(Type.Integer({ minimum: 1, maximum: TOP_K_MAX, default: 10, description: `Hits to return, 1 to ${TOP_K_MAX}` }), anyBadValue(errors.invalidTopK)),
+      ),
       rescore_multiplier: Type.Optional(
-        Type.Integer({
-          minimum: 1,
-          maximum: RESCORE_MULTIPLIER_MAX,
-          default: 4,
-          description: `The first stage keeps top_k × rescore_multiplier candidates for rescoring (1 to ${RESCORE_MULTIPLIER_MAX})`,
-        }),
+        withFieldErrors(
+          Type.Integer({
+            minimum: 1,
+            maximum: RESCORE_MULTIPLIER_MAX,
+            default: 4,
+            description: `The first stage keeps top_k × rescore_multiplier candidates for rescoring (1 to ${RESCORE_MULTIPLIER_MAX})`,
+          }),
+          anyBadValue(errors.invalidRescoreMultiplier),
+        ),
       ),
       rescore: Type.Optional(Type.Boolean({ default: true, description: 'Rescore the candidates with their int8 codes' })),
       first_stage: Type.Optional(
@@ -46,16 +56,19 @@ function searchBodySchema(limits: EncodeLimits) {
         }),
       ),
       filter: Type.Optional(
-        // A map of keys to scalar values: TypeBox's Record would say it with patternProperties instead.
-        Type.Unsafe<Record<string, Static<typeof filterValueSchema>>>({
-          type: 'object',
-          maxProperties: FILTER_MAX_KEYS,
-          propertyNames: { pattern: FILTER_KEY_PATTERN },
-          additionalProperties: filterValueSchema,
-          description:
-            `Equality on top-level metadata keys (up to ${FILTER_MAX_KEYS}, all must match); values are strings, numbers, ` +
-            'booleans or null, and match the same JSON type only (true does not match 1)',
-        }),
+        withFieldErrors(
+          // A map of keys to scalar values: TypeBox's Record would say it with patternProperties instead.
+          Type.Unsafe<Record<string, Static<typeof filterValueSchema>>>({
+            type: 'object',
+            maxProperties: FILTER_MAX_KEYS,
+            propertyNames: { pattern: FILTER_KEY_PATTERN },
+            additionalProperties: filterValueSchema,
+            description:
+              `Equality on top-level metadata keys (up to ${FILTER_MAX_KEYS}, all must match); values are strings, numbers, ` +
+              'booleans or null, and match the same JSON type only (true does not match 1)',
+          }),
+          anyBadValue(errors.invalidFilter, 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'),
+        ),
       ),
     },
     { additionalProperties: false },

@@ -7,6 +7,7 @@ import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS } from '../..
 import { JOB_STATES, type TrainJob, type TrainJobs } from '../../jobs/train-jobs.js';
 import type { ModelRegistry } from '../../models/registry.js';
 import { errorResponses } from '../schemas/errors.js';
+import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { JsonObject, Nullable, StringEnum } from '../schemas/json.js';
 
 export interface TrainJobsDeps {
@@ -46,12 +47,19 @@ const jobRequestSchema = Type.Object(
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     asymmetric: Type.Optional(Type.Boolean({ description: 'Keep queries float32 and quantize documents only (what the service serves)' })),
     base_model: Type.Optional(Type.String({ description: 'Fingerprint or name of the bundle to start from (default: the active one)' })),
-    name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of the new bundle' })),
+    name: Type.Optional(
+      withFieldErrors(
+        Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of the new bundle' }),
+        anyBadValue(errors.invalidJobName, "the new bundle's name: 1 to 64 characters from A-Z a-z 0-9 _ . -"),
+      ),
+    ),
   },
   { additionalProperties: false },
 );
 
-const jobParamsSchema = Type.Object({ id: Type.String({ maxLength: 64 }) });
+const jobParamsSchema = Type.Object({
+  id: withFieldErrors(Type.String({ maxLength: 64 }), anyBadValue(errors.invalidJobId, 'a job id as POST /train-jobs returned it')),
+});
 
 const jobListQuerySchema = Type.Object(
   { state: Type.Optional(StringEnum(JOB_STATES)), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
