@@ -79,6 +79,8 @@ export interface ModelState {
   servedFingerprint: string;
   /** The model of its codes is loaded: searches and writes work (on the old codes when stale). */
   searchable: boolean;
+  /** When stale: what is happening to it, or what to do about it. */
+  action?: string;
 }
 
 /** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */

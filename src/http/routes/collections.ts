@@ -84,24 +84,9 @@ export function collectionView(c: CollectionInfo) {
       state: c.model.state,
       served_fingerprint: c.model.servedFingerprint,
       searchable: c.model.searchable,
-      ...(c.model.state === 'stale' ? { action: staleAction(c) } : {}),
+      ...(c.model.action !== undefined && { action: c.model.action }),
     },
   };
-}
-
-function staleAction(c: CollectionInfo): string {
-  const served = c.model.servedFingerprint;
-  if (c.reencode) {
-    const where = `${c.reencode.done} of ${c.reencode.total} documents done`;
-    return c.model.searchable
-      ? `being re-encoded for ${c.reencode.targetFingerprint} (${where}); searches use the old codes until it completes`
-      : `being re-encoded for ${c.reencode.targetFingerprint} (${where}); model ${c.fingerprint} is not available here, so searches and writes answer 409 until it completes`;
-  }
-  return (
-    `its codes are model ${c.fingerprint}'s but the service runs ${served}: POST /collections/${c.name}/reencode re-encodes its ` +
-    `${c.documents} documents from their stored texts for ${served}` +
-    (c.model.searchable ? '' : `; until then searches answer 409 (model ${c.fingerprint} is not available here)`)
-  );
 }
 
 export const collectionRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; activation?: Activation }> = async (app, deps) => {
