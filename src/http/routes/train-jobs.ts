@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 import { errors } from '../../errors.js';
 import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS } from '../../jobs/job-spec.js';
 import { JOB_STATES, type TrainJob, type TrainJobs } from '../../jobs/train-jobs.js';
-import type { ModelRegistry } from '../../models/registry.js';
+import { baseBundle, type ModelRegistry } from '../../models/registry.js';
 import { errorResponses } from '../schemas/errors.js';
 import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { JsonObject, Nullable, StringEnum } from '../schemas/json.js';
@@ -95,10 +95,7 @@ export const trainJobRoutes: FastifyPluginAsyncTypebox<TrainJobsDeps> = async (a
     },
     async (request, reply) => {
       const { jobs, datasetsDir, registry } = need();
-      const wanted = request.body.base_model;
-      const models = registry.list().filter((m) => m.fingerprint);
-      const base = wanted === undefined ? models.find((m) => m.active) : models.find((m) => m.fingerprint === wanted || m.name === wanted);
-      if (!base) throw errors.modelNotFound(`no bundle ${JSON.stringify(wanted)} to start from (GET /models lists them)`);
+      const base = baseBundle(registry, request.body.base_model);
       const spec = buildJobSpec(request.body, { datasetsRoot: datasetsDir, baseModel: { fingerprint: base.fingerprint, dir: base.dir, name: base.name } });
       void reply.code(201);
       return publicView(jobs.create(spec));
@@ -117,7 +114,6 @@ export const trainJobRoutes: FastifyPluginAsyncTypebox<TrainJobsDeps> = async (a
     },
     async (request) => {
       const { jobs } = need();
-      jobs.reapExpired();
       return { jobs: jobs.list({ ...(request.query.state && { state: request.query.state }), limit: request.query.limit ?? 100 }).map(publicView) };
     },
   );
@@ -127,7 +123,6 @@ export const trainJobRoutes: FastifyPluginAsyncTypebox<TrainJobsDeps> = async (a
     { schema: { tags: ['training'], summary: 'One training job with its progress', params: jobParamsSchema, response: { 200: jobSchema, ...errorResponses(400, 401, 404, 503) } } },
     async (request): Promise<TrainJob> => {
       const { jobs } = need();
-      jobs.reapExpired();
       const job = jobs.get(request.params.id);
       if (!job) throw notFound(request.params.id);
       return publicView(job);
