@@ -6,7 +6,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { currentCpu, KERNEL_FEATURES } from '../../encoder/cpu.js';
 import type { Encoder } from '../../encoder/encoder.js';
-import type { ServedModel } from '../../models/encoder-choice.js';
+import { howChosen, type ServedModel } from '../../models/encoder-choice.js';
+import { checkHealth } from '../../models/health.js';
 import type { StorageState } from '../../store/store.js';
 import { Nullable, StringEnum } from '../schemas/json.js';
 
@@ -99,34 +100,14 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ encoder: () => Encoder; s
     '/health',
     { schema: { tags: ['health'], summary: 'Liveness and readiness', response: { 200: healthSchema, 503: healthSchema } } },
     async (_request, reply) => {
-      const problems: string[] = [];
       const encoder = deps.encoder();
-      if (!encoder.healthy()) problems.push('the model thread is not running');
-      let database: 'ok' | 'unavailable' = 'ok';
-      try {
-        deps.storage.probeWritable();
-      } catch (e) {
-        database = 'unavailable';
-        problems.push(`the database does not accept writes: ${(e as Error).message}`);
-      }
-      if (deps.shuttingDown()) problems.push('shutting down');
-      const down = problems.length > 0;
-      const storage = deps.storage;
-      if (storage.storageStatus().full && !down) {
-        try {
-          storage.ensureRoom(); // a probe write: clears the condition once space is back
-        } catch {
-          // still full
-        }
-      }
-      const full = storage.storageStatus();
-      if (full.full) problems.push(`the storage is full since ${full.since}: writes answer 507 until disk space is freed (${full.message})`);
+      const health = checkHealth({ encoder, storage: deps.storage, shuttingDown: deps.shuttingDown() });
       const m = encoder.bundle.manifest;
       const cpu = currentCpu();
-      void reply.code(down ? 503 : 200);
+      void reply.code(health.status === 'unavailable' ? 503 : 200);
       return {
-        status: down ? ('unavailable' as const) : full.full ? ('degraded' as const) : ('ok' as const),
-        problems,
+        status: health.status,
+        problems: health.problems,
         model: {
           name: m.name,
           fingerprint: encoder.fingerprint,
@@ -135,21 +116,19 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ encoder: () => Encoder; s
           weights: m.weights.precision,
           prompts: m.prompts,
           execution_provider: encoder.provider,
-          ...encoderOrigin(encoder, deps.served),
+          ...(deps.served && chosenView(howChosen(deps.served, encoder))),
         },
         cpu: { model: cpu.model, arch: cpu.arch, cpus: cpu.cpus, features: cpu.features, int8_kernel: cpu.int8Kernel },
         queue_depth: encoder.queueDepth(),
-        database,
-        storage: full,
+        database: health.database,
+        storage: health.storage,
       };
     },
   );
 };
 
-function encoderOrigin(encoder: Encoder, served: ServedModel | undefined) {
-  if (!served) return {};
-  if (served.fingerprint !== undefined && served.fingerprint !== encoder.fingerprint) return { chosen_by: 'activation' as const };
-  if (served.chosenBy !== 'measurement' || !served.record) return { chosen_by: served.chosenBy };
-  const { measured_at, rule, threads, chosen, candidates, kept } = served.record;
-  return { chosen_by: 'measurement' as const, choice: { measured_at, rule, threads, chosen, candidates, ...(kept ? { kept } : {}) } };
+function chosenView({ chosenBy, record }: ReturnType<typeof howChosen>) {
+  if (!record) return { chosen_by: chosenBy };
+  const { measured_at, rule, threads, chosen, candidates, kept } = record;
+  return { chosen_by: chosenBy, choice: { measured_at, rule, threads, chosen, candidates, ...(kept ? { kept } : {}) } };
 }
