@@ -13,7 +13,7 @@ import { supportedCodeBits } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
-import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
+import { deleteDocument, deleteDocuments, getDocument, upsertDocuments } from './documents.js';
 import { search } from './query.js';
 import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
 import type { SearchService, SearchServiceDeps } from './types.js';
@@ -50,6 +50,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options),
     getDocument: (name, id) => getDocument(collections, name, id),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
+    deleteDocument: (name, id) => deleteDocument(collections, name, id),
     search: (request) => search(collections, request),
     loadIndexes: () => store.loadIndexes(),
     reencode: (name, target) => reencode(collections, name, target),

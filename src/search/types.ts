@@ -181,7 +181,10 @@ export interface SearchService {
   deleteCollection(name: string): { name: string; documents: number };
   upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: UpsertOptions): Promise<UpsertResult>;
   getDocument(collection: string, id: string): StoredDocumentView;
+  /** Deletes many documents; ids the collection does not hold are reported, not refused. */
   deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
+  /** Deletes one document; QEMBED_DOCUMENT_NOT_FOUND when the collection does not hold it. */
+  deleteDocument(collection: string, id: string): void;
   search(request: SearchRequest): Promise<SearchResponse>;
   /** Loads every collection's index now (at start, to fail fast); returns the documents loaded. */
   loadIndexes(): number;

@@ -149,10 +149,8 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; 
       },
     },
     async (request) => {
-      const { name, id } = request.params;
-      const r = search.deleteDocuments(name, [id]);
-      if (r.deleted.length === 0) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
-      return { id, deleted: true };
+      search.deleteDocument(request.params.name, request.params.id);
+      return { id: request.params.id, deleted: true };
     },
   );
 
