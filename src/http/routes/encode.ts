@@ -1,7 +1,7 @@
 /** POST /encode: texts → embeddings at the requested precision. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { INPUT_TYPES, namesBundle } from '../../encoder/bundle.js';
+import { INPUT_TYPES } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors } from '../../errors.js';
@@ -88,18 +88,20 @@ export const encodeRoutes: FastifyPluginAsyncTypebox<{ encoder: () => Encoder; l
     async (request) => {
       const encoder = deps.encoder();
       const body = request.body;
-      const { model } = body;
-      const name = encoder.bundle.manifest.name;
-      if (model !== undefined && !namesBundle(encoder.bundle, model)) {
-        throw errors.modelMismatch(`model "${model}" is not served; this service serves ${name} (fingerprint ${encoder.fingerprint})`);
-      }
       const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;
       const inputType = body.input_type ?? 'document';
       const precision = body.precision ?? 'float32';
       const encoding = body.encoding ?? 'json';
-      const embedded = await embedTexts(encoder, { texts, inputType, truncate: body.truncate ?? true, dimensions: body.dimensions, precisions: [precision] });
+      const embedded = await embedTexts(encoder, {
+        texts,
+        expectModel: body.model,
+        inputType,
+        truncate: body.truncate ?? true,
+        dimensions: body.dimensions,
+        precisions: [precision],
+      });
       return {
-        model: { name, fingerprint: encoder.fingerprint },
+        model: { name: encoder.bundle.manifest.name, fingerprint: encoder.fingerprint },
         input_type: inputType,
         precision,
         encoding,
