@@ -12,6 +12,7 @@ import { INPUT_TYPES } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors, type QembedError } from '../../errors.js';
+import { embeddingModels } from '../../models/embedding-models.js';
 import type { ModelRegistry } from '../../models/registry.js';
 import { PRECISIONS } from '../../quantization/quantize.js';
 import { serializeVector } from '../../quantization/serialize.js';
@@ -108,30 +109,24 @@ export interface OpenAiDeps {
 export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiDeps> = async (app, deps) => {
   answerErrorsAs(app, openaiError);
 
-  const models = () => {
-    const served = deps.encoder();
-    const listed = deps.registry?.list().filter((m) => m.fingerprint !== '') ?? [
-      { name: served.bundle.manifest.name, fingerprint: served.fingerprint, dimension: served.dimension, created_at: served.bundle.manifest.created_at ?? null, active: true },
-    ];
-    const names = new Map<string, number>();
-    for (const m of listed) names.set(m.name, (names.get(m.name) ?? 0) + 1);
-    return listed.map((m) => ({
-      id: names.get(m.name) === 1 ? m.name : m.fingerprint,
+  /** What /v1/embeddings accepts, in OpenAI's shape. */
+  const models = () =>
+    embeddingModels(deps.encoder(), deps.registry?.list()).map((m) => ({
+      id: m.id,
       object: 'model' as const,
-      created: m.created_at ? Math.floor(Date.parse(m.created_at) / 1000) : 0,
+      created: m.createdAt ? Math.floor(Date.parse(m.createdAt) / 1000) : 0,
       owned_by: 'qembed',
       fingerprint: m.fingerprint,
       dimension: m.dimension,
-      active: m.active,
+      active: true,
     }));
-  };
 
   app.get(
     '/models',
     {
       schema: {
         tags: ['openai'],
-        summary: 'The model bundles, as OpenAI lists models',
+        summary: 'The models /v1/embeddings embeds with (the one served), as OpenAI lists models',
         response: { 200: Type.Object({ object: StringEnum(['list']), data: Type.Array(modelObject) }), ...openaiErrors(401, 503) },
       },
     },
@@ -143,7 +138,7 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiDeps> = async (app, d
     {
       schema: {
         tags: ['openai'],
-        summary: 'One model bundle by name or fingerprint',
+        summary: 'The served model by name or fingerprint, as OpenAI retrieves a model',
         params: Type.Object({ id: Type.String() }),
         response: { 200: modelObject, ...openaiErrors(400, 401, 404, 503) },
       },
@@ -151,7 +146,7 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiDeps> = async (app, d
     async (request) => {
       const { id } = request.params;
       const found = models().find((m) => m.id === id || m.fingerprint === id);
-      if (!found) throw errors.modelNotFound(`the model "${id}" does not exist here; GET /v1/models lists the bundles`, { field: 'model' });
+      if (!found) throw errors.modelNotFound(`the model "${id}" is not served here; GET /v1/models lists the one this service embeds with`, { field: 'model' });
       return found;
     },
   );
