@@ -43,7 +43,7 @@ function schemasAlong(root: unknown, schemaPath: string): unknown[] {
 }
 
 /** What the failure says without a rule of its field. */
-function describe(e: AjvError, where: string): string {
+function genericMessage(e: AjvError, where: string): string {
   switch (e.keyword) {
     case 'enum':
       return `${where} must be one of ${(e.params?.allowedValues as unknown[] | undefined)?.map((v) => JSON.stringify(v)).join(', ')}`;
@@ -71,7 +71,7 @@ export function validationToQembedError(list: AjvError[], context: string, schem
     keyword: e.keyword,
     message: e.message ?? 'is invalid',
     limit: e.params?.limit,
-    text: describe(e, where),
+    text: genericMessage(e, where),
   };
   const rule = schemasAlong(schema, e.schemaPath)
     .map(fieldRulesOf)
