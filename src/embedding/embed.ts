@@ -10,13 +10,15 @@
  * others); binary/ubinary pack the signs of the kept dimensions, which renormalizing cannot
  * change, so their length must be a multiple of 8.
  */
-import type { InputType } from '../encoder/bundle.js';
+import { type InputType, namesBundle } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import { createQuantizer, type Precision, type QuantizedVector, type Quantizer } from '../quantization/quantize.js';
 
 export interface EmbedRequest {
   texts: readonly string[];
+  /** The model the caller expects (fingerprint or name): 409 QEMBED_MODEL_MISMATCH when the encoder is another. */
+  expectModel?: string;
   inputType: InputType;
   /** Cut texts past the model's max tokens (true) or refuse them with 413 (false). */
   truncate: boolean;
@@ -72,6 +74,10 @@ function quantizerFor(encoder: Encoder, k: number): Quantizer {
 }
 
 export async function embedTexts(encoder: Encoder, request: EmbedRequest): Promise<EmbedResult> {
+  const expected = request.expectModel;
+  if (expected !== undefined && !namesBundle(encoder.bundle, expected)) {
+    throw errors.modelMismatch(`model "${expected}" is not served; this service serves ${encoder.bundle.manifest.name} (fingerprint ${encoder.fingerprint})`);
+  }
   const k = request.dimensions ?? encoder.dimension;
   const problem = dimensionsProblem(k, encoder.dimension, request.precisions);
   if (problem) throw errors.invalidDimensions(problem, { field: 'dimensions' });

@@ -33,7 +33,7 @@ export interface CpuInfo {
   /** CPUs available to this process. */
   cpus: number;
   /** The extensions of KERNEL_FEATURES the processor has, in that order. */
-  features: string[];
+  features: (typeof KERNEL_FEATURES)[number][];
   /** How onnxruntime multiplies uint8 by int8 here: 'dot-product' (VNNI, ARM dot product: sums
    * of 4 products in 32 bits) or 'pairwise-int16' (AVX2/AVX-512BW/SSE4.1 without VNNI: pairs of
    * products saturate at 16 bits, which qembed's 7-bit activation codes never reach). */

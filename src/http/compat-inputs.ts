@@ -3,25 +3,16 @@
  * and its list of texts. Their schemas accept any `input`/`texts` so that these checks can say
  * exactly what is wrong (token ids, empty, too many, too long) instead of a schema mismatch.
  */
-import { namesBundle } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
+import { embeddingEncoder } from '../models/embedding-models.js';
 
 /** Most texts in one request of the compatible APIs (OpenAI's limit), embedded in batches of QEMBED_MAX_INPUTS. */
 export const COMPAT_MAX_INPUTS = 2048;
 
-/** The served encoder, when `model` names it (its bundle name or fingerprint); else 404. */
-export function servedModel(encoder: Encoder, model: string): Encoder {
-  const name = encoder.bundle.manifest.name;
-  if (namesBundle(encoder.bundle, model)) return encoder;
-  throw errors.modelNotFound(`the model "${model}" is not served here; this service embeds with "${name}" (fingerprint ${encoder.fingerprint}); GET /v1/models lists the bundles`, {
-    field: 'model',
-  });
-}
-
-/** The served encoder a request names and its texts (see servedModel and compatInputs). */
+/** The served encoder a request names (models/embedding-models.ts) and its texts (compatInputs). */
 export function compatRequest(served: Encoder, model: string, value: unknown, field: string, maxChars: number): { encoder: Encoder; texts: string[] } {
-  return { encoder: servedModel(served, model), texts: compatInputs(value, field, COMPAT_MAX_INPUTS, maxChars) };
+  return { encoder: embeddingEncoder(served, model), texts: compatInputs(value, field, COMPAT_MAX_INPUTS, maxChars) };
 }
 
 const isTokenIds = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x));

@@ -1,49 +1,23 @@
 /**
  * The one place where errors become HTTP responses: `{ "error": { "code", "message" } }`.
- * QembedErrors keep their code and status; fastify's body and validation errors get stable
- * qembed codes; anything else is a 500 whose message is logged, never sent.
+ * QembedErrors keep their code and status; fastify's body errors get stable qembed codes, and a
+ * validation failure the code its field's schema declares (schemas/field-errors.ts), so that this
+ * file knows no route; anything else is a 500 whose message is logged, never sent.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, QembedError } from '../errors.js';
+import { type FieldFailure, fieldRulesOf } from './schemas/field-errors.js';
 
 interface AjvError {
   keyword: string;
   instancePath: string;
+  /** The failing keyword's place in the validated schema (`#/properties/documents/items/properties/id/maxLength`). */
+  schemaPath: string;
   params?: Record<string, unknown>;
   message?: string;
   /** Set by ajv when a property name (propertyNames) is what failed. */
   propertyName?: string;
 }
-
-type Factory = (message: string) => QembedError;
-
-/** Enumerated fields whose bad values get their own code. */
-const ENUM_CODES: Record<string, Factory> = {
-  precision: errors.unknownPrecision,
-  input_type: errors.unknownInputType,
-  encoding: errors.unknownEncoding,
-};
-
-/**
- * Fields whose bad values get their own code, whatever the violated keyword, matched on the
- * dotted path (`documents.3.metadata`) within the validation context (body, params).
- */
-const FIELD_CODES: [RegExp, Factory, string][] = [
-  [/^(name|collection)$/, errors.invalidCollectionName, 'must be 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting with . or -'],
-  [/^(id|documents\.\d+\.id|ids\.\d+)$/, errors.invalidDocumentId, 'must be a string of 1 to 256 characters, none of them U+0000'],
-  [/^documents\.\d+\.metadata(\.|$)/, errors.invalidMetadata, 'must be a JSON object'],
-  [/^filter(\.|$)/, errors.invalidFilter, 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'],
-  [/^vector(\.|$)/, errors.invalidVector, 'must be an array of numbers'],
-  [/^documents\.\d+\.vector(\.|$)/, errors.invalidVector, 'must be an array of numbers or base64 of little-endian float32'],
-  [/^top_k$/, errors.invalidTopK, ''],
-  [/^rescore_multiplier$/, errors.invalidRescoreMultiplier, ''],
-];
-
-/** The same fields on the training-job routes name a job or a bundle, not a collection or document. */
-const JOB_FIELD_CODES: [RegExp, Factory, string][] = [
-  [/^name$/, errors.invalidJobName, 'the new bundle\'s name: 1 to 64 characters from A-Z a-z 0-9 _ . -'],
-  [/^id$/, errors.invalidJobId, 'a job id as POST /train-jobs returned it'],
-];
 
 /** The most telling of ajv's errors: the deepest path, a size or enum keyword over a type one. */
 function pickError(list: AjvError[]): AjvError {
@@ -52,55 +26,61 @@ function pickError(list: AjvError[]): AjvError {
   return list.reduce((best, e) => (rank(e) > rank(best) ? e : best), list[0]!);
 }
 
-export function validationToQembedError(list: AjvError[], context: string, route = ''): QembedError {
-  const q = validationError(list, context, route);
-  const field = pickError(list).instancePath.split('/')[1] || (pickError(list).params?.missingProperty as string | undefined);
-  return field && q.details.field === undefined ? new QembedError(q.code, q.statusCode, q.message, { ...q.details, field }) : q;
+/**
+ * The schemas from `root` down to the one holding the failing keyword, innermost first
+ * (`properties` and the like are maps of schemas, not schemas, and carry no rules).
+ */
+function schemasAlong(root: unknown, schemaPath: string): unknown[] {
+  const found = [root];
+  let at = root;
+  const steps = schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean).slice(0, -1); // the last step is the keyword
+  for (const step of steps) {
+    if (at === null || typeof at !== 'object') break;
+    at = (at as Record<string, unknown>)[decodeURIComponent(step).replace(/~1/g, '/').replace(/~0/g, '~')];
+    found.push(at);
+  }
+  return found.reverse();
 }
 
-function validationError(list: AjvError[], context: string, route: string): QembedError {
+/** What the failure says without a rule of its field. */
+function genericMessage(e: AjvError, where: string): string {
+  switch (e.keyword) {
+    case 'enum':
+      return `${where} must be one of ${(e.params?.allowedValues as unknown[] | undefined)?.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'additionalProperties':
+      return `${where} has an unknown property "${String(e.params?.additionalProperty)}"`;
+    case 'required':
+      return `${where} is missing the required property "${String(e.params?.missingProperty)}"`;
+    default:
+      return `${where} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+/**
+ * A validation failure as a QembedError: the code the failing field's schema declares for it
+ * (schemas/field-errors.ts), else QEMBED_INVALID_REQUEST. `schema` is what the request part
+ * (`context`: body, params, querystring) was validated against.
+ */
+export function validationToQembedError(list: AjvError[], context: string, schema: unknown): QembedError {
   const e = pickError(list);
   const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
   const where = field ? `${context}.${field}` : context;
-  const top = field.split('.')[0] ?? '';
-  const isInputs = top === 'inputs' || top === 'documents' || top === 'query' || top === 'ids';
-  // Sizes of lists and texts keep the codes /encode uses (empty input, too many, too long).
-  const sizeLimit = ['minItems', 'maxItems'].includes(e.keyword) && isInputs && !field.includes('.');
-  const textLimit = ['minLength', 'maxLength'].includes(e.keyword) && (top === 'inputs' || top === 'query' || field.endsWith('text'));
-  const codes = route.startsWith('/train-jobs') ? JOB_FIELD_CODES : FIELD_CODES;
-  const fieldCode = e.keyword === 'required' || sizeLimit || textLimit ? undefined : codes.find(([re]) => re.test(field));
-  if (fieldCode) {
-    const [, make, hint] = fieldCode;
-    const key = e.propertyName !== undefined ? ` key ${JSON.stringify(e.propertyName)}` : '';
-    return make(`${where}${key} ${e.message ?? 'is invalid'}${hint ? ` (${hint})` : ''}`);
-  }
-  switch (e.keyword) {
-    case 'minItems':
-      if (isInputs) return errors.emptyInput(`${where} must not be empty`);
-      break;
-    case 'maxItems':
-      if (isInputs) return errors.tooManyInputs(`${where} has more than ${String(e.params?.limit)} items; split the request`);
-      break;
-    case 'minLength':
-      if (isInputs || field.endsWith('text')) return errors.emptyInput(`${where} must not be an empty string`);
-      break;
-    case 'maxLength':
-      if (isInputs || field.endsWith('text')) return errors.inputTooLong(`${where} is longer than ${String(e.params?.limit)} characters`);
-      break;
-    case 'enum': {
-      const allowed = (e.params?.allowedValues as unknown[] | undefined)?.map((v) => JSON.stringify(v)).join(', ');
-      return (ENUM_CODES[top] ?? errors.invalidRequest)(`${where} must be one of ${allowed}`);
-    }
-    case 'additionalProperties':
-      return errors.invalidRequest(`${where} has an unknown property "${String(e.params?.additionalProperty)}"`);
-    case 'required':
-      return errors.invalidRequest(`${where} is missing the required property "${String(e.params?.missingProperty)}"`);
-    case 'oneOf':
-    case 'anyOf':
-      if (isInputs) return errors.invalidRequest(`${where} must be a non-empty string or a list of non-empty strings`);
-      break;
-  }
-  return errors.invalidRequest(`${where} ${e.message ?? 'is invalid'}`);
+  const failure: FieldFailure = {
+    where,
+    key: e.propertyName !== undefined ? ` key ${JSON.stringify(e.propertyName)}` : '',
+    keyword: e.keyword,
+    message: e.message ?? 'is invalid',
+    limit: e.params?.limit,
+    text: genericMessage(e, where),
+  };
+  const rule = schemasAlong(schema, e.schemaPath)
+    .map(fieldRulesOf)
+    .map((rules) => rules?.[e.keyword] ?? (e.keyword === 'required' ? undefined : rules?.['*']))
+    .find((r) => r !== undefined);
+  const q = rule ? rule(failure) : errors.invalidRequest(failure.text);
+  // The compatible APIs name the field at fault (OpenAI's `param`): the top-level one.
+  const top = e.instancePath.split('/')[1] || (e.params?.missingProperty as string | undefined);
+  return top && q.details.field === undefined ? new QembedError(q.code, q.statusCode, q.message, { ...q.details, field: top }) : q;
 }
 
 const FASTIFY_CODES: Record<string, (message: string) => QembedError> = {
@@ -111,10 +91,14 @@ const FASTIFY_CODES: Record<string, (message: string) => QembedError> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => errors.invalidRequest('the Content-Length header does not match the body'),
 };
 
-export function toQembedError(error: FastifyError | Error, route = ''): QembedError {
+/** Any error as a QembedError; `schemas` are the route's (body, params …), for validation errors. */
+export function toQembedError(error: FastifyError | Error, schemas: Record<string, unknown> = {}): QembedError {
   if (error instanceof QembedError) return error;
   const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
-  if (fe.validation) return validationToQembedError(fe.validation, fe.validationContext ?? 'body', route);
+  if (fe.validation) {
+    const context = fe.validationContext ?? 'body';
+    return validationToQembedError(fe.validation, context, schemas[context]);
+  }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return mapped(fe.message);
   if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {
@@ -139,7 +123,7 @@ export function headersOf(e: QembedError): Record<string, string> {
 /** An error handler that logs the error and answers it with `send` (the API's error shape). */
 export function errorHandlerFor(send: (reply: FastifyReply, q: QembedError) => void) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
-    const q = toQembedError(error, request.routeOptions.url ?? '');
+    const q = toQembedError(error, request.routeOptions.schema as Record<string, unknown> | undefined);
     if (q.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: q.code, status: q.statusCode }, q.message);
     send(reply, q);

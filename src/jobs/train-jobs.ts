@@ -58,7 +58,9 @@ const toJob = (r: Row): TrainJob => ({
 export interface TrainJobs {
   readonly db: Db;
   create(spec: TrainJobSpec): TrainJob;
+  /** The job, marked failed first if its lease ran out (as every read does: see reapExpired). */
   get(id: string): TrainJob | undefined;
+  /** Jobs newest first, after marking those whose lease ran out as failed. */
   list(options?: { state?: JobState; limit?: number }): TrainJob[];
   /** Queued jobs become cancelled at once; running ones are asked to stop (the worker checks). */
   cancel(id: string): TrainJob | undefined;
@@ -74,6 +76,7 @@ export function createTrainJobs(db: Db): TrainJobs {
     `UPDATE train_jobs SET state = 'failed', finished_at = ?, message = 'the worker stopped reporting: lease expired at ' || ?
        || ' (it probably died); submit the job again' WHERE state = 'running' AND lease_expires_at < ?`,
   );
+  const reapExpired = (now = Date.now()) => reap.run(new Date(now).toISOString(), new Date(now).toISOString(), now).changes;
   return {
     db,
     create(spec) {
@@ -82,10 +85,12 @@ export function createTrainJobs(db: Db): TrainJobs {
       return toJob(byId.get(id)!);
     },
     get(id) {
+      reapExpired();
       const r = byId.get(id);
       return r && toJob(r);
     },
     list({ state, limit = 100 } = {}) {
+      reapExpired();
       const rows = state
         ? db.prepare<[string, number], Row>('SELECT * FROM train_jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?').all(state, limit)
         : db.prepare<[number], Row>('SELECT * FROM train_jobs ORDER BY created_at DESC LIMIT ?').all(limit);
@@ -98,9 +103,7 @@ export function createTrainJobs(db: Db): TrainJobs {
       const r = byId.get(id);
       return r && toJob(r);
     },
-    reapExpired(now = Date.now()) {
-      return reap.run(new Date(now).toISOString(), new Date(now).toISOString(), now).changes;
-    },
+    reapExpired,
     countsByState() {
       const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
       for (const r of db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM train_jobs GROUP BY state').all()) counts[r.state] = r.n;

@@ -334,3 +334,12 @@ export function modelDirForTools(config: { modelDir: string; modelsDir: string; 
   if (!first) throw new Error('QEMBED_MODEL_DIR=auto: no encoder choice is recorded and no candidate bundle exists; pass a bundle folder');
   return first;
 }
+
+/**
+ * How the encoder serving now was chosen: as at start (with the measurement behind an automatic
+ * choice), unless an activation has replaced that model since.
+ */
+export function howChosen(served: ServedModel, encoder: Encoder): { chosenBy: ServedModel['chosenBy']; record?: ChoiceRecord } {
+  if (served.fingerprint !== undefined && served.fingerprint !== encoder.fingerprint) return { chosenBy: 'activation' };
+  return served.chosenBy === 'measurement' && served.record ? { chosenBy: 'measurement', record: served.record } : { chosenBy: served.chosenBy };
+}

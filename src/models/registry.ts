@@ -185,3 +185,14 @@ export function createModelRegistry(opts: { modelsDir: string; initial: Encoder;
     },
   };
 }
+
+/**
+ * The bundle a training job starts from: the one `ref` names (fingerprint or name), else the
+ * active one. 404 QEMBED_MODEL_NOT_FOUND when no valid bundle of the registry matches.
+ */
+export function baseBundle(registry: ModelRegistry, ref: string | undefined): ModelInfo {
+  const bundles = registry.list().filter((m) => m.fingerprint);
+  const found = ref === undefined ? bundles.find((m) => m.active) : bundles.find((m) => m.fingerprint === ref || m.name === ref);
+  if (!found) throw errors.modelNotFound(`no bundle ${JSON.stringify(ref)} to start from (GET /models lists them)`);
+  return found;
+}

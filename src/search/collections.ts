@@ -35,11 +35,9 @@ export function createCollections(deps: SearchServiceDeps): Collections {
 
   const modelState = (c: CollectionRow): ModelState => {
     const served = deps.encoder().fingerprint;
-    return {
-      state: c.fingerprint === served ? 'served' : 'stale',
-      servedFingerprint: served,
-      searchable: c.fingerprint === served || deps.encoderFor?.(c.fingerprint) !== undefined,
-    };
+    if (c.fingerprint === served) return { state: 'served', servedFingerprint: served, searchable: true };
+    const searchable = deps.encoderFor?.(c.fingerprint) !== undefined;
+    return { state: 'stale', servedFingerprint: served, searchable, action: staleAction(c, served, searchable, migrations.get(c.id)?.status) };
   };
 
   return {
@@ -80,4 +78,19 @@ export function createCollections(deps: SearchServiceDeps): Collections {
       };
     },
   };
+}
+
+/** What a stale collection's answer tells its client: the re-encoding under way, or how to start one. */
+function staleAction(c: CollectionRow, served: string, searchable: boolean, reencode: ReencodeStatus | undefined): string {
+  if (reencode) {
+    const where = `${reencode.done} of ${reencode.total} documents done`;
+    return searchable
+      ? `being re-encoded for ${reencode.targetFingerprint} (${where}); searches use the old codes until it completes`
+      : `being re-encoded for ${reencode.targetFingerprint} (${where}); model ${c.fingerprint} is not available here, so searches and writes answer 409 until it completes`;
+  }
+  return (
+    `its codes are model ${c.fingerprint}'s but the service runs ${served}: POST /collections/${c.name}/reencode re-encodes its ` +
+    `${c.document_count} documents from their stored texts for ${served}` +
+    (searchable ? '' : `; until then searches answer 409 (model ${c.fingerprint} is not available here)`)
+  );
 }

@@ -167,3 +167,7 @@ export function deleteDocuments(collections: Collections, name: string, ids: rea
   const gone = new Set(deleted);
   return { deleted, notFound: ids.filter((id) => !gone.has(id)) };
 }
+
+export function deleteDocument(collections: Collections, name: string, id: string): void {
+  if (deleteDocuments(collections, name, [id]).deleted.length === 0) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
+}

@@ -15,7 +15,7 @@ import { errors } from '../errors.js';
 import { keepInStep } from '../first-stage/in-step.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
-import { deleteDocuments, getDocument, upsertDocuments } from './documents.js';
+import { deleteDocument, deleteDocuments, getDocument, upsertDocuments } from './documents.js';
 import { search } from './query.js';
 import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
 import type { SearchService, SearchServiceDeps } from './types.js';
@@ -53,6 +53,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options),
     getDocument: (name, id) => getDocument(collections, name, id),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
+    deleteDocument: (name, id) => deleteDocument(collections, name, id),
     search: (request) => search(collections, request),
     loadIndexes: () => deps.firstStage.loadIndexes(),
     reencode: (name, target) => reencode(collections, name, target),

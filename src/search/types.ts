@@ -82,6 +82,8 @@ export interface ModelState {
   servedFingerprint: string;
   /** The model of its codes is loaded: searches and writes work (on the old codes when stale). */
   searchable: boolean;
+  /** When stale: what is happening to it, or what to do about it. */
+  action?: string;
 }
 
 /** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */
@@ -182,7 +184,10 @@ export interface SearchService {
   deleteCollection(name: string): { name: string; documents: number };
   upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: UpsertOptions): Promise<UpsertResult>;
   getDocument(collection: string, id: string): StoredDocumentView;
+  /** Deletes many documents; ids the collection does not hold are reported, not refused. */
   deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
+  /** Deletes one document; QEMBED_DOCUMENT_NOT_FOUND when the collection does not hold it. */
+  deleteDocument(collection: string, id: string): void;
   search(request: SearchRequest): Promise<SearchResponse>;
   /** Loads every collection's index now (at start, to fail fast); returns the documents loaded. */
   loadIndexes(): number;

@@ -7,10 +7,14 @@
  * JSON numbers print the shortest decimal that reads back to the same float32 after the
  * float64 round trip), so a cosine >= 0.99999 leaves room only for a different vector.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosine } from '../../src/quantization/similarity.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { bundleCopy, recalibratedCopy } from '../helpers/bundles.js';
 
 let t: TestApp;
 let client: OpenAI;
@@ -171,6 +175,37 @@ describe('an API key on the compatible APIs', () => {
       expect((error as APIError).type).toBe('authentication_error');
     } finally {
       await keyed.close();
+    }
+  });
+});
+
+describe('/v1/models beside other bundles', () => {
+  it('lists only the model /v1/embeddings accepts, so that models.list().data[0] embeds; the others are not found', async () => {
+    // A models folder as `scripts/test` builds it: the served bundle among others that are not
+    // served (one sharing its name, one with its own), in whatever order the folder lists them.
+    const models = mkdtempSync(path.join(tmpdir(), 'qembed-v1-models-'));
+    const served = bundleCopy(() => {}, { parent: models, name: 'b-served' });
+    const twin = bundleCopy((m) => (m.calibration.max = m.calibration.max.map((x) => x + 0.07)), { parent: models, name: 'a-float32' });
+    const other = recalibratedCopy(models, 'a-other');
+    const several = await startTestApp({ modelsDir: models, modelDir: served });
+    try {
+      const address = await several.app.listen({ port: 0, host: '127.0.0.1' });
+      const sdk = new OpenAI({ apiKey: 'unused', baseURL: `${address}/v1`, maxRetries: 0 });
+      expect(several.registry.list().filter((m) => m.fingerprint)).toHaveLength(3);
+      const list = await sdk.models.list();
+      // The served bundle's name is shared with a bundle not served: it is listed by fingerprint.
+      expect(list.data.map((m) => m.id)).toEqual([several.encoder.fingerprint]);
+      const first = list.data[0]!.id;
+      const embedded = await sdk.embeddings.create({ model: first, input: 'rivers', encoding_format: 'float' });
+      expect(embedded.data[0]!.embedding).toHaveLength(several.encoder.dimension);
+      expect((await sdk.models.retrieve(first)).id).toBe(first);
+      for (const unserved of [twin, other].map((dir) => several.registry.list().find((m) => m.dir === path.resolve(dir))!.fingerprint)) {
+        await expect(sdk.models.retrieve(unserved)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+        await expect(sdk.embeddings.create({ model: unserved, input: 'rivers' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+      }
+    } finally {
+      await several.close();
+      rmSync(models, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,7 @@
 """The official OpenAI and Cohere Python SDKs (and LangChain's OpenAIEmbeddings) against qembed.
 
 Run by test/integration/sdk-clients.test.ts with QEMBED_URL (a running service) and QEMBED_MODEL
-(the served model's name). Each check compares the SDK's vectors with what POST /encode returns
+(the served model's name; the service's models folder holds other bundles, not served). Each check compares the SDK's vectors with what POST /encode returns
 for the same texts: float32 by cosine >= 0.99999 (the same float32 values, decoded from base64
 or read from JSON; anything looser would be another vector), int8/uint8/binary/ubinary exactly.
 Prints one line per check; exits non-zero at the first failure.
@@ -69,8 +69,16 @@ def check_openai():
     except openai.NotFoundError as error:
         assert error.code == "QEMBED_MODEL_NOT_FOUND", error
     print("ok openai python, 404 for another model")
-    assert MODEL in [m.id for m in client.models.list().data]
-    print("ok openai python, models.list")
+    # The usual way a client finds the model: the first one listed. Only the served model is
+    # listed (the test service's models folder holds others), and it embeds.
+    listed = [m.id for m in client.models.list().data]
+    assert listed == [MODEL], f"models.list() gives {listed}; only {MODEL} is served"
+    first = client.models.list().data[0].id
+    same_floats(
+        [d.embedding for d in client.embeddings.create(model=first, input=TEXTS[:3]).data],
+        expected[:3],
+        "openai python, models.list().data[0] embeds",
+    )
 
 
 def check_cohere():

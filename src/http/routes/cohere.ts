@@ -5,8 +5,9 @@
  * as Cohere defines them and qembed already does. Errors take Cohere's shape ({"message"}, plus
  * qembed's stable `code`).
  */
-import type { FastifyPluginAsync } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type TSchema, Type } from 'typebox';
 import type { InputType } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
@@ -14,44 +15,66 @@ import { errors } from '../../errors.js';
 import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
 import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
 import { answerErrorsAs, headersOf } from '../error-handler.js';
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
+import { StringEnum } from '../schemas/json.js';
 import type { EncodeLimits } from '../schemas/texts.js';
 
 /** Cohere's input types, and the model prompt each one takes. */
-const INPUT_TYPES: Record<string, InputType> = {
+const INPUT_TYPES = {
   search_document: 'document',
   search_query: 'query',
   // Symmetric uses: every text is embedded alike, with the document prompt.
   classification: 'document',
   clustering: 'document',
-};
+} as const satisfies Record<string, InputType>;
 
 /** Cohere's names of the precisions: float32 is `float`. */
 type EmbeddingType = 'float' | Exclude<Precision, 'float32'>;
 const precisionOf = (t: EmbeddingType): Precision => (t === 'float' ? 'float32' : t);
 const typeOf = (p: Precision): EmbeddingType => (p === 'float32' ? 'float' : p);
 
-interface EmbedBody {
-  model: string;
-  texts: unknown;
-  input_type?: keyof typeof INPUT_TYPES;
-  embedding_types?: EmbeddingType[];
-  truncate?: 'NONE' | 'START' | 'END';
-  output_dimension?: number;
-}
+const embedBodySchema = Type.Object(
+  {
+    model: Type.String(),
+    texts: Type.Unknown({ description: 'The texts (1 or more)' }),
+    input_type: Type.Optional(
+      withFieldErrors(StringEnum(Object.keys(INPUT_TYPES) as (keyof typeof INPUT_TYPES)[], { default: 'search_document' }), enumCode(errors.unknownInputType)),
+    ),
+    embedding_types: Type.Optional(Type.Array(StringEnum(PRECISIONS.map(typeOf)), { minItems: 1, uniqueItems: true, default: ['float'] })),
+    truncate: Type.Optional(StringEnum(['NONE', 'START', 'END'], { default: 'END' })),
+    output_dimension: Type.Optional(Type.Integer({ description: 'Keep the first N dimensions, renormalized (Matryoshka)' })),
+  },
+  { additionalProperties: false },
+);
 
-const cohereErrorSchema = {
-  type: 'object',
-  required: ['message', 'code'],
-  properties: { message: { type: 'string' }, code: { type: 'string', description: "qembed's stable error code (QEMBED_...)" } },
-} as const;
-const cohereErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, { description: 'Cohere-shaped error', ...cohereErrorSchema }]));
+const cohereErrorSchema = Type.Object(
+  { message: Type.String(), code: Type.String({ description: "qembed's stable error code (QEMBED_...)" }) },
+  { description: 'Cohere-shaped error' },
+);
+const cohereErrors = <const S extends number>(...statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, cohereErrorSchema])) as Record<S, typeof cohereErrorSchema>;
 
-const vectors = (items: object) => ({ type: 'array', items: { type: 'array', items } });
+const vectors = <T extends TSchema>(items: T) => Type.Optional(Type.Array(Type.Array(items)));
 
-export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
+const embedResponseSchema = Type.Object({
+  id: Type.String(),
+  embeddings: Type.Object({
+    float: vectors(Type.Number()),
+    int8: vectors(Type.Integer()),
+    uint8: vectors(Type.Integer()),
+    binary: vectors(Type.Integer()),
+    ubinary: vectors(Type.Integer()),
+  }),
+  texts: Type.Array(Type.String()),
+  meta: Type.Object({
+    api_version: Type.Optional(Type.Object({ version: Type.Optional(Type.String()) })),
+    billed_units: Type.Optional(Type.Object({ input_tokens: Type.Optional(Type.Integer()) })),
+  }),
+});
+
+export const cohereRoutes: FastifyPluginAsyncTypebox<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
   answerErrorsAs(app, (reply, q) => void reply.code(q.statusCode).headers(headersOf(q)).send({ message: q.message, code: q.code }));
 
-  app.post<{ Body: EmbedBody }>(
+  app.post(
     '/embed',
     {
       schema: {
@@ -61,45 +84,9 @@ export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
           `Cohere's v2 embed request and answer. \`model\` is the served model's name or fingerprint. Up to ${COMPAT_MAX_INPUTS} texts. ` +
           'input_type search_query takes the query prompt; search_document, classification and clustering the document prompt. ' +
           'truncate END (default) cuts at the model max tokens, NONE answers 413 for a longer text; START is refused (the model was trained on texts cut at the end).',
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['model', 'texts'],
-          properties: {
-            model: { type: 'string' },
-            texts: { description: 'The texts (1 or more)' },
-            input_type: { type: 'string', enum: Object.keys(INPUT_TYPES), default: 'search_document' },
-            embedding_types: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: PRECISIONS.map(typeOf) }, default: ['float'] },
-            truncate: { type: 'string', enum: ['NONE', 'START', 'END'], default: 'END' },
-            output_dimension: { type: 'integer', description: 'Keep the first N dimensions, renormalized (Matryoshka)' },
-          },
-        },
+        body: embedBodySchema,
         response: {
-          200: {
-            type: 'object',
-            required: ['id', 'embeddings', 'texts', 'meta'],
-            properties: {
-              id: { type: 'string' },
-              embeddings: {
-                type: 'object',
-                properties: {
-                  float: vectors({ type: 'number' }),
-                  int8: vectors({ type: 'integer' }),
-                  uint8: vectors({ type: 'integer' }),
-                  binary: vectors({ type: 'integer' }),
-                  ubinary: vectors({ type: 'integer' }),
-                },
-              },
-              texts: { type: 'array', items: { type: 'string' } },
-              meta: {
-                type: 'object',
-                properties: {
-                  api_version: { type: 'object', properties: { version: { type: 'string' } } },
-                  billed_units: { type: 'object', properties: { input_tokens: { type: 'integer' } } },
-                },
-              },
-            },
-          },
+          200: embedResponseSchema,
           ...cohereErrors(400, 401, 404, 413, 415, 429, 503),
         },
       },
@@ -116,7 +103,7 @@ export const cohereRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
       const types = (body.embedding_types ?? ['float']).map(precisionOf);
       const result = await embedTexts(encoder, {
         texts,
-        inputType: INPUT_TYPES[body.input_type ?? 'search_document']!,
+        inputType: INPUT_TYPES[body.input_type ?? 'search_document'],
         truncate: truncate === 'END',
         dimensions: body.output_dimension,
         precisions: types,

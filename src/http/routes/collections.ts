@@ -1,66 +1,65 @@
 /** Collections: create (bound to the served model), list, describe, re-encode, delete. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { errors } from '../../errors.js';
 import type { Activation } from '../../models/activation.js';
 import type { CollectionInfo, SearchService } from '../../search/search-service.js';
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
+import { Nullable, StringEnum } from '../schemas/json.js';
 
-const collectionSchema = {
-  type: 'object',
-  required: ['name', 'fingerprint', 'dimension', 'code_bits', 'created_at', 'documents', 'disk_bytes', 'memory_bytes'],
-  properties: {
-    name: { type: 'string' },
-    fingerprint: { type: 'string', description: 'Fingerprint of the model bundle whose codes the collection holds' },
-    dimension: { type: 'integer' },
-    code_bits: {
-      type: 'integer',
-      description: "Bits of each document's binary code the first stage scans: the signs of the first code_bits dimensions (memory_bytes and scan time scale with it); int8 rescoring uses every dimension",
-    },
-    created_at: { type: 'string', format: 'date-time' },
-    documents: { type: 'integer', description: 'Documents stored' },
-    disk_bytes: {
-      type: 'integer',
-      description: "Bytes of the stored values (ids, texts, metadata, text hashes, binary and int8 codes), kept exact by triggers; SQLite's page and index overhead comes on top",
-    },
-    memory_bytes: {
-      type: 'integer',
-      nullable: true,
-      description: 'Bytes of the in-memory binary index (codes, rowids, tombstones, search scratch); null until loaded',
-    },
-    index: {
-      type: 'object',
-      nullable: true,
-      description: 'The in-memory index: live documents, slots in use and tombstones awaiting compaction',
-      properties: { documents: { type: 'integer' }, slots: { type: 'integer' }, tombstones: { type: 'integer' } },
-    },
-    reencode: {
-      type: 'object',
-      nullable: true,
-      description:
-        'A re-encoding for another model in progress (after POST /models/{fingerprint}/activate or POST /collections/{name}/reencode); searches use the current codes until it completes',
-      properties: {
-        target_fingerprint: { type: 'string' },
-        done: { type: 'integer', description: 'Documents with codes of the target model' },
-        total: { type: 'integer' },
-        started_at: { type: 'string', format: 'date-time' },
-        retries: { type: 'integer', description: 'Steps that failed and were retried (a re-encoding never gives up on its own)' },
-        last_error: { type: 'string', nullable: true, description: 'The last failure, until a step succeeds again' },
+const collectionSchema = Type.Object({
+  name: Type.String(),
+  fingerprint: Type.String({ description: 'Fingerprint of the model bundle whose codes the collection holds' }),
+  dimension: Type.Integer(),
+  code_bits: Type.Integer({
+    description:
+      "Bits of each document's binary code the first stage scans: the signs of the first code_bits dimensions (memory_bytes and scan time scale with it); int8 rescoring uses every dimension",
+  }),
+  created_at: Type.String({ format: 'date-time' }),
+  documents: Type.Integer({ description: 'Documents stored' }),
+  disk_bytes: Type.Integer({
+    description: "Bytes of the stored values (ids, texts, metadata, text hashes, binary and int8 codes), kept exact by triggers; SQLite's page and index overhead comes on top",
+  }),
+  memory_bytes: Nullable(Type.Integer({ description: 'Bytes of the in-memory binary index (codes, rowids, tombstones, search scratch); null until loaded' })),
+  index: Type.Optional(
+    Nullable(
+      Type.Object(
+        { documents: Type.Optional(Type.Integer()), slots: Type.Optional(Type.Integer()), tombstones: Type.Optional(Type.Integer()) },
+        { description: 'The in-memory index: live documents, slots in use and tombstones awaiting compaction' },
+      ),
+    ),
+  ),
+  reencode: Type.Optional(
+    Nullable(
+      Type.Object(
+        {
+          target_fingerprint: Type.Optional(Type.String()),
+          done: Type.Optional(Type.Integer({ description: 'Documents with codes of the target model' })),
+          total: Type.Optional(Type.Integer()),
+          started_at: Type.Optional(Type.String({ format: 'date-time' })),
+          retries: Type.Optional(Type.Integer({ description: 'Steps that failed and were retried (a re-encoding never gives up on its own)' })),
+          last_error: Type.Optional(Nullable(Type.String({ description: 'The last failure, until a step succeeds again' }))),
+        },
+        {
+          description:
+            'A re-encoding for another model in progress (after POST /models/{fingerprint}/activate or POST /collections/{name}/reencode); searches use the current codes until it completes',
+        },
+      ),
+    ),
+  ),
+  model: Type.Optional(
+    Type.Object(
+      {
+        state: StringEnum(['served', 'stale'], { description: "served: its codes are the served model's; stale: another model's" }),
+        served_fingerprint: Type.String(),
+        searchable: Type.Boolean({ description: 'Searches and writes work now (on its old codes while stale)' }),
+        action: Type.Optional(Type.String({ description: 'What to do when the collection is stale' })),
       },
-    },
-    model: {
-      type: 'object',
-      required: ['state', 'served_fingerprint', 'searchable'],
-      description: "Whether the collection's codes are the served model's",
-      properties: {
-        state: { type: 'string', enum: ['served', 'stale'], description: "served: its codes are the served model's; stale: another model's" },
-        served_fingerprint: { type: 'string' },
-        searchable: { type: 'boolean', description: 'Searches and writes work now (on its old codes while stale)' },
-        action: { type: 'string', description: 'What to do when the collection is stale' },
-      },
-    },
-  },
-} as const;
+      { description: "Whether the collection's codes are the served model's" },
+    ),
+  ),
+});
 
 export function collectionView(c: CollectionInfo) {
   return {
@@ -85,50 +84,34 @@ export function collectionView(c: CollectionInfo) {
       state: c.model.state,
       served_fingerprint: c.model.servedFingerprint,
       searchable: c.model.searchable,
-      ...(c.model.state === 'stale' ? { action: staleAction(c) } : {}),
+      ...(c.model.action !== undefined && { action: c.model.action }),
     },
   };
 }
 
-function staleAction(c: CollectionInfo): string {
-  const served = c.model.servedFingerprint;
-  if (c.reencode) {
-    const where = `${c.reencode.done} of ${c.reencode.total} documents done`;
-    return c.model.searchable
-      ? `being re-encoded for ${c.reencode.targetFingerprint} (${where}); searches use the old codes until it completes`
-      : `being re-encoded for ${c.reencode.targetFingerprint} (${where}); model ${c.fingerprint} is not available here, so searches and writes answer 409 until it completes`;
-  }
-  return (
-    `its codes are model ${c.fingerprint}'s but the service runs ${served}: POST /collections/${c.name}/reencode re-encodes its ` +
-    `${c.documents} documents from their stored texts for ${served}` +
-    (c.model.searchable ? '' : `; until then searches answer 409 (model ${c.fingerprint} is not available here)`)
-  );
-}
-
-export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activation?: Activation }> = async (app, deps) => {
+export const collectionRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; activation?: Activation }> = async (app, deps) => {
   const { search } = deps;
 
-  app.post<{ Body: { name: string; code_bits?: number } }>(
+  app.post(
     '/collections',
     {
       schema: {
         tags: ['collections'],
         summary: 'Create a collection bound to the model served now',
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name'],
-          properties: {
+        body: Type.Object(
+          {
             name: collectionNameSchema,
-            code_bits: {
-              type: 'integer',
-              minimum: 8,
-              maximum: 65536,
-              description:
-                "First-stage code length in bits: one of the served model's binary_code_bits (GET /models; a bundle trained for compact codes lists several, e.g. 384, 256, 128, 64). Default: the model's dimension. Fixed for the collection's life",
-            },
+            code_bits: Type.Optional(
+              Type.Integer({
+                minimum: 8,
+                maximum: 65536,
+                description:
+                  "First-stage code length in bits: one of the served model's binary_code_bits (GET /models; a bundle trained for compact codes lists several, e.g. 384, 256, 128, 64). Default: the model's dimension. Fixed for the collection's life",
+              }),
+            ),
           },
-        },
+          { additionalProperties: false },
+        ),
         response: { 201: collectionSchema, ...errorResponses(400, 401, 409, 413, 415) },
       },
     },
@@ -144,16 +127,13 @@ export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activ
       schema: {
         tags: ['collections'],
         summary: 'List collections',
-        response: {
-          200: { type: 'object', required: ['collections'], properties: { collections: { type: 'array', items: collectionSchema } } },
-          ...errorResponses(401),
-        },
+        response: { 200: Type.Object({ collections: Type.Array(collectionSchema) }), ...errorResponses(401) },
       },
     },
     async () => ({ collections: search.listCollections().map(collectionView) }),
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/collections/:name',
     {
       schema: {
@@ -166,7 +146,7 @@ export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activ
     async (request) => collectionView(search.getCollection(request.params.name)),
   );
 
-  app.post<{ Params: { name: string } }>(
+  app.post(
     '/collections/:name/reencode',
     {
       schema: {
@@ -176,8 +156,8 @@ export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activ
           "For a collection whose codes are another model's (GET /collections/{name} says `stale`): re-encodes every document in the background, resumable across restarts, with progress in `reencode`. Searches keep using the old codes while the old model is available, and answer 409 otherwise. 202 when a re-encoding started or was already running; 200 when the collection is already the served model's.",
         params: collectionParamsSchema,
         response: {
-          200: { type: 'object', required: ['state', 'collection'], properties: { state: { type: 'string', enum: ['none'] }, collection: collectionSchema } },
-          202: { type: 'object', required: ['state', 'collection'], properties: { state: { type: 'string', enum: ['started', 'running'] }, collection: collectionSchema } },
+          200: Type.Object({ state: StringEnum(['none']), collection: collectionSchema }),
+          202: Type.Object({ state: StringEnum(['started', 'running']), collection: collectionSchema }),
           ...errorResponses(400, 401, 404, 409, 503),
         },
       },
@@ -190,7 +170,7 @@ export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activ
     },
   );
 
-  app.delete<{ Params: { name: string } }>(
+  app.delete(
     '/collections/:name',
     {
       schema: {
@@ -198,11 +178,7 @@ export const collectionRoutes: FastifyPluginAsync<{ search: SearchService; activ
         summary: 'Delete a collection and its documents',
         params: collectionParamsSchema,
         response: {
-          200: {
-            type: 'object',
-            required: ['name', 'deleted_documents'],
-            properties: { name: { type: 'string' }, deleted_documents: { type: 'integer' } },
-          },
+          200: Type.Object({ name: Type.String(), deleted_documents: Type.Integer() }),
           ...errorResponses(400, 401, 404),
         },
       },

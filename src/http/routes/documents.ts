@@ -1,11 +1,14 @@
 /** Documents of a collection: batch upsert, get one, delete one, delete many. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { errors } from '../../errors.js';
 import { float32FromBase64 } from '../../quantization/serialize.js';
 import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type SearchService } from '../../search/search-service.js';
-import { errorResponses } from '../schemas/errors.js';
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
-import { type EncodeLimits, textSchema } from '../schemas/texts.js';
+import { errorResponses } from '../schemas/errors.js';
+import { JsonObject, Nullable, OneOf } from '../schemas/json.js';
+import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
+import { type EncodeLimits, inputListSchema, textSchema } from '../schemas/texts.js';
 
 /** A vector as sent: an array of numbers, or base64 of little-endian float32. */
 function vectorOf(value: number[] | string, where: string): Float32Array {
@@ -21,47 +24,72 @@ function vectorOf(value: number[] | string, where: string): Float32Array {
 /** Most ids accepted by POST /collections/{name}/documents/delete. */
 export const DELETE_MAX_IDS = 10_000;
 
-const documentIdSchema = {
-  type: 'string',
-  minLength: 1,
-  maxLength: DOCUMENT_ID_MAX_CHARS,
-  pattern: DOCUMENT_ID_PATTERN,
-  description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters, any but U+0000`,
-} as const;
+const documentIdSchema = withFieldErrors(
+  Type.String({
+    minLength: 1,
+    maxLength: DOCUMENT_ID_MAX_CHARS,
+    pattern: DOCUMENT_ID_PATTERN,
+    description: `Document id, unique in its collection: 1 to ${DOCUMENT_ID_MAX_CHARS} characters, any but U+0000`,
+  }),
+  anyBadValue(errors.invalidDocumentId, `must be a string of 1 to ${DOCUMENT_ID_MAX_CHARS} characters, none of them U+0000`),
+);
 
-const metadataSchema = {
-  type: 'object',
-  additionalProperties: true,
-  description: `Any JSON object nested at most ${METADATA_MAX_DEPTH} levels deep; its top-level scalar values can be used in search filters`,
-} as const;
+const metadataSchema = withFieldErrors(
+  JsonObject({
+    description: `Any JSON object nested at most ${METADATA_MAX_DEPTH} levels deep; its top-level scalar values can be used in search filters`,
+  }),
+  anyBadValue(errors.invalidMetadata, 'must be a JSON object'),
+);
 
-interface UpsertBody {
-  documents: { id: string; text?: string; vector?: number[] | string; metadata?: Record<string, unknown> }[];
-  truncate?: boolean;
-  model?: string;
+function upsertBodySchema(limits: EncodeLimits) {
+  return Type.Object(
+    {
+      documents: inputListSchema(
+        Type.Object(
+          {
+            id: documentIdSchema,
+            text: Type.Optional(textSchema(limits.maxInputChars)),
+            vector: Type.Optional(
+              withFieldErrors(
+                OneOf([Type.Array(Type.Number()), Type.String({ contentEncoding: 'base64' })], {
+                  description:
+                    "The document's float32 embedding, computed elsewhere with the collection's model (name it in `model`): an array of numbers, or base64 of little-endian float32. Quantized exactly as an encoded text; the text, if any, is only stored",
+                }),
+                anyBadValue(errors.invalidVector, 'must be an array of numbers or base64 of little-endian float32'),
+              ),
+            ),
+            metadata: Type.Optional(metadataSchema),
+          },
+          { additionalProperties: false, anyOf: [{ required: ['text'] }, { required: ['vector'] }] },
+        ),
+        limits.maxInputs,
+        { description: `1 to ${limits.maxInputs} documents with distinct ids` },
+      ),
+      truncate: Type.Optional(Type.Boolean({ default: true, description: "Cut texts past the model's max tokens; false answers 413 instead" })),
+      model: Type.Optional(
+        Type.String({
+          description:
+            "With vectors: the fingerprint (or name) of the model that computed them. Another model than the collection's is a 409 QEMBED_MODEL_MISMATCH that writes nothing",
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  );
 }
 
-const documentSchema = {
-  type: 'object',
-  required: ['id', 'text', 'metadata', 'updated_at'],
-  properties: {
-    id: { type: 'string' },
-    text: { type: 'string', nullable: true, description: 'null for a document given as a vector without text' },
-    metadata: metadataSchema,
-    updated_at: { type: 'string', format: 'date-time' },
-  },
-} as const;
+const documentSchema = Type.Object({
+  id: Type.String(),
+  text: Nullable(Type.String({ description: 'null for a document given as a vector without text' })),
+  metadata: metadataSchema,
+  updated_at: Type.String({ format: 'date-time' }),
+});
 
-const documentParamsSchema = {
-  type: 'object',
-  required: ['name', 'id'],
-  properties: { name: collectionNameSchema, id: documentIdSchema },
-} as const;
+const documentParamsSchema = Type.Object({ name: collectionNameSchema, id: documentIdSchema });
 
-export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
+export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
   const { search, limits } = deps;
 
-  app.put<{ Params: { name: string }; Body: UpsertBody }>(
+  app.put(
     '/collections/:name/documents',
     {
       schema: {
@@ -72,56 +100,14 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
           'Documents whose text is already stored unchanged are not re-encoded (only their metadata is updated if it differs), ' +
           'so sending a batch again is cheap: that is what makes `qembed ingest` resumable. The batch is written entirely or not at all.',
         params: collectionParamsSchema,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['documents'],
-          properties: {
-            documents: {
-              type: 'array',
-              minItems: 1,
-              maxItems: limits.maxInputs,
-              description: `1 to ${limits.maxInputs} documents with distinct ids`,
-              items: {
-                type: 'object',
-                additionalProperties: false,
-                required: ['id'],
-                anyOf: [{ required: ['text'] }, { required: ['vector'] }],
-                properties: {
-                  id: documentIdSchema,
-                  text: textSchema(limits.maxInputChars),
-                  vector: {
-                    description:
-                      "The document's float32 embedding, computed elsewhere with the collection's model (name it in `model`): an array of numbers, or base64 of little-endian float32. Quantized exactly as an encoded text; the text, if any, is only stored",
-                    oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', contentEncoding: 'base64' }],
-                  },
-                  metadata: metadataSchema,
-                },
-              },
-            },
-            truncate: {
-              type: 'boolean',
-              default: true,
-              description: "Cut texts past the model's max tokens; false answers 413 instead",
-            },
-            model: {
-              type: 'string',
-              description:
-                "With vectors: the fingerprint (or name) of the model that computed them. Another model than the collection's is a 409 QEMBED_MODEL_MISMATCH that writes nothing",
-            },
-          },
-        },
+        body: upsertBodySchema(limits),
         response: {
-          200: {
-            type: 'object',
-            required: ['upserted', 'metadata_updated', 'unchanged', 'usage'],
-            properties: {
-              upserted: { type: 'integer', description: 'Documents written with new codes (new ids or changed texts)' },
-              metadata_updated: { type: 'integer', description: 'Documents with the same text whose metadata changed (not re-encoded)' },
-              unchanged: { type: 'integer', description: 'Documents already stored with the same text and metadata' },
-              usage: { type: 'object', required: ['input_tokens'], properties: { input_tokens: { type: 'integer' } } },
-            },
-          },
+          200: Type.Object({
+            upserted: Type.Integer({ description: 'Documents written with new codes (new ids or changed texts)' }),
+            metadata_updated: Type.Integer({ description: 'Documents with the same text whose metadata changed (not re-encoded)' }),
+            unchanged: Type.Integer({ description: 'Documents already stored with the same text and metadata' }),
+            usage: Type.Object({ input_tokens: Type.Integer() }),
+          }),
           ...errorResponses(400, 401, 404, 409, 413, 415, 429, 503),
         },
       },
@@ -133,7 +119,7 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
     },
   );
 
-  app.get<{ Params: { name: string; id: string } }>(
+  app.get(
     '/collections/:name/documents/:id',
     {
       schema: {
@@ -149,7 +135,7 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
     },
   );
 
-  app.delete<{ Params: { name: string; id: string } }>(
+  app.delete(
     '/collections/:name/documents/:id',
     {
       schema: {
@@ -157,41 +143,30 @@ export const documentRoutes: FastifyPluginAsync<{ search: SearchService; limits:
         summary: 'Delete one document (its id URL-encoded)',
         params: documentParamsSchema,
         response: {
-          200: { type: 'object', required: ['id', 'deleted'], properties: { id: { type: 'string' }, deleted: { type: 'boolean' } } },
+          200: Type.Object({ id: Type.String(), deleted: Type.Boolean() }),
           ...errorResponses(400, 401, 404),
         },
       },
     },
     async (request) => {
-      const { name, id } = request.params;
-      const r = search.deleteDocuments(name, [id]);
-      if (r.deleted.length === 0) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
-      return { id, deleted: true };
+      search.deleteDocument(request.params.name, request.params.id);
+      return { id: request.params.id, deleted: true };
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { ids: string[] } }>(
+  app.post(
     '/collections/:name/documents/delete',
     {
       schema: {
         tags: ['documents'],
         summary: 'Delete many documents (one transaction); ids that do not exist are reported, not refused',
         params: collectionParamsSchema,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['ids'],
-          properties: { ids: { type: 'array', minItems: 1, maxItems: DELETE_MAX_IDS, items: documentIdSchema } },
-        },
+        body: Type.Object({ ids: inputListSchema(documentIdSchema, DELETE_MAX_IDS) }, { additionalProperties: false }),
         response: {
-          200: {
-            type: 'object',
-            required: ['deleted', 'not_found'],
-            properties: {
-              deleted: { type: 'integer', description: 'Documents deleted' },
-              not_found: { type: 'array', items: { type: 'string' }, description: 'Ids the collection did not hold' },
-            },
-          },
+          200: Type.Object({
+            deleted: Type.Integer({ description: 'Documents deleted' }),
+            not_found: Type.Array(Type.String(), { description: 'Ids the collection did not hold' }),
+          }),
           ...errorResponses(400, 401, 404, 413, 415),
         },
       },

@@ -1,92 +1,81 @@
 /** POST /encode: texts → embeddings at the requested precision. */
-import type { FastifyPluginAsync } from 'fastify';
-import { type InputType, namesBundle } from '../../encoder/bundle.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { INPUT_TYPES } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors } from '../../errors.js';
-import { bytesPerVector, PRECISIONS, type Precision } from '../../quantization/quantize.js';
-import { ENCODINGS, serializeVector, type VectorEncoding } from '../../quantization/serialize.js';
+import { bytesPerVector, PRECISIONS } from '../../quantization/quantize.js';
+import { ENCODINGS, serializeVector } from '../../quantization/serialize.js';
 import { errorResponses } from '../schemas/errors.js';
+import { OneOf, StringEnum } from '../schemas/json.js';
 import { modelRefSchema } from '../schemas/models.js';
-import { type EncodeLimits, textSchema } from '../schemas/texts.js';
-
-interface EncodeBody {
-  inputs: string | string[];
-  input_type?: InputType;
-  precision?: Precision;
-  encoding?: VectorEncoding;
-  truncate?: boolean;
-  model?: string;
-  dimensions?: number;
-}
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
+import { type EncodeLimits, inputListSchema, textSchema } from '../schemas/texts.js';
 
 export function encodeBodySchema(limits: EncodeLimits) {
   const text = textSchema(limits.maxInputChars);
-  return {
-    type: 'object',
-    additionalProperties: false,
-    required: ['inputs'],
-    properties: {
-      inputs: {
+  return Type.Object(
+    {
+      inputs: OneOf([text, inputListSchema(text, limits.maxInputs)], {
         description: `One text, or a list of 1 to ${limits.maxInputs} texts (each 1 to ${limits.maxInputChars} characters).`,
-        oneOf: [text, { type: 'array', minItems: 1, maxItems: limits.maxInputs, items: text }],
-      },
-      input_type: {
-        type: 'string',
-        enum: ['query', 'document'],
-        default: 'document',
-        description: "Applies the model's prompt for queries or documents (see GET /health → model.prompts).",
-      },
-      precision: { type: 'string', enum: PRECISIONS, default: 'float32', description: 'Output precision; int8/uint8 use the bundle calibration ranges, binary/ubinary pack sign bits.' },
-      encoding: {
-        type: 'string',
-        enum: ENCODINGS,
-        default: 'json',
-        description: '`json`: arrays of numbers; `base64`: the exact packed bytes of each vector (float32 little-endian).',
-      },
-      truncate: {
-        type: 'boolean',
-        default: true,
-        description: "Cut texts past the model's max tokens (reported in usage.truncated_inputs); false answers 413 instead.",
-      },
-      model: { type: 'string', description: 'Optional: the model fingerprint or name you expect; 409 QEMBED_MODEL_MISMATCH if another model is served (as /search answers for a collection of another model).' },
-      dimensions: {
-        type: 'integer',
-        description:
-          "Keep the first N dimensions (Matryoshka), renormalized to unit length, before quantizing: int8/uint8 use those dimensions' calibration ranges, binary/ubinary need a multiple of 8. Default: the model's dimension. Above it or below 1: 400 QEMBED_INVALID_DIMENSIONS",
-      },
+      }),
+      input_type: Type.Optional(
+        withFieldErrors(
+          StringEnum(INPUT_TYPES, { default: 'document', description: "Applies the model's prompt for queries or documents (see GET /health → model.prompts)." }),
+          enumCode(errors.unknownInputType),
+        ),
+      ),
+      precision: Type.Optional(
+        withFieldErrors(
+          StringEnum(PRECISIONS, { default: 'float32', description: 'Output precision; int8/uint8 use the bundle calibration ranges, binary/ubinary pack sign bits.' }),
+          enumCode(errors.unknownPrecision),
+        ),
+      ),
+      encoding: Type.Optional(
+        withFieldErrors(
+          StringEnum(ENCODINGS, { default: 'json', description: '`json`: arrays of numbers; `base64`: the exact packed bytes of each vector (float32 little-endian).' }),
+          enumCode(errors.unknownEncoding),
+        ),
+      ),
+      truncate: Type.Optional(
+        Type.Boolean({ default: true, description: "Cut texts past the model's max tokens (reported in usage.truncated_inputs); false answers 413 instead." }),
+      ),
+      model: Type.Optional(
+        Type.String({
+          description:
+            'Optional: the model fingerprint or name you expect; 409 QEMBED_MODEL_MISMATCH if another model is served (as /search answers for a collection of another model).',
+        }),
+      ),
+      dimensions: Type.Optional(
+        Type.Integer({
+          description:
+            "Keep the first N dimensions (Matryoshka), renormalized to unit length, before quantizing: int8/uint8 use those dimensions' calibration ranges, binary/ubinary need a multiple of 8. Default: the model's dimension. Above it or below 1: 400 QEMBED_INVALID_DIMENSIONS",
+        }),
+      ),
     },
-  } as const;
+    { additionalProperties: false },
+  );
 }
 
-const encodeResponseSchema = {
-  type: 'object',
-  required: ['model', 'input_type', 'precision', 'encoding', 'dimension', 'bytes_per_vector', 'embeddings', 'usage'],
-  properties: {
-    model: modelRefSchema,
-    input_type: { type: 'string', enum: ['query', 'document'] },
-    precision: { type: 'string', enum: PRECISIONS },
-    encoding: { type: 'string', enum: ENCODINGS },
-    dimension: { type: 'integer', description: 'Dimensions of each vector (the dimensions asked for, else the model\'s)' },
-    bytes_per_vector: { type: 'integer', description: 'Bytes of one vector at this precision' },
-    embeddings: {
-      type: 'array',
-      description: 'One per input, in order: an array of numbers (json) or a base64 string (base64).',
-      items: { anyOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', format: 'byte' }] },
-    },
-    usage: {
-      type: 'object',
-      required: ['input_tokens', 'truncated_inputs'],
-      properties: {
-        input_tokens: { type: 'integer', description: 'Tokens fed to the model, prompts and special tokens included' },
-        truncated_inputs: { type: 'array', items: { type: 'integer' }, description: 'Indices of the inputs cut at the max tokens' },
-      },
-    },
-  },
-} as const;
+const encodeResponseSchema = Type.Object({
+  model: modelRefSchema,
+  input_type: StringEnum(INPUT_TYPES),
+  precision: StringEnum(PRECISIONS),
+  encoding: StringEnum(ENCODINGS),
+  dimension: Type.Integer({ description: "Dimensions of each vector (the dimensions asked for, else the model's)" }),
+  bytes_per_vector: Type.Integer({ description: 'Bytes of one vector at this precision' }),
+  embeddings: Type.Array(Type.Union([Type.Array(Type.Number()), Type.String({ format: 'byte' })]), {
+    description: 'One per input, in order: an array of numbers (json) or a base64 string (base64).',
+  }),
+  usage: Type.Object({
+    input_tokens: Type.Integer({ description: 'Tokens fed to the model, prompts and special tokens included' }),
+    truncated_inputs: Type.Array(Type.Integer(), { description: 'Indices of the inputs cut at the max tokens' }),
+  }),
+});
 
-export const encodeRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
-  app.post<{ Body: EncodeBody }>(
+export const encodeRoutes: FastifyPluginAsyncTypebox<{ encoder: () => Encoder; limits: EncodeLimits }> = async (app, deps) => {
+  app.post(
     '/encode',
     {
       schema: {
@@ -99,18 +88,20 @@ export const encodeRoutes: FastifyPluginAsync<{ encoder: () => Encoder; limits: 
     async (request) => {
       const encoder = deps.encoder();
       const body = request.body;
-      const { model } = body;
-      const name = encoder.bundle.manifest.name;
-      if (model !== undefined && !namesBundle(encoder.bundle, model)) {
-        throw errors.modelMismatch(`model "${model}" is not served; this service serves ${name} (fingerprint ${encoder.fingerprint})`);
-      }
       const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;
       const inputType = body.input_type ?? 'document';
       const precision = body.precision ?? 'float32';
       const encoding = body.encoding ?? 'json';
-      const embedded = await embedTexts(encoder, { texts, inputType, truncate: body.truncate ?? true, dimensions: body.dimensions, precisions: [precision] });
+      const embedded = await embedTexts(encoder, {
+        texts,
+        expectModel: body.model,
+        inputType,
+        truncate: body.truncate ?? true,
+        dimensions: body.dimensions,
+        precisions: [precision],
+      });
       return {
-        model: { name, fingerprint: encoder.fingerprint },
+        model: { name: encoder.bundle.manifest.name, fingerprint: encoder.fingerprint },
         input_type: inputType,
         precision,
         encoding,

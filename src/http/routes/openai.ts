@@ -5,26 +5,22 @@
  * included ({"error": {"message", "type", "param", "code"}}); the embedding itself is /encode's
  * (embedding/embed.ts). Extensions, as extra body fields: `precision` and `input_type`.
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import { Type } from 'typebox';
+import { INPUT_TYPES } from '../../encoder/bundle.js';
 import type { Encoder } from '../../encoder/encoder.js';
 import { embedTexts } from '../../embedding/embed.js';
 import { errors, type QembedError } from '../../errors.js';
+import { embeddingModels } from '../../models/embedding-models.js';
 import type { ModelRegistry } from '../../models/registry.js';
-import { PRECISIONS, type Precision } from '../../quantization/quantize.js';
+import { PRECISIONS } from '../../quantization/quantize.js';
 import { serializeVector } from '../../quantization/serialize.js';
 import { answerErrorsAs, headersOf } from '../error-handler.js';
 import { COMPAT_MAX_INPUTS, compatRequest } from '../compat-inputs.js';
+import { enumCode, withFieldErrors } from '../schemas/field-errors.js';
+import { Nullable, StringEnum } from '../schemas/json.js';
 import type { EncodeLimits } from '../schemas/texts.js';
-
-interface EmbeddingsBody {
-  input: unknown;
-  model: string;
-  encoding_format?: 'float' | 'base64';
-  dimensions?: number;
-  user?: string;
-  precision?: Precision;
-  input_type?: 'query' | 'document';
-}
 
 /** OpenAI's error `type` for a status. */
 function errorType(status: number): string {
@@ -43,37 +39,66 @@ export function openaiError(reply: FastifyReply, q: QembedError): void {
     .send({ error: { message: q.message, type: errorType(q.statusCode), param: q.details.field ?? null, code: q.code } });
 }
 
-const openaiErrorSchema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['message', 'type', 'param', 'code'],
-      properties: {
-        message: { type: 'string' },
-        type: { type: 'string', description: 'invalid_request_error, authentication_error, not_found_error, rate_limit_error or server_error' },
-        param: { type: 'string', nullable: true, description: 'The request field at fault, when one is' },
-        code: { type: 'string', description: "qembed's stable error code (QEMBED_...)" },
-      },
+const openaiErrorSchema = (description: string) =>
+  Type.Object(
+    {
+      error: Type.Object({
+        message: Type.String(),
+        type: Type.String({ description: 'invalid_request_error, authentication_error, not_found_error, rate_limit_error or server_error' }),
+        param: Nullable(Type.String({ description: 'The request field at fault, when one is' })),
+        code: Type.String({ description: "qembed's stable error code (QEMBED_...)" }),
+      }),
     },
-  },
-} as const;
-const openaiErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, { description: `OpenAI-shaped error (${errorType(s)})`, ...openaiErrorSchema }]));
+    { description },
+  );
+function openaiErrors<const S extends number>(...statuses: S[]) {
+  return Object.fromEntries(statuses.map((s) => [s, openaiErrorSchema(`OpenAI-shaped error (${errorType(s)})`)])) as Record<S, ReturnType<typeof openaiErrorSchema>>;
+}
 
-const modelObject = {
-  type: 'object',
-  required: ['id', 'object', 'created', 'owned_by'],
-  properties: {
-    id: { type: 'string', description: "The bundle's name (its fingerprint when two bundles share a name)" },
-    object: { type: 'string', enum: ['model'] },
-    created: { type: 'integer', description: 'Unix seconds the bundle was made' },
-    owned_by: { type: 'string' },
-    fingerprint: { type: 'string' },
-    dimension: { type: 'integer' },
-    active: { type: 'boolean', description: 'Served now: the only model /v1/embeddings embeds with' },
+const modelObject = Type.Object({
+  id: Type.String({ description: "The bundle's name (its fingerprint when two bundles share a name)" }),
+  object: StringEnum(['model']),
+  created: Type.Integer({ description: 'Unix seconds the bundle was made' }),
+  owned_by: Type.String(),
+  fingerprint: Type.Optional(Type.String()),
+  dimension: Type.Optional(Type.Integer()),
+  active: Type.Optional(Type.Boolean({ description: 'Served now: the only model /v1/embeddings embeds with' })),
+});
+
+const embeddingsBodySchema = Type.Object(
+  {
+    input: Type.Unknown({ description: 'A text or a list of texts (token id arrays are refused: this server tokenizes itself)' }),
+    model: Type.String({ description: "The served model's name or fingerprint" }),
+    encoding_format: Type.Optional(
+      StringEnum(['float', 'base64'], { default: 'float', description: 'float: arrays of numbers; base64: little-endian float32 bytes (what the official SDKs ask for and decode)' }),
+    ),
+    dimensions: Type.Optional(Type.Integer({ description: 'Keep the first N dimensions, renormalized (Matryoshka); 1 to the model dimension' })),
+    user: Type.Optional(Type.String({ description: 'Accepted and ignored' })),
+    precision: Type.Optional(
+      withFieldErrors(StringEnum(PRECISIONS, { default: 'float32', description: 'qembed extension: the precision of the embeddings' }), enumCode(errors.unknownPrecision)),
+    ),
+    input_type: Type.Optional(
+      withFieldErrors(
+        StringEnum(INPUT_TYPES, { default: 'document', description: "qembed extension: which of the model's prompts to prepend" }),
+        enumCode(errors.unknownInputType),
+      ),
+    ),
   },
-} as const;
+  { additionalProperties: false },
+);
+
+const embeddingsResponseSchema = Type.Object({
+  object: StringEnum(['list']),
+  data: Type.Array(
+    Type.Object({
+      object: StringEnum(['embedding']),
+      index: Type.Integer(),
+      embedding: Type.Union([Type.Array(Type.Number()), Type.String({ format: 'byte' })]),
+    }),
+  ),
+  model: Type.String(),
+  usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
+});
 
 export interface OpenAiDeps {
   encoder: () => Encoder;
@@ -81,58 +106,52 @@ export interface OpenAiDeps {
   registry?: ModelRegistry;
 }
 
-export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) => {
+export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAiDeps> = async (app, deps) => {
   answerErrorsAs(app, openaiError);
 
-  const models = () => {
-    const served = deps.encoder();
-    const listed = deps.registry?.list().filter((m) => m.fingerprint !== '') ?? [
-      { name: served.bundle.manifest.name, fingerprint: served.fingerprint, dimension: served.dimension, created_at: served.bundle.manifest.created_at ?? null, active: true },
-    ];
-    const names = new Map<string, number>();
-    for (const m of listed) names.set(m.name, (names.get(m.name) ?? 0) + 1);
-    return listed.map((m) => ({
-      id: names.get(m.name) === 1 ? m.name : m.fingerprint,
+  /** What /v1/embeddings accepts, in OpenAI's shape. */
+  const models = () =>
+    embeddingModels(deps.encoder(), deps.registry?.list()).map((m) => ({
+      id: m.id,
       object: 'model' as const,
-      created: m.created_at ? Math.floor(Date.parse(m.created_at) / 1000) : 0,
+      created: m.createdAt ? Math.floor(Date.parse(m.createdAt) / 1000) : 0,
       owned_by: 'qembed',
       fingerprint: m.fingerprint,
       dimension: m.dimension,
-      active: m.active,
+      active: true,
     }));
-  };
 
   app.get(
     '/models',
     {
       schema: {
         tags: ['openai'],
-        summary: 'The model bundles, as OpenAI lists models',
-        response: { 200: { type: 'object', required: ['object', 'data'], properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: modelObject } } }, ...openaiErrors(401, 503) },
+        summary: 'The models /v1/embeddings embeds with (the one served), as OpenAI lists models',
+        response: { 200: Type.Object({ object: StringEnum(['list']), data: Type.Array(modelObject) }), ...openaiErrors(401, 503) },
       },
     },
-    async () => ({ object: 'list', data: models() }),
+    async () => ({ object: 'list' as const, data: models() }),
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/models/:id',
     {
       schema: {
         tags: ['openai'],
-        summary: 'One model bundle by name or fingerprint',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+        summary: 'The served model by name or fingerprint, as OpenAI retrieves a model',
+        params: Type.Object({ id: Type.String() }),
         response: { 200: modelObject, ...openaiErrors(400, 401, 404, 503) },
       },
     },
     async (request) => {
       const { id } = request.params;
       const found = models().find((m) => m.id === id || m.fingerprint === id);
-      if (!found) throw errors.modelNotFound(`the model "${id}" does not exist here; GET /v1/models lists the bundles`, { field: 'model' });
+      if (!found) throw errors.modelNotFound(`the model "${id}" is not served here; GET /v1/models lists the one this service embeds with`, { field: 'model' });
       return found;
     },
   );
 
-  app.post<{ Body: EmbeddingsBody }>(
+  app.post(
     '/embeddings',
     {
       schema: {
@@ -141,42 +160,9 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) =>
         description:
           `OpenAI's embeddings request and answer. \`model\` is the served model's name or fingerprint (GET /v1/models). Up to ${COMPAT_MAX_INPUTS} texts, embedded in batches of QEMBED_MAX_INPUTS. ` +
           "Extensions: `precision` (float32, int8, uint8, binary, ubinary; other than float32, embeddings are arrays of integers whatever encoding_format says, so that SDKs which decode base64 as float32 cannot misread them) and `input_type` (query or document, default document: the model's prompts).",
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['input', 'model'],
-          properties: {
-            input: { description: 'A text or a list of texts (token id arrays are refused: this server tokenizes itself)' },
-            model: { type: 'string', description: "The served model's name or fingerprint" },
-            encoding_format: { type: 'string', enum: ['float', 'base64'], default: 'float', description: 'float: arrays of numbers; base64: little-endian float32 bytes (what the official SDKs ask for and decode)' },
-            dimensions: { type: 'integer', description: 'Keep the first N dimensions, renormalized (Matryoshka); 1 to the model dimension' },
-            user: { type: 'string', description: 'Accepted and ignored' },
-            precision: { type: 'string', enum: PRECISIONS, default: 'float32', description: 'qembed extension: the precision of the embeddings' },
-            input_type: { type: 'string', enum: ['query', 'document'], default: 'document', description: "qembed extension: which of the model's prompts to prepend" },
-          },
-        },
+        body: embeddingsBodySchema,
         response: {
-          200: {
-            type: 'object',
-            required: ['object', 'data', 'model', 'usage'],
-            properties: {
-              object: { type: 'string', enum: ['list'] },
-              data: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['object', 'index', 'embedding'],
-                  properties: {
-                    object: { type: 'string', enum: ['embedding'] },
-                    index: { type: 'integer' },
-                    embedding: { anyOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', format: 'byte' }] },
-                  },
-                },
-              },
-              model: { type: 'string' },
-              usage: { type: 'object', required: ['prompt_tokens', 'total_tokens'], properties: { prompt_tokens: { type: 'integer' }, total_tokens: { type: 'integer' } } },
-            },
-          },
+          200: embeddingsResponseSchema,
           ...openaiErrors(400, 401, 404, 413, 415, 429, 503),
         },
       },
@@ -196,8 +182,8 @@ export const openaiRoutes: FastifyPluginAsync<OpenAiDeps> = async (app, deps) =>
       });
       const tokens = result.tokens.reduce((a, b) => a + b, 0);
       return {
-        object: 'list',
-        data: result.vectors.get(precision)!.map((v, index) => ({ object: 'embedding', index, embedding: serializeVector(v, base64 ? 'base64' : 'json') })),
+        object: 'list' as const,
+        data: result.vectors.get(precision)!.map((v, index) => ({ object: 'embedding' as const, index, embedding: serializeVector(v, base64 ? 'base64' : 'json') })),
         model: encoder.bundle.manifest.name,
         usage: { prompt_tokens: tokens, total_tokens: tokens },
       };

@@ -1,9 +1,7 @@
 /** A model as answers name it. */
-export const modelRefSchema = {
-  type: 'object',
-  required: ['name', 'fingerprint'],
-  properties: {
-    name: { type: 'string' },
-    fingerprint: { type: 'string', description: 'Names the model bundle (weights + calibration)' },
-  },
-} as const;
+import { Type } from 'typebox';
+
+export const modelRefSchema = Type.Object({
+  name: Type.String(),
+  fingerprint: Type.String({ description: 'Names the model bundle (weights + calibration)' }),
+});
