@@ -9,11 +9,11 @@ import { Ajv } from 'ajv';
 import { TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobSpec, TrainJobSpecSchema } from '../contracts/train-job-spec.js';
 import { errors } from '../errors.js';
 
-export { TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobSpec } from '../contracts/train-job-spec.js';
+export { BUNDLE_NAME_PATTERN, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS, type TrainJobSpec } from '../contracts/train-job-spec.js';
 
 const checkSpec = new Ajv({ allErrors: false, strict: false }).compile<TrainJobSpec>(TrainJobSpecSchema);
 
-/** What POST /train-jobs accepts (after schema validation). */
+/** What a job is built from: POST /train-jobs' body once its schema passed (http/routes/train-jobs.ts, which the compiler checks against this). */
 export interface TrainJobRequest {
   dataset: string;
   mode?: (typeof TRAIN_MODES)[number];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { errors } from '../../errors.js';
-import { buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS } from '../../jobs/job-spec.js';
+import { BUNDLE_NAME_PATTERN, buildJobSpec, TRAIN_LOSSES, TRAIN_MODES, TRAIN_PRECISIONS } from '../../jobs/job-spec.js';
 import { JOB_STATES, type TrainJob, type TrainJobs } from '../../jobs/train-jobs.js';
 import { baseBundle, type ModelRegistry } from '../../models/registry.js';
 import { errorResponses } from '../schemas/errors.js';
@@ -49,7 +49,10 @@ const jobRequestSchema = Type.Object(
     base_model: Type.Optional(Type.String({ description: 'Fingerprint or name of the bundle to start from (default: the active one)' })),
     name: Type.Optional(
       withFieldErrors(
-        Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of the new bundle' }),
+        Type.String({
+          pattern: BUNDLE_NAME_PATTERN,
+          description: 'Name of the new bundle: its manifest name, which requests may send as `model`, and the stem of its folder (default: `{base name}-qat-{mode}`)',
+        }),
         anyBadValue(errors.invalidJobName, "the new bundle's name: 1 to 64 characters from A-Z a-z 0-9 _ . -"),
       ),
     ),
