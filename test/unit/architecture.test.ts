@@ -48,24 +48,27 @@ export function findCycle(edges: Map<string, string[]>): string[] | undefined {
   return undefined;
 }
 
-const layer = (file: string) => file.split(path.sep)[0]!.replace(/\.(ts|mjs)$/, '');
+const layer = (file: string) => file.split(path.sep)[0]!.replace(/\.(ts|mjs|js)$/, '');
 
-/** What each folder of src/ may import from the others (besides errors, config, paths). */
-const ALLOWED: Record<string, string[]> = {
-  contracts: [],
-  quantization: [],
-  store: [],
-  'first-stage': ['quantization', 'store'],
-  encoder: ['quantization', 'contracts'],
-  search: ['first-stage', 'encoder', 'quantization', 'store'],
-  datasets: [],
-  eval: ['search', 'first-stage', 'encoder', 'quantization', 'store', 'datasets', 'models'],
-  models: ['encoder', 'quantization', 'search', 'store'],
-  jobs: ['store', 'contracts'],
-  embedding: ['encoder', 'quantization'],
-  http: ['search', 'encoder', 'quantization', 'store', 'models', 'jobs', 'embedding'],
-};
-const SHARED = ['errors', 'config', 'paths', 'database-url'];
+/**
+ * What each part of src/ may import, read from docs/architecture.md's table (so the test says
+ * exactly what the document draws): `anything`, `nothing`, `shared modules only`, or a list of
+ * folders. A part's names are its file (`app.ts` → app) or folder (`http/` → http).
+ */
+function documentedLayers(): { allowed: Map<string, string[] | 'anything'>; shared: string[] } {
+  const doc = readFileSync(path.join(projectRoot, 'docs', 'architecture.md'), 'utf8');
+  const table = doc.slice(doc.indexOf('<!-- layers:start'), doc.indexOf('<!-- layers:end -->'));
+  const allowed = new Map<string, string[] | 'anything'>();
+  const shared: string[] = [];
+  for (const row of table.split('\n').filter((l) => l.startsWith('| `'))) {
+    const [names, , imports] = row.split(' | ').map((c) => c.replace(/^\| |\|$/g, '').trim());
+    const parts = [...names!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\/$/, '').replace(/\.(ts|mjs)$/, ''));
+    const may = imports === 'anything' ? 'anything' : imports === 'nothing' || imports === 'shared modules only' ? [] : imports!.split(', ');
+    if (imports === 'shared modules only') shared.push(...parts);
+    for (const part of parts) allowed.set(part, may);
+  }
+  return { allowed, shared };
+}
 
 describe('the architecture of src/', () => {
   const graph = importGraph();
@@ -81,15 +84,27 @@ describe('the architecture of src/', () => {
     expect(findCycle(edges)).toBeUndefined();
   });
 
-  it('points dependencies one way: http → application → search → {encoder, quantization, store}', () => {
+  it('has a row in docs/architecture.md for every part of src/, and reads the table right', () => {
+    const { allowed, shared } = documentedLayers();
+    expect(allowed.get('search')).toEqual(['first-stage', 'encoder', 'quantization', 'store']);
+    expect(allowed.get('composition')).toBe('anything');
+    expect(shared).toContain('errors');
+    const parts = new Set([...graph.keys()].map(layer));
+    expect([...parts].filter((p) => !allowed.has(p))).toEqual([]);
+    expect([...allowed.keys()].filter((p) => !parts.has(p))).toEqual([]);
+  });
+
+  it('points dependencies one way, as docs/architecture.md draws them', () => {
+    const { allowed, shared } = documentedLayers();
     const wrong: string[] = [];
     for (const [file, { local }] of graph) {
       const from = layer(file);
-      const allowed = ALLOWED[from];
-      if (!allowed) continue; // the composition root, the process entry and the CLI may import anything
+      const may = allowed.get(from);
+      if (may === 'anything') continue;
       for (const target of local) {
         const to = layer(target);
-        if (to !== from && !SHARED.includes(to) && !allowed.includes(to)) wrong.push(`${file} imports ${target}`);
+        if (to === from || shared.includes(to)) continue;
+        if (!may?.includes(to)) wrong.push(`${file} imports ${target}`);
       }
     }
     expect(wrong).toEqual([]);
