@@ -13,6 +13,11 @@ from onnx import TensorProto, helper, numpy_helper
 from qembed_worker.bundle.manifest import check_bundle, fingerprint_of, read_manifest
 from qembed_worker.calibration.ranges import CalibrationOptions
 from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.weights.fake_quant import (
+    fake_quantize_gelu_output,
+    fake_quantize_per_token,
+    fake_quantize_weight,
+)
 from qembed_worker.weights.int8_graph import (
     ACT_QMAX,
     ACT_RAW_MAX,
@@ -26,11 +31,6 @@ from qembed_worker.weights.int8_graph import (
     rewrite_per_token,
 )
 from qembed_worker.weights.ptq import quantize_weights_bundle
-from qembed_worker.weights.qat import (
-    fake_quantize_gelu_output,
-    fake_quantize_per_token,
-    fake_quantize_weight,
-)
 
 from .conftest import TINY_BUNDLE
 
@@ -259,7 +259,7 @@ def test_smoothing_divides_each_shared_input_once_and_keeps_the_product() -> Non
 
 
 def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_computes() -> None:
-    from qembed_worker.weights.qat import Int8FakeQuantLinear
+    from qembed_worker.weights.fake_quant import Int8FakeQuantLinear
 
     rng = np.random.default_rng(5)
     w = rng.normal(scale=0.1, size=(64, 48)).astype(np.float32)
