@@ -11,6 +11,9 @@ WORKDIR /app
 COPY worker/requirements.lock ./requirements.lock
 RUN pip install --requirement requirements.lock
 COPY worker/ ./worker/
+# The JSON Schemas the worker validates manifests and job specs against, beside worker/ as in
+# the repository (qembed_worker/contracts.py).
+COPY contracts/ ./contracts/
 RUN groupadd --system --gid 10001 qembed && useradd --system --uid 10001 --gid 10001 --create-home qembed \
  && mkdir -p /data /models && chown -R 10001:10001 /data /models
 USER 10001:10001

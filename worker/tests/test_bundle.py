@@ -16,6 +16,7 @@ from qembed_worker.bundle.manifest import (
     fingerprint_of,
     json_string,
     read_manifest,
+    write_bundle_manifest,
 )
 
 from .conftest import TINY_BUNDLE
@@ -111,15 +112,20 @@ def test_changed_files_no_longer_match_the_fingerprint(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.update(format="qembed.bundle/v0"), "unknown format"),
-        (lambda m: m.update(dimension=12), "multiple of 8"),
+        (
+            lambda m: m.update(format="qembed.bundle/v0"),
+            "at format: 'qembed.bundle/v1' was expected",
+        ),
+        (lambda m: m.update(dimension=12), "at dimension: 12 is not a multiple of 8"),
         (lambda m: m["calibration"].update(max=m["calibration"]["min"]), "max <= min"),
         (lambda m: m["calibration"].update(min=m["calibration"]["min"][:-1]), "values"),
-        (lambda m: m.pop("training"), "misses training"),
+        (lambda m: m.pop("training"), "'training' is a required property"),
         (lambda m: m["onnx"].update(inputs=["input_ids", "attention_mask"]), "ONNX inputs"),
     ],
 )
 def test_bad_manifests_are_refused(tmp_path: Path, change, message: str) -> None:
+    # What JSON Schema can say, contracts/manifest.schema.json says (read_manifest refuses it);
+    # lengths, ranges, the fingerprint and the graph are check_bundle's.
     bundle = _copy_fixture(tmp_path)
     manifest = read_manifest(bundle)
     change(manifest)
@@ -130,3 +136,13 @@ def test_bad_manifests_are_refused(tmp_path: Path, change, message: str) -> None
     write_json(bundle / "manifest.json", manifest)
     with pytest.raises(BundleError, match=message):
         check_bundle(bundle)
+
+
+def test_a_manifest_that_breaks_the_contract_is_never_written(tmp_path: Path) -> None:
+    bundle = _copy_fixture(tmp_path)
+    manifest = read_manifest(bundle)
+    manifest["pooling"] = "max"
+    before = (bundle / "manifest.json").read_bytes()
+    with pytest.raises(BundleError, match="at pooling: 'max' is not one of"):
+        write_bundle_manifest(bundle, manifest)
+    assert (bundle / "manifest.json").read_bytes() == before

@@ -5,8 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from qembed_worker.bundle.manifest import check_bundle
+from qembed_worker.calibration.ranges import CalibrationOptions
+from qembed_worker.cli.main import main
+from qembed_worker.markdown import marker
 from qembed_worker.weights import report as encoder_report
+from qembed_worker.weights.ptq import quantize_weights_bundle
 from qembed_worker.weights.report import _summarize, render
+
+from .conftest import TINY_BUNDLE
+from .test_report import _collection
 
 
 def _report() -> dict:
@@ -82,8 +90,8 @@ def test_the_report_keeps_the_prose_around_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "report.md"
-    marker = encoder_report.TEMPLATE_MARKER
-    out.write_text(f"# Title\n\nintro\n\n{marker}\nold\n{marker}\n\noutro\n", encoding="utf-8")
+    table = marker("encoder-report", "table")
+    out.write_text(f"# Title\n\nintro\n\n{table}\nold\n{table}\n\noutro\n", encoding="utf-8")
     report = _report()
     monkeypatch.setattr(encoder_report, "measure_quality", lambda b, d: report["quality"])
     monkeypatch.setattr(encoder_report, "describe", lambda folder: report["bundles"][folder.name])
@@ -118,3 +126,32 @@ def test_service_timings_are_read_by_bundle_folder(tmp_path: Path) -> None:
     assert speed["rounds"] == [{"float32": {"1": 10.0}, "int8": {"1": 18.0}}]
     with pytest.raises(ValueError, match="not of"):
         encoder_report.service_speed(raw, [("float32", a), ("other", tmp_path / "c")])
+
+
+def test_the_report_command_runs_in_smoke_mode(tmp_path: Path) -> None:
+    # The command end to end on the tiny bundle and its int8 copy, one round over 4 passages:
+    # it fails when any part of encoder-report breaks, in seconds. The service's timings come
+    # from bench/encode-compare.ts in scripts/encoder-report; here a file in its format.
+    int8 = tmp_path / "int8"
+    quantize_weights_bundle(bundle=TINY_BUNDLE, out=int8, calibration=CalibrationOptions(limit=8))
+    check_bundle(int8)
+    dataset = _collection(tmp_path / "set", seed=0)
+    bundles = {"float32": TINY_BUNDLE, "int8": int8}
+    timings = tmp_path / "service.json"
+    figures = {"texts_per_s": 10.0, "ratio": 1.0, "ratio_min": 1.0, "ratio_max": 1.0}
+    speed = {str(path.resolve()): {"1": figures} for path in bundles.values()}
+    rounds = [{str(path.resolve()): {"1": 10.0} for path in bundles.values()}]
+    timings.write_text(json.dumps({"texts": 4, "rounds": rounds, "summary": speed}), "utf-8")
+    out = tmp_path / "encoder.md"
+    args = ["encoder-report", "--dataset", str(dataset), "--out", str(out), "--rounds", "1"]
+    args += ["--texts", "4", "--speed-corpus", str(dataset / "corpus.jsonl")]
+    args += ["--service-timings", str(timings)]
+    for label, path in bundles.items():
+        args += ["--bundle", f"{label}={path}"]
+    assert main(args) == 0
+    page = out.read_text("utf-8")
+    assert page.count(marker("encoder-report", "table")) == 2
+    assert "| int8 | int8 per-token PTQ |" in page
+    report = json.loads(out.with_suffix(".json").read_text("utf-8"))
+    assert set(report["quality"]["int8"]) == {"set"}
+    assert set(report["cpu_time"]["summary"]["int8"]) == {"1", "32"}

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from qembed_worker.testing.fixture import write_fixture
 
 from .conftest import TINY_BUNDLE
@@ -7,6 +9,7 @@ from .conftest import TINY_BUNDLE
 REGENERATE = "regenerate: python -m qembed_worker fixture --out test/fixtures/tiny-bundle"
 
 
+@pytest.mark.cpu
 def test_regenerating_the_fixture_gives_identical_files(tmp_path: Path) -> None:
     # The committed files were written on an AMD EPYC (Zen 5, AVX-512 + VNNI) and written again,
     # byte for byte, under qemu-x86_64 -cpu Haswell (AVX2 + FMA, no AVX-512): nothing in a

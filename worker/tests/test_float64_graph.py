@@ -5,6 +5,7 @@ import json
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qembed_worker.bundle.manifest import read_manifest
@@ -26,6 +27,7 @@ def _texts(n: int) -> list[str]:
     return json.loads((TINY_BUNDLE.parents[0] / "parity-texts.json").read_text("utf-8"))[:n]
 
 
+@pytest.mark.cpu
 def test_the_bundle_graph_in_float64_is_onnxruntime_up_to_float32_rounding() -> None:
     manifest = read_manifest(TINY_BUNDLE)
     args = (TINY_BUNDLE, manifest["prompts"], manifest["onnx"]["inputs"])
@@ -69,6 +71,7 @@ def _both(model: onnx.ModelProto, inputs) -> tuple[np.ndarray, np.ndarray]:
     return onnxruntime_y, exact_y
 
 
+@pytest.mark.cpu
 def test_multi_head_attention_matches_onnxruntime_kernel() -> None:
     rng = np.random.default_rng(0)
     batch, length, heads, size = 2, 7, 3, 8
@@ -93,6 +96,7 @@ def test_multi_head_attention_matches_onnxruntime_kernel() -> None:
     assert np.abs(exact_moved[1] - exact_y[1]).max() == 0
 
 
+@pytest.mark.cpu
 def test_bias_gelu_and_integer_products_match_onnxruntime() -> None:
     rng = np.random.default_rng(1)
     a = rng.normal(scale=3, size=(4, 5, 16)).astype(np.float32)
@@ -127,6 +131,7 @@ def test_float64_copy_widens_floats_and_keeps_integers() -> None:
     assert np.array_equal(numpy_helper.to_array(wide.graph.initializer[0]), first)
 
 
+@pytest.mark.cpu
 def test_calibration_ranges_are_float64_statistics_rounded_once() -> None:
     manifest = read_manifest(TINY_BUNDLE)
     embeddings = calibration_embeddings(TINY_BUNDLE, manifest, _texts(30), progress=False)

@@ -16,6 +16,7 @@ from qembed_worker.jobs.queue import (
     connect,
     now_ms,
     run_job,
+    train_runner,
     work_loop,
 )
 
@@ -30,11 +31,33 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def queue_job(data_dir: Path, job_id: str, created: str = "2026-01-01T00:00:00Z") -> None:
+# A spec as the API stores it (contracts/train-job-spec.schema.json).
+SPEC = {
+    "dataset": "d",
+    "dataset_path": "/datasets/d",
+    "mode": "head",
+    "loss": "distill",
+    "precisions": ["float32", "int8", "binary"],
+    "weights": [1, 1, 1],
+    "steps": 10,
+    "epochs": 20,
+    "batch_size": 256,
+    "learning_rate": 0.001,
+    "seed": 0,
+    "asymmetric": False,
+    "crop_queries": True,
+    "base_model": {"fingerprint": "0123456789abcdef", "dir": "/models/base", "name": "base"},
+    "output_name": "base-qat-head",
+}
+
+
+def queue_job(
+    data_dir: Path, job_id: str, created: str = "2026-01-01T00:00:00Z", spec: dict | None = None
+) -> None:
     db = sqlite3.connect(data_dir / "jobs.sqlite")
     db.execute(
         "INSERT INTO train_jobs (id, state, spec, created_at) VALUES (?, 'queued', ?, ?)",
-        (job_id, json.dumps({"mode": "head", "dataset": "d", "steps": 10}), created),
+        (job_id, json.dumps(SPEC if spec is None else spec), created),
     )
     db.commit()
     db.close()
@@ -160,3 +183,43 @@ def test_on_step_raises_once_cancelled(data_dir: Path) -> None:
         raise JobCancelledError
 
     assert run_job(q, job, run) == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"weights": [1, -1, 1]}, "at weights.1: -1 is less than the minimum of 0"),
+        ({"output_name": "../escape"}, "at output_name: '../escape' does not match"),
+        ({"extra": 1}, "Additional properties are not allowed ('extra' was unexpected)"),
+    ],
+)
+def test_a_spec_that_breaks_the_contract_fails_and_nothing_runs(
+    data_dir: Path, change: dict, message: str
+) -> None:
+    queue_job(data_dir, "bad", spec={**SPEC, **change})
+    q = JobQueue(connect(data_dir), "w", lease_seconds=60)
+    job = q.claim()
+    assert job is not None
+    ran = []
+    assert run_job(q, job, lambda spec, on_step: ran.append(spec) or {}) == "failed"
+    assert ran == []
+    r = row(data_dir, "bad")
+    assert r["state"] == "failed"
+    assert "train-job-spec.schema.json" in r["message"] and message in r["message"]
+
+
+def test_a_job_names_its_bundle_output_name(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import qembed_worker.qat.train as train_module
+
+    seen = {}
+
+    def fake_train(config):
+        seen["config"] = config
+        return {"fingerprint": "fedcba9876543210"}
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    spec = {**SPEC, "output_name": "my-model"}
+    result = train_runner(tmp_path / "models")(spec, lambda *_: None)
+    config = seen["config"]
+    assert config.name == "my-model" and config.bundle_name({"name": "base"}) == "my-model"
+    assert config.out.name.startswith("my-model-") and result["dir"] == str(config.out)

@@ -3,15 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as functional
 
-from qembed_worker.qat.losses import (
-    ConfigError,
-    QatLoss,
-    QatSettings,
-    check_precisions,
-    distillation_kl,
-    mnrl,
-)
+from qembed_worker.qat.losses import ConfigError, QatLoss, QatSettings, check_precisions
 from qembed_worker.quant.codes import Int8Ranges
+from qembed_worker.training.losses import distillation_kl, embedding_distillation, mnrl
 
 
 def _unit(rows: int, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -66,6 +60,26 @@ def test_distillation_matches_the_teacher_softmax_without_the_diagonal() -> None
     assert float(distillation_kl(student, student, teacher, t)) == pytest.approx(
         float(expected), rel=1e-5
     )
+
+
+def test_embedding_distillation_is_zero_for_identical_embeddings() -> None:
+    t = _unit(6, d=8)
+    loss, parts = embedding_distillation(t.clone(), t, kl_weight=1.0, temperature=0.05)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    worse, _ = embedding_distillation(t.flip(0), t, kl_weight=1.0, temperature=0.05)
+    assert float(worse) > 0.1
+    assert parts["cos"] == pytest.approx(1.0)
+
+
+def test_embedding_distillation_keeps_each_text_s_similarity_to_itself() -> None:
+    # Weight QAT's KL includes the diagonal: it equals torch's KL over full softmaxes.
+    teacher, student = _unit(5, seed=1), _unit(5, seed=2)
+    t = 0.1
+    p = functional.log_softmax(teacher @ teacher.T / t, -1)
+    q = functional.log_softmax(student @ student.T / t, -1)
+    expected = functional.kl_div(q, p, log_target=True, reduction="batchmean")
+    _, parts = embedding_distillation(student, teacher, kl_weight=1.0, temperature=t)
+    assert parts["kl"] == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_mnrl_is_cross_entropy_over_in_batch_documents() -> None:

@@ -4,15 +4,9 @@ from pathlib import Path
 import pytest
 
 from qembed_worker.bundle.manifest import check_bundle
-from qembed_worker.cli.main import build_parser
-from qembed_worker.qat.report import (
-    VARIANTS,
-    beats_ptq,
-    choose,
-    options_of,
-    qat_report,
-    train_command,
-)
+from qembed_worker.cli.main import build_parser, main
+from qembed_worker.markdown import marker
+from qembed_worker.qat.experiment import VARIANTS, beats_ptq, choose, options_of, train_command
 
 from .conftest import TINY_BUNDLE
 from .test_train import _texts
@@ -67,25 +61,29 @@ def test_every_variant_has_a_train_command_line(variant: str) -> None:
         assert (list(got) if isinstance(got, tuple) else got) == expected, key
 
 
-@pytest.mark.slow
-def test_the_report_trains_evaluates_and_writes_the_page(tmp_path: Path) -> None:
+def test_the_report_command_runs_in_smoke_mode_and_keeps_the_prose(tmp_path: Path) -> None:
+    # The command end to end on the tiny bundle (two variants, one epoch): it fails when any
+    # part of qat-report breaks, in seconds.
     train = _collection(tmp_path / "train-set", seed=0)
     held_out = _collection(tmp_path / "held-out", seed=5)
     out = tmp_path / "docs" / "qat.md"
-    summary = qat_report(
-        bundle=TINY_BUNDLE,
-        train_dataset=train,
-        eval_datasets=[train, held_out],
-        qat_bundle=tmp_path / "qat",
-        out=out,
-        cache_dir=tmp_path / "cache",
-        variants={"ptq", "rotation"},
-    )
-    assert check_bundle(tmp_path / "qat")["fingerprint"] == summary["fingerprint"]
+    out.parent.mkdir()
+    sweep = marker("qat-report", "sweep")
+    out.write_text(f"# QAT\n\nHand-written prose.\n\n{sweep}\nold\n{sweep}\n\nMore prose.\n")
+    args = ["qat-report", "--smoke", "--bundle", str(TINY_BUNDLE), "--train-dataset", str(train)]
+    args += ["--eval-dataset", str(train), "--eval-dataset", str(held_out)]
+    args += ["--qat-bundle", str(tmp_path / "qat"), "--out", str(out)]
+    args += ["--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 0
+    manifest = check_bundle(tmp_path / "qat")
     page = out.read_text("utf-8")
-    assert summary["fingerprint"] in page
+    assert page.startswith("# QAT\n\nHand-written prose.\n\n") and "More prose." in page
+    assert "\nold\n" not in page
+    assert manifest["fingerprint"] in page
     assert "| held-out | QAT |" in page and "| train-set | PTQ |" in page
     assert "held-out: binary fidelity@10 vs original: +5 points" in page
+    for block in ("bundle", "ptq-qat", "targets", "sweep", "in-domain"):
+        assert page.count(marker("qat-report", block)) == 2, block
     assert {p.name for p in (tmp_path / "docs" / "qat").glob("*.json")} == {
         "ptq-train-set.json",
         "qat-train-set.json",
@@ -94,7 +92,9 @@ def test_the_report_trains_evaluates_and_writes_the_page(tmp_path: Path) -> None
         "sweep.json",
         "summary.json",
     }
-    assert len(json.loads((tmp_path / "docs" / "qat" / "sweep.json").read_text())) == 2
+    rows = json.loads((tmp_path / "docs" / "qat" / "sweep.json").read_text())
+    assert [row["name"] for row in rows] == ["ptq", "rotation"]
+    assert manifest["training"]["config"]["epochs"] == 1
 
 
 def _figures(fidelity: float, retention: float, ndcg: float) -> dict:

@@ -14,24 +14,21 @@ from qembed_worker.calibration.ranges import CalibrationOptions
 from qembed_worker.export.exporter import cosine_rows, inspect_model, write_tokenizer
 from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.models.sources import load_sentence_transformer
-from qembed_worker.weights.int8_graph import linear_sites
-from qembed_worker.weights.ptq import bundle_smoothing
-from qembed_worker.weights.qat import (
-    DistillConfig,
+from qembed_worker.training.teacher import model_embeddings as embed_texts
+from qembed_worker.weights.convert import export_int8_onnx
+from qembed_worker.weights.distill import DistillConfig, distill, distill_spans
+from qembed_worker.weights.fake_quant import (
     Int8FakeQuantLinear,
-    distill,
-    distillation_loss,
-    embed_texts,
-    export_int8_onnx,
     fake_quant_layers,
+    fake_quantize_linears,
     fake_quantize_weight,
     float_linears,
-    make_spans,
-    prepare,
     set_quant_noise,
     smoothing_for,
-    weight_qat_bundle,
 )
+from qembed_worker.weights.int8_graph import linear_sites
+from qembed_worker.weights.ptq import bundle_smoothing
+from qembed_worker.weights.qat import weight_qat_bundle
 
 from .conftest import TINY_BUNDLE
 
@@ -67,34 +64,25 @@ def test_quant_noise_must_be_a_fraction() -> None:
 def test_prepare_wraps_every_used_linear_and_shares_the_parameters(tiny_model_dir: Path) -> None:
     model = load_sentence_transformer(tiny_model_dir)
     before = {id(p) for p in model.parameters()}
-    names = prepare(model, quant_noise=0.5)
+    names = fake_quantize_linears(model, quant_noise=0.5)
     assert len(names) == 12
     assert not any("pooler" in name for name in names)
     layers = fake_quant_layers(model)
     assert [layer.gelu_input for layer in layers] == [False] * 5 + [True] + [False] * 5 + [True]
     assert {id(p) for p in model.parameters()} == before
-    assert prepare(model) == []  # already prepared
+    assert fake_quantize_linears(model) == []  # already prepared
     with float_linears(model) as count:
         assert count == 12 and not fake_quant_layers(model)
     assert len(fake_quant_layers(model)) == 12
 
 
-def test_distillation_loss_is_zero_for_identical_embeddings() -> None:
-    t = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
-    loss, parts = distillation_loss(t.clone(), t, kl_weight=1.0, temperature=0.05)
-    assert float(loss) == pytest.approx(0.0, abs=1e-6)
-    worse, _ = distillation_loss(t.flip(0), t, kl_weight=1.0, temperature=0.05)
-    assert float(worse) > 0.1
-    assert parts["cos"] == pytest.approx(1.0)
-
-
 def test_spans_are_short_pieces_of_the_texts() -> None:
     texts = ["one two three four five six seven eight nine ten eleven twelve thirteen", "tiny"]
-    spans = make_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1))
+    spans = distill_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1))
     assert len(spans) == 6
     assert all(3 <= len(s.split()) <= 5 and s in texts[0] for s in spans[:3])
     assert spans[3:] == ["tiny"] * 3
-    assert make_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1)) == spans
+    assert distill_spans(texts, DistillConfig(spans_per_text=3, span_words=(3, 5), seed=1)) == spans
 
 
 def _parity(model, folder: Path, spec, texts: list[str], tmp: Path) -> float:
@@ -122,7 +110,7 @@ def test_converted_onnx_matches_the_fake_quantized_model(
         factors, _ = bundle_smoothing(TINY_BUNDLE, read_manifest(TINY_BUNDLE), limit=16)
         graph_sites = linear_sites(onnx.load(str(TINY_BUNDLE / "model.onnx")))
         smoothing = smoothing_for(model, graph_sites, factors)
-    prepare(model, smoothing=smoothing)
+    fake_quantize_linears(model, smoothing=smoothing)
     assert sum(layer.alpha is not None for layer in fake_quant_layers(model)) == 10 * smooth
     # Stand-in for training: weights that are not the ones the float model was exported with.
     torch.manual_seed(3)
@@ -136,7 +124,7 @@ def test_distill_moves_the_student_toward_the_teacher(tiny_model_dir: Path) -> N
     teacher = load_sentence_transformer(tiny_model_dir)
     texts = [f"passage {i} about topic {i % 7} and more words {i * 3}" for i in range(24)]
     student = load_sentence_transformer(tiny_model_dir)
-    prepare(student, quant_noise=0.5)
+    fake_quantize_linears(student, quant_noise=0.5)
     # Push the student away first, so that distillation has something to recover.
     with torch.no_grad():
         for layer in fake_quant_layers(student):
@@ -221,6 +209,6 @@ def test_dense_heads_stay_float_and_the_graph_still_matches(
         device="cpu",
     ).eval()
     spec = inspect_model(model)
-    names = prepare(model)
+    names = fake_quantize_linears(model)
     assert len(names) == 12 and all(name.startswith("0.") for name in names)
     assert _parity(model, tiny_model_dir, spec, parity_texts[:20], tmp_path) >= TINY_PARITY

@@ -13,6 +13,11 @@ from onnx import TensorProto, helper, numpy_helper
 from qembed_worker.bundle.manifest import check_bundle, fingerprint_of, read_manifest
 from qembed_worker.calibration.ranges import CalibrationOptions
 from qembed_worker.inference.encoder import OnnxEncoder
+from qembed_worker.weights.fake_quant import (
+    fake_quantize_gelu_output,
+    fake_quantize_per_token,
+    fake_quantize_weight,
+)
 from qembed_worker.weights.int8_graph import (
     ACT_QMAX,
     ACT_RAW_MAX,
@@ -26,11 +31,6 @@ from qembed_worker.weights.int8_graph import (
     rewrite_per_token,
 )
 from qembed_worker.weights.ptq import quantize_weights_bundle
-from qembed_worker.weights.qat import (
-    fake_quantize_gelu_output,
-    fake_quantize_per_token,
-    fake_quantize_weight,
-)
 
 from .conftest import TINY_BUNDLE
 
@@ -50,6 +50,7 @@ def test_weight_codes_are_symmetric_per_output_channel() -> None:
     assert np.abs(codes_t.astype(np.int32)).max() == W_QMAX
 
 
+@pytest.mark.cpu
 def test_torch_fake_quantization_reproduces_the_onnx_weight_codes_bit_for_bit() -> None:
     rng = np.random.default_rng(1)
     w = rng.normal(size=(24, 40)).astype(np.float32)  # nn.Linear layout [out, in]
@@ -130,6 +131,7 @@ def _linear_graph(weight: np.ndarray, bias: np.ndarray, gelu: bool) -> onnx.Mode
     return model
 
 
+@pytest.mark.cpu
 @pytest.mark.parametrize("gelu", [False, True])
 def test_int8_graph_computes_what_the_fake_quantized_linear_computes(gelu: bool) -> None:
     rng = np.random.default_rng(2)
@@ -226,6 +228,7 @@ def test_ptq_refuses_an_int8_source_and_writing_over_the_source(tmp_path: Path) 
         quantize_weights_bundle(bundle=TINY_BUNDLE, out=TINY_BUNDLE)
 
 
+@pytest.mark.cpu
 def test_per_token_int8_embeds_a_text_the_same_alone_and_in_a_batch(tmp_path: Path) -> None:
     out = tmp_path / "int8"
     quantize_weights_bundle(bundle=TINY_BUNDLE, out=out, calibration=_lee_calibration(16))
@@ -258,8 +261,9 @@ def test_smoothing_divides_each_shared_input_once_and_keeps_the_product() -> Non
     np.testing.assert_allclose((x * inverse(alpha)) @ (w * alpha[:, None]), x @ w, rtol=1e-4)
 
 
+@pytest.mark.cpu
 def test_smoothed_int8_graph_computes_what_the_smoothed_fake_quantized_linear_computes() -> None:
-    from qembed_worker.weights.qat import Int8FakeQuantLinear
+    from qembed_worker.weights.fake_quant import Int8FakeQuantLinear
 
     rng = np.random.default_rng(5)
     w = rng.normal(scale=0.1, size=(64, 48)).astype(np.float32)
@@ -330,6 +334,7 @@ def _int8_operands(tmp_path: Path) -> list[tuple[np.ndarray, np.ndarray, int]]:
     ]
 
 
+@pytest.mark.cpu
 def test_int8_operands_cannot_saturate_any_cpu_kernel(tmp_path: Path) -> None:
     for a, b, zero_point in _int8_operands(tmp_path):
         assert a.dtype == np.uint8 and b.dtype == np.int8
@@ -341,6 +346,7 @@ def test_int8_operands_cannot_saturate_any_cpu_kernel(tmp_path: Path) -> None:
         assert zero_point in (64, FLOOR_ZERO_POINT)
 
 
+@pytest.mark.cpu
 def test_eight_bit_activation_codes_would_saturate_without_vnni(tmp_path: Path) -> None:
     # What the graphs fed MatMulInteger before (codes + 128 in [1, 255]): the emulated AVX2
     # kernel disagrees with the exact product, as it did on a real Zen 3 CPU.
@@ -355,6 +361,7 @@ def test_eight_bit_activation_codes_would_saturate_without_vnni(tmp_path: Path) 
     assert wrong > 0
 
 
+@pytest.mark.cpu
 def test_the_int8_bundle_of_the_fixture_is_the_same_on_every_cpu(tmp_path: Path) -> None:
     # quantize-weights with its defaults (SmoothQuant maxima and the calibration of the int8
     # graph, both evaluated in float64): b70073b7ec78b76a was written on an AMD EPYC Zen 5

@@ -1,4 +1,11 @@
-"""The model bundle: manifest layout, fingerprint and checks (see docs/model-bundle.md)."""
+"""The model bundle: manifest layout, fingerprint and checks (see docs/model-bundle.md).
+
+This module is the worker's one reader and writer of ``manifest.json``: every manifest read
+(:func:`read_manifest`) or written (:func:`write_bundle_manifest`) is validated against
+``contracts/manifest.schema.json``, the schema the service validates against too; the checks
+JSON Schema cannot express (lengths tied to ``dimension``, max > min, the fingerprint, the ONNX
+graph) are :func:`check_bundle`'s.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import numpy as np
 
 from qembed_worker import __version__
 from qembed_worker.bundle.jsonio import f32_list, read_json, write_json
+from qembed_worker.contracts import MANIFEST, ContractError, validate
 
 FORMAT = "qembed.bundle/v1"
 MODEL_FILE = "model.onnx"
@@ -23,25 +31,6 @@ BUNDLE_FILES = (MODEL_FILE, TOKENIZER_FILE, MANIFEST_FILE)
 OUTPUT_NAME = "sentence_embedding"
 INPUT_TYPES = ("query", "document")
 POOLING_MODES = ("mean", "cls", "lasttoken")
-
-REQUIRED_FIELDS = (
-    "format",
-    "name",
-    "fingerprint",
-    "source",
-    "created_at",
-    "created_by",
-    "dimension",
-    "max_tokens",
-    "pooling",
-    "normalize",
-    "prompts",
-    "weights",
-    "onnx",
-    "calibration",
-    "training",
-    "evaluation",
-)
 
 
 class BundleError(Exception):
@@ -281,15 +270,28 @@ def write_bundle_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[st
     """
     manifest = dict(manifest)
     manifest["fingerprint"] = fingerprint_of(bundle_dir, manifest)
+    check_contract(manifest, f"the manifest written for {bundle_dir}")
     write_json(bundle_dir / MANIFEST_FILE, manifest)
     return manifest
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """Read a bundle's manifest.
+def check_contract(manifest: Any, what: str) -> None:
+    """Validate a manifest against ``contracts/manifest.schema.json``.
 
     Raises:
-        BundleError: The folder has no readable ``manifest.json``.
+        BundleError: ``<what> does not follow contracts/manifest.schema.json at <field>: ...``.
+    """
+    try:
+        validate(MANIFEST, manifest)
+    except ContractError as error:
+        raise BundleError(f"{what} {error}") from error
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    """Read a bundle's manifest, validated against ``contracts/manifest.schema.json``.
+
+    Raises:
+        BundleError: The folder has no readable ``manifest.json``, or it breaks the contract.
     """
     path = bundle_dir / MANIFEST_FILE
     if not path.is_file():
@@ -298,8 +300,7 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
         manifest = read_json(path)
     except json.JSONDecodeError as error:
         raise BundleError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{path} must hold a JSON object")
+    check_contract(manifest, str(path))
     return manifest
 
 
@@ -319,15 +320,8 @@ def check_bundle(bundle_dir: Path, *, probe: bool = True) -> dict[str, Any]:
     for file in BUNDLE_FILES:
         if not (bundle_dir / file).is_file():
             raise BundleError(f"{bundle_dir}: {file} is missing")
-    manifest = read_manifest(bundle_dir)
-    missing = [field for field in REQUIRED_FIELDS if field not in manifest]
-    if missing:
-        raise BundleError(f"manifest misses {', '.join(missing)}")
-    if manifest["format"] != FORMAT:
-        raise BundleError(f"unknown format {manifest['format']!r}, expected {FORMAT!r}")
+    manifest = read_manifest(bundle_dir)  # the format, fields and types: the contract
     dimension = manifest["dimension"]
-    if not isinstance(dimension, int) or dimension <= 0 or dimension % 8:
-        raise BundleError(f"dimension {dimension!r} is not a positive multiple of 8")
     lo = np.asarray(manifest["calibration"]["min"], dtype=np.float32)
     hi = np.asarray(manifest["calibration"]["max"], dtype=np.float32)
     if lo.shape != (dimension,) or hi.shape != (dimension,):

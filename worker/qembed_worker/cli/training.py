@@ -9,7 +9,8 @@ from qembed_worker.cli.options import keywords, skipped
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from qembed_worker.qat.train import TrainConfig, train
+    from qembed_worker.qat.config import TrainConfig
+    from qembed_worker.qat.train import train
 
     return train(TrainConfig(**keywords(args, TrainConfig)))
 

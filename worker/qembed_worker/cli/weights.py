@@ -30,7 +30,8 @@ def _quantize_weights(args: argparse.Namespace) -> dict[str, Any]:
 def _weight_qat(args: argparse.Namespace) -> dict[str, Any]:
     if args.batch_size < 2:
         raise UsageError("--batch-size must be at least 2 (the KL term compares texts)")
-    from qembed_worker.weights.qat import DistillConfig, weight_qat_bundle
+    from qembed_worker.weights.distill import DistillConfig
+    from qembed_worker.weights.qat import weight_qat_bundle
 
     texts = None
     if args.parity_texts is not None:

@@ -1,4 +1,10 @@
-"""Bundle embeddings of whole corpora, cached on disk by bundle fingerprint and text hash."""
+"""Embeddings of whole corpora, cached on disk: the one cache of every teacher and evaluation.
+
+:func:`cached_embeddings` reads or computes one file; :func:`bundle_embeddings` is a bundle's
+graph on texts, keyed by the bundle fingerprint and the texts' hash (head QAT's teacher,
+evaluation); weight QAT's teacher, the sentence-transformers model, goes through the same cache
+(:func:`qembed_worker.training.teacher.model_teacher_embeddings`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,22 +73,47 @@ def bundle_embeddings(
     manifest = manifest or read_manifest(bundle)
     folder = cache_dir or default_cache_dir()
     path = folder / f"{cache_key(manifest['fingerprint'], input_type, texts)}.npy"
+
+    def compute() -> np.ndarray:
+        print(
+            f"qembed-worker: embedding {len(texts)} {label or input_type} texts with "
+            f"{manifest['fingerprint']} ({bundle})",
+            file=sys.stderr,
+            flush=True,
+        )
+        encoder = OnnxEncoder(bundle, manifest["prompts"], manifest["onnx"]["inputs"])
+        return encoder.encode(
+            list(texts), input_type=input_type, batch_size=batch_size, progress=progress
+        )
+
+    return cached_embeddings(
+        path, compute, rows=len(texts), dimension=manifest["dimension"], use_cache=use_cache
+    )
+
+
+def cached_embeddings(
+    path: Path,
+    compute: Callable[[], np.ndarray],
+    *,
+    rows: int,
+    dimension: int | None = None,
+    use_cache: bool = True,
+) -> np.ndarray:
+    """The embeddings stored in ``path``, or ``compute()``'s, then stored there.
+
+    A file of another shape (``rows`` x ``dimension``, any dimension when ``None``) is computed
+    again. The file is written atomically and never modified afterwards.
+
+    Returns:
+        float32 ``(rows, dimension)``, a fresh array.
+    """
     if use_cache and path.is_file():
-        cached = np.load(path)
-        if cached.shape == (len(texts), manifest["dimension"]):
-            return cached.astype(np.float32, copy=True)
-    print(
-        f"qembed-worker: embedding {len(texts)} {label or input_type} texts with "
-        f"{manifest['fingerprint']} ({bundle})",
-        file=sys.stderr,
-        flush=True,
-    )
-    encoder = OnnxEncoder(bundle, manifest["prompts"], manifest["onnx"]["inputs"])
-    embeddings = encoder.encode(
-        list(texts), input_type=input_type, batch_size=batch_size, progress=progress
-    )
+        found = np.load(path)
+        if found.shape[0] == rows and (dimension is None or found.shape[1:] == (dimension,)):
+            return found.astype(np.float32, copy=True)
+    embeddings = np.asarray(compute(), dtype=np.float32)
     if use_cache:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(staging, embeddings)
         staging.replace(path)

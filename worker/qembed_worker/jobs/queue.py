@@ -4,7 +4,9 @@ The queue is ``<data-dir>/jobs.sqlite``, created by the API (migrations/jobs/). 
 by one conditional UPDATE inside an immediate transaction, so two workers never run the same
 job. While it runs, the worker renews the job's lease and writes its progress (step, loss) back
 into the row; a worker that dies stops renewing, and the API fails the job when the lease runs
-out. Cancellation (DELETE /train-jobs/{id}) is noticed at the next progress report.
+out. Cancellation (DELETE /train-jobs/{id}) is noticed at the next progress report. A claimed
+spec is checked against ``contracts/train-job-spec.schema.json``, the schema the API validates
+the specs it queues against: one that breaks it fails with the schema's message, and nothing runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from qembed_worker.contracts import TRAIN_JOB_SPEC, ContractError, validate
 
 CLAIM_SQL = """
 UPDATE train_jobs SET state = 'running', worker = ?, started_at = ?, lease_expires_at = ?,
@@ -191,8 +195,14 @@ def run_job(
     """Runs one claimed job to its end state with ``run(spec, on_step)``; returns the state.
 
     ``on_step(step, total, loss)`` writes progress at most once a second and raises
-    :class:`JobCancelledError` once the API asked to cancel.
+    :class:`JobCancelledError` once the API asked to cancel. A spec that breaks its contract
+    fails the job before ``run`` is called.
     """
+    try:
+        validate(TRAIN_JOB_SPEC, job.spec)
+    except ContractError as error:
+        queue.finish(job.id, "failed", f"the job's spec {error}")
+        return "failed"
     cancelled = threading.Event()
     stop = threading.Event()
     beat = threading.Thread(
@@ -282,14 +292,16 @@ def train_runner(
 ) -> Callable[[dict[str, Any], Callable[[int, int, float | None], None]], dict[str, Any]]:
     """Runs a job spec (as the API stores it) with :func:`qembed_worker.qat.train.train`.
 
-    The new bundle goes to ``<models-dir>/<output_name>-<fingerprint of the source>-<n>``, a
+    The new bundle is named ``output_name`` (its manifest ``name``, what requests send as
+    ``model``) and goes to ``<models-dir>/<output_name>-<fingerprint of the source>-<n>``, a
     folder name no earlier job used.
     """
 
     def run(
         spec: dict[str, Any], on_step: Callable[[int, int, float | None], None]
     ) -> dict[str, Any]:
-        from qembed_worker.qat.train import TrainConfig, train
+        from qembed_worker.qat.config import TrainConfig
+        from qembed_worker.qat.train import train
 
         base = spec["base_model"]
         stem = f"{spec['output_name']}-{base['fingerprint'][:8]}"
@@ -310,8 +322,9 @@ def train_runner(
             lr=float(spec["learning_rate"]),
             seed=int(spec["seed"]),
             epochs=int(spec["epochs"]),
-            max_steps=int(spec["steps"]) if spec.get("steps") is not None else None,
-            crop_queries=bool(spec.get("crop_queries", False)),
+            max_steps=int(spec["steps"]) if spec["steps"] is not None else None,
+            crop_queries=bool(spec["crop_queries"]),
+            name=spec["output_name"],
             checkpoint_dir=models_dir / ".checkpoints" / out.name,
             progress=False,
             on_step=on_step,

@@ -15,7 +15,7 @@ from typing import Any
 from qembed_worker.bundle.manifest import MODEL_FILE, BundleError, read_manifest
 from qembed_worker.bundle.publish import prepare_out_dir
 from qembed_worker.qat.head import bake_head, load_head
-from qembed_worker.qat.train import publish_trained_bundle
+from qembed_worker.qat.publishing import publish_trained_bundle
 
 
 def bake_head_bundle(

@@ -3,7 +3,7 @@
 ``loss = Σ_p w_p(step) · L(fake_quant(embeddings, p))`` for ``p`` in the chosen subset of
 ``float32``, ``int8`` and ``binary``, where ``w_p(step)`` ramps linearly from 0 to ``w_p`` over
 the warm-up steps for the quantized precisions (``float32`` keeps its weight from the start).
-Base losses:
+Base losses (:mod:`qembed_worker.training.losses`, shared with weight QAT):
 
 - ``mnrl``: MultipleNegativesRanking / InfoNCE on (query, positive[, negative]) pairs: each
   query's positive against every document of the batch (positives and negatives), cross-entropy
@@ -23,7 +23,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as functional
 
 from qembed_worker.quant.codes import (
     BINARY_STE,
@@ -33,6 +32,7 @@ from qembed_worker.quant.codes import (
     fake_quantize,
     is_precision,
 )
+from qembed_worker.training.losses import distillation_kl, mnrl
 
 BASE_LOSSES = ("mnrl", "distill")
 
@@ -136,70 +136,6 @@ class QatSettings(LossOptions):
         if precision == "float32" or self.warmup_steps == 0:
             return weight
         return weight * min(1.0, (step + 1) / self.warmup_steps)
-
-
-def _masked_diagonal(logits: torch.Tensor) -> torch.Tensor:
-    eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
-    return logits.masked_fill(eye, float("-inf"))
-
-
-def distillation_kl(
-    student_rows: torch.Tensor,
-    student_cols: torch.Tensor,
-    teacher: torch.Tensor,
-    temperature: float,
-    scale: torch.Tensor | float = 1.0,
-    teacher_rows: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """KL(teacher ‖ student) between softmaxes of in-batch similarities, mean over rows.
-
-    Args:
-        student_rows: ``(r, d)`` student embeddings on the row (query) side.
-        student_cols: ``(b, d)`` student embeddings on the column (document) side.
-        teacher: ``(b, d)`` frozen float32 teacher embeddings of the column texts.
-        temperature: Softmax temperature.
-        scale: Multiplies the student's similarities.
-        teacher_rows: Teacher embeddings of other row texts (e.g. query-like crops of the
-            column texts); ``None`` when rows and columns are the same texts.
-
-    Returns:
-        A scalar. When rows and columns are the same texts, each text's similarity to itself
-        is excluded from both softmaxes.
-    """
-    if teacher_rows is None:
-        teacher_logits = _masked_diagonal(teacher @ teacher.T / temperature)
-        student_logits = _masked_diagonal(scale * (student_rows @ student_cols.T) / temperature)
-    else:
-        teacher_logits = teacher_rows @ teacher.T / temperature
-        student_logits = scale * (student_rows @ student_cols.T) / temperature
-    target = functional.softmax(teacher_logits, dim=-1)
-    log_student = functional.log_softmax(student_logits, dim=-1)
-    log_target = functional.log_softmax(teacher_logits, dim=-1)
-    # The masked diagonal has p = 0: define its term as 0 instead of 0 * (-inf - -inf).
-    terms = torch.where(target > 0, target * (log_target - log_student), 0.0)
-    return terms.sum(dim=-1).mean()
-
-
-def mnrl(
-    queries: torch.Tensor,
-    documents: torch.Tensor,
-    temperature: float,
-    scale: torch.Tensor | float = 1.0,
-) -> torch.Tensor:
-    """MultipleNegativesRanking (InfoNCE): query ``i``'s positive is document ``i``.
-
-    Args:
-        queries: ``(b, d)``.
-        documents: ``(b + extra, d)``: the ``b`` positives first, then any hard negatives.
-        temperature: Softmax temperature (sentence-transformers' scale is ``1/temperature``).
-        scale: Multiplies the similarities.
-
-    Returns:
-        The mean cross-entropy.
-    """
-    logits = scale * (queries @ documents.T) / temperature
-    labels = torch.arange(queries.shape[0], device=queries.device)
-    return functional.cross_entropy(logits, labels)
 
 
 class QatLoss(torch.nn.Module):

@@ -6,9 +6,9 @@ activation-by-activation products stay float32):
 
 - :func:`rewrite_per_token` (method ``per-token``): each linear becomes
   ``x → per-token 7-bit codes → MatMulIntegerToFloat(int8 weight, weight scales) → * token
-  scale``, the numerics that
-  :mod:`qembed_worker.weights.qat` fake-quantizes during training. Weights: per output channel
-  (or per tensor) symmetric int8, ``scale = max|w| / 127``, ``q = clamp(round(w / scale), ±127)``.
+  scale``, the numerics that :mod:`qembed_worker.weights.fake_quant` fake-quantizes during
+  training. Weights: per output channel (or per tensor) symmetric int8, ``scale = max|w| / 127``,
+  ``q = clamp(round(w / scale), ±127)``.
   Activations: per token (one row of the last axis), symmetric, ``scale = max|x| / 63``, codes in
   ``[-63, 63]`` fed to the integer product as ``uint8`` with zero point 64 (``[1, 127]``). Each
   token is quantized from its own values only, so a text embeds the same alone and in any batch.
@@ -167,8 +167,8 @@ def quantize_weight(weight: np.ndarray, per_channel: bool = True) -> tuple[np.nd
     machine.
 
     The arithmetic is float32 throughout and matches
-    :func:`qembed_worker.weights.qat.fake_quantize_weight` bit for bit (same operations on the
-    transposed ``nn.Linear`` weight).
+    :func:`qembed_worker.weights.fake_quant.fake_quantize_weight` bit for bit (same operations on
+    the transposed ``nn.Linear`` weight).
 
     Args:
         weight: float32 ``[in_features, out_features]``.

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qembed_worker.bundle.manifest import MODEL_FILE, read_manifest
+from qembed_worker.markdown import write_blocks
 
 MULTIPLIER = 4
 
@@ -266,7 +267,8 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TEMPLATE_MARKER = "<!-- encoder-report:table -->"
+# The page's generated block is <!-- encoder-report:table --> (qembed_worker.markdown).
+TOOL = "encoder-report"
 
 
 def write_report(
@@ -319,15 +321,7 @@ def write_report(
         "multiplier": MULTIPLIER,
     }
     table = render(report)
-    block = f"{TEMPLATE_MARKER}\n{table}\n{TEMPLATE_MARKER}"
-    text = out.read_text(encoding="utf-8") if out.is_file() else ""
-    parts = text.split(TEMPLATE_MARKER)
-    if len(parts) == 3:
-        text = parts[0] + block + parts[2]
-    else:
-        text = (text.rstrip() + "\n\n" if text else "") + block + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_blocks(out, TOOL, {"table": table})
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return {

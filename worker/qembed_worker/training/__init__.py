@@ -1,0 +1,1 @@
+"""The training kit head QAT and weight QAT share: crops, batches, distillation losses, teachers."""
