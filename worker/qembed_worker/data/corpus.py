@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qembed_worker.cache import cache_dir
+from qembed_worker.data.datasets import json_lines, lines_of
 
 LEE = "lee"
 LEE_GENSIM_VERSION = "4.4.0"
@@ -213,21 +213,11 @@ def file_corpus(path: Path) -> Corpus:
     if not path.is_file():
         raise CorpusError(f"corpus file {path} does not exist")
     data = path.read_bytes()
-    # Split on "\n" only: str.splitlines() also splits on U+0085 / U+2028, which occur inside
-    # JSON strings of real corpora (msmarco-5k) and would cut records in half.
-    lines = [line.removesuffix("\r") for line in data.decode("utf-8").split("\n")]
-    texts: list[str] = []
     if path.suffix in (".jsonl", ".json", ".ndjson"):
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CorpusError(f"{path}:{number}: not JSON: {error}") from error
-            texts.append(_jsonl_text(record, path, number))
+        records = json_lines(path, data, CorpusError)
+        texts = [_jsonl_text(record, path, number) for number, record in records]
     else:
-        texts = [line for line in lines if line.strip()]
+        texts = [line for line in lines_of(data, path, CorpusError) if line.strip()]
     return Corpus(name=path.name, sha256=hashlib.sha256(data).hexdigest(), texts=texts)
 
 

@@ -46,34 +46,44 @@ def _read(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
-def lines_of(data: bytes, path: Path) -> list[str]:
+def lines_of(data: bytes, path: Path, error: type[Exception] = DatasetError) -> list[str]:
     """Decode UTF-8 and split on line feeds only (dropping a carriage return before one).
 
     ``str.splitlines`` would also split on U+0085, U+2028 and friends, which occur inside the
     JSON strings of real corpora (msmarco-5k has U+0085) and would cut records in half.
+
+    Raises:
+        error: The data is not UTF-8 (a DatasetError unless the caller names its own).
     """
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path} is not UTF-8: {error}") from error
+    except UnicodeDecodeError as problem:
+        raise error(f"{path} is not UTF-8: {problem}") from problem
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _json_lines(path: Path, data: bytes) -> list[tuple[int, dict[str, Any]]]:
-    """Parse JSON lines into ``(line number, object)``, skipping blank lines."""
+def json_lines(
+    path: Path, data: bytes, error: type[Exception] = DatasetError
+) -> list[tuple[int, dict[str, Any]]]:
+    """Parse JSON lines into ``(line number, object)``, skipping blank lines.
+
+    Raises:
+        error: A line is not JSON, or not an object (a DatasetError unless the caller names
+            its own).
+    """
     records = []
-    for number, line in enumerate(lines_of(data, path), start=1):
+    for number, line in enumerate(lines_of(data, path, error), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}:{number}: not valid JSON: {error.msg}") from error
+        except json.JSONDecodeError as problem:
+            raise error(f"{path}:{number}: not valid JSON: {problem.msg}") from problem
         if not isinstance(record, dict):
-            raise DatasetError(f"{path}:{number}: expected a JSON object")
+            raise error(f"{path}:{number}: expected a JSON object")
         records.append((number, record))
     return records
 
@@ -124,7 +134,7 @@ def read_beir_texts(path: Path, *, documents: bool) -> Texts:
     ids: list[str] = []
     texts: list[str] = []
     seen: dict[str, int] = {}
-    for number, record in _json_lines(path, data):
+    for number, record in json_lines(path, data):
         identifier = _id_field(record, path, number)
         text = _string_field(record, "text", path, number)
         title = record.get("title")
@@ -302,7 +312,7 @@ def read_pairs_jsonl(path: Path) -> tuple[list[Pair], str]:
     """
     data = _read(path, "pairs file")
     pairs = []
-    for number, record in _json_lines(path, data):
+    for number, record in json_lines(path, data):
         query = _string_field(record, "query", path, number)
         positive = _string_field(record, "positive", path, number)
         negative = record.get("negative")
@@ -327,7 +337,7 @@ def read_text_lines(path: Path) -> tuple[list[str], str]:
         texts = [line for line in lines_of(data, path) if line.strip()]
     else:
         texts = []
-        for number, record in _json_lines(path, data):
+        for number, record in json_lines(path, data):
             text = _string_field(record, "text", path, number)
             title = record.get("title")
             if title is not None and not isinstance(title, str):
@@ -340,7 +350,7 @@ def read_text_lines(path: Path) -> tuple[list[str], str]:
 
 def _first_record_keys(path: Path) -> set[str]:
     data = _read(path, "data file")
-    for _, record in _json_lines(path, data):
+    for _, record in json_lines(path, data):
         return set(record)
     raise DatasetError(f"{path} holds no records")
 

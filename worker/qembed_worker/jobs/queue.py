@@ -127,35 +127,35 @@ class JobQueue:
             return None
         return Job(id=row["id"], spec=json.loads(row["spec"]))
 
-    def heartbeat(self, job_id: str) -> bool:
-        """Renews the lease; returns whether the API asked to cancel the job."""
+    def _renew(self, job_id: str, assignments: str = "", *values: object) -> bool:
+        """Renews the lease, writing ``assignments`` too; returns whether cancellation was asked."""
         row = self._exec(
-            "UPDATE train_jobs SET lease_expires_at = ? WHERE id = ? AND worker = ? "
+            f"UPDATE train_jobs SET {assignments}lease_expires_at = ? WHERE id = ? AND worker = ? "
             "AND state = 'running' RETURNING cancel_requested",
+            *values,
             now_ms() + self.lease_ms,
             job_id,
             self.worker_id,
         ).fetchone()
         return bool(row is None or row["cancel_requested"])
 
+    def heartbeat(self, job_id: str) -> bool:
+        """Renews the lease; returns whether the API asked to cancel the job."""
+        return self._renew(job_id)
+
     def progress(
         self, job_id: str, step: int, total: int, loss: float | None, message: str
     ) -> bool:
         """Writes progress (and renews the lease); returns whether cancellation was asked."""
-        row = self._exec(
-            "UPDATE train_jobs SET step = ?, total_steps = ?, progress = ?, loss = ?, message = ?, "
-            "lease_expires_at = ? WHERE id = ? AND worker = ? AND state = 'running' "
-            "RETURNING cancel_requested",
+        return self._renew(
+            job_id,
+            "step = ?, total_steps = ?, progress = ?, loss = ?, message = ?, ",
             step,
             total,
             min(1.0, max(0.0, step / total)) if total else 0.0,
             loss,
             message,
-            now_ms() + self.lease_ms,
-            job_id,
-            self.worker_id,
-        ).fetchone()
-        return bool(row is None or row["cancel_requested"])
+        )
 
     def finish(
         self, job_id: str, state: str, message: str, result: dict[str, Any] | None = None
