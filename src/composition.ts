@@ -24,7 +24,7 @@ import { createSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
 /** How often an API process on a shared database checks for a model activated by another. */
-const FOLLOW_INTERVAL_MS = 2000;
+export const FOLLOW_INTERVAL_MS = 2000;
 /** How often a serving process fails the training jobs whose worker stopped reporting. */
 const REAP_INTERVAL_MS = 5000;
 

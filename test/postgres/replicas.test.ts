@@ -12,13 +12,12 @@ import { loadBundle } from '../../src/encoder/bundle.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy } from '../helpers/bundles.js';
 import { ingestUntilKilled } from '../helpers/ingest-kill.js';
+import { FOLLOW_INTERVAL_MS } from '../../src/composition.js';
 import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
 
 postgresNotice('the replica tests (test/postgres/replicas.test.ts)');
 
-/** How often a replica checks which model the database says is active (src/service.ts). */
-const FOLLOW_INTERVAL_MS = 2000;
 
 const dirs: string[] = [];
 let pg: PostgresServer | undefined;
