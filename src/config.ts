@@ -137,7 +137,16 @@ export function deprecationWarnings(env: NodeJS.ProcessEnv = process.env): strin
 /** This process's configuration: its environment, with `overrides` (command-line options) on top. */
 export const processConfig = (overrides: Partial<Config> = {}): Config => loadConfig(process.env, overrides);
 
-const IGNORED_ENV = new Set(['QEMBED_WORKER_VENV', 'QEMBED_PYTHON', 'QEMBED_SKIP_SETUP']);
+const IGNORED_ENV = new Set([
+  'QEMBED_WORKER_VENV',
+  'QEMBED_PYTHON',
+  'QEMBED_SKIP_SETUP',
+  // The worker's own (a container may share the API's environment): its caches, where it finds contracts/, the emulated-CPU tests' budget.
+  'QEMBED_EMBEDDING_CACHE',
+  'QEMBED_CORPUS_CACHE',
+  'QEMBED_CONTRACTS_DIR',
+  'QEMBED_OTHER_CPU_BUDGET',
+]);
 
 /** The README's configuration table, generated from the schema. */
 export function configTableMarkdown(): string {
