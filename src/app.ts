@@ -36,7 +36,7 @@ export interface AppDeps {
   encoder: () => Encoder;
   /** The store's medium, for GET /health (a probe write, storage full or not). */
   storage: StorageState;
-  /** Collections, documents and search (service.ts composes it over the store it picks). */
+  /** Collections, documents and search (composition.ts composes it over the store it picks). */
   search: SearchService;
   logger?: Logger | false;
   /** True once a graceful shutdown started: health turns 503. */

@@ -2,7 +2,7 @@
  * What search needs from storage: the `Store` interface, made of four repositories
  * (collections, documents, re-encode staging, meta) and the storage state, with the rows they
  * speak in. Implementations: sqlite/ (createSqliteStore) and postgres/ (openPostgresStore),
- * one file per repository; service.ts picks one.
+ * one file per repository; composition.ts picks one.
  *
  * The first stage is not here: it is its own component (src/first-stage/), kept in step by
  * what every write returns (`changes`: CodeChange), so a backend only reports what it changed.
