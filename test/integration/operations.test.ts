@@ -65,6 +65,7 @@ describe('GET /metrics', () => {
       qembed_batch_duration_seconds: 'histogram',
       qembed_index_documents: 'gauge',
       qembed_index_memory_bytes: 'gauge',
+      qembed_training_jobs: 'gauge',
     });
     expect(res.body).toContain('# HELP qembed_queue_depth Texts of requests waiting for or inside the model.');
     expect(types.get('process_resident_memory_bytes')).toBe('gauge');
