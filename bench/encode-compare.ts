@@ -17,7 +17,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { createEncoder } from '../src/encoder/encoder.js';
 import { projectRoot } from '../src/paths.js';
@@ -60,7 +60,7 @@ const log = (line: string) => (opts.json ? console.error(line) : console.log(lin
 
 /** Texts/second of one bundle for each call size; the encoder lives only for the measurement. */
 async function measure(dir: string): Promise<Record<string, number>> {
-  const encoder = await createEncoder(await loadBundle(dir), loadConfig(process.env));
+  const encoder = await createEncoder(await loadBundle(dir), processConfig());
   try {
     await encoder.embed(texts.slice(0, 16), { inputType: 'document', truncate: true });
     const result: Record<string, number> = {};

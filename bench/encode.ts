@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { loadConfig } from '../src/config.js';
+import { processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { currentCpu } from '../src/encoder/cpu.js';
 import { createEncoder } from '../src/encoder/encoder.js';
@@ -79,7 +79,7 @@ const texts = smoke
       .slice(0, count)
       .map((l) => (JSON.parse(l) as { text: string }).text);
 
-const config = loadConfig(process.env);
+const config = processConfig();
 // The encoder the service serves: for QEMBED_MODEL_DIR=auto its recorded choice, measured now
 // (and recorded, as the service's first start would) when there is none for this machine.
 const resolved = opts.bundle

@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
 import { currentCpu } from '../src/encoder/cpu.js';
 import { modelDirForTools } from '../src/models/encoder-choice.js';
@@ -45,7 +45,7 @@ opts.models ??= emptyModels ?? path.join(projectRoot, 'models');
 let bundle = opts.bundle ?? (smoke ? path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle') : undefined);
 if (!bundle) {
   try {
-    bundle = modelDirForTools({ ...loadConfig(process.env), modelsDir: opts.models });
+    bundle = modelDirForTools({ ...processConfig(), modelsDir: opts.models });
   } catch {
     bundle = path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle');
   }

@@ -170,8 +170,17 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
     if (jobsDb?.open) jobsDb.close();
     await opened.close();
   };
-
   const timers: NodeJS.Timeout[] = [];
+  const stopTimers = () => timers.forEach(clearInterval);
+  // Without waiting for background work to stop cleanly, and without snapshots: a shutdown past its deadline, or a start that failed.
+  const abort = async () => {
+    stopTimers();
+    const stopping = search.stopBackground();
+    await registry?.close();
+    await stopping;
+    await closeDatabases();
+  };
+
   if (options.serving) {
     try {
       const started = performance.now();
@@ -180,9 +189,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       const resumed = (await activation?.resume()) ?? [];
       if (resumed.length > 0) logger?.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
     } catch (e) {
-      await search.stopBackground();
-      await registry?.close();
-      await closeDatabases();
+      await abort();
       throw e;
     }
     // Several API processes on one PostgreSQL database: follow activations made by the others.
@@ -198,7 +205,6 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       );
     }
   }
-  const stopTimers = () => timers.forEach(clearInterval);
 
   return {
     config,
@@ -223,13 +229,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       }
       await closeDatabases();
     },
-    async abort() {
-      stopTimers();
-      const stopping = search.stopBackground();
-      await registry?.close();
-      await stopping;
-      await closeDatabases();
-    },
+    abort,
   };
 }
 

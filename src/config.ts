@@ -91,7 +91,7 @@ function parseValue(key: string, s: Setting<Kind, unknown>, raw: string): unknow
  * Reads the configuration from environment variables (defaults for the missing ones),
  * then applies `overrides` (used by tests and CLIs). Throws ConfigError naming the variable.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Config> = {}): Config {
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(configSchema) as [string, Setting<Kind, unknown>][]) {
     const raw = env[s.env];
