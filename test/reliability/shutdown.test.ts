@@ -44,7 +44,8 @@ beforeAll(async () => {
 
 /**
  * A server with REQUESTS requests of `texts` texts each in flight, stopped with SIGTERM once
- * at least `minDepth` texts wait inside it. Fails when the queue never gets that deep (every
+ * every request has reached the model's queue (its texts wait there or were answered) and at
+ * least `minDepth` texts wait inside it. Fails when the queue never gets that deep (every
  * request answered first): the situation the test is about never happened.
  */
 async function underLoad(timeoutMs: number, texts: number, minDepth: number) {
@@ -68,11 +69,13 @@ async function underLoad(timeoutMs: number, texts: number, minDepth: number) {
       )
       .finally(() => answered++),
   );
-  // Stop once at least `minDepth` texts wait inside the service (a fixed wait raced slow
-  // starts: nothing in flight yet, so the drain finished at once).
+  // Stop once every request is inside the service and at least `minDepth` texts wait there (a
+  // fixed wait raced slow starts: nothing in flight yet, so the drain finished at once; a
+  // request still connecting when SIGTERM came was refused, which a drain must not do).
   for (;;) {
     const health = (await (await fetch(`${server.url}/health`)).json()) as { queue_depth: number };
-    if (health.queue_depth >= minDepth) break;
+    const arrived = health.queue_depth + answered * texts >= REQUESTS * texts;
+    if (arrived && health.queue_depth >= minDepth) break;
     if (answered === REQUESTS) {
       await server.stop('SIGKILL');
       throw new Error(`the service never held ${minDepth} texts: all ${REQUESTS} requests were answered first`);
