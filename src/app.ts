@@ -30,6 +30,9 @@ import { packageVersion } from './paths.js';
 import type { SearchService } from './search/search-service.js';
 import type { StorageState } from './store/store.js';
 
+/** The multipliers the recall gauge reports (all 20 would be 40 series per collection). */
+const GAUGED_MULTIPLIERS = new Set([1, 2, 4, 8, 16, 20]);
+
 export interface AppDeps {
   config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** The encoder serving now (a getter: the active model can change while running). */
@@ -199,6 +202,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       help: 'Bytes held by the in-memory search index, by collection.',
       labelNames: ['collection'],
       collect: () => search.listCollections().flatMap((c) => (c.memoryBytes !== null ? [{ labels: { collection: c.name }, value: c.memoryBytes }] : [])),
+    },
+    {
+      name: 'qembed_collection_recall_at_10',
+      help: "Recall@10 measured on the collection's sampled queries (docs/quality.md), by first stage and rescore multiplier (1, 2, 4, 8, 16, 20); absent before any measurement.",
+      labelNames: ['collection', 'first_stage', 'multiplier'],
+      collect: () =>
+        search.listCollections().flatMap((c) =>
+          Object.entries(c.quality.firstStages).flatMap(([stage, q]) =>
+            q.recall.filter((r) => GAUGED_MULTIPLIERS.has(r.multiplier)).map((r) => ({ labels: { collection: c.name, first_stage: stage, multiplier: String(r.multiplier) }, value: r.recall })),
+          ),
+        ),
+    },
+    {
+      name: 'qembed_collection_auto_multiplier',
+      help: 'The rescore multiplier `rescore_multiplier: "auto"` uses now (top_k 10), by collection and first stage.',
+      labelNames: ['collection', 'first_stage'],
+      collect: () =>
+        search.listCollections().flatMap((c) => Object.entries(c.quality.firstStages).map(([stage, q]) => ({ labels: { collection: c.name, first_stage: stage }, value: q.autoMultiplier }))),
+    },
+    {
+      name: 'qembed_collection_recall_measured_queries',
+      help: "Measurements the collection's recall estimates rest on, by basis (served queries, or documents standing in for them).",
+      labelNames: ['collection', 'basis'],
+      collect: () => search.listCollections().flatMap((c) => (c.quality.basis ? [{ labels: { collection: c.name, basis: c.quality.basis }, value: c.quality.measured }] : [])),
     },
   ];
   metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });

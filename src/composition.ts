@@ -163,7 +163,15 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   const registry = initial && createModelRegistry({ modelsDir: config.modelsDir, initial, createEncoder: (b) => createEncoder(b, config) });
   const encoder = registry ? () => registry.active() : noModel;
   const firstStage = createFirstStageIndex(store);
-  const search = createSearchService({ store, firstStage, encoder, encoderFor: (fp) => registry?.loaded(fp) });
+  const search = createSearchService({
+    store,
+    firstStage,
+    encoder,
+    encoderFor: (fp) => registry?.loaded(fp),
+    quality: { sampleSize: config.qualitySample, cpuShare: config.qualityCpuPercent / 100 },
+    exactMaxDocuments: config.exactMaxDocuments,
+    onBackgroundError: (e, collection) => logger?.warn({ err: e, collection }, 'measuring recall failed; it is tried again later'),
+  });
   const activation = registry && createActivation({ registry, search, meta: store, logger });
   const jobs = jobsDb && createTrainJobs(jobsDb);
   const closeDatabases = async () => {
@@ -188,6 +196,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       logger?.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
       const resumed = (await activation?.resume()) ?? [];
       if (resumed.length > 0) logger?.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
+      if (registry) search.startBackground();
     } catch (e) {
       await abort();
       throw e;

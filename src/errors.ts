@@ -68,6 +68,8 @@ export const errors = {
   unsupportedTruncation: make('QEMBED_UNSUPPORTED_TRUNCATION', 400),
   invalidTopK: make('QEMBED_INVALID_TOP_K', 400),
   invalidRescoreMultiplier: make('QEMBED_INVALID_RESCORE_MULTIPLIER', 400),
+  invalidTargetRecall: make('QEMBED_INVALID_TARGET_RECALL', 400),
+  exactSearchTooLarge: make('QEMBED_EXACT_SEARCH_TOO_LARGE', 400),
   collectionNotFound: make('QEMBED_COLLECTION_NOT_FOUND', 404),
   collectionExists: make('QEMBED_COLLECTION_EXISTS', 409),
   documentNotFound: make('QEMBED_DOCUMENT_NOT_FOUND', 404),

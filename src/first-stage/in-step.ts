@@ -11,7 +11,7 @@ import type { FirstStageIndex } from './first-stage.js';
 export function keepInStep(store: Store, firstStage: FirstStageIndex): Store {
   return {
     ...store,
-    createCollection: (name, fingerprint, dimension, codeBits) => firstStage.apply(store.createCollection(name, fingerprint, dimension, codeBits)),
+    createCollection: (name, fingerprint, dimension, settings) => firstStage.apply(store.createCollection(name, fingerprint, dimension, settings)),
     deleteCollection: (id) => firstStage.apply(store.deleteCollection(id)),
     writeBatch(collectionId, documents, metadataOnly) {
       firstStage.reserve(collectionId, documents.length);

@@ -1,9 +1,11 @@
 /**
- * The collections search works on: their rows, the re-encodings under way, and which loaded
- * encoder holds each collection's codes. The other search modules share this state.
+ * The collections search works on: their rows, the re-encodings under way, which loaded
+ * encoder holds each collection's codes, and the recall measured on each (quality/). The other
+ * search modules share this state.
  */
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
+import { createQualityMonitor, type QualityMonitor } from '../quality/monitor.js';
 import { type CollectionRow, codeBitsOf } from '../store/store.js';
 import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps } from './types.js';
 
@@ -22,6 +24,8 @@ export interface Collections {
   readonly deps: SearchServiceDeps;
   /** Re-encodings under way by collection id. */
   readonly migrations: Map<number, Migration>;
+  /** Recall measured per collection; the multiplier auto chooses. */
+  readonly quality: QualityMonitor;
   /** The collection's row; QEMBED_COLLECTION_NOT_FOUND when there is none. */
   require(name: string): CollectionRow;
   /** The encoder whose codes the collection holds; QEMBED_MODEL_MISMATCH when that model is not loaded here. */
@@ -32,6 +36,17 @@ export interface Collections {
 export function createCollections(deps: SearchServiceDeps): Collections {
   const { store } = deps;
   const migrations = new Map<number, Migration>();
+  const loadedEncoder = (c: CollectionRow): Encoder | undefined => {
+    const active = deps.encoder();
+    return c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
+  };
+  const quality = createQualityMonitor({
+    store,
+    firstStage: deps.firstStage,
+    quantizerOf: (c) => loadedEncoder(c)?.quantizer,
+    options: deps.quality ?? { sampleSize: 0, cpuShare: 1 },
+    ...(deps.onBackgroundError && { onError: deps.onBackgroundError }),
+  });
 
   const modelState = (c: CollectionRow): ModelState => {
     const served = deps.encoder().fingerprint;
@@ -43,6 +58,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
   return {
     deps,
     migrations,
+    quality,
     require(name) {
       const c = store.getCollection(name);
       if (!c) throw errors.collectionNotFound(`collection "${name}" does not exist`);
@@ -50,7 +66,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
     },
     encoderOf(c) {
       const active = deps.encoder();
-      const encoder = c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
+      const encoder = loadedEncoder(c);
       if (encoder) return encoder;
       const m = migrations.get(c.id);
       const what = m
@@ -75,6 +91,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
         index: index ? { documents: index.documents, slots: index.slots, tombstones: index.tombstones } : null,
         reencode: migrations.get(c.id)?.status ?? null,
         model: modelState(c),
+        quality: quality.report(c),
       };
     },
   };

@@ -9,6 +9,8 @@
  *   query.ts        the query pipeline (first stage, int8 rescoring, hits)
  *   reencode.ts     re-encoding for another model in the background
  *   check.ts        the consistency check
+ *
+ * and the recall measured on each collection (src/quality/, held by collections.ts).
  */
 import { supportedCodeBits } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
@@ -38,7 +40,8 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
             '(a bundle lists the lengths its model was trained for in binary_code_bits)',
         );
       }
-      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension, codeBits).collection);
+      if (options.targetRecall !== undefined) checkTargetRecall(options.targetRecall);
+      return collections.info(store.createCollection(name, encoder.fingerprint, encoder.dimension, { codeBits, targetRecall: options.targetRecall }).collection);
     },
     listCollections: () => store.listCollections().map(collections.info),
     getCollection: (name) => collections.info(collections.require(name)),
@@ -48,7 +51,19 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     deleteCollection(name) {
       const c = collections.require(name);
       store.deleteCollection(c.id);
+      collections.quality.forget(c.id);
       return { name, documents: c.document_count };
+    },
+    setTargetRecall(name, targetRecall) {
+      if (targetRecall !== null) checkTargetRecall(targetRecall);
+      const c = store.setTargetRecall(collections.require(name).id, targetRecall);
+      if (!c) throw errors.collectionNotFound(`collection "${name}" does not exist`);
+      return collections.info(c);
+    },
+    async measureQuality(name) {
+      await collections.quality.measureNow(collections.require(name));
+      collections.quality.persist();
+      return collections.info(collections.require(name));
     },
     upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options),
     getDocument: (name, id) => getDocument(collections, name, id),
@@ -57,7 +72,17 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     search: (request) => search(collections, request),
     loadIndexes: () => deps.firstStage.loadIndexes(),
     reencode: (name, target) => reencode(collections, name, target),
-    stopBackground: () => stopReencodes(collections),
+    startBackground: () => collections.quality.start(),
+    stopBackground: async () => {
+      await Promise.all([stopReencodes(collections), collections.quality.stop()]);
+    },
     check: (name, options) => check(collections, name, options),
   };
+}
+
+/** A recall target is a share of the exact top 10: above 0, at most 1. */
+function checkTargetRecall(target: number): void {
+  if (!(Number.isFinite(target) && target > 0 && target <= 1)) {
+    throw errors.invalidTargetRecall(`target_recall ${target}: must be a number above 0 and at most 1 (the share of the exact top 10 to keep, e.g. 0.99)`);
+  }
 }

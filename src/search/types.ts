@@ -5,10 +5,17 @@
 import type { Encoder } from '../encoder/encoder.js';
 import type { FirstStageIndex } from '../first-stage/first-stage.js';
 import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
+import { MULTIPLIER_MAX } from '../quality/estimate.js';
+import type { QualityBasis, QualityOptions, QualityReport } from '../quality/monitor.js';
+
+export type { QualityBasis, QualityOptions, QualityReport } from '../quality/monitor.js';
 import type { MetadataFilter, Store } from '../store/store.js';
 
 export const TOP_K_MAX = 1000;
-export const RESCORE_MULTIPLIER_MAX = 20;
+/** The largest rescore multiplier: also the depth the recall measurement goes to (quality/estimate.ts). */
+export const RESCORE_MULTIPLIER_MAX = MULTIPLIER_MAX;
+/** Documents `rescore: "exact"` scans at most by default (QEMBED_EXACT_MAX_DOCUMENTS): a full int8 scan holds the event loop. */
+export const EXACT_MAX_DOCUMENTS_DEFAULT = 200_000;
 export const DOCUMENT_ID_MAX_CHARS = 256;
 /** Document ids: any characters but U+0000 (SQLite's text functions stop there). */
 export const DOCUMENT_ID_PATTERN = '^[^\\u0000]*$';
@@ -73,6 +80,8 @@ export interface CollectionInfo {
   reencode: ReencodeStatus | null;
   /** Whether its codes are the served model's, and whether they can be searched now. */
   model: ModelState;
+  /** Recall measured on its own queries (quality/monitor.ts), the target auto aims for. */
+  quality: QualityReport;
 }
 
 export interface ModelState {
@@ -112,8 +121,12 @@ export interface SearchRequest {
    */
   model?: string;
   topK?: number;
-  rescoreMultiplier?: number;
-  rescore?: boolean;
+  /** A number, or `auto`: the smallest whose measured recall@10 meets the collection's target. */
+  rescoreMultiplier?: number | 'auto';
+  /** With `auto`: the largest multiplier it may choose (default RESCORE_MULTIPLIER_MAX). */
+  maxRescoreMultiplier?: number;
+  /** Rescore the first stage's candidates (default), not, or `exact`: rank every document by its int8 code. */
+  rescore?: boolean | 'exact';
   /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (first-stage/asymmetric.ts). */
   firstStage?: FirstStage;
   filter?: MetadataFilter;
@@ -137,9 +150,28 @@ export interface SearchStats {
   rescoreMs: number;
 }
 
+/** How many candidates were rescored and the recall@10 that is estimated to keep (quality/). */
+export interface SearchRecall {
+  /** The multiplier used (1 without rescoring: the first stage's own top k); null for an exact search. */
+  multiplier: number | null;
+  /** `request`: the multiplier asked for (or the default 4); `auto`; `exact`: every document ranked. */
+  chosenBy: 'request' | 'auto' | 'exact';
+  /** Estimated recall@10 at that multiplier and its interval; 1 for an exact search; null before any measurement. */
+  estimate: number | null;
+  low: number | null;
+  high: number | null;
+  /** Measurements the estimate rests on, and of what: served queries or documents standing in. */
+  measured: number;
+  basis: QualityBasis | null;
+  /** With auto: the collection's target, and whether the lower bound reached it. */
+  target: number | null;
+  targetMet: boolean | null;
+}
+
 export interface SearchResponse {
   hits: SearchHit[];
   stats: SearchStats;
+  recall: SearchRecall;
 }
 
 export interface StoredDocumentView {
@@ -168,6 +200,8 @@ export interface CheckReport {
 export interface CreateCollectionOptions {
   /** First-stage code length in bits: one of the served bundle's binary_code_bits (default: the dimension). */
   codeBits?: number;
+  /** The recall@10 auto aims for, in (0, 1] (default 0.99). */
+  targetRecall?: number;
 }
 
 export interface SearchService {
@@ -182,6 +216,10 @@ export interface SearchService {
    */
   reencodeTarget(name: string): string | null;
   deleteCollection(name: string): { name: string; documents: number };
+  /** Sets the recall@10 auto aims for, in (0, 1]; null restores the default. */
+  setTargetRecall(name: string, targetRecall: number | null): CollectionInfo;
+  /** Measures the collection's pending sample now at full speed (`qembed quality --measure`); the collection after. */
+  measureQuality(name: string): Promise<CollectionInfo>;
   upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: UpsertOptions): Promise<UpsertResult>;
   getDocument(collection: string, id: string): StoredDocumentView;
   /** Deletes many documents; ids the collection does not hold are reported, not refused. */
@@ -200,7 +238,9 @@ export interface SearchService {
   reencode(collection: string, target: Encoder): Promise<ReencodeOutcome>;
   /** Why the collection cannot be re-encoded for a model, or undefined when it can (checked before an activation). */
   reencodeProblem(collection: string, target: ReencodeTarget): string | undefined;
-  /** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
+  /** Starts the background recall measurement (a serving process). */
+  startBackground(): void;
+  /** Stops the re-encodings (they resume from their staged codes at the next start) and the recall measurement (its samples are saved), and waits for them. */
   stopBackground(): Promise<void>;
   /**
    * Compares a collection's in-memory index with its rows (rowids and binary codes, in order),
@@ -222,4 +262,10 @@ export interface SearchServiceDeps {
    * bound to it are re-encoded). Defaults to the active encoder only.
    */
   encoderFor?: (fingerprint: string) => Encoder | undefined;
+  /** The recall measurement's sample size and CPU share (default: off). */
+  quality?: QualityOptions;
+  /** Documents `rescore: "exact"` may scan (default EXACT_MAX_DOCUMENTS_DEFAULT). */
+  exactMaxDocuments?: number;
+  /** A background recall measurement that failed (it is tried again later). */
+  onBackgroundError?: (e: unknown, collection: string) => void;
 }

@@ -27,6 +27,15 @@ export interface CollectionRow {
   code_bits: number | null;
   /** Bumped by every transaction that changes its documents' codes (snapshots of the first stage are keyed by it). */
   generation: number;
+  /** The recall@10 its `rescore_multiplier: "auto"` searches aim for; null: the service's default. */
+  target_recall: number | null;
+}
+
+/** A collection's settings at creation: its first-stage code length, its recall target. */
+export interface CollectionSettings {
+  /** The first-stage code length when shorter than the dimension (stored codes stay full). */
+  codeBits?: number;
+  targetRecall?: number;
 }
 
 /** Bits of a collection's first-stage codes. */
@@ -89,8 +98,9 @@ export const MAX_ROWID = 0xffffffff;
 
 /** Collections: a name bound to the model (fingerprint, dimension) of its codes, with counters. */
 export interface CollectionRepository {
-  /** `codeBits`: the first-stage code length when shorter than `dimension` (stored codes stay full). */
-  createCollection(name: string, fingerprint: string, dimension: number, codeBits?: number): Changed & { collection: CollectionRow };
+  createCollection(name: string, fingerprint: string, dimension: number, settings?: CollectionSettings): Changed & { collection: CollectionRow };
+  /** Sets the recall target (null: the default); the row after, or undefined when there is no such collection. */
+  setTargetRecall(id: number, targetRecall: number | null): CollectionRow | undefined;
   getCollection(name: string): CollectionRow | undefined;
   getCollectionById(id: number): CollectionRow | undefined;
   listCollections(): CollectionRow[];
@@ -119,6 +129,12 @@ export interface DocumentRepository {
   filterRowids(collectionId: number, filter: MetadataFilter): number[];
   /** int8 codes of the given rowids, in their order (undefined for a rowid that is gone). */
   int8Codes(rowids: readonly number[]): (Buffer | undefined)[];
+  /**
+   * Up to `limit` (rowid, int8 code) pairs of the collection after `afterRowid`, in rowid order:
+   * a full int8 scan a page at a time (the exact ranking: src/quality/), holding no statement open
+   * between pages, so that writes go on meanwhile.
+   */
+  int8CodePage(collectionId: number, afterRowid: number, limit: number): { rowids: number[]; codes: Buffer[] };
   /** Id, text and metadata of the given rowids, in their order. */
   documentsByRowid(rowids: readonly number[]): (StoredDocument | undefined)[];
   /** Every (rowid, binary code) of a collection in rowid order: what its index is loaded from. */

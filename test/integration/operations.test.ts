@@ -65,6 +65,9 @@ describe('GET /metrics', () => {
       qembed_batch_duration_seconds: 'histogram',
       qembed_index_documents: 'gauge',
       qembed_index_memory_bytes: 'gauge',
+      qembed_collection_recall_at_10: 'gauge',
+      qembed_collection_auto_multiplier: 'gauge',
+      qembed_collection_recall_measured_queries: 'gauge',
       qembed_training_jobs: 'gauge',
     });
     expect(res.body).toContain('# HELP qembed_queue_depth Texts of requests waiting for or inside the model.');

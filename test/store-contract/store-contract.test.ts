@@ -99,7 +99,7 @@ describe.each(backends)('the store contract on $name', (backend) => {
   it('creates, finds, lists and deletes collections; a name is unique', () => {
     const { store } = backend.open();
     const b = store.createCollection('b', 'fp', 32).collection;
-    const a = store.createCollection('a', 'fp', 32, 16).collection;
+    const a = store.createCollection('a', 'fp', 32, { codeBits: 16 }).collection;
     expect(a.id).toBeGreaterThan(b.id);
     expect(store.getCollection('a')).toMatchObject({ name: 'a', fingerprint: 'fp', dimension: 32, code_bits: 16, document_count: 0, generation: 0, reencode_target: null });
     expect(store.getCollection('b')?.code_bits).toBeNull();
@@ -151,6 +151,46 @@ describe.each(backends)('the store contract on $name', (backend) => {
     expect(store.countVectorDocuments(c.id)).toBe(0);
     store.writeBatch(c.id, [{ ...doc('v'), text: '', textSha256: `vector:${'0'.repeat(64)}` }], []);
     expect(store.countVectorDocuments(c.id)).toBe(1);
+  });
+
+  it('keeps a collection\'s recall target: set at creation, changed, reset, refused out of (0, 1]', () => {
+    const { store } = backend.open();
+    const a = store.createCollection('a', 'fp', 32, { targetRecall: 0.95 }).collection;
+    expect(a.target_recall).toBe(0.95);
+    expect(store.createCollection('b', 'fp', 32).collection.target_recall).toBeNull();
+    expect(store.setTargetRecall(a.id, 0.999)?.target_recall).toBe(0.999);
+    expect(store.getCollection('a')?.target_recall).toBe(0.999);
+    expect(store.setTargetRecall(a.id, null)?.target_recall).toBeNull();
+    expect(store.setTargetRecall(a.id + 1000, 0.9)).toBeUndefined();
+    // The database itself refuses a target outside (0, 1] (the API checks first).
+    expect(() => store.setTargetRecall(a.id, 1.5)).toThrow();
+    expect(store.getCollection('a')?.target_recall).toBeNull();
+  });
+
+  it('reads int8 codes a page at a time in rowid order, of one collection only', () => {
+    const { store } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
+    const other = store.createCollection('other', 'fp', 32).collection;
+    const written = Array.from({ length: 7 }, (_, i) => doc(`d${i}`));
+    const rowids: number[] = [];
+    // Interleaved with another collection's rows: a page holds this collection's only.
+    for (const [i, d] of written.entries()) {
+      rowids.push(...store.writeBatch(c.id, [d], []).rowids);
+      store.writeBatch(other.id, [doc(`o${i}`)], []);
+    }
+    store.deleteDocuments(c.id, ['d3']);
+    const pages: number[][] = [];
+    const codes: number[][] = [];
+    for (let after = 0; ; ) {
+      const page = store.int8CodePage(c.id, after, 2);
+      if (page.rowids.length === 0) break;
+      pages.push(page.rowids);
+      codes.push(...page.codes.map((b) => Array.from(new Int8Array(b.buffer, b.byteOffset, b.length))));
+      after = page.rowids.at(-1)!;
+    }
+    const live = rowids.filter((_, i) => i !== 3);
+    expect(pages).toEqual([live.slice(0, 2), live.slice(2, 4), live.slice(4, 6)]);
+    expect(codes).toEqual(written.filter((_, i) => i !== 3).map((d) => Array.from(d.int8Code)));
   });
 
   it('filters on top-level metadata with JSON types respected, in rowid order', () => {

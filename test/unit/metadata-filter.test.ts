@@ -97,7 +97,8 @@ describe('metadata filters from the metadata_values index', () => {
   it('are filled for the documents a database held before the index existed', () => {
     const before = path.join(work, 'migrations-005');
     cpSync(migrationsDir, before, { recursive: true });
-    for (const f of readdirSync(before)) if (/^\d{3}-/.test(f) && Number(f.slice(0, 3)) >= 6) rmSync(path.join(before, f));
+    // Without 006 (the metadata index); the later ones stay, as today's store writes their columns.
+    for (const f of readdirSync(before)) if (/^006-/.test(f)) rmSync(path.join(before, f));
     const file = path.join(work, 'old.sqlite');
     const old = openDatabase({ file, migrationsDir: before });
     const oldStore = createSqliteStore(old);

@@ -1,4 +1,4 @@
-/** Collections: create (bound to the served model), list, describe, re-encode, delete. */
+/** Collections: create (bound to the served model), list, describe (with the recall measured on it), set the recall target, re-encode, delete. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { errors } from '../../errors.js';
@@ -6,7 +6,19 @@ import type { Activation } from '../../models/activation.js';
 import type { CollectionInfo, SearchService } from '../../search/search-service.js';
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
+import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { Nullable, StringEnum } from '../schemas/json.js';
+import { qualitySchema, qualityView } from '../schemas/recall.js';
+
+const targetRecallSchema = withFieldErrors(
+  Type.Number({
+    exclusiveMinimum: 0,
+    maximum: 1,
+    description:
+      'The recall@10 `rescore_multiplier: "auto"` aims for: the share of the exact int8 top 10 a search should return, above 0 and at most 1 (default 0.99)',
+  }),
+  anyBadValue(errors.invalidTargetRecall, 'a number above 0 and at most 1, e.g. 0.99'),
+);
 
 const collectionSchema = Type.Object({
   name: Type.String(),
@@ -59,6 +71,7 @@ const collectionSchema = Type.Object({
       { description: "Whether the collection's codes are the served model's" },
     ),
   ),
+  quality: Type.Optional(qualitySchema),
 });
 
 export function collectionView(c: CollectionInfo) {
@@ -86,6 +99,7 @@ export function collectionView(c: CollectionInfo) {
       searchable: c.model.searchable,
       ...(c.model.action !== undefined && { action: c.model.action }),
     },
+    quality: qualityView(c.quality),
   };
 }
 
@@ -109,6 +123,7 @@ export const collectionRoutes: FastifyPluginAsyncTypebox<{ search: SearchService
                   "First-stage code length in bits: one of the served model's binary_code_bits (GET /models; a bundle trained for compact codes lists several, e.g. 384, 256, 128, 64). Default: the model's dimension. Fixed for the collection's life",
               }),
             ),
+            target_recall: Type.Optional(targetRecallSchema),
           },
           { additionalProperties: false },
         ),
@@ -117,7 +132,7 @@ export const collectionRoutes: FastifyPluginAsyncTypebox<{ search: SearchService
     },
     async (request, reply) => {
       void reply.code(201);
-      return collectionView(search.createCollection(request.body.name, { codeBits: request.body.code_bits }));
+      return collectionView(search.createCollection(request.body.name, { codeBits: request.body.code_bits, targetRecall: request.body.target_recall }));
     },
   );
 
@@ -144,6 +159,20 @@ export const collectionRoutes: FastifyPluginAsyncTypebox<{ search: SearchService
       },
     },
     async (request) => collectionView(search.getCollection(request.params.name)),
+  );
+
+  app.patch(
+    '/collections/:name',
+    {
+      schema: {
+        tags: ['collections'],
+        summary: "Change a collection's settings: its recall target",
+        body: Type.Object({ target_recall: Nullable(targetRecallSchema) }, { additionalProperties: false }),
+        params: collectionParamsSchema,
+        response: { 200: collectionSchema, ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request) => collectionView(search.setTargetRecall(request.params.name, request.body.target_recall)),
   );
 
   app.post(

@@ -1,4 +1,4 @@
-/** POST /search: binary first stage over the collection's index, then int8 rescoring. */
+/** POST /search: binary first stage over the collection's index, then int8 rescoring (a multiplier asked for or chosen from measured recall), or an exact int8 ranking. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import { FILTER_KEY_PATTERN, FILTER_MAX_KEYS, FIRST_STAGES, RESCORE_MULTIPLIER_MAX, type SearchService, TOP_K_MAX } from '../../search/search-service.js';
@@ -6,7 +6,8 @@ import { errors } from '../../errors.js';
 import { collectionNameSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
 import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
-import { JsonObject, Nullable, StringEnum } from '../schemas/json.js';
+import { JsonObject, Nullable, OneOf, StringEnum } from '../schemas/json.js';
+import { recallSchema, recallView } from '../schemas/recall.js';
 import { type EncodeLimits, textSchema } from '../schemas/texts.js';
 
 const filterValueSchema = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
@@ -37,16 +38,27 @@ function searchBodySchema(limits: EncodeLimits) {
       ),
       rescore_multiplier: Type.Optional(
         withFieldErrors(
-          Type.Integer({
-            minimum: 1,
-            maximum: RESCORE_MULTIPLIER_MAX,
-            default: 4,
-            description: `The first stage keeps top_k × rescore_multiplier candidates for rescoring (1 to ${RESCORE_MULTIPLIER_MAX})`,
+          OneOf([Type.Integer({ minimum: 1, maximum: RESCORE_MULTIPLIER_MAX }), StringEnum(['auto'])], {
+            description:
+              `The first stage keeps top_k × rescore_multiplier candidates for rescoring: 1 to ${RESCORE_MULTIPLIER_MAX} (default 4), or \`auto\`: the smallest ` +
+              "multiplier whose recall@10, measured on this collection's own queries (GET /collections/{name}: `quality`), has a lower bound at the collection's " +
+              '`target_recall` (default 0.99); 4 before anything is measured, and `max_rescore_multiplier` when no multiplier up to it reaches the target. The answer\'s `recall` says which was used',
           }),
+          anyBadValue(errors.invalidRescoreMultiplier, `an integer from 1 to ${RESCORE_MULTIPLIER_MAX}, or "auto"`),
+        ),
+      ),
+      max_rescore_multiplier: Type.Optional(
+        withFieldErrors(
+          Type.Integer({ minimum: 1, maximum: RESCORE_MULTIPLIER_MAX, description: `With \`"rescore_multiplier": "auto"\` only: the largest multiplier it may choose (1 to ${RESCORE_MULTIPLIER_MAX}, default ${RESCORE_MULTIPLIER_MAX})` }),
           anyBadValue(errors.invalidRescoreMultiplier),
         ),
       ),
-      rescore: Type.Optional(Type.Boolean({ default: true, description: 'Rescore the candidates with their int8 codes' })),
+      rescore: Type.Optional(
+        OneOf([Type.Boolean(), StringEnum(['exact'])], {
+          description:
+            '`true` (default): rescore the candidates with their int8 codes; `false`: the first stage\'s order and scores; `exact`: rank every document (or every one the filter matches) by its int8 code, the reference ranking that recall is measured against, up to QEMBED_EXACT_MAX_DOCUMENTS documents',
+        }),
+      ),
       first_stage: Type.Optional(
         StringEnum(FIRST_STAGES, {
           default: 'hamming',
@@ -98,6 +110,7 @@ const searchResponseSchema = Type.Object({
     }),
   ),
   stats: statsSchema,
+  recall: recallSchema,
 });
 
 export const searchRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
@@ -125,6 +138,7 @@ export const searchRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; li
         ...(b.model !== undefined && { model: b.model }),
         ...(b.top_k !== undefined && { topK: b.top_k }),
         ...(b.rescore_multiplier !== undefined && { rescoreMultiplier: b.rescore_multiplier }),
+        ...(b.max_rescore_multiplier !== undefined && { maxRescoreMultiplier: b.max_rescore_multiplier }),
         ...(b.rescore !== undefined && { rescore: b.rescore }),
         ...(b.first_stage !== undefined && { firstStage: b.first_stage }),
         ...(b.filter !== undefined && { filter: b.filter }),
@@ -141,6 +155,7 @@ export const searchRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; li
           first_stage_ms: s.firstStageMs,
           rescore_ms: s.rescoreMs,
         },
+        recall: recallView(r.recall),
       };
     },
   );

@@ -5,12 +5,12 @@ import { isUniqueViolation, type PgBridge } from './bridge.js';
 
 export function createCollectionRepository(pg: PgBridge): CollectionRepository {
   return {
-    createCollection(name, fingerprint, dimension, codeBits) {
+    createCollection(name, fingerprint, dimension, { codeBits, targetRecall } = {}) {
       const bits = codeBits === undefined || codeBits === dimension ? null : codeBits;
       try {
         const collection = pg.query<CollectionRow>(
-          'INSERT INTO collections (name, fingerprint, dimension, code_bits, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
-          [name, fingerprint, dimension, bits, new Date().toISOString()],
+          'INSERT INTO collections (name, fingerprint, dimension, code_bits, target_recall, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+          [name, fingerprint, dimension, bits, targetRecall ?? null, new Date().toISOString()],
         )[0]!;
         return { collection, changes: [{ type: 'created', collection }] };
       } catch (e) {
@@ -18,6 +18,7 @@ export function createCollectionRepository(pg: PgBridge): CollectionRepository {
         throw e;
       }
     },
+    setTargetRecall: (id, targetRecall) => pg.query<CollectionRow>('UPDATE collections SET target_recall = $1 WHERE id = $2 RETURNING *', [targetRecall, id])[0],
     getCollection: (name) => pg.query<CollectionRow>('SELECT * FROM collections WHERE name = $1', [name])[0],
     getCollectionById: (id) => pg.query<CollectionRow>('SELECT * FROM collections WHERE id = $1', [id])[0],
     // COLLATE "C": the byte order SQLite's ORDER BY name gives, whatever the database's locale.

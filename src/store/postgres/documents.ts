@@ -116,6 +116,13 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
       const map = new Map(rows.map((r) => [r.rowid, buffer(r.int8_code)]));
       return rowids.map((r) => map.get(r));
     },
+    int8CodePage(collectionId, afterRowid, limit) {
+      const rows = pg.query<{ rowid: number; int8_code: Uint8Array }>(
+        'SELECT rowid, int8_code FROM documents WHERE collection_id = $1 AND rowid > $2 ORDER BY rowid LIMIT $3',
+        [collectionId, afterRowid, limit],
+      );
+      return { rowids: rows.map((r) => r.rowid), codes: rows.map((r) => buffer(r.int8_code)) };
+    },
     documentsByRowid(rowids) {
       const rows = pg.query<DocRow>(`SELECT ${DOC_COLUMNS} FROM documents WHERE rowid = ANY($1::bigint[])`, [rowids]);
       const map = new Map(rows.map((r) => [r.rowid, toDocument(r)]));

@@ -41,6 +41,8 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     ),
     delete: db.prepare<[number, string]>('DELETE FROM documents WHERE collection_id = ? AND doc_id = ? RETURNING rowid'),
     int8: db.prepare<[string]>('SELECT rowid, int8_code FROM documents WHERE rowid IN (SELECT value FROM json_each(?))').raw(true),
+    // `+collection_id`: walk the rowid key in order instead of the (collection_id, doc_id) index and a sort per page.
+    int8Page: db.prepare<[number, number, number]>('SELECT rowid, int8_code FROM documents WHERE rowid > ? AND +collection_id = ? ORDER BY rowid LIMIT ?').raw(true),
     byRowid: db.prepare<[string]>(
       'SELECT rowid, doc_id, text, metadata, updated_at, text_sha256 FROM documents WHERE rowid IN (SELECT value FROM json_each(?))',
     ),
@@ -110,6 +112,10 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     int8Codes(rowids) {
       const rows = s.int8.all(JSON.stringify(rowids)) as [number, Buffer][];
       return inRowidOrder(rowids, rows, (r) => r[0]).map((r) => r?.[1]);
+    },
+    int8CodePage(collectionId, afterRowid, limit) {
+      const rows = s.int8Page.all(afterRowid, collectionId, limit) as [number, Buffer][];
+      return { rowids: rows.map((r) => r[0]), codes: rows.map((r) => r[1]) };
     },
     documentsByRowid(rowids) {
       const rows = s.byRowid.all(JSON.stringify(rowids)) as DocRow[];

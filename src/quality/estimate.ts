@@ -1,0 +1,98 @@
+/**
+ * Recall@10 from measurements, and the multiplier `rescore_multiplier: "auto"` chooses.
+ *
+ * A measured query is, for one first stage, the positions its exact top-10 documents (the int8
+ * ranking over the whole collection: exact.ts) hold in that first stage's order. With top_k 10
+ * and multiplier m the first stage keeps 10·m candidates; rescoring with the same int8 score puts
+ * every exact top-10 document among them back on top, so the query's end-to-end recall@10 is the
+ * share of its positions below 10·m (ties in the int8 score aside). The estimate is the mean over
+ * the measured queries.
+ *
+ * The interval: each query's recall is a mean of up to 10 hits, bounded in [0, 1]. Its spread is
+ * taken as the larger of the sample variance and p̃(1 − p̃)/10, p̃ being the pooled hit rate with
+ * two hits and two misses added (Agresti–Coull): a sample whose queries all found everything
+ * still gets an interval that narrows only as the queries grow (with 50 such queries, 0.9945 to
+ * 1; with 500, 0.9995 to 1), never a width of zero. Then mean ± 1.96·√(variance/n), clipped to
+ * [0, 1]: about 95% two-sided, so the lower bound auto trusts is about 97.5% one-sided.
+ */
+
+/** The recall measured and served: of the exact top 10. */
+export const RECALL_AT = 10;
+/** The largest multiplier a search may ask for, and so the depth of the first-stage order measured (10 × 20 = 200 positions). */
+export const MULTIPLIER_MAX = 20;
+/** Positions measured per query: a document beyond them is "not found" at any multiplier. */
+export const MEASURED_DEPTH = RECALL_AT * MULTIPLIER_MAX;
+/** A position past the measured depth (or a document the first stage never returned). */
+export const NOT_FOUND = 255;
+/** The recall target of a collection that sets none. */
+export const DEFAULT_TARGET_RECALL = 0.99;
+/** The multiplier auto uses for a collection with no measurement yet (and today's default for a search that names none). */
+export const UNMEASURED_MULTIPLIER = 4;
+
+const Z = 1.96;
+
+export interface RecallAtMultiplier {
+  multiplier: number;
+  /** Mean recall@10 over the measured queries. */
+  recall: number;
+  /** The interval's ends (about 95%). */
+  low: number;
+  high: number;
+}
+
+/**
+ * Recall@10 at every multiplier 1..MULTIPLIER_MAX from each query's positions (one array per
+ * query: the positions of its exact top-10, NOT_FOUND where beyond; shorter than 10 when the
+ * collection held fewer documents). Queries with no exact documents are left out. Empty when
+ * nothing was measured.
+ */
+export function estimateRecall(positions: readonly Uint8Array[]): RecallAtMultiplier[] {
+  const used = positions.filter((p) => p.length > 0);
+  if (used.length === 0) return [];
+  const n = used.length;
+  const out: RecallAtMultiplier[] = [];
+  for (let m = 1; m <= MULTIPLIER_MAX; m++) {
+    const depth = RECALL_AT * m;
+    let sum = 0;
+    let sumSquares = 0;
+    let hits = 0;
+    let total = 0;
+    for (const p of used) {
+      let found = 0;
+      for (const position of p) if (position < depth) found++;
+      const r = found / p.length;
+      sum += r;
+      sumSquares += r * r;
+      hits += found;
+      total += p.length;
+    }
+    const mean = sum / n;
+    const sampleVariance = n > 1 ? Math.max(0, (sumSquares - n * mean * mean) / (n - 1)) : 0;
+    const pooled = (hits + 2) / (total + 4);
+    const variance = Math.max(sampleVariance, (pooled * (1 - pooled)) / RECALL_AT);
+    const half = Z * Math.sqrt(variance / n);
+    out.push({ multiplier: m, recall: mean, low: Math.max(0, mean - half), high: Math.min(1, mean + half) });
+  }
+  return out;
+}
+
+export interface MultiplierChoice {
+  multiplier: number;
+  /** The estimate at that multiplier; null before any measurement. */
+  estimate: RecallAtMultiplier | null;
+  /** Whether the estimate's lower bound reaches the target (false too before any measurement). */
+  targetMet: boolean;
+}
+
+/**
+ * The smallest multiplier up to `max` whose lower bound reaches `target`; `max` when none does
+ * (the most the caller allows); UNMEASURED_MULTIPLIER (at most `max`) without a measurement.
+ */
+export function chooseMultiplier(estimates: readonly RecallAtMultiplier[], target: number, max = MULTIPLIER_MAX): MultiplierChoice {
+  if (estimates.length === 0) return { multiplier: Math.min(UNMEASURED_MULTIPLIER, max), estimate: null, targetMet: false };
+  for (const e of estimates) {
+    if (e.multiplier > max) break;
+    if (e.low >= target) return { multiplier: e.multiplier, estimate: e, targetMet: true };
+  }
+  return { multiplier: max, estimate: estimates[Math.min(max, estimates.length) - 1]!, targetMet: false };
+}
