@@ -5,6 +5,7 @@
  *   ingest   bulk-load a JSONL corpus into a collection (directly, or through a server)
  *   check    compare the in-memory indexes with the database, optionally re-encoding texts
  *   eval     retrieval quality of a model bundle on a BEIR collection, per precision
+ *   quality  the recall measured on a collection, and the multiplier auto uses
  *
  * Direct mode composes the service's parts in this process (composition.ts: the configured
  * database and the served model). A SQLite database is locked by whichever process opens it
@@ -19,6 +20,7 @@ import { QembedError } from '../errors.js';
 import type { DocumentInput, UpsertResult } from '../search/search-service.js';
 import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
 import { evalCommand } from './eval-command.js';
+import { qualityCommand } from './quality-command.js';
 import { progressPrinter } from './progress.js';
 
 const USAGE = `usage: qembed <command> [options]
@@ -27,6 +29,7 @@ commands:
   ingest   load a JSONL corpus into a collection (qembed ingest --help)
   check    check that the search indexes match the database (qembed check --help)
   eval     retrieval quality per precision on a BEIR collection (qembed eval --help)
+  quality  recall@10 measured on a collection's own queries (qembed quality --help)
 `;
 
 const INGEST_HELP = `usage: qembed ingest --collection NAME [options] FILE.jsonl
@@ -245,6 +248,8 @@ async function main(argv: string[]): Promise<number> {
         return await check(rest);
       case 'eval':
         return await evalCommand(rest, (m) => new UsageError(m));
+      case 'quality':
+        return await qualityCommand(rest, (m) => new UsageError(m));
       case undefined:
       case '-h':
       case '--help':
