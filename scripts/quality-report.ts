@@ -10,7 +10,7 @@
  * (test/bench/smoke.test.ts runs it): the tiny test bundle on two generated collections of 40
  * passages under those names, written to a temporary folder (or --out), never to docs/.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +22,7 @@ import { createEncoder } from '../src/encoder/encoder.js';
 import { runEvaluation } from '../src/eval/evaluate.js';
 import { type CompactCodesRecord, compactCodesChartSvg, type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
 import { projectRoot } from '../src/paths.js';
+import { RECALL_AT_SCALE, sectionOf } from './doc-sections.js';
 
 const { values } = parseArgs({
   options: { bundle: { type: 'string' }, datasets: { type: 'string' }, out: { type: 'string' }, smoke: { type: 'boolean', default: false } },
@@ -176,6 +177,9 @@ Metrics follow trec_eval (as pytrec_eval computes them; a test checks ours again
 on the same run): graded gains for NDCG, relevance ≥ 1 for recall and MRR, queries without
 judgments skipped, judged documents missing from the corpus counted as unretrievable.
 `;
-writeFileSync(path.join(docsDir, 'quality.md'), doc);
+// The recall-at-scale section is bench:recall's (scripts/doc-sections.ts): kept as it is.
+const page = path.join(docsDir, 'quality.md');
+const recallAtScale = existsSync(page) ? sectionOf(readFileSync(page, 'utf8'), RECALL_AT_SCALE) : undefined;
+writeFileSync(page, recallAtScale === undefined ? doc : `${doc.trimEnd()}\n\n${recallAtScale}\n`);
 process.stderr.write(`wrote ${path.relative(process.cwd(), path.join(docsDir, 'quality.md')) || 'quality.md'}\n`);
 if (scratch && !values.out) rmSync(scratch, { recursive: true, force: true });

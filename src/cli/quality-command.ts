@@ -34,13 +34,14 @@ const pct = (x: number) => (100 * x).toFixed(1);
 export function qualityTable(name: string, q: QualityJson): string {
   const lines = [`collection ${name}: target recall@10 ${q.target_recall}`];
   if (!q.enabled) return `${lines[0]}\nrecall measurement is off (QEMBED_QUALITY_SAMPLE=0)`;
+  const running = q.measuring ? `; measuring ${q.measuring.queries} queries now (${q.measuring.scanned_documents} of ${q.measuring.documents} documents scanned)` : '';
   if (q.basis === null) {
-    lines.push(`nothing measured yet (${q.sampled_queries} sampled queries, ${q.pending} pending); auto uses multiplier 4 meanwhile`);
+    lines.push(`nothing measured yet (${q.sampled_queries} sampled queries, ${q.pending} pending${running}); auto uses multiplier 4 meanwhile`);
     return lines.join('\n');
   }
   lines.push(
     `${q.measured_queries} measured ${q.basis === 'queries' ? 'served queries' : 'documents standing in for queries (too few served yet)'}; ` +
-      `newest ${q.measured_at} at ${q.documents_at_measurement} documents; ${q.pending} pending; ${q.sampled_queries} of ${q.queries_seen} served queries sampled`,
+      `newest ${q.measured_at} at ${q.documents_at_measurement} documents; ${q.pending} pending; ${q.sampled_queries} of ${q.queries_seen} served queries sampled${running}`,
   );
   lines.push('', `| first stage | auto | ${SHOWN.map((m) => `m=${m}`).join(' | ')} |`, `| --- | --- | ${SHOWN.map(() => '---').join(' | ')} |`);
   for (const [stage, s] of Object.entries(q.first_stages)) {

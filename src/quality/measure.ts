@@ -49,22 +49,28 @@ export type Pace = <T>(work: () => T) => Promise<T>;
 /** Runs every slice at once: a measurement asked for in the foreground (`qembed quality --measure`, tests). */
 export const unpaced: Pace = async (work) => work();
 
-export async function measureQueries(target: MeasureTarget, queries: readonly MeasuredQuery[], pace: Pace): Promise<QueryMeasurement[]> {
+/** Documents scanned so far by a measurement running now (its progress). */
+export type OnScanned = (documents: number) => void;
+
+export async function measureQueries(target: MeasureTarget, queries: readonly MeasuredQuery[], pace: Pace, onScanned?: OnScanned): Promise<QueryMeasurement[]> {
   const { store, firstStage, collection: c, quantizer } = target;
   if (queries.length === 0) return [];
   const folded = queries.map((q) => foldQuery(q.vector, quantizer));
   const tops = queries.map(() => new TopK(RECALL_AT));
   const selves = queries.map((q) => q.self);
   let last = 0;
+  let scanned = 0;
   for (;;) {
     const after = last;
     const read = await pace(() => {
       const page = store.int8CodePage(c.id, after, PAGE_ROWS);
       scorePage(page, folded, tops, selves);
-      return page.rowids.length === 0 ? undefined : page.rowids[page.rowids.length - 1]!;
+      return page.rowids.length === 0 ? undefined : { last: page.rowids[page.rowids.length - 1]!, rows: page.rowids.length };
     });
     if (read === undefined) break;
-    last = read;
+    last = read.last;
+    scanned += read.rows;
+    onScanned?.(scanned);
   }
 
   const bits = codeBitsOf(c);

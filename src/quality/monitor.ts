@@ -82,6 +82,8 @@ export interface QualityReport {
   measuredAt: string | null;
   documentsAtMeasurement: number | null;
   targetRecall: number;
+  /** A measurement running now: its queries, and the documents its scan has read of the collection's. */
+  measuring: { queries: number; scanned: number; documents: number } | null;
   firstStages: Record<FirstStageType, FirstStageQuality>;
 }
 
@@ -137,6 +139,8 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
   let running: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   let lastPersist = Date.now();
+  /** The measurement running now (one at a time: the loop's, or measureNow's). */
+  let current: { collectionId: number; queries: number; scanned: number; documents: number } | undefined;
 
   const stateOf = (c: CollectionRow): State => {
     let s = states.get(c.id);
@@ -184,7 +188,14 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
   };
 
   const measureBatch = async (c: CollectionRow, quantizer: Quantizer, batch: SampledQuery[], pace: Pace) => {
-    const results = await measureQueries({ store, firstStage: deps.firstStage, collection: c, quantizer }, batch, pace);
+    const progress = { collectionId: c.id, queries: batch.length, scanned: 0, documents: c.document_count };
+    current = progress;
+    let results: QueryMeasurement[];
+    try {
+      results = await measureQueries({ store, firstStage: deps.firstStage, collection: c, quantizer }, batch, pace, (n) => (progress.scanned = n));
+    } finally {
+      if (current === progress) current = undefined;
+    }
     if (results.length === 0) return 0;
     batch.forEach((q, i) => (q.measurement = results[i]));
     const s = stateOf(c);
@@ -313,6 +324,7 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
         measuredAt: e?.newest ? new Date(e.newest.at).toISOString() : null,
         documentsAtMeasurement: e?.newest?.documents ?? null,
         targetRecall: target,
+        measuring: current?.collectionId === c.id ? { queries: current.queries, scanned: current.scanned, documents: current.documents } : null,
         firstStages,
       };
     },

@@ -111,6 +111,14 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('server exit: code 0');
   });
 
+  it('npm run bench:quality-cost: both processes loaded in turn, their ratio, and the measuring one measured meanwhile', async () => {
+    const out = succeeded(await npmRun('bench:quality-cost', []));
+    expect(out).toMatch(/round 1: (measuring|off) [\d.]+ searches\/s .*, (measuring|off) [\d.]+ searches\/s/);
+    expect(out).toMatch(/ratio measuring \/ off \(searches\/s over 1 rounds\): \d+\.\d{3}/);
+    expect(out).toContain('check the measuring process measured during the load: ok');
+    expect(out).toContain('check no search failed: ok');
+  });
+
   it('npm run quality:report: the page and its figures, written where --out says', async () => {
     const out = path.join(work, 'docs');
     succeeded(await npmRun('quality:report', ['--out', out]));

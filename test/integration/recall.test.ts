@@ -25,6 +25,7 @@ interface Quality {
   sampled_queries: number;
   queries_seen: number;
   target_recall: number;
+  measuring: { queries: number; scanned_documents: number; documents: number } | null;
   first_stages: Record<string, { auto_multiplier: number; target_met: boolean; recall_at_10: { multiplier: number; recall: number; low: number; high: number }[] }>;
 }
 interface Recall {
@@ -75,7 +76,7 @@ describe('recall measured on a collection', () => {
 
   it('says before any measurement that there is none, and auto uses the documented default', async () => {
     const q = await quality(t, 'r');
-    expect(q).toMatchObject({ basis: null, measured_queries: 0, sampled_queries: 0, target_recall: 0.99 });
+    expect(q).toMatchObject({ basis: null, measured_queries: 0, sampled_queries: 0, target_recall: 0.99, measuring: null });
     expect(q.first_stages.hamming).toEqual({ auto_multiplier: 4, target_met: false, recall_at_10: [] });
     const r = await searchVector(t, 'r', queries[0]!, { rescore_multiplier: 'auto' });
     expect(r.recall).toEqual({ multiplier: 4, chosen_by: 'auto', estimated_recall_at_10: null, interval: null, measured_queries: 0, basis: null, target_recall: 0.99, target_met: false });
@@ -87,7 +88,7 @@ describe('recall measured on a collection', () => {
     expect((await quality(t, 'r')).pending).toBe(60);
     await t.search.measureQuality('r');
     const q = await quality(t, 'r');
-    expect(q).toMatchObject({ basis: 'queries', measured_queries: 60, pending: 0, sampled_queries: 60, queries_seen: 60 });
+    expect(q).toMatchObject({ basis: 'queries', measured_queries: 60, pending: 0, sampled_queries: 60, queries_seen: 60, measuring: null });
 
     // By hand: the exact int8 top 10 of each query (the score rescoring uses; ties by rowid), and
     // the Hamming order (distance to the query's sign bits, ties by rowid), as the definition says.

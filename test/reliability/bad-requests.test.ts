@@ -71,6 +71,13 @@ const CATALOGUE: BadRequest[] = [
   { what: 'a broken %-escape in the path', method: 'GET', url: '/collections/%E0%A4%A', status: 400, code: 'QEMBED_BAD_URL' },
   { what: 'delete an unknown collection', method: 'DELETE', url: '/collections/nope', status: 404, code: 'QEMBED_COLLECTION_NOT_FOUND' },
   { what: 're-encode an unknown collection', method: 'POST', url: '/collections/nope/reencode', status: 404, code: 'QEMBED_COLLECTION_NOT_FOUND' },
+  { what: 'target recall 0 on a new collection', method: 'POST', url: '/collections', body: { name: 'x', target_recall: 0 }, status: 400, code: 'QEMBED_INVALID_TARGET_RECALL' },
+  { what: 'target recall above 1', method: 'PATCH', url: '/collections/docs', body: { target_recall: 1.01 }, status: 400, code: 'QEMBED_INVALID_TARGET_RECALL' },
+  { what: 'target recall negative', method: 'PATCH', url: '/collections/docs', body: { target_recall: -0.5 }, status: 400, code: 'QEMBED_INVALID_TARGET_RECALL' },
+  { what: 'target recall a string', method: 'PATCH', url: '/collections/docs', body: { target_recall: 'high' }, status: 400, code: 'QEMBED_INVALID_TARGET_RECALL' },
+  { what: 'target recall missing', method: 'PATCH', url: '/collections/docs', body: {}, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'unknown setting', method: 'PATCH', url: '/collections/docs', body: { target_recall: 0.9, code_bits: 64 }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'settings of an unknown collection', method: 'PATCH', url: '/collections/nope', body: { target_recall: 0.9 }, status: 404, code: 'QEMBED_COLLECTION_NOT_FOUND' },
   // PUT /collections/{name}/documents
   { what: 'documents missing', method: 'PUT', url: '/collections/docs/documents', body: {}, status: 400, code: 'QEMBED_INVALID_REQUEST' },
   { what: 'no documents', method: 'PUT', url: '/collections/docs/documents', body: docs([]), status: 400, code: 'QEMBED_EMPTY_INPUT' },
@@ -108,6 +115,11 @@ const CATALOGUE: BadRequest[] = [
   { what: 'top_k 0', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', top_k: 0 }, status: 400, code: 'QEMBED_INVALID_TOP_K' },
   { what: 'top_k too large', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', top_k: 100_000 }, status: 400, code: 'QEMBED_INVALID_TOP_K' },
   { what: 'rescore multiplier 0', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore_multiplier: 0 }, status: 400, code: 'QEMBED_INVALID_RESCORE_MULTIPLIER' },
+  { what: 'rescore multiplier 21', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore_multiplier: 21 }, status: 400, code: 'QEMBED_INVALID_RESCORE_MULTIPLIER' },
+  { what: 'rescore multiplier "max"', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore_multiplier: 'max' }, status: 400, code: 'QEMBED_INVALID_RESCORE_MULTIPLIER' },
+  { what: 'a multiplier limit without auto', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore_multiplier: 4, max_rescore_multiplier: 8 }, status: 400, code: 'QEMBED_INVALID_RESCORE_MULTIPLIER' },
+  { what: 'auto with a multiplier limit of 21', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore_multiplier: 'auto', max_rescore_multiplier: 21 }, status: 400, code: 'QEMBED_INVALID_RESCORE_MULTIPLIER' },
+  { what: 'rescore "approximate"', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', rescore: 'approximate' }, status: 400, code: 'QEMBED_INVALID_REQUEST' },
   { what: 'vector of the wrong length', method: 'POST', url: '/search', body: { collection: 'docs', vector: [0.1, 0.2] }, status: 400, code: 'QEMBED_INVALID_VECTOR' },
   { what: 'vector with a string', method: 'POST', url: '/search', body: { collection: 'docs', vector: ['a'] }, status: 400, code: 'QEMBED_INVALID_VECTOR' },
   { what: 'filter on a nested value', method: 'POST', url: '/search', body: { collection: 'docs', query: 'a', filter: { lang: { $in: ['en'] } } }, status: 400, code: 'QEMBED_INVALID_FILTER' },
@@ -216,7 +228,12 @@ let t: TestApp;
 /** Everything a refused request must leave as it was. */
 async function state(): Promise<string> {
   const get = async (url: string) => (await t.app.inject({ method: 'GET', url })).json();
-  const collections = (await get('/collections')).collections.map((c: { name: string; fingerprint: string; documents: number }) => [c.name, c.fingerprint, c.documents]);
+  const collections = (await get('/collections')).collections.map((c: { name: string; fingerprint: string; documents: number; quality: { target_recall: number } }) => [
+    c.name,
+    c.fingerprint,
+    c.documents,
+    c.quality.target_recall,
+  ]);
   const documents = await Promise.all(['d1', 'd2', 'd3'].map((id) => get(`/collections/docs/documents/${id}`)));
   const jobs = (await get('/train-jobs')).jobs.map((j: { id: string; state: string }) => [j.id, j.state]);
   const served = (await get('/health')).model.fingerprint;

@@ -61,6 +61,16 @@ export const qualitySchema = Type.Object(
     queries_seen: Type.Integer({ description: 'Queries served since the sample began' }),
     measured_at: Nullable(Type.String({ format: 'date-time', description: 'The newest measurement' })),
     documents_at_measurement: Nullable(Type.Integer({ description: 'The collection size at the newest measurement' })),
+    measuring: Nullable(
+      Type.Object(
+        {
+          queries: Type.Integer({ description: 'Queries this measurement ranks exactly' }),
+          scanned_documents: Type.Integer({ description: 'Documents its scan has read so far' }),
+          documents: Type.Integer({ description: 'Documents the collection held when it began' }),
+        },
+        { description: 'A measurement running now (it takes a bounded CPU share, QEMBED_QUALITY_CPU_PERCENT), or null' },
+      ),
+    ),
     first_stages: Type.Object(Object.fromEntries(FIRST_STAGES.map((s) => [s, stageQualitySchema])) as Record<(typeof FIRST_STAGES)[number], typeof stageQualitySchema>),
   },
   {
@@ -80,6 +90,7 @@ export function qualityView(q: QualityReport) {
     queries_seen: q.seen,
     measured_at: q.measuredAt,
     documents_at_measurement: q.documentsAtMeasurement,
+    measuring: q.measuring && { queries: q.measuring.queries, scanned_documents: q.measuring.scanned, documents: q.measuring.documents },
     first_stages: Object.fromEntries(
       Object.entries(q.firstStages).map(([stage, s]) => [stage, { auto_multiplier: s.autoMultiplier, target_met: s.targetMet, recall_at_10: s.recall }]),
     ) as Record<(typeof FIRST_STAGES)[number], { auto_multiplier: number; target_met: boolean; recall_at_10: { multiplier: number; recall: number; low: number; high: number }[] }>,
