@@ -1,18 +1,17 @@
 /**
- * What `npm run bench:recall` reports: its JSON record (--json; docs/quality/recall-at-scale.json
- * is the one docs/quality.md shows), the table it prints, the smallest multiplier holding a
- * recall target, the chart (vega-lite, rendered to SVG headless) and the Markdown section
- * scripts/quality-report.ts writes from the record.
+ * What `npm run bench:recall` reports: its JSON record (--json), the table it prints, the
+ * smallest multiplier holding a recall target, the chart (vega-lite, rendered to SVG headless)
+ * and its section of docs/quality.md (--docs; scripts/doc-sections.ts: quality:report keeps it).
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { CpuInfo } from '../../src/encoder/cpu.js';
 import { FIRST_STAGE_TYPES, type FirstStageType } from '../../src/first-stage/query.js';
-import { RECALL_AT } from '../../src/quality/estimate.js';
+import { DEFAULT_TARGET_RECALL, RECALL_AT } from '../../src/quality/estimate.js';
 import type { RecallMeasurement, RecallRow, Reference } from './measure.js';
 
-/** The recall a multiplier must hold to count in the summary (the service's default target, src/quality/estimate.ts). */
-export const TARGET_RECALL = 0.99;
+/** The recall a multiplier must hold to count in the summary: a collection's default target. */
+export const TARGET_RECALL = DEFAULT_TARGET_RECALL;
 
 export interface RecallAtScaleRecord {
   created_at: string;
