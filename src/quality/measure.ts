@@ -17,7 +17,7 @@ import { foldQuery } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import { type CollectionRow, codeBitsOf, type Store } from '../store/store.js';
 import { MEASURED_DEPTH, NOT_FOUND, RECALL_AT } from './estimate.js';
-import { PAGE_ROWS, scorePage, TopK } from './exact.js';
+import { PAGE_ROWS, scanQueries, scorePage, TopK } from './exact.js';
 
 /** One query measured on a collection in one state. */
 export interface QueryMeasurement {
@@ -55,7 +55,7 @@ export type OnScanned = (documents: number) => void;
 export async function measureQueries(target: MeasureTarget, queries: readonly MeasuredQuery[], pace: Pace, onScanned?: OnScanned): Promise<QueryMeasurement[]> {
   const { store, firstStage, collection: c, quantizer } = target;
   if (queries.length === 0) return [];
-  const folded = queries.map((q) => foldQuery(q.vector, quantizer));
+  const folded = scanQueries(queries.map((q) => foldQuery(q.vector, quantizer)));
   const tops = queries.map(() => new TopK(RECALL_AT));
   const selves = queries.map((q) => q.self);
   let last = 0;

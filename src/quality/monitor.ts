@@ -16,7 +16,8 @@
  * table (key `quality:<collection id>`) once a minute when it changed and when the service
  * stops, and read back at first use after a start: estimates survive restarts without being
  * computed again. On PostgreSQL every API process keeps its own sample and measures it; the
- * meta row holds the last one written, which a process starting reads.
+ * meta row holds the last one written by a process holding at least as many served queries as
+ * it, which a process starting reads.
  */
 import type { FirstStageIndex } from '../first-stage/first-stage.js';
 import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
@@ -24,7 +25,7 @@ import type { Quantizer } from '../quantization/quantize.js';
 import type { CollectionRow, Store } from '../store/store.js';
 import { chooseMultiplier, DEFAULT_TARGET_RECALL, estimateRecall, MULTIPLIER_MAX, type MultiplierChoice, type RecallAtMultiplier } from './estimate.js';
 import { measureQueries, type Pace, type QueryMeasurement, unpaced } from './measure.js';
-import { type CollectionSample, offer, parseSample, type SampledQuery, serializeSample } from './sample.js';
+import { type CollectionSample, offer, parseSample, type SampledQuery, serializeSample, storedQueryCount } from './sample.js';
 import { drawDocuments } from './stand-ins.js';
 
 /** Measured served queries from which their estimate replaces the documents'. */
@@ -259,7 +260,9 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
           states.delete(id);
           continue;
         }
-        store.setMeta(metaKey(id), serializeSample(s.sample, s.dimension));
+        // Replicas share the row: one that served fewer queries (just started, or idle) does not
+        // replace a richer sample another wrote; a process starting reads the richest one.
+        if (s.sample.queries.length >= storedQueryCount(store.getMeta(metaKey(id)))) store.setMeta(metaKey(id), serializeSample(s.sample, s.dimension));
         s.dirty = false;
       } catch (e) {
         deps.onError?.(e, `collection ${id}`);

@@ -87,6 +87,17 @@ export function serializeSample(sample: CollectionSample, dimension: number): st
   return JSON.stringify(stored);
 }
 
+/** Served queries in a stored sample (0 when there is none or it cannot be read). */
+export function storedQueryCount(text: string | undefined): number {
+  if (!text) return 0;
+  try {
+    const s = JSON.parse(text) as Stored;
+    return Array.isArray(s.queries) ? s.queries.length : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The sample stored for a collection of `dimension`, cut to `size` queries; empty when there is none or it does not fit. */
 export function parseSample(text: string | undefined, dimension: number, size: number): CollectionSample {
   if (!text) return emptySample();

@@ -138,6 +138,41 @@ describe.runIf(postgresBin)('API replicas on one PostgreSQL database', () => {
     }
   });
 
+  it('measures recall on each replica from the queries it served; the target is shared, and a replica starting reads the fullest saved sample', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    // The whole core for the measurement: the test waits for it, not for a 3% share.
+    const env = { QEMBED_QUALITY_CPU_PERCENT: '100' };
+    const [a, b] = await Promise.all([replica(url, env), replica(url, env)]);
+    type Quality = { basis: string | null; measured_queries: number; sampled_queries: number; target_recall: number; pending: number };
+    const quality = async (r: ServerProcess) => (await api(r, 'GET', '/collections/q')).json.quality as Quality;
+    let c: ServerProcess | undefined;
+    try {
+      expect((await api(a, 'POST', '/collections', { name: 'q' })).status).toBe(201);
+      for (let i = 0; i < 4; i++) expect((await api(a, 'PUT', '/collections/q/documents', { documents: batch(i, 50) })).status).toBe(200);
+      for (let i = 0; i < 60; i++) expect((await api(a, 'POST', '/search', { collection: 'q', query: `document ${i} of batch ${i % 4}` })).status).toBe(200);
+      const measured = await until('replica a to measure its 60 queries', async () => {
+        const q = await quality(a);
+        return q.basis === 'queries' && q.measured_queries === 60 ? q : undefined;
+      });
+      expect(measured.sampled_queries).toBe(60);
+      // b served no query: its own sample is empty (it measures documents standing in meanwhile).
+      const other = await quality(b);
+      expect(other.sampled_queries).toBe(0);
+      expect(other.basis).not.toBe('queries');
+      // The target is a setting of the collection, in the database: every replica sees it.
+      expect((await api(b, 'PATCH', '/collections/q', { target_recall: 0.9 })).status).toBe(200);
+      expect((await quality(a)).target_recall).toBe(0.9);
+      // a saves its sample as it stops; b, holding fewer queries, does not replace it when it stops.
+      await a.stop('SIGTERM');
+      await b.stop('SIGTERM');
+      c = await replica(url, env);
+      const read = await quality(c);
+      expect(read).toMatchObject({ basis: 'queries', measured_queries: 60, sampled_queries: 60, pending: 0, target_recall: 0.9 });
+    } finally {
+      await Promise.all([a, b, ...(c ? [c] : [])].map((r) => r.stop('SIGTERM')));
+    }
+  });
+
   it('answers 503 QEMBED_DATABASE_UNAVAILABLE while PostgreSQL restarts, and the retry succeeds', async () => {
     const url = pg!.database(`replicas_${++databases}`);
     const a = await replica(url);
