@@ -101,6 +101,7 @@ const measurement = measureRecall(
 const { rows } = measurement;
 const smallest = smallestMultipliers(rows);
 console.log(`\n${recallTable(rows)}\n\n${summaryTable(smallest)}\n`);
+console.log(`mean cosine of the exact float32 1st / 10th neighbour: ${measurement.neighbours.map((x) => `N = ${x.documents}: ${x.first.toFixed(3)} / ${x.tenth.toFixed(3)}`).join(', ')}`);
 const s = measurement.seconds;
 console.log(
   `seconds: corpus ${corpusSeconds.toFixed(1)}, codes ${s.codes.toFixed(1)}, exact float32 ${s.exact.float32.toFixed(1)}, exact int8 ${s.exact.int8.toFixed(1)}, first stage + rescoring ${s.firstStage.toFixed(1)}`,
@@ -148,6 +149,7 @@ const record: RecallAtScaleRecord = {
   },
   settings: { sizes, bits, stages: [...FIRST_STAGE_TYPES], multipliers, top_k: RECALL_AT, seed },
   rows,
+  neighbours: measurement.neighbours,
   smallest_multiplier: smallest,
   seconds: { ...s, corpus: corpusSeconds, total: (performance.now() - started) / 1000 },
 };

@@ -21,9 +21,15 @@ export interface LinearQueries {
   bias?: Float64Array;
 }
 
+/** One query's exact top-k over one subset: rows best first, and their scores. */
+export interface ExactTop {
+  rows: number[];
+  scores: number[];
+}
+
 /**
- * Per size (ascending, each ≤ the documents' rows), per query: the rows of its exact top `k`
- * over rows [0, size), best first. `progress(rowsDone)` is called after each block.
+ * Per size (ascending, each ≤ the documents' rows), per query: its exact top `k` over rows
+ * [0, size). `progress(rowsDone)` is called after each block.
  */
 export function exactTopK(
   documents: Float32Array | Int8Array,
@@ -32,7 +38,7 @@ export function exactTopK(
   sizes: readonly number[],
   k: number,
   progress?: (rows: number) => void,
-): number[][][] {
+): ExactTop[][] {
   const rows = documents.length / dimension;
   const count = queries.weights.length / dimension;
   for (let i = 0; i < sizes.length; i++) {
@@ -43,7 +49,7 @@ export function exactTopK(
   weights.set(queries.weights);
   const tops = Array.from({ length: count }, () => new TopK(k));
   const scores = new Float64Array(GROUP * BLOCK);
-  const out: number[][][] = [];
+  const out: ExactTop[][] = [];
   let start = 0;
   for (const size of sizes) {
     while (start < size) {
@@ -59,7 +65,7 @@ export function exactTopK(
       start = end;
       progress?.(start);
     }
-    out.push(tops.map((top) => top.rowids.slice()));
+    out.push(tops.map((top) => ({ rows: top.rowids.slice(), scores: top.scores.slice() })));
   }
   return out;
 }

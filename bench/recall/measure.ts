@@ -23,7 +23,7 @@ import { MULTIPLIER_MAX, NOT_FOUND, RECALL_AT } from '../../src/quality/estimate
 import { type FoldedQuery, foldQuery, scoreInt8 } from '../../src/quantization/dequantize.js';
 import type { Quantizer } from '../../src/quantization/quantize.js';
 import { xorshift32 } from '../../test/helpers/random.js';
-import { exactTopK } from './exact.js';
+import { type ExactTop, exactTopK } from './exact.js';
 
 /** The two exact references a first stage is measured against. */
 export const REFERENCES = ['float32', 'int8'] as const;
@@ -52,8 +52,17 @@ export interface RecallRow {
   endToEnd: Recalls;
 }
 
+/** How close the exact float32 neighbours are at one size: mean scores (cosines) over the queries. */
+export interface Neighbours {
+  documents: number;
+  first: number;
+  tenth: number;
+}
+
 export interface RecallMeasurement {
   rows: RecallRow[];
+  /** Per size: what the first stage must separate, the exact neighbours' scores. */
+  neighbours: Neighbours[];
   queries: number;
   /** Seconds each part took. */
   seconds: { codes: number; exact: Recalls; firstStage: number };
@@ -157,7 +166,7 @@ export function measureRecall(input: RecallInput, settings: RecallSettings, log:
   const codesSeconds = seconds(t0);
 
   const exactSeconds = { float32: 0, int8: 0 };
-  const exact = {} as Record<Reference, number[][][]>;
+  const exact = {} as Record<Reference, ExactTop[][]>;
   const scanned = sizes.at(-1)!;
   for (const reference of REFERENCES) {
     t0 = performance.now();
@@ -189,13 +198,13 @@ export function measureRecall(input: RecallInput, settings: RecallSettings, log:
         for (const [t, stage] of stages.entries()) {
           const first = index.search(encodeQuery(stage, vectors[q]!, codeBits, quantizer), depth);
           for (let i = 0; i < first.rowids.length; i++) scores[i] = scoreInt8(folded[q]!, int8, first.rowids[i]! * dim);
-          const positions = REFERENCES.map((reference) => positionsIn(first.rowids, exact[reference][s]![q]!));
+          const positions = REFERENCES.map((reference) => positionsIn(first.rowids, exact[reference][s]![q]!.rows));
           for (const [i, m] of multipliers.entries()) {
             const sum = sums[s]![b]![t]![i]!;
             const rescored = rescoredTop(first.rowids, first.distances, scores, RECALL_AT * m, RECALL_AT);
             for (const [r, reference] of REFERENCES.entries()) {
               sum.firstStage[reference] += keptShare(positions[r]!, RECALL_AT * m);
-              sum.endToEnd[reference] += overlap(rescored, exact[reference][s]![q]!);
+              sum.endToEnd[reference] += overlap(rescored, exact[reference][s]![q]!.rows);
             }
           }
         }
@@ -218,5 +227,7 @@ export function measureRecall(input: RecallInput, settings: RecallSettings, log:
       }
     }
   }
-  return { rows: out, queries: count, seconds: { codes: codesSeconds, exact: exactSeconds, firstStage: seconds(t0) } };
+  const meanScore = (tops: ExactTop[], rank: number) => tops.reduce((sum, top) => sum + (top.scores[rank] ?? top.scores.at(-1)!), 0) / count;
+  const neighbours = sizes.map((documents, s) => ({ documents, first: meanScore(exact.float32[s]!, 0), tenth: meanScore(exact.float32[s]!, RECALL_AT - 1) }));
+  return { rows: out, neighbours, queries: count, seconds: { codes: codesSeconds, exact: exactSeconds, firstStage: seconds(t0) } };
 }

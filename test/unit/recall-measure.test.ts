@@ -64,7 +64,8 @@ describe('exactTopK', () => {
           return sum;
         });
         const expected = scores.map((_, j) => j).sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 10);
-        expect(tops[s]![q]).toEqual(expected);
+        expect(tops[s]![q]!.rows).toEqual(expected);
+        expect(tops[s]![q]!.scores).toEqual(expected.map((j) => scores[j]));
       }
     }
   });
@@ -80,7 +81,7 @@ describe('exactTopK', () => {
     for (let q = 0; q < 7; q++) {
       const reference = new TopK(10);
       for (let j = 0; j < 301; j++) reference.offer(j, scoreInt8(folded[q]!, codes, j * dim));
-      expect(tops![q]).toEqual(reference.rowids);
+      expect(tops![q]).toEqual({ rows: reference.rowids, scores: reference.scores });
     }
   });
 
@@ -107,7 +108,7 @@ describe('measureRecall on a hand-made example', () => {
     documents.set([0.9 - 0.04 * j, ...Array.from({ length: 7 }, (_, i) => (i < positives ? 0.1 : -0.1))], j * dim);
   }
   const query = Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]);
-  const { rows, queries } = measureRecall(
+  const { rows, queries, neighbours } = measureRecall(
     { documents, queries: query, quantizer: unitQuantizer(dim) },
     { sizes: [10, 20], bits: [8], stages: ['hamming', 'asymmetric'], multipliers: [1, 2] },
   );
@@ -126,6 +127,14 @@ describe('measureRecall on a hand-made example', () => {
 
   it('the asymmetric first stage, blind to the dimensions the query leaves at 0, keeps all of it', () => {
     expect(row(20, 'asymmetric', 1)).toMatchObject({ firstStage: { float32: 1, int8: 1 }, endToEnd: { float32: 1, int8: 1 } });
+  });
+
+  it('reports the exact neighbours’ mean scores per size: rows 0 and 9, the first coordinates', () => {
+    expect(neighbours.map((n) => n.documents)).toEqual([10, 20]);
+    for (const n of neighbours) {
+      expect(n.first).toBeCloseTo(0.9, 6);
+      expect(n.tenth).toBeCloseTo(0.9 - 0.36, 6);
+    }
   });
 
   it('with 10 documents, every document is a candidate', () => {
