@@ -119,11 +119,22 @@ function readManifest(file: string): Manifest | undefined {
   }
 }
 
-/** Cached vectors for `rows` texts whose file hashed to `sha256`, or undefined (with why, in the log). */
-function cached(file: string, before: (Encoded & { count: number }) | undefined, sha256: string, rows: number, dimension: number, what: string, log: (m: string) => void): Float32Array | undefined {
+/**
+ * Cached vectors for `rows` texts whose file hashed to `sha256`, or undefined (with why, in the
+ * log: per source, since a missing source, such as shared collections not found, is the usual cause).
+ */
+function cached(
+  file: string,
+  before: (Encoded & { by_source: Record<string, number> }) | undefined,
+  now: { sha256: string; sources: readonly string[] },
+  dimension: number,
+  what: string,
+  log: (m: string) => void,
+): Float32Array | undefined {
   if (!before || !existsSync(file)) return undefined;
-  if (before.sha256 !== sha256) {
-    log(`the cached ${what} were encoded from other texts (${n(before.count)} then, ${n(rows)} now): encoding them again`);
+  const rows = now.sources.length;
+  if (before.sha256 !== now.sha256) {
+    log(`the cached ${what} were encoded from other texts (${list(before.by_source)}; now ${list(countBy(now.sources))}): encoding them again`);
     return undefined;
   }
   const m = readNpy(file);
@@ -159,7 +170,7 @@ export async function loadRecallCorpus(opts: LoadOptions = {}): Promise<RecallCo
   };
   const made: Partial<Record<keyof typeof parts, { vectors: Float32Array; encoded: Encoded }>> = {};
   for (const [name, part] of Object.entries(parts) as [keyof typeof parts, (typeof parts)[keyof typeof parts]][]) {
-    const vectors = cached(part.file, before?.[name], part.sha256, part.list.length, d, name, log);
+    const vectors = cached(part.file, before?.[name], { sha256: part.sha256, sources: part.list.map((t) => t.source) }, d, name, log);
     if (vectors && before) made[name] = { vectors, encoded: before[name] };
   }
   const missing = (Object.keys(parts) as (keyof typeof parts)[]).filter((name) => !made[name]);
