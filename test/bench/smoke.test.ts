@@ -126,6 +126,19 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     for (const file of ['msmarco-5k.json', 'business-reports.json', 'retention.svg', 'compact-codes.svg']) expect(existsSync(path.join(out, 'quality', file)), file).toBe(true);
   });
 
+  it('npm run bench:recall-corpus: the fixture corpus encoded and cached, then read back from its cache', async () => {
+    const env = { QEMBED_RECALL_CACHE: path.join(work, 'recall-corpus') };
+    const first = succeeded(await npmRun('bench:recall-corpus', [], env));
+    expect(first).toMatch(/encoded \d+\/\d+ passages, [\d.]+ texts\/s/);
+    expect(first).toMatch(/summary:\n {2}passages: \d+ \(fixtures \d+.*\), 32 dimensions\n {2}queries: \d+ \((judged \d+, )?pseudo 40;/);
+    const cache = /cache: (\S+) /.exec(first)![1]!;
+    for (const file of ['passages.npy', 'queries.npy', 'manifest.json']) expect(existsSync(path.join(cache, file)), file).toBe(true);
+    // The same texts and bundle: the vectors come from the cache, nothing is encoded again.
+    const second = succeeded(await npmRun('bench:recall-corpus', [], env));
+    expect(second).not.toMatch(/recall-corpus: encod/);
+    expect(second).toContain(`cache: ${cache} `);
+  });
+
   it.runIf(python)('bench/int8_agreement.py: a bundle agrees with itself', async () => {
     const out = succeeded(await run(python!, ['bench/int8_agreement.py', '--bundle', FIXTURE_BUNDLE, '--reference', FIXTURE_BUNDLE, '--dataset', generatedDataset(), '--passages', '50']));
     const result = JSON.parse(out.trim().split('\n').at(-1)!) as { passages: number; mean_cosine: number; min_cosine: number };
