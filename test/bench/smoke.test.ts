@@ -105,6 +105,23 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(same![1]).toBe(same![2]);
   });
 
+  it('npm run bench:recall: its table, its summary, every check ok, its record, chart and page section', async () => {
+    const json = path.join(work, 'recall-at-scale.json');
+    const chart = path.join(work, 'quality', 'recall-at-scale.svg');
+    mkdirSync(path.dirname(chart), { recursive: true });
+    const page = path.join(work, 'quality.md');
+    writeFileSync(page, '# Retrieval quality\n\nkept\n');
+    const out = succeeded(await npmRun('bench:recall', ['--json', json, '--chart', chart, '--page', page]));
+    expect(out).toMatch(/documents +bits +first stage +m +candidates +first stage vs f32 +vs int8 +recall@10 vs f32 +vs int8/);
+    expect(out).toContain('smallest m holding end-to-end recall@10 >= 0.99');
+    expect(out.match(/^check: .*: ok$/gm)?.length, out).toBe(4);
+    const record = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[]; settings: { sizes: number[]; bits: number[]; stages: string[]; multipliers: number[] } };
+    const { sizes, bits, stages, multipliers } = record.settings;
+    expect(record.rows).toHaveLength(sizes.length * bits.length * stages.length * multipliers.length);
+    expect(readFileSync(chart, 'utf8')).toMatch(/^<svg/);
+    expect(readFileSync(page, 'utf8')).toMatch(/^# Retrieval quality\n\nkept\n\n<!-- section recall-at-scale[^\n]*\n## Recall at scale\n[\s\S]*\]\(quality\/recall-at-scale\.svg\)[\s\S]*<!-- \/section recall-at-scale -->\n$/);
+  });
+
   it('npm run soak: mixed load, every request answered, a clean exit', async () => {
     const out = succeeded(await npmRun('soak', []));
     expect(out).toMatch(/total over 0\.05 min: encode \d+ .* \| ingest \d+ .* \| search \d+ /);

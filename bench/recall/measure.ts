@@ -1,0 +1,222 @@
+/**
+ * Label-free recall of the served search at several corpus sizes: for nested subsets (rows
+ * [0, N) of the documents), every code length and both first stages, how much of the exact
+ * top-10 the first stage keeps among its top_k × m candidates, and the recall@10 left after
+ * int8 rescoring of those candidates. Two exact references: float32 (query · document) and int8
+ * (the folded int8 score: what rescoring ranks by, and the reference of the service's own
+ * recall estimate, src/quality/).
+ *
+ * Everything scored here goes through the service's code: codes from the bundle's quantizer,
+ * the first stage's query encoding (first-stage/query.ts), its index and WebAssembly kernel
+ * (first-stage/binary-index.ts: ties by distance then row), foldQuery / scoreInt8 for
+ * rescoring, with the service's rescoring order (score, then distance, then row:
+ * src/search/query.ts). As in src/quality/measure.ts, a query's first-stage result is the
+ * positions of its exact top-10 in the first stage's order, from which the recall at every
+ * multiplier follows.
+ *
+ * A document is its row: row r of `documents` is rowid r in the index and in the exact top-10.
+ */
+import { createBinaryIndex } from '../../src/first-stage/binary-index.js';
+import { encodeQuery, type FirstStageType } from '../../src/first-stage/query.js';
+import { createScanPool } from '../../src/first-stage/scan-pool.js';
+import { MULTIPLIER_MAX, NOT_FOUND, RECALL_AT } from '../../src/quality/estimate.js';
+import { type FoldedQuery, foldQuery, scoreInt8 } from '../../src/quantization/dequantize.js';
+import type { Quantizer } from '../../src/quantization/quantize.js';
+import { xorshift32 } from '../../test/helpers/random.js';
+import { exactTopK } from './exact.js';
+
+/** The two exact references a first stage is measured against. */
+export const REFERENCES = ['float32', 'int8'] as const;
+export type Reference = (typeof REFERENCES)[number];
+export type Recalls = Record<Reference, number>;
+
+export interface RecallSettings {
+  /** Subset sizes, ascending, each at most the documents' rows. */
+  sizes: readonly number[];
+  /** First-stage code lengths (the first `bits` dimensions' sign bits), multiples of 8. */
+  bits: readonly number[];
+  stages: readonly FirstStageType[];
+  /** Rescore multipliers m: the first stage keeps top_k × m candidates (top_k = 10). */
+  multipliers: readonly number[];
+}
+
+/** Means over the queries for one subset size, code length, first stage and multiplier. */
+export interface RecallRow {
+  documents: number;
+  bits: number;
+  stage: FirstStageType;
+  multiplier: number;
+  /** The share of the exact top-10 among the first stage's top_k × m candidates. */
+  firstStage: Recalls;
+  /** |exact top-10 ∩ top-10 after int8 rescoring of those candidates| / 10. */
+  endToEnd: Recalls;
+}
+
+export interface RecallMeasurement {
+  rows: RecallRow[];
+  queries: number;
+  /** Seconds each part took. */
+  seconds: { codes: number; exact: Recalls; firstStage: number };
+}
+
+/** The part of a corpus measured: documents and queries as row-major float32, and the bundle's quantizer. */
+export interface RecallInput {
+  documents: Float32Array;
+  queries: Float32Array;
+  quantizer: Quantizer;
+}
+
+/** A permutation of [0, n) fixed by `seed` (Fisher–Yates over xorshift32): its prefixes are the nested subsets. */
+export function seededPermutation(n: number, seed: number): Uint32Array {
+  const next = xorshift32(seed);
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = next() % (i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Rows `rows` of a row-major matrix of `dimension` columns, in that order, as a new matrix. */
+export function takeRows(matrix: Float32Array, dimension: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * dimension);
+  for (let r = 0; r < rows.length; r++) out.set(matrix.subarray(rows[r]! * dimension, (rows[r]! + 1) * dimension), r * dimension);
+  return out;
+}
+
+/** Where each of `exact` (best first) sits in the first stage's `order`; NOT_FOUND when absent (as src/quality/measure.ts records). */
+export function positionsIn(order: readonly number[], exact: readonly number[]): Uint8Array {
+  const at = new Map<number, number>();
+  order.forEach((row, i) => at.set(row, i));
+  return Uint8Array.from(exact, (row) => at.get(row) ?? NOT_FOUND);
+}
+
+/** The share of `positions` below `depth`: the exact top-10 kept among that many candidates. */
+export function keptShare(positions: Uint8Array, depth: number): number {
+  let kept = 0;
+  for (const p of positions) if (p < depth) kept++;
+  return positions.length === 0 ? 1 : kept / positions.length;
+}
+
+/**
+ * The best `k` of the first `count` candidates by int8 score, then first-stage distance, then
+ * row: the order src/search/query.ts rescores in.
+ */
+export function rescoredTop(rows: readonly number[], distances: readonly number[], scores: ArrayLike<number>, count: number, k: number): number[] {
+  const order = Array.from({ length: Math.min(count, rows.length) }, (_, i) => i);
+  order.sort((a, b) => scores[b]! - scores[a]! || distances[a]! - distances[b]! || rows[a]! - rows[b]!);
+  return order.slice(0, k).map((i) => rows[i]!);
+}
+
+/** |found ∩ exact| / |exact|. */
+export function overlap(found: readonly number[], exact: readonly number[]): number {
+  if (exact.length === 0) return 1;
+  const set = new Set(found);
+  let hits = 0;
+  for (const row of exact) if (set.has(row)) hits++;
+  return hits / exact.length;
+}
+
+/** Rows [0, size) of `codes` (`codeBytes` each) cut to their first `bytes` bytes, back to back. */
+function prefixCodes(codes: Uint8Array, codeBytes: number, bytes: number, size: number): Uint8Array {
+  if (bytes === codeBytes) return codes.subarray(0, size * codeBytes);
+  const out = new Uint8Array(size * bytes);
+  for (let r = 0; r < size; r++) out.set(codes.subarray(r * codeBytes, r * codeBytes + bytes), r * bytes);
+  return out;
+}
+
+const seconds = (t0: number) => (performance.now() - t0) / 1000;
+
+/** Measures every (size, bits, stage, multiplier) of `settings`; `log` gets progress lines. */
+export function measureRecall(input: RecallInput, settings: RecallSettings, log: (line: string) => void = () => {}): RecallMeasurement {
+  const { documents, queries, quantizer } = input;
+  const dim = quantizer.dimension;
+  const rows = documents.length / dim;
+  const count = queries.length / dim;
+  const { sizes, bits, stages, multipliers } = settings;
+  const depth = RECALL_AT * Math.max(...multipliers);
+  if (Math.max(...multipliers) > MULTIPLIER_MAX || Math.min(...multipliers) < 1) throw new Error(`multipliers must be 1 to ${MULTIPLIER_MAX}`);
+  for (const b of bits) if (b % 8 !== 0 || b < 8 || b > dim) throw new Error(`code length ${b}: a multiple of 8 up to ${dim}`);
+
+  // The documents' codes, as the store keeps them: int8 for rescoring, packed signs for the first stage.
+  let t0 = performance.now();
+  const codeBytes = dim / 8;
+  const int8 = new Int8Array(rows * dim);
+  const signs = new Uint8Array(rows * codeBytes);
+  for (let r = 0; r < rows; r++) {
+    const vector = documents.subarray(r * dim, (r + 1) * dim);
+    quantizer.toInt8(vector, int8.subarray(r * dim, (r + 1) * dim));
+    quantizer.toUbinary(vector, signs.subarray(r * codeBytes, (r + 1) * codeBytes));
+  }
+  const vectors = Array.from({ length: count }, (_, q) => queries.subarray(q * dim, (q + 1) * dim));
+  const folded: FoldedQuery[] = vectors.map((v) => foldQuery(v, quantizer));
+  const foldedWeights = new Float32Array(count * dim);
+  folded.forEach((f, q) => foldedWeights.set(f.weights, q * dim));
+  const codesSeconds = seconds(t0);
+
+  const exactSeconds = { float32: 0, int8: 0 };
+  const exact = {} as Record<Reference, number[][][]>;
+  const scanned = sizes.at(-1)!;
+  for (const reference of REFERENCES) {
+    t0 = performance.now();
+    let logged = 0;
+    const progress = (done: number) => {
+      if (done < scanned && done - logged < scanned / 10) return;
+      logged = done;
+      const s = seconds(t0);
+      log(`exact ${reference}: ${done.toLocaleString('en')} / ${scanned.toLocaleString('en')} documents, ${s.toFixed(0)} s, about ${((s * (scanned - done)) / done).toFixed(0)} s left`);
+    };
+    exact[reference] =
+      reference === 'float32'
+        ? exactTopK(documents, dim, { weights: queries }, sizes, RECALL_AT, progress)
+        : exactTopK(int8, dim, { weights: foldedWeights, bias: Float64Array.from(folded, (f) => f.bias) }, sizes, RECALL_AT, progress);
+    exactSeconds[reference] = seconds(t0);
+  }
+
+  // Sums over the queries, by [size][bits][stage][multiplier].
+  t0 = performance.now();
+  const sums = sizes.map(() => bits.map(() => stages.map(() => multipliers.map(() => ({ firstStage: { float32: 0, int8: 0 }, endToEnd: { float32: 0, int8: 0 } })))));
+  // One thread: the bench measures what the first stage returns, which splitting does not change.
+  const pool = createScanPool(1);
+  const scores = new Float64Array(depth);
+  for (const [b, codeBits] of bits.entries()) {
+    for (const [s, size] of sizes.entries()) {
+      const started = performance.now();
+      const index = createBinaryIndex(codeBits / 8, 0, [], { rowids: Uint32Array.from({ length: size }, (_, r) => r), codes: prefixCodes(signs, codeBytes, codeBits / 8, size) }, { pool });
+      for (let q = 0; q < count; q++) {
+        for (const [t, stage] of stages.entries()) {
+          const first = index.search(encodeQuery(stage, vectors[q]!, codeBits, quantizer), depth);
+          for (let i = 0; i < first.rowids.length; i++) scores[i] = scoreInt8(folded[q]!, int8, first.rowids[i]! * dim);
+          const positions = REFERENCES.map((reference) => positionsIn(first.rowids, exact[reference][s]![q]!));
+          for (const [i, m] of multipliers.entries()) {
+            const sum = sums[s]![b]![t]![i]!;
+            const rescored = rescoredTop(first.rowids, first.distances, scores, RECALL_AT * m, RECALL_AT);
+            for (const [r, reference] of REFERENCES.entries()) {
+              sum.firstStage[reference] += keptShare(positions[r]!, RECALL_AT * m);
+              sum.endToEnd[reference] += overlap(rescored, exact[reference][s]![q]!);
+            }
+          }
+        }
+      }
+      index.release();
+      log(`first stage ${codeBits} bits, ${size.toLocaleString('en')} documents: ${count} queries × ${stages.join(' + ')} in ${seconds(started).toFixed(1)} s`);
+    }
+  }
+  void pool.close();
+
+  const mean = (r: Recalls): Recalls => ({ float32: r.float32 / count, int8: r.int8 / count });
+  const out: RecallRow[] = [];
+  for (const [s, size] of sizes.entries()) {
+    for (const [b, codeBits] of bits.entries()) {
+      for (const [t, stage] of stages.entries()) {
+        for (const [i, multiplier] of multipliers.entries()) {
+          const sum = sums[s]![b]![t]![i]!;
+          out.push({ documents: size, bits: codeBits, stage, multiplier, firstStage: mean(sum.firstStage), endToEnd: mean(sum.endToEnd) });
+        }
+      }
+    }
+  }
+  return { rows: out, queries: count, seconds: { codes: codesSeconds, exact: exactSeconds, firstStage: seconds(t0) } };
+}
