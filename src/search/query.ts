@@ -157,7 +157,7 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
     if (!d) throw new RowsChanged(`document rowid ${r.rowid} is in the index but not in the database`);
     return { id: d.docId, score: r.score, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata) };
   });
-  quality.record(now, query);
+  if (request.sampled !== false) quality.record(now, query);
   return {
     hits,
     stats: {

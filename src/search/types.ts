@@ -130,6 +130,12 @@ export interface SearchRequest {
   /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (first-stage/asymmetric.ts). */
   firstStage?: FirstStage;
   filter?: MetadataFilter;
+  /**
+   * Whether the query vector may join the collection's recall sample (default true). In-process
+   * callers that measure the service against its own estimate (bench:recall-service) keep their
+   * held-out queries out of it.
+   */
+  sampled?: boolean;
 }
 
 export interface SearchHit {

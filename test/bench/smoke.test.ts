@@ -136,6 +136,13 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
+  it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
+    const out = succeeded(await npmRun('bench:recall-service', []));
+    expect(out).toMatch(/N=\d+ \d+ bits hamming: estimate from \d+ queries/);
+    expect(out).toMatch(/auto \(target 0\.99\): multiplier \d+/);
+    expect(out).toContain('check every size measured its served queries and every estimate lies in its interval: ok');
+  });
+
   it('npm run quality:report: the page and its figures, written where --out says', async () => {
     const out = path.join(work, 'docs');
     succeeded(await npmRun('quality:report', ['--out', out]));

@@ -258,6 +258,9 @@ describe('the sample of queries', () => {
       await putVectors(t, 's', Array.from({ length: 30 }, (_, i) => ({ id: `d${i}`, vector: Float32Array.from({ length: 32 }, uniform) })));
       for (let i = 0; i < 100; i++) await searchVector(t, 's', Float32Array.from({ length: 32 }, uniform));
       expect(await quality(t, 's')).toMatchObject({ sampled_queries: 20, queries_seen: 100, pending: 20 });
+      // A search that keeps its query out (held-out queries of bench:recall-service) is not counted.
+      await t.search.search({ collection: 's', vector: Array.from({ length: 32 }, uniform), sampled: false });
+      expect(await quality(t, 's')).toMatchObject({ sampled_queries: 20, queries_seen: 100 });
     } finally {
       await t.close();
     }
