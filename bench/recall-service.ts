@@ -138,11 +138,11 @@ for (const bits of bitsList) {
         for (const m of MULTIPLIERS) {
           const measured = await measuredRecall({ rescoreMultiplier: m });
           if (m === 4) p50MsAt4 = measured.p50;
-          const e = q.recall[m - 1];
+          const e = q.recall.find((r) => r.multiplier === m);
           byMultiplier.push({ multiplier: m, estimate: e?.recall ?? Number.NaN, low: e?.low ?? Number.NaN, high: e?.high ?? Number.NaN, heldOut: measured.recall });
         }
         const auto = await measuredRecall({ rescoreMultiplier: 'auto' });
-        const chosen = q.recall[q.autoMultiplier - 1];
+        const chosen = q.recall.find((r) => r.multiplier === q.autoMultiplier);
         const row: Row = {
           documents: n,
           bits,
