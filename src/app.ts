@@ -30,8 +30,8 @@ import { packageVersion } from './paths.js';
 import type { SearchService } from './search/search-service.js';
 import type { StorageState } from './store/store.js';
 
-/** The multipliers the recall gauge reports (all 20 would be 40 series per collection). */
-const GAUGED_MULTIPLIERS = new Set([1, 2, 4, 8, 16, 20]);
+/** The multipliers the recall gauge reports (a series each per collection and first stage). */
+const GAUGED_MULTIPLIERS = new Set([1, 2, 4, 8, 16, 32, 64, 100]);
 
 export interface AppDeps {
   config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
@@ -205,7 +205,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     {
       name: 'qembed_collection_recall_at_10',
-      help: "Recall@10 measured on the collection's sampled queries (docs/quality.md), by first stage and rescore multiplier (1, 2, 4, 8, 16, 20); absent before any measurement.",
+      help: "Recall@10 measured on the collection's sampled queries (docs/quality.md), by first stage and rescore multiplier (1, 2, 4, 8, 16, 32, 64, 100); absent before any measurement.",
       labelNames: ['collection', 'first_stage', 'multiplier'],
       collect: () =>
         search.listCollections().flatMap((c) =>

@@ -149,6 +149,9 @@ const IGNORED_ENV = new Set([
   'QEMBED_CORPUS_CACHE',
   'QEMBED_CONTRACTS_DIR',
   'QEMBED_OTHER_CPU_BUDGET',
+  // The recall corpus's (bench/recall/corpus.ts): its cache root and the BEIR collections it reads.
+  'QEMBED_RECALL_CACHE',
+  'QEMBED_RECALL_DATASETS',
 ]);
 
 /** The README's configuration table, generated from the schema. */

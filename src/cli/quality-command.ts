@@ -27,7 +27,7 @@ options:
 
 type QualityJson = ReturnType<typeof qualityView>;
 
-const SHOWN = [1, 2, 4, 8, 16, 20];
+const SHOWN = [1, 2, 4, 8, 16, 32, 64, 100];
 const pct = (x: number) => (100 * x).toFixed(1);
 
 /** The report as a table: one row per first stage, recall@10 [interval] at the usual multipliers. */
@@ -46,7 +46,7 @@ export function qualityTable(name: string, q: QualityJson): string {
   lines.push('', `| first stage | auto | ${SHOWN.map((m) => `m=${m}`).join(' | ')} |`, `| --- | --- | ${SHOWN.map(() => '---').join(' | ')} |`);
   for (const [stage, s] of Object.entries(q.first_stages)) {
     const cells = SHOWN.map((m) => {
-      const r = s.recall_at_10[m - 1];
+      const r = s.recall_at_10.find((x) => x.multiplier === m);
       return r ? `${pct(r.recall)} [${pct(r.low)}, ${pct(r.high)}]` : '-';
     });
     lines.push(`| ${stage} | ${s.auto_multiplier}${s.target_met ? '' : ' (target not met)'} | ${cells.join(' | ')} |`);

@@ -18,12 +18,19 @@
 
 /** The recall measured and served: of the exact top 10. */
 export const RECALL_AT = 10;
-/** The largest multiplier a search may ask for, and so the depth of the first-stage order measured (10 × 20 = 200 positions). */
-export const MULTIPLIER_MAX = 20;
+/**
+ * The largest multiplier a search may ask for, and so the depth of the first-stage order measured
+ * (10 × 100 = 1,000 positions). Large: on 245k real passages the Hamming first stage at 384 bits
+ * needs m ≈ 20 to 30 for 0.99, and at 128 bits far more (docs/quality.md); auto must be able to
+ * reach the target where a full scan is not yet needed, and each search says what it cost.
+ */
+export const MULTIPLIER_MAX = 100;
 /** Positions measured per query: a document beyond them is "not found" at any multiplier. */
 export const MEASURED_DEPTH = RECALL_AT * MULTIPLIER_MAX;
 /** A position past the measured depth (or a document the first stage never returned). */
-export const NOT_FOUND = 255;
+export const NOT_FOUND = 0xffff;
+/** The multipliers a collection's report and its gauges list (auto chooses among all of 1..MULTIPLIER_MAX). */
+export const REPORTED_MULTIPLIERS: readonly number[] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64, 80, 100];
 /** The recall target of a collection that sets none. */
 export const DEFAULT_TARGET_RECALL = 0.99;
 /** The multiplier auto uses for a collection with no measurement yet (and today's default for a search that names none). */
@@ -46,24 +53,30 @@ export interface RecallAtMultiplier {
  * collection held fewer documents). Queries with no exact documents are left out. Empty when
  * nothing was measured.
  */
-export function estimateRecall(positions: readonly Uint8Array[]): RecallAtMultiplier[] {
+export function estimateRecall(positions: readonly Uint16Array[]): RecallAtMultiplier[] {
   const used = positions.filter((p) => p.length > 0);
   if (used.length === 0) return [];
   const n = used.length;
+  // found[q · MULTIPLIER_MAX + m − 1]: query q's exact documents within the first 10·m positions.
+  const found = new Uint8Array(n * MULTIPLIER_MAX);
+  used.forEach((p, q) => {
+    const row = found.subarray(q * MULTIPLIER_MAX, (q + 1) * MULTIPLIER_MAX);
+    for (const position of p) if (position < MEASURED_DEPTH) row[Math.floor(position / RECALL_AT)]!++;
+    for (let m = 1; m < MULTIPLIER_MAX; m++) row[m]! += row[m - 1]!;
+  });
   const out: RecallAtMultiplier[] = [];
   for (let m = 1; m <= MULTIPLIER_MAX; m++) {
-    const depth = RECALL_AT * m;
     let sum = 0;
     let sumSquares = 0;
     let hits = 0;
     let total = 0;
-    for (const p of used) {
-      let found = 0;
-      for (const position of p) if (position < depth) found++;
-      const r = found / p.length;
+    for (let q = 0; q < n; q++) {
+      const p = used[q]!;
+      const f = found[q * MULTIPLIER_MAX + m - 1]!;
+      const r = f / p.length;
       sum += r;
       sumSquares += r * r;
-      hits += found;
+      hits += f;
       total += p.length;
     }
     const mean = sum / n;

@@ -22,7 +22,7 @@ import { PAGE_ROWS, scanQueries, scorePage, TopK } from './exact.js';
 /** One query measured on a collection in one state. */
 export interface QueryMeasurement {
   /** Per first stage, the positions of the exact top-10 (best first) in its order; NOT_FOUND past MEASURED_DEPTH. */
-  positions: Record<FirstStageType, Uint8Array>;
+  positions: Record<FirstStageType, Uint16Array>;
   /** The collection when measured: its codes' model, its size, its generation, and when (epoch ms). */
   fingerprint: string;
   documents: number;
@@ -79,12 +79,12 @@ export async function measureQueries(target: MeasureTarget, queries: readonly Me
     const positions = await pace(() => {
       const now = store.getCollectionById(c.id);
       if (!now || now.fingerprint !== c.fingerprint) return undefined;
-      const out = {} as Record<FirstStageType, Uint8Array>;
+      const out = {} as Record<FirstStageType, Uint16Array>;
       for (const type of FIRST_STAGE_TYPES) {
         const first = firstStage.nearest(c.id, encodeQuery(type, q.vector, bits, quantizer), MEASURED_DEPTH + (q.self === undefined ? 0 : 1));
         const order = new Map<number, number>();
         for (const rowid of first.rowids) if (rowid !== q.self && rowid <= last && order.size < MEASURED_DEPTH) order.set(rowid, order.size);
-        out[type] = Uint8Array.from(tops[i]!.rowids, (rowid) => order.get(rowid) ?? NOT_FOUND);
+        out[type] = Uint16Array.from(tops[i]!.rowids, (rowid) => order.get(rowid) ?? NOT_FOUND);
       }
       return { positions: out, documents: now.document_count, generation: now.generation };
     });

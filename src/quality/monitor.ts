@@ -23,7 +23,7 @@ import type { FirstStageIndex } from '../first-stage/first-stage.js';
 import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
 import type { Quantizer } from '../quantization/quantize.js';
 import type { CollectionRow, Store } from '../store/store.js';
-import { chooseMultiplier, DEFAULT_TARGET_RECALL, estimateRecall, MULTIPLIER_MAX, type MultiplierChoice, type RecallAtMultiplier } from './estimate.js';
+import { chooseMultiplier, DEFAULT_TARGET_RECALL, estimateRecall, MULTIPLIER_MAX, type MultiplierChoice, type RecallAtMultiplier, REPORTED_MULTIPLIERS } from './estimate.js';
 import { measureQueries, type Pace, type QueryMeasurement, unpaced } from './measure.js';
 import { type CollectionSample, offer, parseSample, type SampledQuery, serializeSample, storedQueryCount } from './sample.js';
 import { drawDocuments } from './stand-ins.js';
@@ -64,7 +64,7 @@ export interface FirstStageQuality {
   /** What auto chooses now for top_k 10 and the collection's target. */
   autoMultiplier: number;
   targetMet: boolean;
-  /** Recall@10 at multipliers 1 to 20; empty before any measurement. */
+  /** Recall@10 at REPORTED_MULTIPLIERS and the one auto chooses, ascending; empty before any measurement. */
   recall: RecallAtMultiplier[];
 }
 
@@ -312,8 +312,9 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
       const pending = s ? [...s.sample.queries, ...(e?.basis === 'queries' ? [] : s.sample.documents)].filter((q) => !isCurrent(q.measurement, c, now)).length : 0;
       const firstStages = Object.fromEntries(
         FIRST_STAGE_TYPES.map((t) => {
-          const recall = e?.byStage[t] ?? [];
-          const choice = chooseMultiplier(recall, target);
+          const all = e?.byStage[t] ?? [];
+          const choice = chooseMultiplier(all, target);
+          const recall = all.filter((r) => REPORTED_MULTIPLIERS.includes(r.multiplier) || r.multiplier === choice.multiplier);
           return [t, { autoMultiplier: choice.multiplier, targetMet: choice.targetMet, recall }];
         }),
       ) as Record<FirstStageType, FirstStageQuality>;

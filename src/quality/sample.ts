@@ -48,15 +48,23 @@ interface StoredQuery {
   self?: number;
   m?: { p: Record<string, string>; f: string; n: number; g: number; t: number };
 }
+/** 2: positions as 16-bit integers (multipliers up to 100). Another version is dropped: measured again. */
+const VERSION = 2;
+
 interface Stored {
-  version: 1;
+  version: number;
   dimension: number;
   seen: number;
   queries: StoredQuery[];
   documents: StoredQuery[];
 }
 
-const b64 = (a: Float32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+const b64 = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+/** Little-endian on every platform Node runs on (x64, arm64), as the vectors are. */
+const uint16s = (s: string) => {
+  const b = Buffer.from(s, 'base64');
+  return new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
 const floats = (s: string) => {
   const b = Buffer.from(s, 'base64');
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -76,14 +84,14 @@ function loadQuery(s: StoredQuery, dimension: number): SampledQuery | undefined 
   if (vector.length !== dimension) return undefined;
   const q: SampledQuery = { vector, ...(s.self !== undefined && { self: s.self }) };
   if (s.m && FIRST_STAGE_TYPES.every((t) => typeof s.m!.p[t] === 'string')) {
-    const positions = Object.fromEntries(FIRST_STAGE_TYPES.map((t) => [t, new Uint8Array(Buffer.from(s.m!.p[t]!, 'base64'))])) as Record<FirstStageType, Uint8Array>;
+    const positions = Object.fromEntries(FIRST_STAGE_TYPES.map((t) => [t, uint16s(s.m!.p[t]!)])) as Record<FirstStageType, Uint16Array>;
     q.measurement = { positions, fingerprint: s.m.f, documents: s.m.n, generation: s.m.g, at: s.m.t };
   }
   return q;
 }
 
 export function serializeSample(sample: CollectionSample, dimension: number): string {
-  const stored: Stored = { version: 1, dimension, seen: sample.seen, queries: sample.queries.map(storeQuery), documents: sample.documents.map(storeQuery) };
+  const stored: Stored = { version: VERSION, dimension, seen: sample.seen, queries: sample.queries.map(storeQuery), documents: sample.documents.map(storeQuery) };
   return JSON.stringify(stored);
 }
 
@@ -103,7 +111,7 @@ export function parseSample(text: string | undefined, dimension: number, size: n
   if (!text) return emptySample();
   try {
     const s = JSON.parse(text) as Stored;
-    if (s.version !== 1 || s.dimension !== dimension) return emptySample();
+    if (s.version !== VERSION || s.dimension !== dimension) return emptySample();
     const load = (list: StoredQuery[]) => list.flatMap((q) => loadQuery(q, dimension) ?? []);
     return { queries: load(s.queries).slice(0, size), seen: s.seen, documents: load(s.documents) };
   } catch {

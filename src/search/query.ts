@@ -21,7 +21,7 @@ import type { Quantizer } from '../quantization/quantize.js';
 import { codeBitsOf, type Store } from '../store/store.js';
 import type { Collections } from './collections.js';
 import { parseMetadata, storedText, vectorProblem } from './documents.js';
-import { EXACT_MAX_DOCUMENTS_DEFAULT, RESCORE_MULTIPLIER_MAX, type SearchRecall, type SearchRequest, type SearchResponse } from './types.js';
+import { CANDIDATES_MAX, EXACT_MAX_DOCUMENTS_DEFAULT, RESCORE_MULTIPLIER_MAX, type SearchRecall, type SearchRequest, type SearchResponse } from './types.js';
 
 /**
  * A candidate's row is gone: deleted by another API process on a shared database between the
@@ -67,6 +67,9 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
   const maxMultiplier = request.maxRescoreMultiplier ?? RESCORE_MULTIPLIER_MAX;
   if (!Number.isInteger(maxMultiplier) || maxMultiplier < 1 || maxMultiplier > RESCORE_MULTIPLIER_MAX) {
     throw errors.invalidRescoreMultiplier(`max_rescore_multiplier ${maxMultiplier}: must be an integer from 1 to ${RESCORE_MULTIPLIER_MAX}`);
+  }
+  if (rescoreMode === true && requested !== 'auto' && topK * requested > CANDIDATES_MAX) {
+    throw errors.invalidRescoreMultiplier(`top_k ${topK} × rescore_multiplier ${requested} is ${topK * requested} candidates; a search rescores at most ${CANDIDATES_MAX}`);
   }
   const filter = request.filter && Object.keys(request.filter).length > 0 ? request.filter : undefined;
   const c = collections.require(request.collection);
@@ -131,7 +134,8 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
     recall = { multiplier: null, chosenBy: 'exact', estimate: 1, low: 1, high: 1, measured: 0, basis: null, target: null, targetMet: null };
   } else {
     // Without rescoring the first stage's own top k is the answer: its recall is the multiplier 1's.
-    const choice = quality.choose(now, stage, rescoreMode ? requested : 1, maxMultiplier);
+    // Auto stays within CANDIDATES_MAX too: at most its share for this top_k.
+    const choice = quality.choose(now, stage, rescoreMode ? requested : 1, Math.max(1, Math.min(maxMultiplier, Math.floor(CANDIDATES_MAX / topK))));
     const multiplier = choice.multiplier;
     const t2 = performance.now();
     const k = rescoreMode ? topK * multiplier : topK;
@@ -157,7 +161,7 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
     if (!d) throw new RowsChanged(`document rowid ${r.rowid} is in the index but not in the database`);
     return { id: d.docId, score: r.score, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata) };
   });
-  quality.record(now, query);
+  if (request.sampled !== false) quality.record(now, query);
   return {
     hits,
     stats: {

@@ -14,6 +14,8 @@ import type { MetadataFilter, Store } from '../store/store.js';
 export const TOP_K_MAX = 1000;
 /** The largest rescore multiplier: also the depth the recall measurement goes to (quality/estimate.ts). */
 export const RESCORE_MULTIPLIER_MAX = MULTIPLIER_MAX;
+/** Candidates one search may rescore (top_k × multiplier): the most it could before multipliers above 20, 1,000 × 20. */
+export const CANDIDATES_MAX = 20_000;
 /** Documents `rescore: "exact"` scans at most by default (QEMBED_EXACT_MAX_DOCUMENTS): a full int8 scan holds the event loop. */
 export const EXACT_MAX_DOCUMENTS_DEFAULT = 200_000;
 export const DOCUMENT_ID_MAX_CHARS = 256;
@@ -130,6 +132,12 @@ export interface SearchRequest {
   /** `hamming` (default) or `asymmetric`: a 4-bit query against the documents' sign bits (first-stage/asymmetric.ts). */
   firstStage?: FirstStage;
   filter?: MetadataFilter;
+  /**
+   * Whether the query vector may join the collection's recall sample (default true). In-process
+   * callers that measure the service against its own estimate (bench:recall-service) keep their
+   * held-out queries out of it.
+   */
+  sampled?: boolean;
 }
 
 export interface SearchHit {

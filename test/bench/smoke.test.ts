@@ -136,11 +136,31 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
+  it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
+    const out = succeeded(await npmRun('bench:recall-service', []));
+    expect(out).toMatch(/N=\d+ \d+ bits hamming: estimate from \d+ queries/);
+    expect(out).toMatch(/auto \(target 0\.99\): multiplier \d+/);
+    expect(out).toContain('check every size measured its served queries and every estimate lies in its interval: ok');
+  });
+
   it('npm run quality:report: the page and its figures, written where --out says', async () => {
     const out = path.join(work, 'docs');
     succeeded(await npmRun('quality:report', ['--out', out]));
     expect(readFileSync(path.join(out, 'quality.md'), 'utf8')).toMatch(/^# Retrieval quality\n[\s\S]*## msmarco-5k[\s\S]*## business-reports/);
     for (const file of ['msmarco-5k.json', 'business-reports.json', 'retention.svg', 'compact-codes.svg']) expect(existsSync(path.join(out, 'quality', file)), file).toBe(true);
+  });
+
+  it('npm run bench:recall-corpus: the fixture corpus encoded and cached, then read back from its cache', async () => {
+    const env = { QEMBED_RECALL_CACHE: path.join(work, 'recall-corpus') };
+    const first = succeeded(await npmRun('bench:recall-corpus', [], env));
+    expect(first).toMatch(/encoded \d+\/\d+ passages, [\d.]+ texts\/s/);
+    expect(first).toMatch(/summary:\n {2}passages: \d+ \(fixtures \d+.*\), 32 dimensions\n {2}queries: \d+ \((judged \d+, )?pseudo 40;/);
+    const cache = /cache: (\S+) /.exec(first)![1]!;
+    for (const file of ['passages.npy', 'queries.npy', 'manifest.json']) expect(existsSync(path.join(cache, file)), file).toBe(true);
+    // The same texts and bundle: the vectors come from the cache, nothing is encoded again.
+    const second = succeeded(await npmRun('bench:recall-corpus', [], env));
+    expect(second).not.toMatch(/recall-corpus: encod/);
+    expect(second).toContain(`cache: ${cache} `);
   });
 
   it.runIf(python)('bench/int8_agreement.py: a bundle agrees with itself', async () => {

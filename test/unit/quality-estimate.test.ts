@@ -4,7 +4,7 @@ import { chooseMultiplier, estimateRecall, MULTIPLIER_MAX, NOT_FOUND, UNMEASURED
 import { emptySample, offer, parseSample, serializeSample } from '../../src/quality/sample.js';
 import { xorshift32 } from '../helpers/random.js';
 
-const positions = (...p: number[]) => Uint8Array.from(p);
+const positions = (...p: number[]) => Uint16Array.from(p);
 
 describe('estimateRecall', () => {
   it('is the mean share of each query’s exact top 10 within 10·m positions', () => {
@@ -17,6 +17,10 @@ describe('estimateRecall', () => {
     expect(e[14]!.recall).toBe((1 + 0.8) / 2); // position 150 counts from m = 16
     expect(e[15]!.recall).toBe((1 + 0.9) / 2);
     expect(e[19]!.recall).toBe((1 + 0.9) / 2);
+    expect(e[MULTIPLIER_MAX - 1]!.recall).toBe((1 + 0.9) / 2); // NOT_FOUND is beyond every multiplier
+    // A position just inside the measured depth counts at the largest multiplier only.
+    const deep = estimateRecall([positions(10 * MULTIPLIER_MAX - 1)]);
+    expect([deep[MULTIPLIER_MAX - 2]!.recall, deep[MULTIPLIER_MAX - 1]!.recall]).toEqual([0, 1]);
   });
 
   it('leaves out queries without exact documents, and counts a short top (a tiny collection) over its own length', () => {
