@@ -96,14 +96,14 @@ export function takeRows(matrix: Float32Array, dimension: number, rows: ArrayLik
 }
 
 /** Where each of `exact` (best first) sits in the first stage's `order`; NOT_FOUND when absent (as src/quality/measure.ts records). */
-export function positionsIn(order: readonly number[], exact: readonly number[]): Uint8Array {
+export function positionsIn(order: readonly number[], exact: readonly number[]): Uint16Array {
   const at = new Map<number, number>();
   order.forEach((row, i) => at.set(row, i));
-  return Uint8Array.from(exact, (row) => at.get(row) ?? NOT_FOUND);
+  return Uint16Array.from(exact, (row) => at.get(row) ?? NOT_FOUND);
 }
 
 /** The share of `positions` below `depth`: the exact top-10 kept among that many candidates. */
-export function keptShare(positions: Uint8Array, depth: number): number {
+export function keptShare(positions: Uint16Array, depth: number): number {
   let kept = 0;
   for (const p of positions) if (p < depth) kept++;
   return positions.length === 0 ? 1 : kept / positions.length;
