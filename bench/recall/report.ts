@@ -215,15 +215,15 @@ the commands above.
   });
   const q = record.corpus.queries;
   const cpu = record.cpu;
-  // The smallest multiplier and 4 (the default): how recall@10 moves from the smallest N to the largest.
+  // The smallest multiplier, 4 (the default) and the largest: how recall@10 moves from the smallest N to the largest.
   const ms = record.settings.multipliers;
-  const shown = [ms[0]!, ms.find((m) => m >= 4) ?? ms.at(-1)!].filter((m, i, all) => all.indexOf(m) === i);
+  const shown = [ms[0]!, ms.find((m) => m >= 4) ?? ms.at(-1)!, ms.at(-1)!].filter((m, i, all) => all.indexOf(m) === i);
   const trend = (a: number, b: number) => (b > a + 0.005 ? 'rises' : b < a - 0.005 ? 'falls' : 'holds');
   const drops = groups.map(({ bits, stage }) => {
     const parts = shown.map((m) => {
       const first = at(sizes[0]!, bits, stage, m)!.endToEnd;
       const last = at(sizes.at(-1)!, bits, stage, m)!.endToEnd;
-      return `at m = ${m} it ${trend(first.int8, last.int8)} from ${f3(first.int8)} to ${f3(last.int8)} (against float32: ${f3(first.float32)} to ${f3(last.float32)})`;
+      return `at m = ${m} it ${trend(first.int8, last.int8)}: ${f3(first.int8)} to ${f3(last.int8)} (against float32: ${f3(first.float32)} to ${f3(last.float32)})`;
     });
     return `- ${stageName(stage)}, ${bits} bits: ${parts.join('; ')}.`;
   });

@@ -66,7 +66,7 @@ describe('the docs section', () => {
     expect(recallAtScaleMarkdown(record)).not.toContain('.svg)');
     expect(md).toContain('| Hamming | 384 | 1 / 2 | 4 / 4 |');
     expect(md).toContain('| Hamming | 384 | 1 | 0.995 / 0.985 / 0.995 | 0.950 / 0.940 / 0.950 |');
-    expect(md).toContain('- Hamming, 384 bits: at m = 1 it falls from 0.995 to 0.950 (against float32: 0.985 to 0.940); at m = 4 it holds from 1.000 to 1.000');
+    expect(md).toContain('- Hamming, 384 bits: at m = 1 it falls: 0.995 to 0.950 (against float32: 0.985 to 0.940); at m = 4 it holds: 1.000 to 1.000 (against float32: 0.990 to 0.990).');
     expect(md).toContain('by N: 1,000: 0.700 / 0.550; 10,000: 0.800 / 0.650.');
   });
 });
