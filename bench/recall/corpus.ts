@@ -28,7 +28,7 @@ import { type CorpusTexts, collectTexts, HOLD_OUT, type QueryKind } from './coll
 import { encodeTexts } from './encode.js';
 import { readNpy, writeNpy } from './npy.js';
 import { MAX_QUERY_WORDS, MIN_QUERY_WORDS } from './queries.js';
-import { MAX_CHARS, MIN_CHARS } from './texts.js';
+import { MAX_CHARS, MIN_CHARS, shownPath } from './texts.js';
 
 export interface RecallCorpus {
   /** Bundle fingerprint of the encoder used. */
@@ -104,8 +104,8 @@ function describe(texts: CorpusTexts, bundle: Bundle, dir: string): string {
     `one from each of ${n(pseudo.length)} passages held out of the corpus (the WordNet, GCIDE and Lee passages, or in a smoke build the fixture texts, ` +
     `with the smallest sha256 of "recall-holdout:" + id that yield a new query): the first clause of the gloss or definition, ` +
     `parenthesized asides out, stop words dropped, its first ${MIN_QUERY_WORDS} to ${MAX_QUERY_WORDS} words. ` +
-    `Encoded in-process with ${bundle.dir} (${bundle.manifest.name}, ${bundle.manifest.weights.precision} weights, fingerprint ${bundle.fingerprint}), ` +
-    `passages as documents and queries as queries, truncated to ${bundle.manifest.max_tokens} tokens; cached in ${dir}.`
+    `Encoded in-process with ${shownPath(bundle.dir)} (${bundle.manifest.name}, ${bundle.manifest.weights.precision} weights, fingerprint ${bundle.fingerprint}), ` +
+    `passages as documents and queries as queries, truncated to ${bundle.manifest.max_tokens} tokens; cached in ${shownPath(dir)}.`
   );
 }
 

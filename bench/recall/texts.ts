@@ -15,6 +15,9 @@ import { gcideEntries } from './gcide.js';
 import type { SharedCollection } from './shared.js';
 import { wordnetEntries } from './wordnet.js';
 
+/** A path as the corpus description shows it: from the repository (../shared for the shared collections), not this machine's. */
+export const shownPath = (p: string): string => path.relative(projectRoot, p) || '.';
+
 /** Longer passages are cut: the encoder reads at most its max_tokens (256 for MiniLM) anyway. */
 export const MAX_CHARS = 1000;
 export const MIN_CHARS = 20;
@@ -94,7 +97,7 @@ export function gatherFull(debsDir: string, shared: readonly SharedCollection[],
   }
   for (const c of shared) {
     passages.push(...toPassages(c.name, c.documents));
-    provenance[c.name] = `${c.name} passages (BEIR collection in ${c.dir})`;
+    provenance[c.name] = `${c.name} passages (BEIR collection in ${shownPath(c.dir)})`;
   }
   return { passages, provenance, notices };
 }

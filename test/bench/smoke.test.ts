@@ -138,7 +138,7 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
 
   it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
     const out = succeeded(await npmRun('bench:recall-service', []));
-    expect(out).toMatch(/N=\d+ \d+ bits hamming: estimate from \d+ queries/);
+    expect(out).toMatch(/N=\d+ \d+ bits hamming: estimate from \d+ (queries|documents)/);
     expect(out).toMatch(/auto \(target 0\.99\): multiplier \d+/);
     expect(out).toContain('check every size measured its served queries and every estimate lies in its interval: ok');
   });
