@@ -15,10 +15,13 @@
  * held-out recall at m = 1, 2, 4, 8, 16, the multiplier auto chose, its recall, and its search
  * p50 against multiplier 4 (in-process, vector queries: encoding excluded).
  *
- * Options: --bits 384,128 --sizes 5000,20000,100000,all --json FILE. --smoke: the smoke corpus
- * and the tiny bundle, small sizes; checks only that everything ran (test/bench/smoke.test.ts).
+ * Options: --bits 384,128 --sizes 5000,20000,100000,all --json FILE --page FILE.md (its section
+ * of a page: scripts/doc-sections.ts) --docs (the record as docs/quality/recall-service.json and
+ * the section of docs/quality.md) --record FILE (writes the page section from a saved record, no
+ * measuring). --smoke: the smoke corpus and the tiny bundle, small sizes; checks only that
+ * everything ran (test/bench/smoke.test.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +34,8 @@ import { DEFAULT_TARGET_RECALL, RECALL_AT } from '../src/quality/estimate.js';
 import type { FirstStage, SearchRequest } from '../src/search/types.js';
 import { loadRecallCorpus } from './recall/corpus.js';
 import { seededPermutation } from './recall/measure.js';
+import { type ServiceRecord, type ServiceRow, serviceSectionMarkdown } from './recall/service-report.js';
+import { RECALL_SERVICE, withSection } from '../scripts/doc-sections.js';
 import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
@@ -38,10 +43,29 @@ const { values: opts } = parseArgs({
     bits: { type: 'string' },
     sizes: { type: 'string' },
     json: { type: 'string' },
+    page: { type: 'string' },
+    docs: { type: 'boolean', default: false },
+    record: { type: 'string' },
     smoke: { type: 'boolean', default: false },
   },
 });
 const smoke = opts.smoke;
+if (opts.docs) {
+  if (smoke) throw new Error('--docs writes figures into docs/: not from a --smoke run (give --page, --json elsewhere)');
+  opts.json ??= path.join(projectRoot, 'docs', 'quality', 'recall-service.json');
+  opts.page ??= path.join(projectRoot, 'docs', 'quality.md');
+}
+/** Writes the record's section into --page. */
+function writePage(record: ServiceRecord) {
+  if (!opts.page) return;
+  const doc = existsSync(opts.page) ? readFileSync(opts.page, 'utf8') : '';
+  writeFileSync(opts.page, withSection(doc, RECALL_SERVICE, serviceSectionMarkdown(record)));
+  console.log(`wrote the ${RECALL_SERVICE} section of ${opts.page}`);
+}
+if (opts.record) {
+  writePage(JSON.parse(readFileSync(opts.record, 'utf8')) as ServiceRecord);
+  process.exit(0);
+}
 const MULTIPLIERS = [1, 2, 4, 8, 16];
 const STAGES: FirstStage[] = ['hamming', 'asymmetric'];
 /** N from which the estimate must agree with the held-out recall (the issue's target), and by how much. */
@@ -73,15 +97,7 @@ console.log(
     `model ${corpus.fingerprint}, on ${cpu.model} (${cpu.cpus} logical CPUs)\n${corpus.description}\n`,
 );
 
-interface Row {
-  documents: number;
-  bits: number;
-  stage: FirstStage;
-  basis: string | null;
-  measuredQueries: number;
-  byMultiplier: { multiplier: number; estimate: number; low: number; high: number; heldOut: number }[];
-  auto: { multiplier: number; heldOut: number; p50Ms: number; p50MsAt4: number; estimate: number | null; low: number | null };
-}
+type Row = ServiceRow;
 const rows: Row[] = [];
 const misses: string[] = [];
 
@@ -199,9 +215,19 @@ const broken = rows.filter(
 console.log(`check every size measured its served queries and every estimate lies in its interval: ${broken.length === 0 && rows.length > 0 ? 'ok' : 'FAILED'}`);
 if (broken.length > 0 || rows.length === 0) process.exitCode = 1;
 
-if (opts.json) {
-  writeFileSync(
-    opts.json,
-    `${JSON.stringify({ cpu: cpu.model, model: corpus.fingerprint, corpus: corpus.description, passages: total, estimationQueries: estimationQueries.length, heldOutQueries: heldOut.length, rows, misses }, null, 2)}\n`,
-  );
-}
+const record: ServiceRecord = {
+  measuredAt: new Date().toISOString().slice(0, 10),
+  cpu: cpu.model,
+  model: corpus.fingerprint,
+  corpus: corpus.description,
+  passages: total,
+  estimationQueries: estimationQueries.length,
+  heldOutQueries: heldOut.length,
+  agreementFrom: AGREEMENT_FROM,
+  agreement: AGREEMENT,
+  target: DEFAULT_TARGET_RECALL,
+  rows,
+  misses,
+};
+if (opts.json) writeFileSync(opts.json, `${JSON.stringify(record, null, 2)}\n`);
+if (broken.length === 0 && rows.length > 0) writePage(record);

@@ -6,6 +6,10 @@
  */
 /** bench:recall's section of docs/quality.md. */
 export const RECALL_AT_SCALE = 'recall-at-scale';
+/** bench:recall-service's section of docs/quality.md. */
+export const RECALL_SERVICE = 'recall-service';
+/** The sections of docs/quality.md that other commands write, in the page's order. */
+export const QUALITY_PAGE_SECTIONS = [RECALL_AT_SCALE, RECALL_SERVICE];
 
 const start = (name: string) => `<!-- section ${name}: written by its command, kept by the others -->`;
 const end = (name: string) => `<!-- /section ${name} -->`;

@@ -22,7 +22,7 @@ import { createEncoder } from '../src/encoder/encoder.js';
 import { runEvaluation } from '../src/eval/evaluate.js';
 import { type CompactCodesRecord, compactCodesChartSvg, type EvalReport, firstStageTable, markdownTable, type Mode, resultFor, retentionChartSvg } from '../src/eval/report.js';
 import { projectRoot } from '../src/paths.js';
-import { RECALL_AT_SCALE, sectionOf } from './doc-sections.js';
+import { QUALITY_PAGE_SECTIONS, sectionOf } from './doc-sections.js';
 
 const { values } = parseArgs({
   options: { bundle: { type: 'string' }, datasets: { type: 'string' }, out: { type: 'string' }, smoke: { type: 'boolean', default: false } },
@@ -177,9 +177,10 @@ Metrics follow trec_eval (as pytrec_eval computes them; a test checks ours again
 on the same run): graded gains for NDCG, relevance ≥ 1 for recall and MRR, queries without
 judgments skipped, judged documents missing from the corpus counted as unretrievable.
 `;
-// The recall-at-scale section is bench:recall's (scripts/doc-sections.ts): kept as it is.
+// The sections other commands write (bench:recall, bench:recall-service: scripts/doc-sections.ts) are kept as they are.
 const page = path.join(docsDir, 'quality.md');
-const recallAtScale = existsSync(page) ? sectionOf(readFileSync(page, 'utf8'), RECALL_AT_SCALE) : undefined;
-writeFileSync(page, recallAtScale === undefined ? doc : `${doc.trimEnd()}\n\n${recallAtScale}\n`);
+const old = existsSync(page) ? readFileSync(page, 'utf8') : '';
+const kept = QUALITY_PAGE_SECTIONS.flatMap((name) => sectionOf(old, name) ?? []);
+writeFileSync(page, [doc.trimEnd(), ...kept].join('\n\n') + '\n');
 process.stderr.write(`wrote ${path.relative(process.cwd(), path.join(docsDir, 'quality.md')) || 'quality.md'}\n`);
 if (scratch && !values.out) rmSync(scratch, { recursive: true, force: true });

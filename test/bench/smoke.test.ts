@@ -137,10 +137,12 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
   });
 
   it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
-    const out = succeeded(await npmRun('bench:recall-service', []));
+    const page = path.join(work, 'recall-service.md');
+    const out = succeeded(await npmRun('bench:recall-service', ['--page', page]));
     expect(out).toMatch(/N=\d+ \d+ bits hamming: estimate from \d+ (queries|documents)/);
     expect(out).toMatch(/auto \(target 0\.99\): multiplier \d+/);
     expect(out).toContain('check every size measured its served queries and every estimate lies in its interval: ok');
+    expect(readFileSync(page, 'utf8')).toMatch(/<!-- section recall-service:[\s\S]*## Recall measured by the service[\s\S]*\| N \| bits \| first stage \| auto chose/);
   });
 
   it('npm run quality:report: the page and its figures, written where --out says', async () => {
