@@ -27,11 +27,9 @@ import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js'
 import { errorResponseSchema } from './http/schemas/errors.js';
 import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
-import type { SearchService } from './search/search-service.js';
+import { RECALL_SUMMARY_MULTIPLIERS, type SearchService } from './search/search-service.js';
 import type { StorageState } from './store/store.js';
 
-/** The multipliers the recall gauge reports (a series each per collection and first stage). */
-const GAUGED_MULTIPLIERS = new Set([1, 2, 4, 8, 16, 32, 64, 100]);
 
 export interface AppDeps {
   config: Pick<Config, 'maxInputs' | 'maxInputChars' | 'bodyLimitBytes' | 'apiKey' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
@@ -205,12 +203,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     {
       name: 'qembed_collection_recall_at_10',
-      help: "Recall@10 measured on the collection's sampled queries (docs/quality.md), by first stage and rescore multiplier (1, 2, 4, 8, 16, 32, 64, 100); absent before any measurement.",
+      help: `Recall@10 measured on the collection's sampled queries (docs/search.md), by first stage and rescore multiplier (${RECALL_SUMMARY_MULTIPLIERS.join(', ')}); absent before any measurement.`,
       labelNames: ['collection', 'first_stage', 'multiplier'],
       collect: () =>
         search.listCollections().flatMap((c) =>
           Object.entries(c.quality.firstStages).flatMap(([stage, q]) =>
-            q.recall.filter((r) => GAUGED_MULTIPLIERS.has(r.multiplier)).map((r) => ({ labels: { collection: c.name, first_stage: stage, multiplier: String(r.multiplier) }, value: r.recall })),
+            q.recall.filter((r) => RECALL_SUMMARY_MULTIPLIERS.includes(r.multiplier)).map((r) => ({ labels: { collection: c.name, first_stage: stage, multiplier: String(r.multiplier) }, value: r.recall })),
           ),
         ),
     },

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { compose } from '../composition.js';
 import { processConfig } from '../config.js';
 import { qualityView } from '../http/schemas/recall.js';
+import { RECALL_SUMMARY_MULTIPLIERS as SHOWN } from '../search/search-service.js';
 
 export const QUALITY_HELP = `usage: qembed quality NAME [options]
 
@@ -27,7 +28,6 @@ options:
 
 type QualityJson = ReturnType<typeof qualityView>;
 
-const SHOWN = [1, 2, 4, 8, 16, 32, 64, 100];
 const pct = (x: number) => (100 * x).toFixed(1);
 
 /** The report as a table: one row per first stage, recall@10 [interval] at the usual multipliers. */

@@ -29,8 +29,10 @@ export const MULTIPLIER_MAX = 100;
 export const MEASURED_DEPTH = RECALL_AT * MULTIPLIER_MAX;
 /** A position past the measured depth (or a document the first stage never returned). */
 export const NOT_FOUND = 0xffff;
-/** The multipliers a collection's report and its gauges list (auto chooses among all of 1..MULTIPLIER_MAX). */
+/** The multipliers a collection's report lists (auto chooses among all of 1..MULTIPLIER_MAX). */
 export const REPORTED_MULTIPLIERS: readonly number[] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64, 80, 100];
+/** The few of them a summary shows: the Prometheus gauges and `qembed quality`'s table. */
+export const SUMMARY_MULTIPLIERS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 100];
 /** The recall target of a collection that sets none. */
 export const DEFAULT_TARGET_RECALL = 0.99;
 /** The multiplier auto uses for a collection with no measurement yet (and today's default for a search that names none). */

@@ -5,7 +5,7 @@
 import type { Encoder } from '../encoder/encoder.js';
 import type { FirstStageIndex } from '../first-stage/first-stage.js';
 import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
-import { MULTIPLIER_MAX } from '../quality/estimate.js';
+import { MULTIPLIER_MAX, SUMMARY_MULTIPLIERS } from '../quality/estimate.js';
 import type { QualityBasis, QualityOptions, QualityReport } from '../quality/monitor.js';
 
 export type { QualityBasis, QualityOptions, QualityReport } from '../quality/monitor.js';
@@ -14,6 +14,8 @@ import type { MetadataFilter, Store } from '../store/store.js';
 export const TOP_K_MAX = 1000;
 /** The largest rescore multiplier: also the depth the recall measurement goes to (quality/estimate.ts). */
 export const RESCORE_MULTIPLIER_MAX = MULTIPLIER_MAX;
+/** The multipliers a summary of a collection's recall shows (gauges, `qembed quality`). */
+export const RECALL_SUMMARY_MULTIPLIERS = SUMMARY_MULTIPLIERS;
 /** Candidates one search may rescore (top_k × multiplier): the most it could before multipliers above 20, 1,000 × 20. */
 export const CANDIDATES_MAX = 20_000;
 /** Documents `rescore: "exact"` scans at most by default (QEMBED_EXACT_MAX_DOCUMENTS): a full int8 scan holds the event loop. */
