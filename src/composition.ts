@@ -168,7 +168,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
     firstStage,
     encoder,
     encoderFor: (fp) => registry?.loaded(fp),
-    quality: { sampleSize: config.qualitySample, cpuShare: config.qualityCpuPercent / 100 },
+    quality: { sampleSize: config.qualitySample, cpuShare: config.qualityCpuPercent / 100, idleCpuShare: config.qualityIdleCpuPercent / 100 },
     exactMaxDocuments: config.exactMaxDocuments,
     onBackgroundError: (e, collection) => logger?.warn({ err: e, collection }, 'measuring recall failed; it is tried again later'),
   });

@@ -3,6 +3,7 @@
  * service"): the service's own estimate against held-out queries, and what auto chose.
  */
 import type { FirstStage } from '../../src/search/types.js';
+import { MULTIPLIER_MAX } from '../../src/quality/estimate.js';
 
 export interface ServiceRow {
   documents: number;
@@ -68,7 +69,7 @@ export function serviceSectionMarkdown(r: ServiceRecord): string {
         `| ${n(row.documents)} | ${row.bits} | ${row.stage} | ${row.byMultiplier.map((b) => `${f3(b.estimate)} [${f3(b.low)}, ${f3(b.high)}] / ${f3(b.heldOut)} (${pts(b.estimate - b.heldOut)})`).join(' | ')} |`,
     ),
     '',
-    `\`rescore_multiplier: "auto"\` at target ${target}: the multiplier it chose (the smallest whose lower bound reaches the target, up to 100), the held-out recall@10 it gave, ` +
+    `\`rescore_multiplier: "auto"\` at target ${target}: the multiplier it chose (the smallest whose lower bound reaches the target, up to ${MULTIPLIER_MAX}), the held-out recall@10 it gave, ` +
       'and the search p50 it cost against multiplier 4 (in-process, vector queries: no encoding):',
     '',
     '| N | bits | first stage | auto chose | estimate (lower bound) | held-out recall@10 | p50 auto | p50 m = 4 | ratio |',
@@ -79,7 +80,7 @@ export function serviceSectionMarkdown(r: ServiceRecord): string {
         `${row.auto.p50Ms.toFixed(2)} ms | ${row.auto.p50MsAt4.toFixed(2)} ms | ${(row.auto.p50Ms / row.auto.p50MsAt4).toFixed(2)} |`,
     ),
     '',
-    'Where no multiplier up to 100 reaches the target (short codes: see the table above), auto takes 100 and every answer says `"target_met": false`; ' +
+    `Where no multiplier up to ${MULTIPLIER_MAX} reaches the target, auto takes ${MULTIPLIER_MAX} and every answer says \`"target_met": false\`; ` +
       'the held-out recall is then below the target, as the estimate said it would be.',
   ];
   return lines.join('\n');

@@ -80,11 +80,20 @@ export async function measureQueries(target: MeasureTarget, queries: readonly Me
       const now = store.getCollectionById(c.id);
       if (!now || now.fingerprint !== c.fingerprint) return undefined;
       const out = {} as Record<FirstStageType, Uint16Array>;
+      const exact = tops[i]!.rowids;
+      const wanted = new Map(exact.map((rowid, j) => [rowid, j]));
       for (const type of FIRST_STAGE_TYPES) {
         const first = firstStage.nearest(c.id, encodeQuery(type, q.vector, bits, quantizer), MEASURED_DEPTH + (q.self === undefined ? 0 : 1));
-        const order = new Map<number, number>();
-        for (const rowid of first.rowids) if (rowid !== q.self && rowid <= last && order.size < MEASURED_DEPTH) order.set(rowid, order.size);
-        out[type] = Uint16Array.from(tops[i]!.rowids, (rowid) => order.get(rowid) ?? NOT_FOUND);
+        const positions = new Uint16Array(exact.length).fill(NOT_FOUND);
+        let at = 0;
+        for (const rowid of first.rowids) {
+          if (rowid === q.self || rowid > last) continue;
+          if (at === MEASURED_DEPTH) break;
+          const j = wanted.get(rowid);
+          if (j !== undefined) positions[j] = at;
+          at++;
+        }
+        out[type] = positions;
       }
       return { positions: out, documents: now.document_count, generation: now.generation };
     });

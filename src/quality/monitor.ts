@@ -2,8 +2,11 @@
  * Measured recall per collection, in the service: every search offers its float32 query vector
  * to the collection's sample (sample.ts), and a background loop measures the sampled queries
  * (measure.ts) a slice at a time, taking a bounded share of one core: after each slice it waits
- * long enough that the slices take at most `cpuShare` of the time, so it yields to requests
- * between slices and never holds the event loop for longer than one page of the scan. From the
+ * long enough that the slices take at most `cpuShare` of the time while searches are being
+ * served (`idleCpuShare` when none was for BUSY_MS), so it yields to requests between slices and
+ * never holds the event loop for longer than one page of the scan. Why two shares: under a
+ * saturating load every slice is a slice of searches not served (bench:quality-cost), so the
+ * loaded share is small; an idle service has nothing to lose and measures at once. From the
  * measurements: recall@10 at every multiplier and first stage with an interval (estimate.ts),
  * and the multiplier `rescore_multiplier: "auto"` uses.
  *
@@ -39,13 +42,17 @@ const GROWTH = 0.1;
 /** A measurement older than this, of a collection whose documents changed since, is taken again. */
 const REMEASURE_AFTER_MS = 60 * 60 * 1000;
 const IDLE_MS = 1000;
+/** A search served this recently makes the service busy: the measurement takes `cpuShare`. */
+const BUSY_MS = 250;
 const PERSIST_EVERY_MS = 60 * 1000;
 
 export interface QualityOptions {
   /** Query vectors kept per collection; 0 turns the measurement off (nothing kept, nothing measured). */
   sampleSize: number;
-  /** Share of one core the background measurement may take, in (0, 1]. */
+  /** Share of one core the background measurement may take while searches are served, in (0, 1]. */
   cpuShare: number;
+  /** Share it may take when no search was served for BUSY_MS, in (0, 1]. */
+  idleCpuShare: number;
 }
 
 export interface QualityDeps {
@@ -140,6 +147,8 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
   let running: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   let lastPersist = Date.now();
+  /** When the last search was served (record, choose): the loop's share follows it. */
+  let lastSearch = 0;
   /** The measurement running now (one at a time: the loop's, or measureNow's). */
   let current: { collectionId: number; queries: number; scanned: number; documents: number } | undefined;
 
@@ -217,13 +226,14 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
       wake = done;
     });
 
-  /** Each slice, then a wait that keeps the slices to `cpuShare` of the time (at least a turn of the event loop). */
+  /** Each slice, then a wait that keeps the slices to the busy or idle share of the time (at least a turn of the event loop). */
   const paced: Pace = async (work) => {
     if (stopped) throw new Stopped();
     const started = performance.now();
     const result = work();
     const spent = performance.now() - started;
-    await sleep(Math.max(0, (spent * (1 - options.cpuShare)) / options.cpuShare));
+    const share = Date.now() - lastSearch < BUSY_MS ? options.cpuShare : options.idleCpuShare;
+    await sleep(Math.max(0, (spent * (1 - share)) / share));
     if (stopped) throw new Stopped();
     return result;
   };
@@ -287,6 +297,7 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
   return {
     record(c, vector) {
       if (!enabled) return;
+      lastSearch = Date.now();
       try {
         const s = stateOf(c);
         if (vector.length !== c.dimension) return;
@@ -296,6 +307,7 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
       }
     },
     choose(c, stage, requested, max = MULTIPLIER_MAX) {
+      lastSearch = Date.now();
       const target = targetOf(c);
       const e = enabled ? estimatesOf(c, stateOf(c)) : undefined;
       const estimates = e?.byStage[stage] ?? [];

@@ -48,8 +48,11 @@ interface StoredQuery {
   self?: number;
   m?: { p: Record<string, string>; f: string; n: number; g: number; t: number };
 }
-/** 2: positions as 16-bit integers (multipliers up to 100). Another version is dropped: measured again. */
-const VERSION = 2;
+/**
+ * 3: positions as 16-bit integers to a depth of 20,000 (multipliers up to 2,000; 2 measured to
+ * 1,000, which would read as not found beyond). Another version is dropped: measured again.
+ */
+const VERSION = 3;
 
 interface Stored {
   version: number;

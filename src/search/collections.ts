@@ -44,7 +44,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
     store,
     firstStage: deps.firstStage,
     quantizerOf: (c) => loadedEncoder(c)?.quantizer,
-    options: deps.quality ?? { sampleSize: 0, cpuShare: 1 },
+    options: deps.quality ?? { sampleSize: 0, cpuShare: 1, idleCpuShare: 1 },
     ...(deps.onBackgroundError && { onError: deps.onBackgroundError }),
   });
 

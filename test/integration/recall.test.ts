@@ -243,7 +243,7 @@ describe('rescore_multiplier "auto"', () => {
   });
 
   it('takes the most it may when no multiplier reaches the target, and says so', async () => {
-    // 50 queries that all found everything: the lower bound is 1 − 1.96·√(p̃(1 − p̃)/10/50) ≈ 0.9945 (estimate.ts), short of 0.999.
+    // 50 queries that all found everything: the lower bound is 1 − 2.326·√(p̃(1 − p̃)/10/50) ≈ 0.9935 (estimate.ts), short of 0.999.
     const patched = await ok<{ quality: Quality }>(t, 'PATCH', '/collections/known', { target_recall: 0.999 });
     expect(patched.quality).toMatchObject({ target_recall: 0.999 });
     expect(patched.quality.first_stages.hamming).toMatchObject({ auto_multiplier: MULTIPLIER_MAX, target_met: false });
