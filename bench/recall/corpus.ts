@@ -26,7 +26,7 @@ import { projectRoot } from '../../src/paths.js';
 import { createQuantizer, type Quantizer } from '../../src/quantization/quantize.js';
 import { type CorpusTexts, collectTexts, HOLD_OUT, type QueryKind } from './collect.js';
 import { encodeTexts } from './encode.js';
-import { readNpy, writeNpy } from './npy.js';
+import { readNpy, writeNpy } from '../../src/files/npy.js';
 import { MAX_QUERY_WORDS, MIN_QUERY_WORDS } from './queries.js';
 import { MAX_CHARS, MIN_CHARS, shownPath } from './texts.js';
 

@@ -12,7 +12,7 @@
  * dimensions per reference needs.
  */
 import { TopK } from '../../src/quality/exact.js';
-import { BLOCK, GROUP, scoreBlock } from '../../src/quality/linear-scan.js';
+import { BLOCK, GROUP, scoreBlock } from '../../src/quantization/linear-scan.js';
 
 export interface LinearQueries {
   /** One row of `dimension` weights per query, row-major. */

@@ -6,7 +6,7 @@
  */
 import type { FoldedQuery } from '../quantization/dequantize.js';
 import type { Store } from '../store/store.js';
-import { BLOCK, GROUP, scoreBlock } from './linear-scan.js';
+import { BLOCK, GROUP, scoreBlock } from '../quantization/linear-scan.js';
 
 /** Rows read per page of a scan. */
 export const PAGE_ROWS = 1024;

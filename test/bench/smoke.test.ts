@@ -136,6 +136,11 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
+  it('npm run bench:transform-codes: codes from int8 codes per transform, and their ratio to first dims', async () => {
+    const out = succeeded(await npmRun('bench:transform-codes', []));
+    expect(out).toMatch(/16 bits: first dims [\d,]+ documents\/s; seeded rotation [\d,]+ documents\/s \(\d+\.\d{3}x first dims\); fitted \(dense\) [\d,]+ documents\/s/);
+  });
+
   it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
     const page = path.join(work, 'recall-service.md');
     const out = succeeded(await npmRun('bench:recall-service', ['--page', page]));

@@ -1,5 +1,5 @@
 /**
- * bench/recall/npy.ts: what it writes it reads back bit for bit, in the layout numpy.save writes
+ * src/files/npy.ts: what it writes it reads back bit for bit, in the layout numpy.save writes
  * (version 1.0, '<f4', C order, data on a 64-byte boundary), and it refuses any other layout
  * rather than misreading it.
  */
@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readNpy, writeNpy } from '../../bench/recall/npy.js';
+import { readNpy, writeNpy } from '../../src/files/npy.js';
 import { xorshift32 } from '../helpers/random.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'qembed-npy-'));
@@ -36,6 +36,14 @@ describe('npy', () => {
     expect((10 + headerLength) % 64).toBe(0);
     expect(bytes.toString('latin1', 10, 10 + headerLength)).toMatch(/^\{'descr': '<f4', 'fortran_order': False, 'shape': \(2, 3\), \} *\n$/);
     expect(bytes.length).toBe(10 + headerLength + 6 * 4);
+  });
+
+  it("reads a one-dimensional array (numpy.save of a vector: shape (n,)) as one row", () => {
+    const file = path.join(dir, 'v.npy');
+    writeNpy(file, { rows: 1, columns: 3, data: Float32Array.of(1, -2, 0.5) });
+    writeFileSync(file, Buffer.from(readFileSync(file, 'latin1').replace("'shape': (1, 3), ", "'shape': (3,),   "), 'latin1'));
+    const back = readNpy(file);
+    expect([back.rows, back.columns, [...back.data]]).toEqual([1, 3, [1, -2, 0.5]]);
   });
 
   it('reads an empty matrix', () => {

@@ -1,7 +1,9 @@
 /**
- * The recall corpus's vectors as NumPy .npy files (format version 1.0, little-endian float32,
- * C order, two dimensions), so that Python (numpy.load) reads the same cache the benches do.
- * Only this one layout is written or accepted: anything else is refused, never reinterpreted.
+ * Float32 matrices as NumPy .npy files (format version 1.0, little-endian float32, C order, two
+ * dimensions; one dimension is read as one row), so that Python (numpy.load / numpy.save) and
+ * the service exchange the same files: the recall corpus's vectors, the worker's fitted
+ * first-stage transforms. Only this one layout is written or accepted: anything else is
+ * refused, never reinterpreted.
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
@@ -53,7 +55,7 @@ export function writeNpy(file: string, m: Matrix): void {
   }
 }
 
-/** Reads a (rows, columns) '<f4' C-order array written by writeNpy or numpy.save. */
+/** Reads a (rows, columns) or (columns,) '<f4' C-order array written by writeNpy or numpy.save. */
 export function readNpy(file: string): Matrix {
   assertLittleEndian();
   const buf = readFileSync(file);
@@ -63,10 +65,10 @@ export function readNpy(file: string): Matrix {
   const text = buf.toString('latin1', PREAMBLE, PREAMBLE + length);
   const descr = /'descr':\s*'([^']*)'/.exec(text)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(text)?.[1];
-  const shape = /'shape':\s*\((\d+),\s*(\d+),?\s*\)/.exec(text);
-  if (descr !== '<f4' || fortran !== 'False' || !shape) throw new Error(`${file}: expected a two-dimensional '<f4' C-order array, header ${text.trim()}`);
-  const rows = Number(shape[1]);
-  const columns = Number(shape[2]);
+  const shape = /'shape':\s*\((\d+),\s*(\d+),?\s*\)/.exec(text) ?? /'shape':\s*\((\d+),\s*\)/.exec(text);
+  if (descr !== '<f4' || fortran !== 'False' || !shape) throw new Error(`${file}: expected a one- or two-dimensional '<f4' C-order array, header ${text.trim()}`);
+  const rows = shape[2] === undefined ? 1 : Number(shape[1]);
+  const columns = Number(shape[2] ?? shape[1]);
   const start = PREAMBLE + length;
   if (buf.length - start !== rows * columns * 4) throw new Error(`${file}: ${buf.length - start} data bytes for a ${rows} x ${columns} float32 array`);
   const aligned = (buf.byteOffset + start) % 4 === 0;
