@@ -6,6 +6,7 @@
  * beside them; nothing outside src/first-stage/ changes.
  */
 import type { Quantizer } from '../quantization/quantize.js';
+import { asymmetricVector, type CodeTransform, codeOf } from '../transform/transform.js';
 import { type AsymmetricQuery, asymmetricKernelInput, asymmetricQuery, asymmetricSimilarity } from './asymmetric.js';
 
 /** The first stages a search may ask for (the API's `first_stage`). */
@@ -26,9 +27,15 @@ export const hammingQuery = (code: Uint8Array): HammingQuery => ({ type: 'hammin
 
 /**
  * The query of `type` for a collection whose first stage holds `bits` bits of each code (the
- * first dimensions'); `quantizer` packs signs exactly as the documents' codes were packed.
+ * first dimensions'); `quantizer` packs signs exactly as the documents' codes were packed. With
+ * a `transform` (src/transform/) the codes are its signs instead: a Hamming query is coded as a
+ * document is, an asymmetric one scores with the transformed query.
  */
-export function encodeQuery(type: FirstStageType, vector: Float32Array, bits: number, quantizer: Pick<Quantizer, 'toUbinary'>): FirstStageQuery {
+export function encodeQuery(type: FirstStageType, vector: Float32Array, bits: number, quantizer: Pick<Quantizer, 'toUbinary'>, transform?: CodeTransform): FirstStageQuery {
+  if (transform?.matrix) {
+    if (transform.bits !== bits) throw new Error(`a ${transform.bits}-bit transform for a ${bits}-bit first stage`);
+    return type === 'hamming' ? hammingQuery(codeOf(transform, vector)) : asymmetricQuery(asymmetricVector(transform, vector));
+  }
   switch (type) {
     case 'hamming':
       return hammingQuery(quantizer.toUbinary(vector).subarray(0, bits / 8));

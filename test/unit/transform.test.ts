@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/files/npy.js';
+import { asymmetricQuery } from '../../src/first-stage/asymmetric.js';
+import { encodeQuery } from '../../src/first-stage/query.js';
 import { createQuantizer } from '../../src/quantization/quantize.js';
 import { artifactLengths, loadTransform, readTransformManifest, TRANSFORM_FORMAT } from '../../src/transform/artifact.js';
 import { asymmetricVector, type CodeTransform, codeOf, firstDims, int8Coder, linearTransform, project, seededRotation, TransformError } from '../../src/transform/transform.js';
@@ -66,6 +68,17 @@ describe('the seeded rotation', () => {
     expect(seededRotation(D, 16, 7).matrix).toEqual(W.subarray(0, 16 * D));
     expect(seededRotation(D, 16, 8).matrix).not.toEqual(W.subarray(0, 16 * D));
     expect(t.fingerprint).toBe('rotation-7');
+  });
+});
+
+describe('first-stage queries with a transform', () => {
+  it('code a Hamming query as a document and give the asymmetric stage W q; first dims as before', () => {
+    const t = randomTransform(16);
+    const v = vectors[0]!;
+    expect(encodeQuery('hamming', v, 16, quantizer, t)).toEqual({ type: 'hamming', bits: 16, code: codeOf(t, v) });
+    expect(encodeQuery('asymmetric', v, 16, quantizer, t)).toEqual(asymmetricQuery(asymmetricVector(t, v)));
+    expect(encodeQuery('hamming', v, 16, quantizer, firstDims(D, 16))).toEqual(encodeQuery('hamming', v, 16, quantizer));
+    expect(() => encodeQuery('hamming', v, 8, quantizer, t)).toThrow(/16-bit transform for a 8-bit first stage/);
   });
 });
 
