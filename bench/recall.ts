@@ -19,6 +19,10 @@
  * --smoke: seconds (test/bench/smoke.test.ts runs it): the corpus' smoke build (the tiny test
  * bundle, a few dozen passages), N = a quarter, a half and all of them, codes of the bundle's
  * whole dimension and of half of it. Its figures mean nothing; its checks do.
+ *
+ * --transforms rotation,itq,qat: code transforms measured beside first dims (bench/recall/transforms.ts;
+ * itq and qat are fitted by the worker on each N's documents: --python $(scripts/worker-env)),
+ * printed side by side and kept in the --json record (not yet on the page).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,7 +34,8 @@ import { RECALL_AT } from '../src/quality/estimate.js';
 import { RECALL_AT_SCALE, withSection } from '../scripts/doc-sections.js';
 import { loadRecallCorpus } from './recall/corpus.js';
 import { measureRecall, REFERENCES, type RecallRow, seededPermutation, takeRows } from './recall/measure.js';
-import { type RecallAtScaleRecord, recallAtScaleMarkdown, recallChartSvg, recallTable, smallestMultipliers, summaryTable } from './recall/report.js';
+import { type RecallAtScaleRecord, recallAtScaleMarkdown, recallChartSvg, recallTable, smallestMultipliers, summaryTable, transformTable } from './recall/report.js';
+import { transformSources } from './recall/transforms.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -45,11 +50,15 @@ const { values: opts } = parseArgs({
     page: { type: 'string' },
     docs: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    transforms: { type: 'string' },
+    python: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
-  console.log('npm run bench:recall -- [--sizes 5000,20000,100000,all] [--bits 384,256,128,64] [--multipliers 1,2,4,8,16,32,64,100] [--queries K] [--seed S] [--bundle DIR] [--json FILE] [--chart FILE.svg] [--page FILE.md] [--docs] [--smoke]');
+  console.log(
+    'npm run bench:recall -- [--sizes 5000,20000,100000,all] [--bits 384,256,128,64] [--multipliers 1,2,4,8,16,32,64,100] [--queries K] [--seed S] [--bundle DIR] [--json FILE] [--chart FILE.svg] [--page FILE.md] [--docs] [--transforms rotation,itq,qat [--python PY]] [--smoke]',
+  );
   process.exit(0);
 }
 const smoke = opts.smoke;
@@ -95,12 +104,19 @@ const measurement = measureRecall(
     queries: takeRows(corpus.queries.vectors, dim, chosen),
     quantizer: corpus.quantizer,
   },
-  { sizes, bits, stages: FIRST_STAGE_TYPES, multipliers },
+  {
+    sizes,
+    bits,
+    stages: FIRST_STAGE_TYPES,
+    multipliers,
+    transforms: opts.transforms ? transformSources(opts.transforms.split(','), { python: opts.python, quantizer: corpus.quantizer, bits, seed, log }) : [],
+  },
   log,
 );
 const { rows } = measurement;
 const smallest = smallestMultipliers(rows);
 console.log(`\n${recallTable(rows)}\n\n${summaryTable(smallest)}\n`);
+if (measurement.transformRows.length > 0) console.log(`${transformTable(rows, measurement.transformRows)}\n`);
 console.log(`mean cosine of the exact float32 1st / 10th neighbour: ${measurement.neighbours.map((x) => `N = ${x.documents}: ${x.first.toFixed(3)} / ${x.tenth.toFixed(3)}`).join(', ')}`);
 const s = measurement.seconds;
 console.log(
@@ -108,10 +124,10 @@ console.log(
 );
 
 /** Checks that hold by construction; a failure is a bug in the bench or in the code it measures. */
-function checks(rows: readonly RecallRow[]): { name: string; ok: boolean }[] {
+function checks(rows: readonly (RecallRow & { transform?: string })[]): { name: string; ok: boolean }[] {
   const byGroup = new Map<string, RecallRow[]>();
   for (const r of rows) {
-    const key = `${r.documents}|${r.bits}|${r.stage}`;
+    const key = `${r.transform ?? 'first dims'}|${r.documents}|${r.bits}|${r.stage}`;
     byGroup.set(key, [...(byGroup.get(key) ?? []), r]);
   }
   const groups = [...byGroup.values()].map((g) => g.sort((a, b) => a.multiplier - b.multiplier));
@@ -133,7 +149,7 @@ function checks(rows: readonly RecallRow[]): { name: string; ok: boolean }[] {
     },
   ];
 }
-const results = checks(rows);
+const results = checks([...rows, ...measurement.transformRows]);
 for (const c of results) console.log(`check: ${c.name}: ${c.ok ? 'ok' : 'FAILED'}`);
 
 const record: RecallAtScaleRecord = {
@@ -149,6 +165,7 @@ const record: RecallAtScaleRecord = {
   },
   settings: { sizes, bits, stages: [...FIRST_STAGE_TYPES], multipliers, top_k: RECALL_AT, seed },
   rows,
+  ...(measurement.transformRows.length > 0 && { transform_rows: measurement.transformRows }),
   neighbours: measurement.neighbours,
   smallest_multiplier: smallest,
   seconds: { ...s, corpus: corpusSeconds, total: (performance.now() - started) / 1000 },

@@ -22,6 +22,7 @@ import { createScanPool } from '../../src/first-stage/scan-pool.js';
 import { MULTIPLIER_MAX, NOT_FOUND, RECALL_AT } from '../../src/quality/estimate.js';
 import { type FoldedQuery, foldQuery, scoreInt8 } from '../../src/quantization/dequantize.js';
 import type { Quantizer } from '../../src/quantization/quantize.js';
+import { type CodeTransform, int8Coder } from '../../src/transform/transform.js';
 import { xorshift32 } from '../../test/helpers/random.js';
 import { type ExactTop, exactTopK } from './exact.js';
 
@@ -38,6 +39,24 @@ export interface RecallSettings {
   stages: readonly FirstStageType[];
   /** Rescore multipliers m: the first stage keeps top_k × m candidates (top_k = 10). */
   multipliers: readonly number[];
+  /** Code transforms measured beside first dims (src/transform/), each made for one size and code length. */
+  transforms?: readonly TransformSource[];
+}
+
+/**
+ * A code transform for the documents [0, size) at one code length: a seeded rotation (the same
+ * for every size) or one fitted on those documents' int8 codes (rows of `int8`, as a collection
+ * stores them). Codes are then recomputed from the int8 codes, as the service recomputes them.
+ */
+export interface TransformSource {
+  name: string;
+  make(size: number, bits: number, int8: Int8Array): CodeTransform;
+}
+
+/** A row of a transform beside first dims, and how long making it took. */
+export interface TransformRow extends RecallRow {
+  transform: string;
+  makeSeconds: number;
 }
 
 /** Means over the queries for one subset size, code length, first stage and multiplier. */
@@ -61,6 +80,8 @@ export interface Neighbours {
 
 export interface RecallMeasurement {
   rows: RecallRow[];
+  /** The same for each of settings.transforms (rows holds first dims). */
+  transformRows: TransformRow[];
   /** Per size: what the first stage must separate, the exact neighbours' scores. */
   neighbours: Neighbours[];
   queries: number;
@@ -184,50 +205,70 @@ export function measureRecall(input: RecallInput, settings: RecallSettings, log:
     exactSeconds[reference] = seconds(t0);
   }
 
-  // Sums over the queries, by [size][bits][stage][multiplier].
-  t0 = performance.now();
-  const sums = sizes.map(() => bits.map(() => stages.map(() => multipliers.map(() => ({ firstStage: { float32: 0, int8: 0 }, endToEnd: { float32: 0, int8: 0 } })))));
-  // One thread: the bench measures what the first stage returns, which splitting does not change.
-  const pool = createScanPool(1);
+  /** Sums over the queries of every stage and multiplier, for codes of the documents [0, size). */
+  const pool = createScanPool(1); // one thread: the bench measures what the first stage returns, which splitting does not change
   const scores = new Float64Array(depth);
-  for (const [b, codeBits] of bits.entries()) {
-    for (const [s, size] of sizes.entries()) {
-      const started = performance.now();
-      const index = createBinaryIndex(codeBits / 8, 0, [], { rowids: Uint32Array.from({ length: size }, (_, r) => r), codes: prefixCodes(signs, codeBytes, codeBits / 8, size) }, { pool });
-      for (let q = 0; q < count; q++) {
-        for (const [t, stage] of stages.entries()) {
-          const first = index.search(encodeQuery(stage, vectors[q]!, codeBits, quantizer), depth);
-          for (let i = 0; i < first.rowids.length; i++) scores[i] = scoreInt8(folded[q]!, int8, first.rowids[i]! * dim);
-          const positions = REFERENCES.map((reference) => positionsIn(first.rowids, exact[reference][s]![q]!.rows));
-          for (const [i, m] of multipliers.entries()) {
-            const sum = sums[s]![b]![t]![i]!;
-            const rescored = rescoredTop(first.rowids, first.distances, scores, RECALL_AT * m, RECALL_AT);
-            for (const [r, reference] of REFERENCES.entries()) {
-              sum.firstStage[reference] += keptShare(positions[r]!, RECALL_AT * m);
-              sum.endToEnd[reference] += overlap(rescored, exact[reference][s]![q]!.rows);
-            }
+  const mean = (r: Recalls): Recalls => ({ float32: r.float32 / count, int8: r.int8 / count });
+  function measureCodes(s: number, codeBits: number, codes: Uint8Array, transform?: CodeTransform): RecallRow[] {
+    const size = sizes[s]!;
+    const sums = stages.map(() => multipliers.map(() => ({ firstStage: { float32: 0, int8: 0 }, endToEnd: { float32: 0, int8: 0 } })));
+    const index = createBinaryIndex(codeBits / 8, 0, [], { rowids: Uint32Array.from({ length: size }, (_, r) => r), codes }, { pool });
+    for (let q = 0; q < count; q++) {
+      for (const [t, stage] of stages.entries()) {
+        const first = index.search(encodeQuery(stage, vectors[q]!, codeBits, quantizer, transform), depth);
+        for (let i = 0; i < first.rowids.length; i++) scores[i] = scoreInt8(folded[q]!, int8, first.rowids[i]! * dim);
+        const positions = REFERENCES.map((reference) => positionsIn(first.rowids, exact[reference][s]![q]!.rows));
+        for (const [i, m] of multipliers.entries()) {
+          const sum = sums[t]![i]!;
+          const rescored = rescoredTop(first.rowids, first.distances, scores, RECALL_AT * m, RECALL_AT);
+          for (const [r, reference] of REFERENCES.entries()) {
+            sum.firstStage[reference] += keptShare(positions[r]!, RECALL_AT * m);
+            sum.endToEnd[reference] += overlap(rescored, exact[reference][s]![q]!.rows);
           }
         }
       }
-      index.release();
+    }
+    index.release();
+    return stages.flatMap((stage, t) => multipliers.map((multiplier, i) => ({ documents: size, bits: codeBits, stage, multiplier, firstStage: mean(sums[t]![i]!.firstStage), endToEnd: mean(sums[t]![i]!.endToEnd) })));
+  }
+
+  t0 = performance.now();
+  const out: RecallRow[] = [];
+  for (const codeBits of bits) {
+    for (const [s, size] of sizes.entries()) {
+      const started = performance.now();
+      out.push(...measureCodes(s, codeBits, prefixCodes(signs, codeBytes, codeBits / 8, size)));
       log(`first stage ${codeBits} bits, ${size.toLocaleString('en')} documents: ${count} queries × ${stages.join(' + ')} in ${seconds(started).toFixed(1)} s`);
+    }
+  }
+  // The table's order: size, then bits, stage, multiplier.
+  const order = (r: RecallRow) => [sizes.indexOf(r.documents), bits.indexOf(r.bits), stages.indexOf(r.stage), multipliers.indexOf(r.multiplier)];
+  const byOrder = (a: RecallRow, b: RecallRow) => {
+    const x = order(a);
+    const y = order(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return 0;
+  };
+  out.sort(byOrder);
+  const firstStageSeconds = seconds(t0);
+
+  const transformRows: TransformRow[] = [];
+  for (const source of settings.transforms ?? []) {
+    for (const codeBits of bits) {
+      for (const [s, size] of sizes.entries()) {
+        const started = performance.now();
+        const transform = source.make(size, codeBits, int8.subarray(0, size * dim));
+        const codes = new Uint8Array(size * (codeBits / 8));
+        int8Coder(transform, quantizer).encode(int8, size, codes);
+        const makeSeconds = seconds(started);
+        transformRows.push(...measureCodes(s, codeBits, codes, transform).map((r) => ({ ...r, transform: source.name, makeSeconds })));
+        log(`${source.name} ${codeBits} bits, ${size.toLocaleString('en')} documents: made in ${makeSeconds.toFixed(1)} s, measured in ${(seconds(started) - makeSeconds).toFixed(1)} s`);
+      }
     }
   }
   void pool.close();
 
-  const mean = (r: Recalls): Recalls => ({ float32: r.float32 / count, int8: r.int8 / count });
-  const out: RecallRow[] = [];
-  for (const [s, size] of sizes.entries()) {
-    for (const [b, codeBits] of bits.entries()) {
-      for (const [t, stage] of stages.entries()) {
-        for (const [i, multiplier] of multipliers.entries()) {
-          const sum = sums[s]![b]![t]![i]!;
-          out.push({ documents: size, bits: codeBits, stage, multiplier, firstStage: mean(sum.firstStage), endToEnd: mean(sum.endToEnd) });
-        }
-      }
-    }
-  }
   const meanScore = (tops: ExactTop[], rank: number) => tops.reduce((sum, top) => sum + (top.scores[rank] ?? top.scores.at(-1)!), 0) / count;
   const neighbours = sizes.map((documents, s) => ({ documents, first: meanScore(exact.float32[s]!, 0), tenth: meanScore(exact.float32[s]!, RECALL_AT - 1) }));
-  return { rows: out, neighbours, queries: count, seconds: { codes: codesSeconds, exact: exactSeconds, firstStage: seconds(t0) } };
+  return { rows: out, transformRows, neighbours, queries: count, seconds: { codes: codesSeconds, exact: exactSeconds, firstStage: firstStageSeconds } };
 }

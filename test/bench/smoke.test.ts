@@ -111,13 +111,15 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     mkdirSync(path.dirname(chart), { recursive: true });
     const page = path.join(work, 'quality.md');
     writeFileSync(page, '# Retrieval quality\n\nkept\n');
-    const out = succeeded(await npmRun('bench:recall', ['--json', json, '--chart', chart, '--page', page]));
+    const out = succeeded(await npmRun('bench:recall', ['--json', json, '--chart', chart, '--page', page, '--transforms', 'rotation']));
     expect(out).toMatch(/documents +bits +first stage +m +candidates +first stage vs f32 +vs int8 +recall@10 vs f32 +vs int8/);
     expect(out).toContain('smallest m holding end-to-end recall@10 >= 0.99');
     expect(out.match(/^check: .*: ok$/gm)?.length, out).toBe(4);
-    const record = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[]; settings: { sizes: number[]; bits: number[]; stages: string[]; multipliers: number[] } };
+    expect(out).toMatch(/first-stage recall@40 of the float32 top-10 .*\nN \| bits \| first stage \| first dims \| rotation\n/);
+    const record = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[]; transform_rows: unknown[]; settings: { sizes: number[]; bits: number[]; stages: string[]; multipliers: number[] } };
     const { sizes, bits, stages, multipliers } = record.settings;
     expect(record.rows).toHaveLength(sizes.length * bits.length * stages.length * multipliers.length);
+    expect(record.transform_rows).toHaveLength(record.rows.length); // one transform beside first dims
     expect(readFileSync(chart, 'utf8')).toMatch(/^<svg/);
     expect(readFileSync(page, 'utf8')).toMatch(/^# Retrieval quality\n\nkept\n\n<!-- section recall-at-scale[^\n]*\n## Recall at scale\n[\s\S]*\]\(quality\/recall-at-scale\.svg\)[\s\S]*<!-- \/section recall-at-scale -->\n$/);
   });
