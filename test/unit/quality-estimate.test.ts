@@ -1,7 +1,7 @@
 /** The recall estimate, the multiplier auto chooses, and the query sample (src/quality/). */
 import { describe, expect, it } from 'vitest';
 import { CONFIDENCE_Z, chooseMultiplier, estimateRecall, MULTIPLIER_MAX, NOT_FOUND, UNMEASURED_MULTIPLIER } from '../../src/quality/estimate.js';
-import { emptySample, offer, parseSample, serializeSample } from '../../src/quality/sample.js';
+import { emptySample, offer, parseSample, serializeSample, storedQueryCount } from '../../src/quality/sample.js';
 import { xorshift32 } from '../helpers/random.js';
 
 const positions = (...p: number[]) => Uint16Array.from(p);
@@ -111,5 +111,15 @@ describe('the query sample', () => {
     expect(parseSample(text, 3, 10)).toEqual(emptySample());
     expect(parseSample('not json', 2, 10)).toEqual(emptySample());
     expect(parseSample(text, 2, 0).queries).toEqual([]);
+  });
+
+  it('says how many served queries a stored sample holds from its head alone', () => {
+    const s = emptySample();
+    for (let i = 0; i < 7; i++) offer(s, Float32Array.of(i, 1), 10);
+    const text = serializeSample(s, 2);
+    expect(storedQueryCount(text)).toBe(7);
+    expect(storedQueryCount(undefined)).toBe(0);
+    expect(storedQueryCount('not json')).toBe(0);
+    expect(storedQueryCount(text.replace(/^\{"version":\d+/, '{"version":2'))).toBe(0); // another format: dropped when read
   });
 });
