@@ -6,7 +6,7 @@
  */
 import type { FoldedQuery } from '../quantization/dequantize.js';
 import type { Store } from '../store/store.js';
-import { BLOCK, GROUP, scoreBlock } from '../quantization/linear-scan.js';
+import { BLOCK, GROUP, scoreBlock, scoreOne } from '../quantization/linear-scan.js';
 
 /** Rows read per page of a scan. */
 export const PAGE_ROWS = 1024;
@@ -64,6 +64,20 @@ export function scorePage(page: { rowids: readonly number[]; codes: readonly Uin
   const codes = new Int8Array(n * dimension);
   for (let d = 0; d < n; d++) codes.set(int8View(page.codes[d]!), d * dimension);
   const scores = new Float64Array(GROUP * BLOCK);
+  if (bias.length === 1) {
+    // One query (`rescore: "exact"`): its own loop, not a group padded with three empty rows.
+    const top = tops[0]!;
+    const self = skip?.[0];
+    for (let start = 0; start < n; start += BLOCK) {
+      const end = Math.min(n, start + BLOCK);
+      scoreOne(queries.weights, dimension, codes, start, end, scores);
+      for (let d = start; d < end; d++) {
+        const rowid = page.rowids[d]!;
+        if (rowid !== self) top.offer(rowid, bias[0]! + scores[d - start]!);
+      }
+    }
+    return;
+  }
   for (let start = 0; start < n; start += BLOCK) {
     const end = Math.min(n, start + BLOCK);
     for (let q = 0; q < bias.length; q += GROUP) {
