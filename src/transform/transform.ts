@@ -19,8 +19,8 @@
  * y_j = Σ_i W_ji·step_i·c_i + Σ_i W_ji·(min_i + 128.5·step_i − μ_i): each row of W is a query
  * folded with the ranges (foldQuery) scored against the raw codes: by the WebAssembly SIMD kernel
  * (sign-kernel.ts: each row rounded to int16, exact integer sums; 6-10x the scalar scan in
- * bench:transform-codes)
- * where it runs, else by linear-scan.ts's float64 scan of many rows and documents at once.
+ * bench:transform-codes) where it runs, else by linear-scan.ts's float64 scan of many rows and
+ * documents at once.
  */
 import { foldQuery } from '../quantization/dequantize.js';
 import { BLOCK, GROUP, scoreBlock } from '../quantization/linear-scan.js';
