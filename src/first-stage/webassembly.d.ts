@@ -1,4 +1,4 @@
-// The few WebAssembly JavaScript API types the Hamming kernel uses. Node has the API, but the
+// The few WebAssembly JavaScript API types the generated kernels use. Node has the API, but the
 // project compiles against ES2022 without the DOM library, which is where TypeScript declares it.
 declare global {
   namespace WebAssembly {
@@ -14,6 +14,8 @@ declare global {
     class Global {
       value: unknown;
     }
+    /** Whether `bytes` is a module this engine accepts (false, for instance, where SIMD is off). */
+    function validate(bytes: Uint8Array): boolean;
     class Instance {
       constructor(module: Module, imports?: Record<string, Record<string, unknown>>);
       readonly exports: Record<string, unknown>;

@@ -17,12 +17,15 @@
  * Documents' codes are recomputed from their stored int8 codes, without the model
  * (codesFromInt8): the int8 code c stands for x̂ = min + (c + 128.5)·step (dequantize.ts), so
  * y_j = Σ_i W_ji·step_i·c_i + Σ_i W_ji·(min_i + 128.5·step_i − μ_i): each row of W is a query
- * folded with the ranges (foldQuery) scored against the raw codes, which linear-scan.ts does for
- * many rows and documents at once.
+ * folded with the ranges (foldQuery) scored against the raw codes: by the WebAssembly SIMD kernel
+ * (sign-kernel.ts: each row rounded to int16, exact integer sums; 6-10x the scalar scan in
+ * bench:transform-codes) where it runs, else by linear-scan.ts's float64 scan of many rows and
+ * documents at once.
  */
 import { foldQuery } from '../quantization/dequantize.js';
 import { BLOCK, GROUP, scoreBlock } from '../quantization/linear-scan.js';
 import type { Quantizer } from '../quantization/quantize.js';
+import { createSignKernel, int16Rows, signKernelServes } from './sign-kernel.js';
 
 /** How a transform was made. */
 export const TRANSFORM_METHODS = ['first-dims', 'rotation', 'itq', 'qat'] as const;
@@ -152,11 +155,18 @@ export function asymmetricVector(t: CodeTransform, query: Float32Array): Float32
 
 /** Recomputes codes from int8 codes; built once per transform and quantizer (its rows folded). */
 export interface Int8Coder {
+  /** What computes the bits: first dims' comparisons, the SIMD kernel (sign-kernel.ts) or the scalar scan. */
+  readonly kernel: 'first-dims' | 'simd' | 'scalar';
   /** Codes of `count` int8 codes (rows of `codes`, d each) into `out` (bits / 8 bytes each). */
   encode(codes: Int8Array, count: number, out: Uint8Array): void;
 }
 
-export function int8Coder(t: CodeTransform, quantizer: Quantizer): Int8Coder {
+export interface Int8CoderOptions {
+  /** Keep the scalar float64 scan where the SIMD kernel would run (to compare the two). */
+  scalar?: boolean;
+}
+
+export function int8Coder(t: CodeTransform, quantizer: Quantizer, options: Int8CoderOptions = {}): Int8Coder {
   const { dimension: d, bits, mean, matrix } = t;
   if (quantizer.dimension !== d) throw new TransformError(`a transform of ${d} dimensions for a model of ${quantizer.dimension}`);
   const bytes = bits / 8;
@@ -165,6 +175,7 @@ export function int8Coder(t: CodeTransform, quantizer: Quantizer): Int8Coder {
   if (!matrix) {
     // First dims: bit j is x̂_j − μ_j > 0, with x̂_j as dequantize.ts computes it.
     return {
+      kernel: 'first-dims',
       encode(codes, count, out) {
         out.fill(0, 0, count * bytes);
         for (let n = 0; n < count; n++) {
@@ -187,8 +198,13 @@ export function int8Coder(t: CodeTransform, quantizer: Quantizer): Int8Coder {
     for (let i = 0; i < d; i++) centre += row[i]! * mean[i]!;
     bias[j] = folded.bias - centre;
   }
+  if (!options.scalar && signKernelServes(d)) {
+    const encode = createSignKernel(int16Rows(weights.subarray(0, bits * d), bias, d, bits), d, bits);
+    return { kernel: 'simd', encode };
+  }
   const scores = new Float64Array(GROUP * BLOCK);
   return {
+    kernel: 'scalar',
     encode(codes, count, out) {
       out.fill(0, 0, count * bytes);
       for (let start = 0; start < count; start += BLOCK) {

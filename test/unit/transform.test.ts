@@ -15,6 +15,7 @@ import { createQuantizer } from '../../src/quantization/quantize.js';
 import { artifactLengths, loadTransform, readTransformManifest, TRANSFORM_FORMAT } from '../../src/transform/artifact.js';
 import { asymmetricVector, type CodeTransform, codeOf, firstDims, int8Coder, linearTransform, project, seededRotation, TransformError } from '../../src/transform/transform.js';
 import { xorshift32 } from '../helpers/random.js';
+import { exactAndBound } from '../helpers/sign-bound.js';
 
 const D = 48;
 const next = xorshift32(3);
@@ -93,23 +94,16 @@ describe('codes recomputed from int8 codes', () => {
   ] as const) {
     it(`are the signs of W(x̂ − μ) where rounding cannot decide otherwise: ${name}`, () => {
       const out = new Uint8Array(vectors.length * (t.bits / 8));
-      int8Coder(t, quantizer).encode(codes, vectors.length, out);
+      const coder = int8Coder(t, quantizer);
+      expect(coder.kernel).toBe(t.matrix ? 'simd' : 'first-dims');
+      coder.encode(codes, vectors.length, out);
       let decided = 0;
       for (let n = 0; n < vectors.length; n++) {
         const c = codes.subarray(n * D, (n + 1) * D);
-        const x = dequantized(c);
         for (let j = 0; j < t.bits; j++) {
-          const w = (i: number) => (t.matrix ? t.matrix[j * D + i]! : i === j ? 1 : 0);
-          let y = 0;
-          let scale = 0;
-          for (let i = 0; i < D; i++) {
-            y += w(i) * (x[i]! - t.mean[i]!);
-            scale += Math.abs(w(i)) * (Math.abs(quantizer.steps[i]! * c[i]!) + Math.abs(min[i]! + 128.5 * quantizer.steps[i]!) + Math.abs(t.mean[i]!));
-          }
-          // The coder folds each row into float32 weights W_ji·step_i (relative error ≤ 2^-24) and
-          // sums exact float64 products: it is within 2^-23 · scale of y, so only a |y| that small
-          // may come out either way.
-          if (Math.abs(y) <= 2 ** -23 * scale) continue;
+          // Only a |y| within the coder's rounding (test/helpers/sign-bound.ts) may come out either way.
+          const { y, bound } = exactAndBound(t, quantizer, c, j, t.matrix ? 'simd' : 'scalar');
+          if (Math.abs(y) <= bound) continue;
           decided++;
           expect(bitOf(out.subarray(n * (t.bits / 8)), j), `document ${n} bit ${j}`).toBe(y > 0 ? 1 : 0);
         }
@@ -131,10 +125,12 @@ describe('codes recomputed from int8 codes', () => {
         differ++;
         // |x_i − x̂_i| ≤ step_i / 2 (x lies in its bucket, x̂ is its centre), so |y(x) − y(x̂)| ≤
         // Σ_i |W_ji| · step_i / 2: a bit may differ only where y(x̂) is that close to zero (plus a
-        // float32 rounding margin of 1e-6 of the same sum).
+        // float32 rounding margin of 1e-6 of the same sum), or within the kernel's own rounding
+        // of it (test/helpers/sign-bound.ts).
         let bound = 0;
         for (let i = 0; i < D; i++) bound += (Math.abs(t.matrix![j * D + i]!) * quantizer.steps[i]!) / 2;
-        expect(Math.abs(yHat[j]!), `document ${n} bit ${j}`).toBeLessThanOrEqual(bound * (1 + 1e-6));
+        const kernel = exactAndBound(t, quantizer, codes.subarray(n * D, (n + 1) * D), j, 'simd').bound;
+        expect(Math.abs(yHat[j]!), `document ${n} bit ${j}`).toBeLessThanOrEqual(bound * (1 + 1e-6) + kernel);
       }
     });
     expect(differ).toBeLessThan(0.05 * vectors.length * t.bits); // rounding crosses zero rarely
