@@ -138,9 +138,11 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
-  it('npm run bench:transform-codes: codes from int8 codes per transform, and their ratio to first dims', async () => {
+  it('npm run bench:transform-codes: codes from int8 codes per transform, the SIMD kernel against the scalar scan, on one and two threads', async () => {
     const out = succeeded(await npmRun('bench:transform-codes', []));
-    expect(out).toMatch(/16 bits: first dims [\d,]+ documents\/s; seeded rotation [\d,]+ documents\/s \(\d+\.\d{3}x first dims\); fitted \(dense\) [\d,]+ documents\/s/);
+    expect(out).toMatch(/16 bits: first dims [\d,]+ documents\/s\n/);
+    expect(out).toMatch(/seeded rotation: scalar [\d,]+ documents\/s; simd [\d,]+ documents\/s \(\d+\.\d{2}x scalar\), one thread/);
+    expect(out).toMatch(/fitted \(dense\): simd on 2 threads [\d,]+ documents\/s \(\d+\.\d{2}x one thread\)/);
   });
 
   it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
