@@ -210,7 +210,7 @@ def train_qat(
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(step, config.steps, float(loss))
+            progress(step, config.steps, float(loss.detach()))
     with torch.no_grad():
         loss_end = float(model.loss(*probe, config.clip))
     trained = {b: model.weights[str(b)].detach().numpy().astype(np.float32) for b in inits}
