@@ -142,7 +142,7 @@ def fit_transform(
     out: Path,
     steps: int = QatConfig.steps,
     force: bool = False,
-    threads: int = 2,
+    threads: int = 1,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
@@ -167,6 +167,8 @@ def fit_transform(
         TransformError: Inputs the fit cannot use (before anything is written).
         JobCancelledError: ``cancelled`` said so.
     """
+    from threadpoolctl import threadpool_limits
+
     from qembed_worker.jobs.queue import JobCancelledError
 
     if method not in METHODS:
@@ -184,7 +186,43 @@ def fit_transform(
             raise JobCancelledError("the transform fit was cancelled")
 
     torch.set_num_threads(threads)
+    # numpy's BLAS (PCA, the SVDs) would otherwise take every core, beside torch's threads.
+    with threadpool_limits(limits=threads):
+        fitted = _fit(x, lengths, query_ids, document_ids, method, seed, steps, progress, check)
+    return write_transform(
+        out,
+        method=method,
+        model=collection.model,
+        mean=fitted["mean"],
+        weights=fitted["weights"],
+        sample={
+            "documents": len(document_ids),
+            "holdout": len(query_ids),
+            "seed": seed,
+            "sha256": collection.sha256,
+        },
+        training={**fitted["training"], "threads": threads},
+        evaluation=fitted["evaluation"],
+        force=force,
+    )
+
+
+def _fit(
+    x: np.ndarray,
+    lengths: list[int],
+    query_ids: np.ndarray,
+    document_ids: np.ndarray,
+    method: str,
+    seed: int,
+    steps: int,
+    progress: Progress | None,
+    check: Callable[[], None],
+) -> dict[str, Any]:
+    """Fit ITQ (and QAT) on the documents and evaluate on the held-out queries."""
+    from qembed_worker.bundle.publish import announce
+
     started = time.perf_counter()
+    announce(f"fitting ITQ on {len(document_ids)} documents ({len(query_ids)} held out)")
     documents, queries = x[document_ids], x[query_ids]
     mean = documents.mean(axis=0, dtype=np.float64).astype(np.float32)
     centred = documents - mean
@@ -198,6 +236,7 @@ def fit_transform(
     itq_seconds = time.perf_counter() - started
     transforms = {"itq": itq}
     if method == "qat":
+        announce(f"ITQ took {itq_seconds:.1f} s; training QAT")
         config = QatConfig(steps=steps)
         transforms["qat"], training = train_qat(
             documents, mean, itq, config, seed, progress=progress, check=check
@@ -212,6 +251,7 @@ def fit_transform(
             "loss_end": round(itq_loss[1], 6),
         }
     check()
+    announce(f"evaluating on {len(query_ids)} held-out queries")
     truth = exact_neighbours(queries, documents, EXACT_TOP)
     rows = []
     for b in lengths:
@@ -223,23 +263,8 @@ def fit_transform(
             rows.append({"bits": b, "transform": name, **recall})
     evaluation = {"queries": len(queries), "k": FIRST_STAGE_K, "top": EXACT_TOP, "rows": rows}
     training["total_seconds"] = round(time.perf_counter() - started, 1)
-    training["threads"] = threads
-    return write_transform(
-        out,
-        method=method,
-        model=collection.model,
-        mean=mean,
-        weights=transforms[method],
-        sample={
-            "documents": len(document_ids),
-            "holdout": len(query_ids),
-            "seed": seed,
-            "sha256": collection.sha256,
-        },
-        training=training,
-        evaluation=evaluation,
-        force=force,
-    )
+    weights = transforms[method]
+    return {"mean": mean, "weights": weights, "training": training, "evaluation": evaluation}
 
 
 def format_table(manifest: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 ITQ_ITERATIONS = 50
 
@@ -58,19 +59,22 @@ def fit_itq(
         ``W_b = (P R)^T``, float32 ``(b, d)`` (bit ``j`` of ``x`` is ``W_b[j] . (x - mean) > 0``),
         and the quantization loss ``||sign(V R) - V R||^2 / n`` before and after.
     """
-    projection = axes[:, :bits].astype(np.float32)
-    v = np.asarray(centred, dtype=np.float32) @ projection
-    rotation = random_rotation(bits, np.random.default_rng(seed)).astype(np.float32)
+    # torch rather than numpy for the products: it keeps to the fit's thread count, where
+    # numpy's BLAS would take every core the machine has.
+    projection = torch.from_numpy(np.ascontiguousarray(axes[:, :bits], dtype=np.float32))
+    v = torch.from_numpy(np.ascontiguousarray(centred, dtype=np.float32)) @ projection
+    start = random_rotation(bits, np.random.default_rng(seed)).astype(np.float32)
+    rotation = torch.from_numpy(start)
     losses = []
     for _ in range(iterations + 1):
         if check is not None:
             check()
         rotated = v @ rotation
-        b = np.where(rotated > 0, np.float32(1), np.float32(-1))
-        losses.append(float(np.square(b - rotated).sum(dtype=np.float64)) / len(v))
+        b = torch.where(rotated > 0, 1.0, -1.0)
+        losses.append(float(torch.square(b - rotated).sum(dtype=torch.float64)) / len(v))
         if len(losses) > iterations:
             break
-        u, _, vt = np.linalg.svd((v.T @ b).astype(np.float64))
-        rotation = (u @ vt).astype(np.float32)
-    weights = np.ascontiguousarray((projection @ rotation).T, dtype=np.float32)
+        u, _, vt = np.linalg.svd((v.T @ b).double().numpy())
+        rotation = torch.from_numpy((u @ vt).astype(np.float32))
+    weights = np.ascontiguousarray((projection @ rotation).T.numpy(), dtype=np.float32)
     return weights, losses[0], losses[-1]
