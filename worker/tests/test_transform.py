@@ -62,6 +62,18 @@ def test_qat_reduces_its_training_loss() -> None:
     assert summary["loss_end"] < summary["loss_start"]
 
 
+def test_qat_keeps_the_itq_start_when_training_only_hurts() -> None:
+    # A learning rate of 10 scrambles the projection at the first step; the validation checks
+    # must then keep the start (step 0), unchanged.
+    x = correlated(400)
+    mean = x.mean(axis=0)
+    inits = {BITS: fit_itq(x - mean, principal_axes(x - mean), BITS, seed=0)[0]}
+    config = QatConfig(steps=10, batch=64, pool=128, lr=10.0, checks=2)
+    trained, summary = train_qat(x, mean, inits, config, seed=0)
+    assert summary["kept_step"] == {str(BITS): 0}
+    np.testing.assert_array_equal(trained[BITS], inits[BITS])
+
+
 def test_itq_and_qat_beat_first_dims_on_correlated_dimensions(tmp_path: Path) -> None:
     manifest = fit(tmp_path)
     rows = recall_rows(manifest)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from qembed_worker.transform.evaluate import Transform, exact_neighbours, first_stage_recall
+
 MINE_CHUNK = 1024
 
 
@@ -42,6 +44,11 @@ class QatConfig:
         lr: Adam learning rate (cosine decay to zero).
         clip: Straight-through gradients pass where ``|z|`` is below ``clip`` times the
             projection's standard deviation, and stop where the sign is far from flipping.
+        validation: At most this many documents (and a tenth of a small collection) are never
+            anchors: they are searched as queries every ``steps / checks`` steps, and each
+            length keeps the weights of the check with the best recall@40 (both stages summed),
+            the ITQ start included, so training can never leave a length worse than ITQ on them.
+        checks: How many validation checks after the start.
     """
 
     steps: int = 1000
@@ -52,6 +59,8 @@ class QatConfig:
     temperature: float = 0.05
     lr: float = 1e-3
     clip: float = 3.0
+    validation: int = 500
+    checks: int = 5
 
 
 class _SignSTE(torch.autograd.Function):
@@ -168,15 +177,19 @@ def train_qat(
         check: Called before each step and mining chunk (raises to cancel).
 
     Returns:
-        The trained ``(b, d)`` float32 projections by length, and a training summary
-        (``loss_start``/``loss_end`` are the loss on a fixed probe batch before and after).
+        The kept ``(b, d)`` float32 projections by length, and a training summary
+        (``loss_start``/``loss_end``: the loss on a fixed probe batch before and after
+        training; ``kept_step``: the validation check each length's weights come from, 0 for
+        ITQ's; ``validation_recall``: their mean recall@40 over both stages).
     """
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(documents, dtype=np.float32))
     n = len(x)
     k = min(config.neighbours, n - 1)
-    anchor_ids = torch.randperm(n, generator=generator)[: min(config.anchors, n)]
+    order = torch.randperm(n, generator=generator)
+    validation_ids = order[: min(config.validation, max(n // 10, 1))].numpy()
+    anchor_ids = order[len(validation_ids) :][: config.anchors]
     neighbours = mine_neighbours(x[anchor_ids], x, anchor_ids, k, check)
     xn = torch.nn.functional.normalize(x, dim=1)
     model = _Model(inits, torch.from_numpy(np.asarray(mean, dtype=np.float32)), config.temperature)
@@ -195,6 +208,21 @@ def train_qat(
     )
     with torch.no_grad():
         loss_start = float(model.loss(*probe, config.clip))
+    queries = documents[validation_ids]
+    truth = exact_neighbours(queries, documents, own=validation_ids)
+    best: dict[int, tuple[float, int, np.ndarray]] = {}
+
+    def validate(step: int) -> None:
+        for b in model.lengths:
+            weights = model.weights[str(b)].detach().numpy().copy()
+            transform = Transform(model.mean.numpy(), weights)
+            recall = first_stage_recall(queries, documents, truth, transform, own=validation_ids)
+            score = recall["hamming"] + recall["asymmetric"]
+            if b not in best or score > best[b][0]:
+                best[b] = (score, step, weights)
+
+    every = max(config.steps // max(config.checks, 1), 1)
+    validate(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / config.steps))
@@ -209,15 +237,20 @@ def train_qat(
         loss.backward()
         optimizer.step()
         schedule.step()
+        if step % every == 0 or step == config.steps:
+            validate(step)
         if progress is not None:
             progress(step, config.steps, float(loss.detach()))
     with torch.no_grad():
         loss_end = float(model.loss(*probe, config.clip))
-    trained = {b: model.weights[str(b)].detach().numpy().astype(np.float32) for b in inits}
+    trained = {b: best[b][2].astype(np.float32) for b in inits}
     summary = {
         **asdict(config),
         "anchors": len(anchor_ids),
         "neighbours": k,
+        "validation": len(validation_ids),
+        "kept_step": {str(b): best[b][1] for b in model.lengths},
+        "validation_recall": {str(b): round(best[b][0] / 2, 4) for b in model.lengths},
         "seconds": round(time.perf_counter() - started, 1),
         "loss_start": round(loss_start, 6),
         "loss_end": round(loss_end, 6),
