@@ -107,6 +107,7 @@ def test_artifact_round_trip_and_reproducible_fingerprint(tmp_path: Path) -> Non
     assert loaded.manifest["sample"] == {"documents": 500, "holdout": 100, "seed": 0, "sha256": "0"}
     assert first["training"]["loss_end"] < first["training"]["loss_start"]
     assert np.load(tmp_path / "a" / "mean.npy").dtype == np.dtype("<f4")
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o755
     other = fit(tmp_path, name="c", seed=1)
     assert other["fingerprint"] != first["fingerprint"]
 

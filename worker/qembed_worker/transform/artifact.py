@@ -123,6 +123,8 @@ def write_transform(
         }
         text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         (staging / TRANSFORM_FILE).write_text(text, "utf-8")
+        # mkdtemp makes the folder private (0700); a transform is read by the service.
+        staging.chmod(0o755)
         # A reader sees the old folder or the whole new one, never a half-written one.
         if out.exists():
             shutil.rmtree(out)

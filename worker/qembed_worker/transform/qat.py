@@ -51,10 +51,10 @@ class QatConfig:
         checks: How many validation checks after the start.
     """
 
-    steps: int = 1000
+    steps: int = 600
     batch: int = 256
     neighbours: int = 48
-    pool: int = 1024
+    pool: int = 4096
     anchors: int = 8192
     temperature: float = 0.05
     lr: float = 1e-3
