@@ -57,7 +57,7 @@ class QatConfig:
     pool: int = 4096
     anchors: int = 8192
     temperature: float = 0.05
-    lr: float = 1e-3
+    lr: float = 3e-4
     clip: float = 3.0
     validation: int = 500
     checks: int = 5
