@@ -3,7 +3,8 @@
 The commands and their options are declared in ``commands.toml`` (:mod:`~qembed_worker.cli.spec`
 builds the parser); what each does lives in one module per concern
 (:mod:`~qembed_worker.cli.bundles`, :mod:`~qembed_worker.cli.evaluation`,
-:mod:`~qembed_worker.cli.training`, :mod:`~qembed_worker.cli.weights`), whose ``run`` functions
+:mod:`~qembed_worker.cli.training`, :mod:`~qembed_worker.cli.transforms`,
+:mod:`~qembed_worker.cli.weights`), whose ``run`` functions
 return the summary printed here as JSON.
 """
 
@@ -16,10 +17,10 @@ import time
 from collections.abc import Sequence
 
 from qembed_worker import __version__
-from qembed_worker.cli import bundles, evaluation, spec, training, weights
+from qembed_worker.cli import bundles, evaluation, spec, training, transforms, weights
 from qembed_worker.cli.options import UsageError
 
-COMMAND_MODULES = (bundles, evaluation, training, weights)
+COMMAND_MODULES = (bundles, evaluation, training, transforms, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,13 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qembed_worker.data.datasets import DatasetError
     from qembed_worker.models.sources import ModelError
     from qembed_worker.qat.losses import ConfigError
+    from qembed_worker.transform import TransformError
 
     started = time.perf_counter()
     try:
         summary = args.run(args)
     except UsageError as error:
         args.command_parser.error(str(error))
-    except (BundleError, ConfigError, CorpusError, DatasetError, ModelError) as error:
+    except (
+        BundleError,
+        ConfigError,
+        CorpusError,
+        DatasetError,
+        ModelError,
+        TransformError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if summary is not None:
