@@ -12,7 +12,7 @@ import { writeNpy } from '../../src/files/npy.js';
 import { asymmetricQuery } from '../../src/first-stage/asymmetric.js';
 import { encodeQuery } from '../../src/first-stage/query.js';
 import { createQuantizer } from '../../src/quantization/quantize.js';
-import { artifactLengths, loadTransform, readTransformManifest, TRANSFORM_FORMAT } from '../../src/transform/artifact.js';
+import { artifactLengths, loadTransform, readTransformManifest, TRANSFORM_FORMAT, transformFingerprint } from '../../src/transform/artifact.js';
 import { asymmetricVector, type CodeTransform, codeOf, firstDims, int8Coder, linearTransform, project, seededRotation, TransformError } from '../../src/transform/transform.js';
 import { xorshift32 } from '../helpers/random.js';
 import { exactAndBound } from '../helpers/sign-bound.js';
@@ -150,15 +150,24 @@ describe('a fitted transform artifact', () => {
     writeNpy(path.join(dir, 'mean.npy'), { rows: 1, columns: D, data: t16.mean });
     writeNpy(path.join(dir, 'w16.npy'), { rows: 16, columns: D, data: t16.matrix! });
     writeNpy(path.join(dir, 'w8.npy'), { rows: 8, columns: D, data: t8.matrix! });
-    const base = { format: TRANSFORM_FORMAT, fingerprint: 'fedcba9876543210', method: 'qat', model: null, dimension: D, mean: 'mean.npy', lengths: { '16': 'w16.npy', '8': 'w8.npy' } };
-    writeFileSync(path.join(dir, 'transform.json'), JSON.stringify({ ...base, ...manifest }));
+    const base = { format: TRANSFORM_FORMAT, method: 'qat', model: null, dimension: D, mean: 'mean.npy', lengths: { '16': 'w16.npy', '8': 'w8.npy' } };
+    const m = { ...base, ...manifest };
+    let fingerprint = 'fedcba9876543210';
+    try {
+      fingerprint = transformFingerprint(dir, m as Parameters<typeof transformFingerprint>[1]);
+    } catch {
+      // a manifest naming files outside the folder: the loader refuses it before the fingerprint
+    }
+    writeFileSync(path.join(dir, 'transform.json'), JSON.stringify({ fingerprint, ...m }));
+    return fingerprint;
   };
 
   it('is read as written, one code length at a time', () => {
-    write({});
+    const fingerprint = write({});
+    expect(fingerprint).toMatch(/^[0-9a-f]{16}$/);
     expect(artifactLengths(readTransformManifest(dir))).toEqual([8, 16]);
     const t = loadTransform(dir, 16);
-    expect(t).toMatchObject({ method: 'qat', fingerprint: 'fedcba9876543210', dimension: D, bits: 16 });
+    expect(t).toMatchObject({ method: 'qat', fingerprint, dimension: D, bits: 16 });
     expect(t.matrix).toEqual(t16.matrix);
     expect(t.mean).toEqual(t16.mean);
     for (const v of vectors.slice(0, 20)) expect(codeOf(t, v)).toEqual(codeOf(t16, v));
@@ -170,6 +179,11 @@ describe('a fitted transform artifact', () => {
     expect(() => loadTransform(dir, 24)).toThrow(/makes 8, 16-bit codes, not 24/);
     write({ lengths: { '16': 'w8.npy' } });
     expect(() => loadTransform(dir, 16)).toThrow(/8 x 48, expected 16 x 48/);
+    write({});
+    writeNpy(path.join(dir, 'w8.npy'), { rows: 8, columns: D, data: t16.matrix!.subarray(0, 8 * D) }); // changed after writing
+    expect(() => loadTransform(dir, 16)).toThrow(/its files have fingerprint [0-9a-f]{16}, transform.json says/);
+    write({ fingerprint: '0000000000000000' });
+    expect(() => loadTransform(dir, 8)).toThrow(/transform.json says 0000000000000000/);
     write({ dimension: 40 });
     expect(() => loadTransform(dir, 16)).toThrow(/declares 40 dimensions/);
     write({ lengths: { '16': '../w16.npy' } });
