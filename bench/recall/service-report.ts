@@ -41,6 +41,7 @@ export function serviceSectionMarkdown(r: ServiceRecord): string {
   const target = r.target ?? 0.99;
   const large = r.rows.flatMap((row) => (row.documents >= from ? row.byMultiplier.map((b) => Math.abs(b.estimate - b.heldOut)) : []));
   const worst = large.length > 0 ? Math.max(...large) : Number.NaN;
+  const capped = r.rows.filter((row) => row.auto.low !== null && row.auto.low < target);
   const lines = [
     '## Recall measured by the service, against queries it never saw',
     '',
@@ -80,8 +81,10 @@ export function serviceSectionMarkdown(r: ServiceRecord): string {
         `${row.auto.p50Ms.toFixed(2)} ms | ${row.auto.p50MsAt4.toFixed(2)} ms | ${(row.auto.p50Ms / row.auto.p50MsAt4).toFixed(2)} |`,
     ),
     '',
-    `Where no multiplier up to ${MULTIPLIER_MAX} reaches the target, auto takes ${MULTIPLIER_MAX} and every answer says \`"target_met": false\`; ` +
-      'the held-out recall is then below the target, as the estimate said it would be.',
+    `Where no multiplier's lower bound up to ${MULTIPLIER_MAX} reaches the target, auto takes ${MULTIPLIER_MAX} and every answer says \`"target_met": false\`` +
+      (capped.length === 0
+        ? ': it did not happen here.'
+        : `: here ${capped.map((row) => `N = ${n(row.documents)} ${row.bits} bits ${row.stage} (lower bound ${(row.auto.low ?? Number.NaN).toFixed(4)}, held-out ${row.auto.heldOut.toFixed(4)})`).join('; ')}.`),
   ];
   return lines.join('\n');
 }
