@@ -102,25 +102,34 @@ def signs(embeddings: np.ndarray) -> np.ndarray:
 
 
 class _BinarySTE(torch.autograd.Function):
-    """Sign (``x > 0`` → +1, else -1) scaled to unit norm, with a straight-through gradient."""
+    """Sign (``x > 0`` → ``+scale``, else ``-scale``), with a straight-through gradient.
+
+    The gradient passes unchanged (``band`` None) or only where ``|x| <= band`` (a number, or a
+    tensor broadcast against ``x``: a band per component), since beyond it the sign is far from
+    flipping and a gradient would only push ``|x|`` further.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, clip: float | None) -> torch.Tensor:  # type: ignore[override]
-        scale = 1.0 / math.sqrt(x.shape[-1])
+    def forward(
+        ctx, x: torch.Tensor, scale: float, band: float | torch.Tensor | None
+    ) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
-        ctx.clip = clip
-        ctx.scale = scale
+        ctx.band = band
         return torch.where(x > 0, scale, -scale).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        if ctx.clip is None:
-            return grad, None
-        # Clipped identity: no gradient where |x| is beyond clip standard deviations of a
-        # unit-norm vector's component (1/sqrt(d)), where the sign is far from flipping.
-        keep = (x.abs() <= ctx.clip * ctx.scale).to(grad.dtype)
-        return grad * keep, None
+        if ctx.band is None:
+            return grad, None, None
+        return grad * (x.abs() <= ctx.band).to(grad.dtype), None, None
+
+
+def sign_ste(
+    x: torch.Tensor, band: float | torch.Tensor | None = None, scale: float = 1.0
+) -> torch.Tensor:
+    """``±scale`` signs of ``x`` forward; straight-through backward, within ``band`` if given."""
+    return _BinarySTE.apply(x, scale, band)
 
 
 def fake_binary(x: torch.Tensor, ste: str = "identity", clip: float = 1.0) -> torch.Tensor:
@@ -140,7 +149,9 @@ def fake_binary(x: torch.Tensor, ste: str = "identity", clip: float = 1.0) -> to
     """
     if ste not in BINARY_STE:
         raise ValueError(f"unknown straight-through estimator {ste!r}; use one of {BINARY_STE}")
-    return _BinarySTE.apply(x, clip if ste == "clipped" else None)
+    # Clipped: no gradient beyond clip standard deviations of a unit-norm vector's component.
+    scale = 1.0 / math.sqrt(x.shape[-1])
+    return sign_ste(x, clip * scale if ste == "clipped" else None, scale)
 
 
 class Int8Ranges(torch.nn.Module):

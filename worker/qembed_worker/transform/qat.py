@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qembed_worker.quant.codes import sign_ste
 from qembed_worker.transform.evaluate import Transform, exact_neighbours, first_stage_recall
 
 MINE_CHUNK = 1024
@@ -61,23 +62,6 @@ class QatConfig:
     clip: float = 3.0
     validation: int = 500
     checks: int = 5
-
-
-class _SignSTE(torch.autograd.Function):
-    """``+1`` where ``z > 0`` else ``-1``; gradients pass straight through where ``|z| <= band``.
-
-    Beyond the band the sign is far from flipping, and a gradient there would only grow ``|z|``.
-    """
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, band: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z, band)
-        return torch.where(z > 0, 1.0, -1.0).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        z, band = ctx.saved_tensors
-        return grad * (z.abs() <= band).to(grad.dtype), None
 
 
 def mine_neighbours(
@@ -144,7 +128,7 @@ class _Model(torch.nn.Module):
             w = self.weights[str(b)]
             zq, zn, zp = ((t - self.mean) @ w.T for t in (queries, near, pool))
             band = (clip * zp.detach().std(dim=0)).clamp_min(1e-12)
-            sq, sn, sp = (_SignSTE.apply(z, band) for z in (zq, zn, zp))
+            sq, sn, sp = (sign_ste(z, band) for z in (zq, zn, zp))
             wq = queries @ w.T
             asym = torch.cat([torch.einsum("bj,bkj->bk", wq, sn), wq @ sp.T], 1) / math.sqrt(b)
             ham = torch.cat([torch.einsum("bj,bkj->bk", sq, sn), sq @ sp.T], 1) / b
