@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeNpy } from '../../src/files/npy.js';
 import { projectRoot } from '../../src/paths.js';
+import { dequantizeInt8 } from '../../src/quantization/dequantize.js';
 import type { Quantizer } from '../../src/quantization/quantize.js';
 import { loadTransform } from '../../src/transform/artifact.js';
 import { type CodeTransform, seededRotation } from '../../src/transform/transform.js';
@@ -29,12 +30,11 @@ export interface FitOptions {
   log: (line: string) => void;
 }
 
-/** x̂ = min + (c + 128.5)·step for each code: what a collection's stored codes stand for. */
+/** The vectors a collection's stored int8 codes stand for (dequantizeInt8, row by row). */
 function dequantizeRows(int8: Int8Array, quantizer: Quantizer): Float32Array {
   const d = quantizer.dimension;
-  const { min } = quantizer.ranges;
   const out = new Float32Array(int8.length);
-  for (let k = 0; k < int8.length; k++) out[k] = min[k % d]! + (int8[k]! + 128.5) * quantizer.steps[k % d]!;
+  for (let r = 0; r < int8.length / d; r++) out.set(dequantizeInt8(int8.subarray(r * d, (r + 1) * d), quantizer), r * d);
   return out;
 }
 
