@@ -71,6 +71,12 @@ export const errors = {
   invalidTargetRecall: make('QEMBED_INVALID_TARGET_RECALL', 400),
   exactSearchTooLarge: make('QEMBED_EXACT_SEARCH_TOO_LARGE', 400),
   collectionNotFound: make('QEMBED_COLLECTION_NOT_FOUND', 404),
+  transformNotFound: make('QEMBED_TRANSFORM_NOT_FOUND', 404),
+  /** A transform that cannot serve the collection: another code length or dimension, an artifact that does not hold its length. */
+  transformMismatch: make('QEMBED_TRANSFORM_MISMATCH', 409),
+  invalidTransform: make('QEMBED_INVALID_TRANSFORM', 400),
+  /** A fit of a collection with too few documents to fit on. */
+  collectionTooSmall: make('QEMBED_COLLECTION_TOO_SMALL', 409),
   collectionExists: make('QEMBED_COLLECTION_EXISTS', 409),
   documentNotFound: make('QEMBED_DOCUMENT_NOT_FOUND', 404),
   modelMismatch: make('QEMBED_MODEL_MISMATCH', 409),

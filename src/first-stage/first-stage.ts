@@ -35,7 +35,7 @@ export interface IndexStats {
 /** What the first stage reads of storage: the collections, their codes, and what the backend offers it (FirstStageSupport). */
 export type FirstStageStore = Pick<
   Store,
-  'getCollectionById' | 'listCollections' | 'iterateBinaryCodes' | 'stagedBinaryCodes' | 'othersChanges' | 'snapshotDir' | 'nearestInDatabase'
+  'getCollectionById' | 'listCollections' | 'iterateBinaryCodes' | 'stagedBinaryCodes' | 'stagedTransformCodes' | 'othersChanges' | 'snapshotDir' | 'nearestInDatabase'
 >;
 
 export interface FirstStageIndex {
@@ -47,6 +47,11 @@ export interface FirstStageIndex {
    * length (codeBitsOf).
    */
   nearest(collectionId: number, query: FirstStageQuery, k: number, rowids?: readonly number[]): FirstStageResult;
+  /**
+   * The same over the codes staged for the collection (a transform switch measures the recall
+   * of its candidate codes before it swaps them in); throws when nothing is staged.
+   */
+  nearestStaged(collectionId: number, query: FirstStageQuery, k: number): FirstStageResult;
   /** Size of the collection's index; null while it is not loaded. */
   indexStats(collectionId: number): IndexStats | null;
   /** The indexed (rowid, code of the collection's code length) pairs in rowid order (the consistency check). */
@@ -122,13 +127,19 @@ export function createFirstStageIndex(store: FirstStageStore): FirstStageIndex {
         for (const index of [indexes.get(change.collectionId), staging.get(change.collectionId)]) if (index) for (const rowid of change.rowids) index.remove(rowid);
         return;
       case 'staging': {
-        // The new model's codes are cut to the collection's code length too (re-encoding keeps it).
+        // The new model's codes are cut to the collection's code length too (re-encoding keeps
+        // it); a transform's codes are of that length.
         const c = collection(change.collectionId);
         const bytes = codeBitsOf(c) / 8;
+        const staged = change.transform ? store.stagedTransformCodes(c.id, change.fingerprint) : store.stagedBinaryCodes(c.id, change.fingerprint);
         staging.get(c.id)?.release();
-        staging.set(c.id, createBinaryIndex(bytes, c.document_count, prefixes(store.stagedBinaryCodes(c.id, change.fingerprint), bytes)));
+        staging.set(c.id, createBinaryIndex(bytes, c.document_count, prefixes(staged, bytes)));
         return;
       }
+      case 'unstaged':
+        staging.get(change.collectionId)?.release();
+        staging.delete(change.collectionId);
+        return;
       case 'staged':
         // Staged rows come in rowid order, so new documents append in order; a rowid deleted
         // meanwhile was not staged (and never comes back: rowids are not reused).
@@ -163,6 +174,12 @@ export function createFirstStageIndex(store: FirstStageStore): FirstStageIndex {
       const only = shared && rowids ? rowids.filter((r) => index.has(r)) : rowids;
       if (index.size() === 0 || only?.length === 0) return { rowids: [], distances: [], scanned: only ? 0 : index.size() };
       return index.search(query, k, only);
+    },
+    nearestStaged(collectionId, query, k) {
+      catchUp();
+      const index = staging.get(collectionId);
+      if (!index) throw new Error(`collection ${collectionId} has no staged codes`);
+      return index.size() === 0 ? { rowids: [], distances: [], scanned: 0 } : index.search(query, k);
     },
     indexStats(collectionId) {
       const index = indexes.get(collectionId);

@@ -13,9 +13,9 @@ export function keepInStep(store: Store, firstStage: FirstStageIndex): Store {
     ...store,
     createCollection: (name, fingerprint, dimension, settings) => firstStage.apply(store.createCollection(name, fingerprint, dimension, settings)),
     deleteCollection: (id) => firstStage.apply(store.deleteCollection(id)),
-    writeBatch(collectionId, documents, metadataOnly) {
+    writeBatch(collectionId, documents, metadataOnly, basis) {
       firstStage.reserve(collectionId, documents.length);
-      return firstStage.apply(store.writeBatch(collectionId, documents, metadataOnly));
+      return firstStage.apply(store.writeBatch(collectionId, documents, metadataOnly, basis));
     },
     deleteDocuments: (collectionId, docIds) => firstStage.apply(store.deleteDocuments(collectionId, docIds)),
     beginStaging: (collectionId, fingerprint, dimension) => firstStage.apply(store.beginStaging(collectionId, fingerprint, dimension)),
@@ -24,5 +24,12 @@ export function keepInStep(store: Store, firstStage: FirstStageIndex): Store {
       return firstStage.apply(store.stageCodes(collectionId, fingerprint, rows));
     },
     finishReencode: (collectionId, fingerprint, dimension) => firstStage.apply(store.finishReencode(collectionId, fingerprint, dimension)),
+    beginTransformStaging: (collectionId, fingerprint) => firstStage.apply(store.beginTransformStaging(collectionId, fingerprint)),
+    stageTransformCodes(collectionId, fingerprint, rows) {
+      firstStage.reserve(collectionId, rows.length, 'staging');
+      return firstStage.apply(store.stageTransformCodes(collectionId, fingerprint, rows));
+    },
+    finishTransform: (collectionId, fingerprint) => firstStage.apply(store.finishTransform(collectionId, fingerprint)),
+    abandonTransform: (collectionId) => firstStage.apply(store.abandonTransform(collectionId)),
   };
 }

@@ -11,11 +11,12 @@
  * meanwhile counts as not found (rare, and only lowers the figure). A collection switched to
  * other codes or deleted during the measurement yields nothing.
  */
-import { encodeQuery, FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js';
+import { encodeQuery, FIRST_STAGE_TYPES, type FirstStageQuery, type FirstStageType } from '../first-stage/query.js';
 import type { FirstStageIndex } from '../first-stage/first-stage.js';
 import { foldQuery } from '../quantization/dequantize.js';
 import type { Quantizer } from '../quantization/quantize.js';
-import { type CollectionRow, codeBitsOf, type Store } from '../store/store.js';
+import { type CollectionRow, codeBitsOf, type FirstStageResult, type Store } from '../store/store.js';
+import type { CodeTransform } from '../transform/transform.js';
 import { MEASURED_DEPTH, NOT_FOUND, RECALL_AT } from './estimate.js';
 import { PAGE_ROWS, scanQueries, scorePage, TopK } from './exact.js';
 
@@ -23,7 +24,7 @@ import { PAGE_ROWS, scanQueries, scorePage, TopK } from './exact.js';
 export interface QueryMeasurement {
   /** Per first stage, the positions of the exact top-10 (best first) in its order; NOT_FOUND past MEASURED_DEPTH. */
   positions: Record<FirstStageType, Uint16Array>;
-  /** The collection when measured: its codes' model, its size, its generation, and when (epoch ms). */
+  /** The collection when measured: its codes (codesKey: the model, and the transform if any), its size, its generation, and when (epoch ms). */
   fingerprint: string;
   documents: number;
   generation: number;
@@ -41,7 +42,17 @@ export interface MeasureTarget {
   firstStage: Pick<FirstStageIndex, 'nearest'>;
   collection: CollectionRow;
   quantizer: Quantizer;
+  /** The collection's served codes: codesKey(collection), and its transform (none: first dims). */
+  codes: string;
+  transform?: CodeTransform;
 }
+
+/**
+ * What names a collection's served first-stage codes: its model's fingerprint, and the
+ * transform's after a `+` (none under first dims, so that measurements taken before transforms
+ * existed still count).
+ */
+export const codesKey = (c: Pick<CollectionRow, 'fingerprint' | 'transform'>): string => (c.transform ? `${c.fingerprint}+${c.transform}` : c.fingerprint);
 
 /** Runs one slice of work now, then lets the caller's share of time pass; throws to stop. */
 export type Pace = <T>(work: () => T) => Promise<T>;
@@ -52,9 +63,42 @@ export const unpaced: Pace = async (work) => work();
 /** Documents scanned so far by a measurement running now (its progress). */
 export type OnScanned = (documents: number) => void;
 
+/**
+ * The codes a measurement ranks against: the collection's served first stage, or codes staged
+ * for a transform switch (their candidate). `key` names them (a measurement is of those codes).
+ */
+export interface MeasuredCodes {
+  key: string;
+  nearest(query: FirstStageQuery, k: number): FirstStageResult;
+  transform?: CodeTransform;
+}
+
+/** The served codes of `target`'s collection. */
+export const servedCodes = (target: MeasureTarget): MeasuredCodes => ({
+  key: target.codes,
+  nearest: (q, k) => target.firstStage.nearest(target.collection.id, q, k),
+  ...(target.transform && { transform: target.transform }),
+});
+
 export async function measureQueries(target: MeasureTarget, queries: readonly MeasuredQuery[], pace: Pace, onScanned?: OnScanned): Promise<QueryMeasurement[]> {
-  const { store, firstStage, collection: c, quantizer } = target;
-  if (queries.length === 0) return [];
+  const [served] = await measureCodes(target, queries, [servedCodes(target)], pace, onScanned);
+  return served ?? [];
+}
+
+/**
+ * Each query's exact top-10 (one scan for all of them), then its positions in the order of each
+ * of `codes`: one list of measurements per entry, or none when the collection was deleted or
+ * switched to other codes (model or transform) meanwhile.
+ */
+export async function measureCodes(
+  target: MeasureTarget,
+  queries: readonly MeasuredQuery[],
+  codes: readonly MeasuredCodes[],
+  pace: Pace,
+  onScanned?: OnScanned,
+): Promise<QueryMeasurement[][]> {
+  const { store, collection: c, quantizer } = target;
+  if (queries.length === 0) return codes.map(() => []);
   const folded = scanQueries(queries.map((q) => foldQuery(q.vector, quantizer)));
   const tops = queries.map(() => new TopK(RECALL_AT));
   const selves = queries.map((q) => q.self);
@@ -74,31 +118,33 @@ export async function measureQueries(target: MeasureTarget, queries: readonly Me
   }
 
   const bits = codeBitsOf(c);
-  const measured: QueryMeasurement[] = [];
+  const measured: QueryMeasurement[][] = codes.map(() => []);
   for (const [i, q] of queries.entries()) {
-    const positions = await pace(() => {
+    const done = await pace(() => {
       const now = store.getCollectionById(c.id);
-      if (!now || now.fingerprint !== c.fingerprint) return undefined;
-      const out = {} as Record<FirstStageType, Uint16Array>;
+      if (!now || codesKey(now) !== target.codes) return false;
       const exact = tops[i]!.rowids;
       const wanted = new Map(exact.map((rowid, j) => [rowid, j]));
-      for (const type of FIRST_STAGE_TYPES) {
-        const first = firstStage.nearest(c.id, encodeQuery(type, q.vector, bits, quantizer), MEASURED_DEPTH + (q.self === undefined ? 0 : 1));
-        const positions = new Uint16Array(exact.length).fill(NOT_FOUND);
-        let at = 0;
-        for (const rowid of first.rowids) {
-          if (rowid === q.self || rowid > last) continue;
-          if (at === MEASURED_DEPTH) break;
-          const j = wanted.get(rowid);
-          if (j !== undefined) positions[j] = at;
-          at++;
+      for (const [n, under] of codes.entries()) {
+        const out = {} as Record<FirstStageType, Uint16Array>;
+        for (const type of FIRST_STAGE_TYPES) {
+          const first = under.nearest(encodeQuery(type, q.vector, bits, quantizer, under.transform), MEASURED_DEPTH + (q.self === undefined ? 0 : 1));
+          const positions = new Uint16Array(exact.length).fill(NOT_FOUND);
+          let at = 0;
+          for (const rowid of first.rowids) {
+            if (rowid === q.self || rowid > last) continue;
+            if (at === MEASURED_DEPTH) break;
+            const j = wanted.get(rowid);
+            if (j !== undefined) positions[j] = at;
+            at++;
+          }
+          out[type] = positions;
         }
-        out[type] = positions;
+        measured[n]!.push({ positions: out, fingerprint: under.key, documents: now.document_count, generation: now.generation, at: Date.now() });
       }
-      return { positions: out, documents: now.document_count, generation: now.generation };
+      return true;
     });
-    if (!positions) return [];
-    measured.push({ ...positions, fingerprint: c.fingerprint, at: Date.now() });
+    if (!done) return codes.map(() => []);
   }
   return measured;
 }

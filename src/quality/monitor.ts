@@ -27,7 +27,8 @@ import { FIRST_STAGE_TYPES, type FirstStageType } from '../first-stage/query.js'
 import type { Quantizer } from '../quantization/quantize.js';
 import type { CollectionRow, Store } from '../store/store.js';
 import { chooseMultiplier, DEFAULT_TARGET_RECALL, estimateRecall, MULTIPLIER_MAX, type MultiplierChoice, type RecallAtMultiplier, REPORTED_MULTIPLIERS } from './estimate.js';
-import { measureQueries, type Pace, type QueryMeasurement, unpaced } from './measure.js';
+import type { CodeTransform } from '../transform/transform.js';
+import { codesKey, measureQueries, type Pace, type QueryMeasurement, unpaced } from './measure.js';
 import { type CollectionSample, offer, parseSample, type SampledQuery, serializeSample, storedQueryCount } from './sample.js';
 import { drawDocuments } from './stand-ins.js';
 
@@ -60,6 +61,8 @@ export interface QualityDeps {
   firstStage: Pick<FirstStageIndex, 'nearest'>;
   /** The quantizer of the model whose codes the collection holds; undefined when that model is not loaded here (not measured meanwhile). */
   quantizerOf(c: CollectionRow): Quantizer | undefined;
+  /** The transform the collection's first-stage codes are made with (undefined: first dims). */
+  transformOf?(c: CollectionRow): CodeTransform | undefined;
   options: QualityOptions;
   /** A measurement that failed (it is tried again later); never thrown to a request. */
   onError?(e: unknown, collection: string): void;
@@ -110,6 +113,8 @@ export interface QualityMonitor {
   report(c: CollectionRow): QualityReport;
   /** Measures everything pending now, at full speed (`qembed quality --measure`, tests); returns the queries measured. */
   measureNow(c: CollectionRow): Promise<number>;
+  /** The served queries sampled for the collection (their vectors): what a candidate's codes are compared on. */
+  servedQueries(c: CollectionRow): Float32Array[];
   /** Forgets a deleted collection's sample. */
   forget(collectionId: number): void;
   /** Starts the background loop (a serving process). */
@@ -126,7 +131,7 @@ const metaKey = (id: number) => `quality:${id}`;
 
 const isCurrent = (m: QueryMeasurement | undefined, c: CollectionRow, now: number): boolean =>
   m !== undefined &&
-  m.fingerprint === c.fingerprint &&
+  m.fingerprint === codesKey(c) &&
   Math.abs(c.document_count - m.documents) <= GROWTH * Math.max(m.documents, 1) &&
   (m.generation === c.generation || now - m.at < REMEASURE_AFTER_MS);
 
@@ -164,7 +169,8 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
   /** The measurements of the collection's current codes, and which kind the estimate rests on. */
   const estimatesOf = (c: CollectionRow, s: State) => {
     if (s.estimates) return s.estimates;
-    const ofCodes = (list: SampledQuery[]) => list.flatMap((q) => (q.measurement && q.measurement.fingerprint === c.fingerprint ? [q.measurement] : []));
+    const key = codesKey(c);
+    const ofCodes = (list: SampledQuery[]) => list.flatMap((q) => (q.measurement && q.measurement.fingerprint === key ? [q.measurement] : []));
     const queries = ofCodes(s.sample.queries);
     const documents = ofCodes(s.sample.documents);
     const basis: QualityBasis | null = queries.length >= minQueries || (queries.length > 0 && documents.length === 0) ? 'queries' : documents.length > 0 ? 'documents' : null;
@@ -202,7 +208,8 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
     current = progress;
     let results: QueryMeasurement[];
     try {
-      results = await measureQueries({ store, firstStage: deps.firstStage, collection: c, quantizer }, batch, pace, (n) => (progress.scanned = n));
+      const transform = deps.transformOf?.(c);
+      results = await measureQueries({ store, firstStage: deps.firstStage, collection: c, quantizer, codes: codesKey(c), ...(transform && { transform }) }, batch, pace, (n) => (progress.scanned = n));
     } finally {
       if (current === progress) current = undefined;
     }
@@ -359,6 +366,7 @@ export function createQualityMonitor(deps: QualityDeps): QualityMonitor {
         total += n;
       }
     },
+    servedQueries: (c) => (enabled ? stateOf(c).sample.queries.map((q) => q.vector) : []),
     forget(collectionId) {
       states.delete(collectionId);
       if (store.getMeta(metaKey(collectionId)) !== undefined) store.setMeta(metaKey(collectionId), '');

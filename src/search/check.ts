@@ -27,6 +27,9 @@ export async function check(collections: Collections, name: string, options: { r
     documents++;
     if (d.binaryCode.length !== c.dimension / 8) problem(`document "${d.docId}": binary code of ${d.binaryCode.length} bytes, expected ${c.dimension / 8}`);
     if (d.int8Code.length !== c.dimension) problem(`document "${d.docId}": int8 code of ${d.int8Code.length} bytes, expected ${c.dimension}`);
+    // Under a transform every document has its code (the switch swapped them all in; writes add theirs); under first dims none.
+    if (c.transform !== null && d.firstCode?.length !== codeBitsOf(c) / 8) problem(`document "${d.docId}": no ${codeBitsOf(c)}-bit code of transform ${c.transform}`);
+    if (c.transform === null && d.firstCode !== null) problem(`document "${d.docId}": a transform's code, but the collection is served with first dims`);
     const givenAsVector = d.textSha256.startsWith(VECTOR_DIGEST);
     if (!givenAsVector && sha256(d.text) !== d.textSha256) problem(`document "${d.docId}": text_sha256 does not match its text`);
     const e = entries.next();
@@ -34,8 +37,8 @@ export async function check(collections: Collections, name: string, options: { r
     else {
       indexed++;
       if (e.value.rowid !== d.rowid) problem(`index slot holds rowid ${e.value.rowid} where the database has ${d.rowid} ("${d.docId}")`);
-      else if (!Buffer.from(e.value.code).equals(d.binaryCode.subarray(0, codeBitsOf(c) / 8))) {
-        problem(`document "${d.docId}": the index holds another binary code than the database`);
+      else if (!Buffer.from(e.value.code).equals(d.firstCode ?? d.binaryCode.subarray(0, codeBitsOf(c) / 8))) {
+        problem(`document "${d.docId}": the index holds another first-stage code than the database`);
       }
     }
     // A document given as a vector has no text to encode again: its codes are checked above only.

@@ -7,7 +7,17 @@ import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import { createQualityMonitor, type QualityMonitor } from '../quality/monitor.js';
 import { type CollectionRow, codeBitsOf } from '../store/store.js';
-import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps } from './types.js';
+import { type CodeTransform, linearTransform, type TransformMethod } from '../transform/transform.js';
+import { transformView } from './transform-view.js';
+import type { CollectionInfo, ModelState, ReencodeOutcome, ReencodeStatus, SearchServiceDeps, SwitchOutcome, TransformSwitchStatus } from './types.js';
+
+/** A switch of a collection's first-stage codes under way (transforms.ts runs it). */
+export interface TransformSwitch {
+  status: TransformSwitchStatus;
+  running: Promise<SwitchOutcome>;
+  stopped: boolean;
+  wake: () => void;
+}
 
 /** A re-encoding under way (reencode.ts runs it). */
 export interface Migration {
@@ -24,8 +34,14 @@ export interface Collections {
   readonly deps: SearchServiceDeps;
   /** Re-encodings under way by collection id. */
   readonly migrations: Map<number, Migration>;
+  /** Transform switches under way by collection id. */
+  readonly switches: Map<number, TransformSwitch>;
   /** Recall measured per collection; the multiplier auto chooses. */
   readonly quality: QualityMonitor;
+  /** The transform of the collection's first-stage codes, or undefined under first dims (read from the store once per fingerprint). */
+  transformOf(c: CollectionRow): CodeTransform | undefined;
+  /** A stored transform of the collection by fingerprint, as served; QEMBED_TRANSFORM_NOT_FOUND when it has none of that name. */
+  transform(c: CollectionRow, fingerprint: string): CodeTransform;
   /** The collection's row; QEMBED_COLLECTION_NOT_FOUND when there is none. */
   require(name: string): CollectionRow;
   /** The encoder whose codes the collection holds; QEMBED_MODEL_MISMATCH when that model is not loaded here. */
@@ -36,6 +52,21 @@ export interface Collections {
 export function createCollections(deps: SearchServiceDeps): Collections {
   const { store } = deps;
   const migrations = new Map<number, Migration>();
+  const switches = new Map<number, TransformSwitch>();
+  // Transforms are immutable once stored (a fingerprint names its bytes): kept by collection and fingerprint.
+  const transforms = new Map<string, CodeTransform>();
+  const transform = (c: CollectionRow, fingerprint: string): CodeTransform => {
+    const key = `${c.id}/${fingerprint}`;
+    let t = transforms.get(key);
+    if (!t) {
+      const stored = store.getTransform(c.id, fingerprint);
+      if (!stored) throw errors.transformNotFound(`collection "${c.name}" has no transform ${JSON.stringify(fingerprint)} (GET /collections/${c.name} lists its transforms)`);
+      t = linearTransform(stored.method as TransformMethod, stored.fingerprint, stored.mean, stored.matrix, stored.bits);
+      transforms.set(key, t);
+    }
+    return t;
+  };
+  const transformOf = (c: CollectionRow) => (c.transform === null ? undefined : transform(c, c.transform));
   const loadedEncoder = (c: CollectionRow): Encoder | undefined => {
     const active = deps.encoder();
     return c.fingerprint === active.fingerprint ? active : deps.encoderFor?.(c.fingerprint);
@@ -44,6 +75,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
     store,
     firstStage: deps.firstStage,
     quantizerOf: (c) => loadedEncoder(c)?.quantizer,
+    transformOf,
     options: deps.quality ?? { sampleSize: 0, cpuShare: 1, idleCpuShare: 1 },
     ...(deps.onBackgroundError && { onError: deps.onBackgroundError }),
   });
@@ -58,7 +90,10 @@ export function createCollections(deps: SearchServiceDeps): Collections {
   return {
     deps,
     migrations,
+    switches,
     quality,
+    transformOf,
+    transform,
     require(name) {
       const c = store.getCollection(name);
       if (!c) throw errors.collectionNotFound(`collection "${name}" does not exist`);
@@ -90,6 +125,7 @@ export function createCollections(deps: SearchServiceDeps): Collections {
         memoryBytes: index ? index.memoryBytes : null,
         index: index ? { documents: index.documents, slots: index.slots, tombstones: index.tombstones } : null,
         reencode: migrations.get(c.id)?.status ?? null,
+        transform: transformView(store, c, switches.get(c.id)?.status ?? null),
         model: modelState(c),
         quality: quality.report(c),
       };

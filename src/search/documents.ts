@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { type Bundle, namesBundle } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
+import { codeOf } from '../transform/transform.js';
 import { type CollectionRow, type DocumentWrite, type MetadataWrite, StaleWriteError } from '../store/store.js';
 import type { Collections } from './collections.js';
 import { type DocumentInput, METADATA_MAX_DEPTH, type StoredDocumentView, type UpsertOptions, type UpsertResult } from './types.js';
@@ -126,18 +127,25 @@ async function upsertOnce(collections: Collections, name: string, documents: rea
     inputTokens = embedded.tokens.reduce((a, b) => a + b, 0);
     texts.forEach((d, i) => vectors.set(d.id, embedded.vectors[i]!));
   }
-  const writes: DocumentWrite[] = toEncode.map((d) => ({
-    docId: d.id,
-    text: d.text,
-    metadata: d.metadataJson,
-    textSha256: d.sha,
-    binaryCode: encoder.quantizer.toUbinary(vectors.get(d.id)!),
-    int8Code: encoder.quantizer.toInt8(vectors.get(d.id)!),
-  }));
   // From here to the end: synchronous (the first stage applies the commit in the same tick: first-stage/in-step.ts).
   // The collection may have switched models (a re-encoding finished) while we encoded.
-  if (store.getCollectionById(c.id)?.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
-  store.writeBatch(c.id, writes, metadataOnly);
+  const now = store.getCollectionById(c.id);
+  if (now && now.fingerprint !== c.fingerprint) throw new StaleWriteError(`collection "${name}" switched models while the batch was being encoded`);
+  // The first-stage code is the served transform's, read in this tick (the write checks it is still served: another process may switch it).
+  const transform = now ? collections.transformOf(now) : undefined;
+  const writes: DocumentWrite[] = toEncode.map((d) => {
+    const vector = vectors.get(d.id)!;
+    return {
+      docId: d.id,
+      text: d.text,
+      metadata: d.metadataJson,
+      textSha256: d.sha,
+      binaryCode: encoder.quantizer.toUbinary(vector),
+      int8Code: encoder.quantizer.toInt8(vector),
+      ...(transform && { firstCode: codeOf(transform, vector) }),
+    };
+  });
+  store.writeBatch(c.id, writes, metadataOnly, { fingerprint: c.fingerprint, transform: now?.transform ?? null });
   return { upserted: writes.length, metadataUpdated: metadataOnly.length, unchanged, inputTokens };
 }
 

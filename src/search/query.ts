@@ -140,7 +140,8 @@ async function searchOnce(collections: Collections, request: SearchRequest, atte
     const t2 = performance.now();
     const k = rescoreMode ? topK * multiplier : topK;
     // A compact first stage scans the first codeBitsOf dimensions; rescoring uses them all.
-    const firstQuery = encodeQuery(stage, query, codeBitsOf(now), encoder.quantizer);
+    // Under a transform (transforms.ts) the query is coded with the collection's served one, read in this tick.
+    const firstQuery = encodeQuery(stage, query, codeBitsOf(now), encoder.quantizer, collections.transformOf(now));
     const first = firstStage.nearest(c.id, firstQuery, k, restrict);
     firstStageMs = elapsed(t2);
     const t3 = performance.now();

@@ -8,6 +8,7 @@
  *   documents.ts    upsert planning and writes, reads and deletes by id
  *   query.ts        the query pipeline (first stage, int8 rescoring, hits)
  *   reencode.ts     re-encoding for another model in the background
+ *   transforms.ts   first-stage transforms: stored with a collection, switched in the background
  *   check.ts        the consistency check
  *
  * and the recall measured on each collection (src/quality/, held by collections.ts).
@@ -20,6 +21,7 @@ import { createCollections } from './collections.js';
 import { deleteDocument, deleteDocuments, getDocument, upsertDocuments } from './documents.js';
 import { search } from './query.js';
 import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
+import { abandonSwitch, addArtifact, addRotation, resumeSwitches, stopSwitches, switchTransform } from './transforms.js';
 import type { SearchService, SearchServiceDeps } from './types.js';
 
 // The one public module of search: its types and limits come with it.
@@ -71,10 +73,19 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     deleteDocument: (name, id) => deleteDocument(collections, name, id),
     search: (request) => search(collections, request),
     loadIndexes: () => deps.firstStage.loadIndexes(),
-    reencode: (name, target) => reencode(collections, name, target),
+    reencode(name, target) {
+      // The new model's codes are first dims: a transform switch under way is dropped.
+      const c = collections.require(name);
+      if (c.fingerprint !== target.fingerprint) abandonSwitch(collections, c);
+      return reencode(collections, name, target);
+    },
+    addRotation: (name, seed) => addRotation(collections, name, seed),
+    addTransformArtifact: (name, dir, summary) => addArtifact(collections, name, dir, summary),
+    switchTransform: (name, target, policy) => switchTransform(collections, name, target, policy),
+    resumeSwitches: (onEnd) => resumeSwitches(collections, onEnd),
     startBackground: () => collections.quality.start(),
     stopBackground: async () => {
-      await Promise.all([stopReencodes(collections), collections.quality.stop()]);
+      await Promise.all([stopReencodes(collections), stopSwitches(collections), collections.quality.stop()]);
     },
     check: (name, options) => check(collections, name, options),
   };

@@ -82,6 +82,8 @@ export interface CollectionInfo {
   index: { documents: number; slots: number; tombstones: number } | null;
   /** A re-encoding for another model in progress (searches use the current codes meanwhile). */
   reencode: ReencodeStatus | null;
+  /** What its first-stage codes are made with, the transforms fitted for it, and a switch under way. */
+  transform: CollectionTransforms;
   /** Whether its codes are the served model's, and whether they can be searched now. */
   model: ModelState;
   /** Recall measured on its own queries (quality/monitor.ts), the target auto aims for. */
@@ -102,6 +104,45 @@ export interface ModelState {
 /** How a re-encoding ended: bound to the target, its collection deleted, or the service stopping. */
 /** `elsewhere`: another API process on the same database runs it (store.claimReencode). */
 export type ReencodeOutcome = 'done' | 'deleted' | 'stopped' | 'elsewhere';
+
+/** A collection's first-stage transforms (transforms.ts). */
+export interface CollectionTransforms {
+  /** The fingerprint of the transform its codes are made with; null: first dims (the sign of the first code_bits dimensions). */
+  served: string | null;
+  /** Transforms stored for it (fitted by the worker, or a seeded rotation), newest first. */
+  available: TransformView[];
+  /** A switch of its codes under way (searches use the served codes meanwhile). */
+  switching: TransformSwitchStatus | null;
+}
+
+export interface TransformView {
+  fingerprint: string;
+  method: string;
+  bits: number;
+  createdAt: string;
+  /** How it was made (the fit's training and evaluation), the recall measured against the codes it would replace, and what was decided. */
+  summary: Record<string, unknown>;
+}
+
+/** How a candidate is switched to: whatever it measures (`always`), or only when it measures better than the served codes. */
+export const SWITCH_POLICIES = ['always', 'if-better'] as const;
+export type SwitchPolicy = (typeof SWITCH_POLICIES)[number];
+
+export interface TransformSwitchStatus {
+  target: string;
+  policy: SwitchPolicy;
+  /** staging: codes computed from the stored int8 codes; measuring: the candidate's recall against the served codes'. */
+  phase: 'staging' | 'measuring';
+  /** Documents with staged codes. */
+  done: number;
+  total: number;
+  startedAt: string;
+  retries: number;
+  lastError: string | null;
+}
+
+/** How a switch ended: switched, kept the served codes (the candidate measured no better), its collection deleted, the service stopping, or run by another process. */
+export type SwitchOutcome = 'switched' | 'kept' | 'deleted' | 'stopped' | 'elsewhere';
 
 export interface ReencodeStatus {
   targetFingerprint: string;
@@ -248,6 +289,18 @@ export interface SearchService {
   reencode(collection: string, target: Encoder): Promise<ReencodeOutcome>;
   /** Why the collection cannot be re-encoded for a model, or undefined when it can (checked before an activation). */
   reencodeProblem(collection: string, target: ReencodeTarget): string | undefined;
+  /** Stores a seeded random rotation of the collection's code length (fingerprint `rotation-<seed>`): the RaBitQ-style baseline. */
+  addRotation(collection: string, seed: number): TransformView;
+  /** Stores the transform of a worker's `qembed.transform/v1` artifact for the collection's code length, with the fit's `summary`. */
+  addTransformArtifact(collection: string, dir: string, summary: Record<string, unknown>): TransformView;
+  /**
+   * Switches the collection's first-stage codes to a stored transform (or `first-dims`) in the
+   * background: codes recomputed from the stored int8 codes are staged, then (policy `if-better`:
+   * only when they measure better than the served codes) swapped in atomically.
+   */
+  switchTransform(collection: string, target: string, policy: SwitchPolicy): Promise<SwitchOutcome>;
+  /** Goes on with the switches a restart interrupted; returns their collections. */
+  resumeSwitches(onEnd: (collection: string, outcome: SwitchOutcome | Error) => void): string[];
   /** Starts the background recall measurement (a serving process). */
   startBackground(): void;
   /** Stops the re-encodings (they resume from their staged codes at the next start) and the recall measurement (its samples are saved), and waits for them. */

@@ -29,6 +29,10 @@ export interface CollectionRow {
   generation: number;
   /** The recall@10 its `rescore_multiplier: "auto"` searches aim for; null: the service's default. */
   target_recall: number | null;
+  /** Fingerprint of the transform its first-stage codes are made with (transforms table); null: first dims. */
+  transform: string | null;
+  /** Fingerprint of the transform whose codes are being staged, or null. */
+  transform_target: string | null;
 }
 
 /** A collection's settings at creation: its first-stage code length, its recall target. */
@@ -50,6 +54,21 @@ export interface DocumentWrite {
   textSha256: string;
   binaryCode: Uint8Array;
   int8Code: Int8Array;
+  /** Its first-stage code when the collection is served with a transform (codeBits / 8 bytes). */
+  firstCode?: Uint8Array;
+}
+
+/** The codes a batch was computed for: the write is refused (StaleWriteError) when the collection has switched since. */
+export interface WriteBasis {
+  fingerprint: string;
+  transform: string | null;
+}
+
+/** Throws StaleWriteError (collectionNotFound when gone) unless the collection's codes are still those of `basis`. */
+export function checkBasis(now: WriteBasis | undefined, basis: WriteBasis): void {
+  if (!now) return; // the write itself reports the collection gone
+  if (now.fingerprint !== basis.fingerprint) throw new StaleWriteError('the collection switched models while the batch was being encoded');
+  if (now.transform !== basis.transform) throw new StaleWriteError('the collection switched first-stage transforms while the batch was being encoded');
 }
 
 /** A document whose text (and so codes) must stay as planned; only its metadata may change. */
@@ -117,11 +136,11 @@ export interface DocumentRepository {
   /**
    * Writes a batch in one transaction: `documents` are inserted or replaced in place (an
    * existing id keeps its rowid), `metadataOnly` only get new metadata. Returns the rowids of
-   * `documents` in order, their codes as changes. Throws collectionNotFound if the collection
-   * was deleted meanwhile, StaleWriteError if a metadata-only document changed text meanwhile
-   * (nothing written).
+   * `documents` in order, their first-stage codes as changes. Throws collectionNotFound if the
+   * collection was deleted meanwhile, StaleWriteError if a metadata-only document changed text
+   * meanwhile or the collection no longer has the model and transform of `basis` (nothing written).
    */
-  writeBatch(collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]): Changed & { rowids: number[] };
+  writeBatch(collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[], basis?: WriteBasis): Changed & { rowids: number[] };
   getDocument(collectionId: number, docId: string): StoredDocument | undefined;
   /** Deletes the documents in one transaction; returns the rowids and ids of those that existed. */
   deleteDocuments(collectionId: number, docIds: readonly string[]): Changed & { rowids: number[]; deleted: string[] };
@@ -137,10 +156,10 @@ export interface DocumentRepository {
   int8CodePage(collectionId: number, afterRowid: number, limit: number): { rowids: number[]; codes: Buffer[] };
   /** Id, text and metadata of the given rowids, in their order. */
   documentsByRowid(rowids: readonly number[]): (StoredDocument | undefined)[];
-  /** Every (rowid, binary code) of a collection in rowid order: what its index is loaded from. */
+  /** Every (rowid, first-stage code) of a collection in rowid order: what its index is loaded from (the transform's code, else the binary code). */
   iterateBinaryCodes(collectionId: number): IterableIterator<[number, Buffer]>;
-  /** Every document with both codes, in rowid order (consistency checks, re-encoding). */
-  iterateDocuments(collectionId: number): IterableIterator<StoredDocument & { binaryCode: Buffer; int8Code: Buffer }>;
+  /** Every document with its codes, in rowid order (consistency checks, re-encoding). */
+  iterateDocuments(collectionId: number): IterableIterator<StoredDocument & { binaryCode: Buffer; int8Code: Buffer; firstCode: Buffer | null }>;
   /** Documents given as vectors (their codes cannot be computed again from a text). */
   countVectorDocuments(collectionId: number): number;
 }
@@ -158,7 +177,7 @@ export interface ReencodeStaging {
   countPendingReencode(collectionId: number, fingerprint: string): number;
   /** Stages codes for rows that still exist; returns the rowids staged (a row deleted meanwhile is skipped). */
   stageCodes(collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): Changed & { rowids: number[] };
-  /** Swaps every staged code in, binds the collection to `fingerprint` and clears the staging, in one transaction. */
+  /** Swaps every staged code in, binds the collection to `fingerprint` and clears the staging, in one transaction; the new model's codes are first dims (its transform and transform codes are dropped). */
   finishReencode(collectionId: number, fingerprint: string, dimension: number): Changed;
   /** (rowid, binary code) of the codes staged for `fingerprint`, in rowid order: what the first stage loads a staging index from. */
   stagedBinaryCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
@@ -168,6 +187,63 @@ export interface ReencodeStaging {
    */
   claimReencode(collectionId: number): boolean;
   releaseReencode(collectionId: number): void;
+}
+
+/** A transform fitted for a collection, as stored: its arrays and what is known about it. */
+export interface StoredTransform {
+  collectionId: number;
+  fingerprint: string;
+  method: string;
+  bits: number;
+  dimension: number;
+  /** float32 [dimension]. */
+  mean: Float32Array;
+  /** float32 [bits × dimension], row-major. */
+  matrix: Float32Array;
+  /** JSON object: the fit's summary, the recall measured, the decision. */
+  summary: string;
+  createdAt: string;
+}
+
+/** A transform's row without its arrays (listing). */
+export type TransformInfo = Omit<StoredTransform, 'mean' | 'matrix'>;
+
+/** A first-stage code computed for a transform, for a document with this text hash. */
+export interface StagedFirstCode {
+  rowid: number;
+  textSha256: string;
+  code: Uint8Array;
+}
+
+/**
+ * Transforms kept with their collection, and the switch of a collection's first-stage codes to
+ * another transform: its codes are staged beside the served ones, then swapped in by one
+ * transaction (as a re-encoding's: ReencodeStaging), or dropped.
+ */
+export interface TransformRepository {
+  /** Stores a transform (a second save of the same fingerprint only replaces its summary). */
+  saveTransform(t: StoredTransform): void;
+  getTransform(collectionId: number, fingerprint: string): StoredTransform | undefined;
+  /** The collection's transforms, newest first. */
+  listTransforms(collectionId: number): TransformInfo[];
+  setTransformSummary(collectionId: number, fingerprint: string, summary: string): void;
+  /** Marks `fingerprint` as the collection's staging target and drops codes staged for another. */
+  beginTransformStaging(collectionId: number, fingerprint: string): Changed;
+  /** Documents without a staged code of their current text, in rowid order after `afterRowid`, with their int8 codes. */
+  pendingTransformCodes(collectionId: number, fingerprint: string, limit: number, afterRowid: number): { rowid: number; textSha256: string; int8Code: Buffer }[];
+  countPendingTransformCodes(collectionId: number, fingerprint: string): number;
+  /** Stages codes of rows that still exist; returns the rowids staged. */
+  stageTransformCodes(collectionId: number, fingerprint: string, rows: readonly StagedFirstCode[]): Changed & { rowids: number[] };
+  /** (rowid, code) of the codes staged for `fingerprint`, in rowid order (the first stage's staging index). */
+  stagedTransformCodes(collectionId: number, fingerprint: string): IterableIterator<[number, Buffer]>;
+  /**
+   * In one transaction: the staged codes become the documents' first-stage codes and the
+   * collection is served with `fingerprint`; or, with null, the collection goes back to first
+   * dims (no staging needed: its binary codes are kept). Clears the staging.
+   */
+  finishTransform(collectionId: number, fingerprint: string | null): Changed;
+  /** Drops the staging (a candidate that lost, a cancelled switch). */
+  abandonTransform(collectionId: number): Changed;
 }
 
 /** Service-wide settings that survive restarts (the model activated at run time). */
@@ -195,8 +271,10 @@ export type CodeChange =
   /** Documents inserted or rewritten (an existing rowid keeps its place). */
   | { type: 'written'; collectionId: number; entries: readonly CodeEntry[] }
   | { type: 'deleted'; collectionId: number; rowids: readonly number[] }
-  /** Staging began for model `fingerprint` (codes staged before a restart are read from storage). */
-  | { type: 'staging'; collectionId: number; fingerprint: string }
+  /** Staging began for model `fingerprint`, or (`transform`) for that transform's first-stage codes; codes staged before a restart are read from storage. */
+  | { type: 'staging'; collectionId: number; fingerprint: string; transform?: boolean }
+  /** The staging was dropped. */
+  | { type: 'unstaged'; collectionId: number }
   | { type: 'staged'; collectionId: number; entries: readonly CodeEntry[] }
   /** The staged codes became the collection's codes. */
   | { type: 'swapped'; collectionId: number };
@@ -248,4 +326,4 @@ export interface StorageState {
   storageStatus(): { full: boolean; since: string | null; message: string | null };
 }
 
-export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, MetaRepository, StorageState, FirstStageSupport {}
+export interface Store extends CollectionRepository, DocumentRepository, ReencodeStaging, TransformRepository, MetaRepository, StorageState, FirstStageSupport {}

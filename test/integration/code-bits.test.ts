@@ -45,7 +45,7 @@ describe('the first stage of a compact collection', () => {
     // 100,000 synthetic codes of a 256-dimension model: 32 bytes each in full, 8 at 64 bits.
     const n = 100_000;
     const full = new Uint8Array(32);
-    const row = (bits: number | null): CollectionRow => ({ id: 1, name: 'c', fingerprint: 'f', dimension: 256, created_at: '', document_count: n, payload_bytes: 0, reencode_target: null, code_bits: bits, generation: 0, target_recall: null });
+    const row = (bits: number | null): CollectionRow => ({ id: 1, name: 'c', fingerprint: 'f', dimension: 256, created_at: '', document_count: n, payload_bytes: 0, reencode_target: null, code_bits: bits, generation: 0, target_recall: null, transform: null, transform_target: null });
     const memory = (bits: number | null) => {
       const firstStage = createFirstStageIndex({
         getCollectionById: () => row(bits),
@@ -54,6 +54,7 @@ describe('the first stage of a compact collection', () => {
           for (let i = 1; i <= n; i++) yield [i, Buffer.from(full)] as [number, Buffer];
         },
         stagedBinaryCodes: () => [][Symbol.iterator](),
+        stagedTransformCodes: () => [][Symbol.iterator](),
       });
       firstStage.loadIndexes();
       return firstStage.indexStats(1)!.memoryBytes;

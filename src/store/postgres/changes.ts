@@ -63,8 +63,8 @@ export function createChangeLog(pg: PgBridge, collectionIds: () => number[], opt
     const written = [...new Set(rows.filter((r) => !r.deleted && r.rowid > 0).map((r) => r.rowid))];
     const codes = new Map<number, Buffer>();
     if (written.length > 0) {
-      for (const r of pg.query<{ rowid: number; binary_code: Uint8Array }>('SELECT rowid, binary_code FROM documents WHERE rowid = ANY($1::bigint[])', [written])) {
-        codes.set(r.rowid, buffer(r.binary_code));
+      for (const r of pg.query<{ rowid: number; code: Uint8Array }>('SELECT rowid, coalesce(first_code, binary_code) AS code FROM documents WHERE rowid = ANY($1::bigint[])', [written])) {
+        codes.set(r.rowid, buffer(r.code));
       }
     }
     return rows.flatMap((r): CodeChange[] => {

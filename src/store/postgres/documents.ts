@@ -4,10 +4,10 @@
  * changes table for the other processes (changes.ts); an existing id keeps its rowid.
  */
 import { errors } from '../../errors.js';
-import { type DocumentRepository, MAX_ROWID, StaleWriteError, type StoredDocument } from '../store.js';
+import { checkBasis, type DocumentRepository, MAX_ROWID, StaleWriteError, type StoredDocument, type WriteBasis } from '../store.js';
 import { isForeignKeyViolation, type PgBridge } from './bridge.js';
 import type { ChangeLog } from './changes.js';
-import { buffer, binaryCodePairs, paged } from './rows.js';
+import { buffer, codePairs, paged } from './rows.js';
 
 type DocRow = { rowid: number; doc_id: string; text: string; metadata: string; updated_at: string; text_sha256: string };
 const DOC_COLUMNS = 'rowid, doc_id, text, metadata, updated_at, text_sha256';
@@ -24,9 +24,11 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
       );
       return new Map(rows.map((r) => [r.doc_id, { textSha256: r.text_sha256, metadata: r.metadata }]));
     },
-    writeBatch(collectionId, documents, metadataOnly) {
+    writeBatch(collectionId, documents, metadataOnly, basis) {
       try {
         const { result: rowids, changes } = log.writing(() => {
+          // Under the write lock: no other process switches the collection's codes until this commits.
+          if (basis) checkBasis(pg.query<WriteBasis>('SELECT fingerprint, transform FROM collections WHERE id = $1', [collectionId])[0], basis);
           const at = new Date().toISOString();
           for (const m of metadataOnly) {
             const updated = pg.query('UPDATE documents SET metadata = $1, updated_at = $2 WHERE collection_id = $3 AND doc_id = $4 AND text_sha256 = $5 RETURNING rowid', [
@@ -40,11 +42,11 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
           }
           if (documents.length === 0) return { result: [] as number[], logged: [], own: [] };
           const rows = pg.query<{ rowid: number; doc_id: string }>(
-            `INSERT INTO documents (collection_id, doc_id, text, metadata, text_sha256, binary_code, int8_code, updated_at)
-             SELECT $1::bigint, u.*, $8::text FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[]) AS u
+            `INSERT INTO documents (collection_id, doc_id, text, metadata, text_sha256, binary_code, int8_code, first_code, updated_at)
+             SELECT $1::bigint, u.*, $9::text FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[]) AS u
              ON CONFLICT (collection_id, doc_id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata,
                text_sha256 = excluded.text_sha256, binary_code = excluded.binary_code, int8_code = excluded.int8_code,
-               updated_at = excluded.updated_at
+               first_code = excluded.first_code, updated_at = excluded.updated_at
              RETURNING rowid, doc_id`,
             [
               collectionId,
@@ -54,6 +56,7 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
               documents.map((d) => d.textSha256),
               documents.map((d) => d.binaryCode),
               documents.map((d) => d.int8Code),
+              documents.map((d) => d.firstCode ?? null),
               at,
             ],
           );
@@ -65,7 +68,7 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
             result: rowids,
             logged: rowids.map((rowid) => ({ collection_id: collectionId, rowid, deleted: false })),
             // This process's own codes, as written (no need to read them back).
-            own: [{ type: 'written', collectionId, entries: rowids.map((rowid, i) => ({ rowid, code: documents[i]!.binaryCode })) }],
+            own: [{ type: 'written', collectionId, entries: rowids.map((rowid, i) => ({ rowid, code: documents[i]!.firstCode ?? documents[i]!.binaryCode })) }],
           };
         });
         return { rowids, changes };
@@ -130,14 +133,14 @@ export function createDocumentRepository(pg: PgBridge, log: ChangeLog): Document
     },
     countVectorDocuments: (collectionId) =>
       pg.query<{ n: number }>("SELECT count(*) AS n FROM documents WHERE collection_id = $1 AND text_sha256 LIKE 'vector:%'", [collectionId])[0]!.n,
-    iterateBinaryCodes: (collectionId) => binaryCodePairs(pg, 'documents', 'collection_id = $1', [collectionId]),
+    iterateBinaryCodes: (collectionId) => codePairs(pg, 'documents', 'coalesce(first_code, binary_code)', 'collection_id = $1', [collectionId]),
     *iterateDocuments(collectionId) {
-      for (const r of paged<DocRow & { binary_code: Uint8Array; int8_code: Uint8Array }>(
+      for (const r of paged<DocRow & { binary_code: Uint8Array; int8_code: Uint8Array; first_code: Uint8Array | null }>(
         pg,
-        (after) => `SELECT ${DOC_COLUMNS}, binary_code, int8_code FROM documents WHERE collection_id = $1 AND ${after}`,
+        (after) => `SELECT ${DOC_COLUMNS}, binary_code, int8_code, first_code FROM documents WHERE collection_id = $1 AND ${after}`,
         [collectionId],
       )) {
-        yield { ...toDocument(r), binaryCode: buffer(r.binary_code), int8Code: buffer(r.int8_code) };
+        yield { ...toDocument(r), binaryCode: buffer(r.binary_code), int8Code: buffer(r.int8_code), firstCode: r.first_code && buffer(r.first_code) };
       }
     },
   };

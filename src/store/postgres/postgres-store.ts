@@ -18,6 +18,7 @@ import { createSqlFirstStage } from './first-stage-sql.js';
 import { createMetaRepository } from './meta.js';
 import { migratePostgres } from './migrate.js';
 import { createReencodeStaging } from './reencode-staging.js';
+import { createTransformRepository } from './transforms.js';
 
 export interface PostgresStore extends Store {
   close(): Promise<void>;
@@ -54,6 +55,7 @@ export function createPostgresStore(pg: PgBridge, options: PostgresStoreOptions 
     ...collections,
     ...createDocumentRepository(pg, log),
     ...createReencodeStaging(pg, log),
+    ...createTransformRepository(pg, log),
     ...meta,
     othersChanges: log.othersChanges,
     ...(firstStage !== 'memory' && { nearestInDatabase: createSqlFirstStage(pg, firstStage, options.efSearch) }),

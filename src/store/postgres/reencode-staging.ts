@@ -8,7 +8,7 @@
 import type { ReencodeStaging } from '../store.js';
 import type { PgBridge } from './bridge.js';
 import type { ChangeLog } from './changes.js';
-import { binaryCodePairs } from './rows.js';
+import { codePairs } from './rows.js';
 
 /** Held (with the collection id) by the process that re-encodes a collection. */
 const REENCODE_LOCK = 7_211;
@@ -62,18 +62,25 @@ export function createReencodeStaging(pg: PgBridge, log: ChangeLog): ReencodeSta
         const pending = countPending(collectionId, fingerprint);
         if (pending !== 0) throw new Error(`${pending} documents have no staged codes yet`);
         pg.query(
-          `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code
+          `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code, first_code = NULL
            FROM reencode_codes r WHERE r.rowid = documents.rowid AND r.collection_id = $1 AND r.fingerprint = $2`,
           [collectionId, fingerprint],
         );
-        pg.query('UPDATE collections SET fingerprint = $1, dimension = $2, reencode_target = NULL, generation = generation + 1 WHERE id = $3', [fingerprint, dimension, collectionId]);
+        // The new model's codes are first dims: transforms fitted in the old model's space are dropped.
+        pg.query('UPDATE collections SET fingerprint = $1, dimension = $2, reencode_target = NULL, transform = NULL, transform_target = NULL, generation = generation + 1 WHERE id = $3', [
+          fingerprint,
+          dimension,
+          collectionId,
+        ]);
         pg.query('DELETE FROM reencode_codes WHERE collection_id = $1', [collectionId]);
+        pg.query('DELETE FROM transform_codes WHERE collection_id = $1', [collectionId]);
+        pg.query('DELETE FROM transforms WHERE collection_id = $1', [collectionId]);
         // The others load the whole collection again (rowid 0); this process swaps its staged index in.
         return { result: undefined, logged: [{ collection_id: collectionId, rowid: 0, deleted: false }], own: [{ type: 'swapped', collectionId }] };
       });
       return { changes };
     },
-    stagedBinaryCodes: (collectionId, fingerprint) => binaryCodePairs(pg, 'reencode_codes', 'collection_id = $1 AND fingerprint = $2', [collectionId, fingerprint]),
+    stagedBinaryCodes: (collectionId, fingerprint) => codePairs(pg, 'reencode_codes', 'binary_code', 'collection_id = $1 AND fingerprint = $2', [collectionId, fingerprint]),
     // A session-level advisory lock: released by the process, or by PostgreSQL when its
     // connection ends (a process that died), so that another process can take over.
     claimReencode: (collectionId) => pg.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2::int) AS ok', [REENCODE_LOCK, collectionId])[0]!.ok,

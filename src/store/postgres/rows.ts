@@ -18,9 +18,9 @@ export function* paged<T extends { rowid: number }>(pg: PgBridge, sql: (after: s
   }
 }
 
-/** (rowid, binary_code) pairs of `table`'s rows matching `where` (over $1, $2…), in rowid order. */
-export function* binaryCodePairs(pg: PgBridge, table: 'documents' | 'reencode_codes', where: string, params: readonly unknown[]): Generator<[number, Buffer]> {
-  for (const r of paged<{ rowid: number; binary_code: Uint8Array }>(pg, (after) => `SELECT rowid, binary_code FROM ${table} WHERE ${where} AND ${after}`, params)) {
-    yield [r.rowid, buffer(r.binary_code)];
+/** (rowid, code) pairs of `table`'s rows matching `where` (over $1, $2…), in rowid order; `code` is the column or expression read. */
+export function* codePairs(pg: PgBridge, table: 'documents' | 'reencode_codes' | 'transform_codes', code: string, where: string, params: readonly unknown[]): Generator<[number, Buffer]> {
+  for (const r of paged<{ rowid: number; code: Uint8Array }>(pg, (after) => `SELECT rowid, ${code} AS code FROM ${table} WHERE ${where} AND ${after}`, params)) {
+    yield [r.rowid, buffer(r.code)];
   }
 }

@@ -5,7 +5,7 @@
 import { errors } from '../../errors.js';
 import type { Db } from '../database.js';
 import type { StorageGuard } from '../storage.js';
-import { type Changed, type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument } from '../store.js';
+import { type Changed, checkBasis, type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument, type WriteBasis } from '../store.js';
 import { createFilterQuery } from './filter-sql.js';
 
 const isForeignKeyViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
@@ -25,12 +25,12 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     digests: db.prepare<[number, string]>(
       'SELECT doc_id, text_sha256, metadata FROM documents WHERE collection_id = ? AND doc_id IN (SELECT value FROM json_each(?))',
     ),
-    upsert: db.prepare<[number, string, string, string, string, Uint8Array, Int8Array, string]>(
-      `INSERT INTO documents (collection_id, doc_id, text, metadata, text_sha256, binary_code, int8_code, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    upsert: db.prepare<[number, string, string, string, string, Uint8Array, Int8Array, Uint8Array | null, string]>(
+      `INSERT INTO documents (collection_id, doc_id, text, metadata, text_sha256, binary_code, int8_code, first_code, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (collection_id, doc_id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata,
          text_sha256 = excluded.text_sha256, binary_code = excluded.binary_code, int8_code = excluded.int8_code,
-         updated_at = excluded.updated_at
+         first_code = excluded.first_code, updated_at = excluded.updated_at
        RETURNING rowid`,
     ),
     updateMetadata: db.prepare<[string, string, number, string, string]>(
@@ -47,16 +47,18 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       'SELECT rowid, doc_id, text, metadata, updated_at, text_sha256 FROM documents WHERE rowid IN (SELECT value FROM json_each(?))',
     ),
     vectorDocuments: db.prepare<[number]>("SELECT count(*) FROM documents WHERE collection_id = ? AND text_sha256 LIKE 'vector:%'").pluck(true),
-    binaryCodes: db.prepare<[number]>('SELECT rowid, binary_code FROM documents WHERE collection_id = ? ORDER BY rowid').raw(true),
+    binaryCodes: db.prepare<[number]>('SELECT rowid, coalesce(first_code, binary_code) FROM documents WHERE collection_id = ? ORDER BY rowid').raw(true),
     all: db.prepare<[number]>(
-      `SELECT rowid, doc_id, text, metadata, updated_at, text_sha256, binary_code, int8_code
+      `SELECT rowid, doc_id, text, metadata, updated_at, text_sha256, binary_code, int8_code, first_code
        FROM documents WHERE collection_id = ? ORDER BY rowid`,
     ),
   };
 
   const bump = db.prepare<[number]>('UPDATE collections SET generation = generation + 1 WHERE id = ?');
+  const codesOf = db.prepare<[number]>('SELECT fingerprint, transform FROM collections WHERE id = ?');
 
-  const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[]): Changed & { rowids: number[] } => {
+  const writeBatch = db.transaction((collectionId: number, documents: readonly DocumentWrite[], metadataOnly: readonly MetadataWrite[], basis?: WriteBasis): Changed & { rowids: number[] } => {
+    if (basis) checkBasis(codesOf.get(collectionId) as WriteBasis | undefined, basis);
     const at = new Date().toISOString();
     for (const m of metadataOnly) {
       if (s.updateMetadata.run(m.metadata, at, collectionId, m.docId, m.expectedTextSha256).changes !== 1) {
@@ -65,13 +67,13 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     }
     const rowids: number[] = [];
     for (const d of documents) {
-      const { rowid } = s.upsert.get(collectionId, d.docId, d.text, d.metadata, d.textSha256, d.binaryCode, d.int8Code, at) as { rowid: number };
+      const { rowid } = s.upsert.get(collectionId, d.docId, d.text, d.metadata, d.textSha256, d.binaryCode, d.int8Code, d.firstCode ?? null, at) as { rowid: number };
       if (rowid > MAX_ROWID) throw errors.internal(`the database has used up its ${MAX_ROWID} document rowids`);
       rowids.push(rowid);
     }
     if (documents.length === 0) return { rowids, changes: [] };
     bump.run(collectionId);
-    const entries = rowids.map((rowid, i) => ({ rowid, code: documents[i]!.binaryCode }));
+    const entries = rowids.map((rowid, i) => ({ rowid, code: documents[i]!.firstCode ?? documents[i]!.binaryCode }));
     return { rowids, changes: [{ type: 'written', collectionId, entries }] };
   });
 
@@ -95,9 +97,9 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       const rows = s.digests.all(collectionId, JSON.stringify(docIds)) as { doc_id: string; text_sha256: string; metadata: string }[];
       return new Map(rows.map((r) => [r.doc_id, { textSha256: r.text_sha256, metadata: r.metadata }]));
     },
-    writeBatch(collectionId, documents, metadataOnly) {
+    writeBatch(collectionId, documents, metadataOnly, basis) {
       try {
-        return storage.write(() => writeBatch(collectionId, documents, metadataOnly));
+        return storage.write(() => writeBatch(collectionId, documents, metadataOnly, basis));
       } catch (e) {
         if (isForeignKeyViolation(e)) throw errors.collectionNotFound('the collection was deleted while the batch was being encoded');
         throw e;
@@ -124,8 +126,8 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
     countVectorDocuments: (collectionId) => s.vectorDocuments.get(collectionId) as number,
     iterateBinaryCodes: (collectionId) => s.binaryCodes.iterate(collectionId) as IterableIterator<[number, Buffer]>,
     *iterateDocuments(collectionId) {
-      for (const r of s.all.iterate(collectionId) as IterableIterator<DocRow & { binary_code: Buffer; int8_code: Buffer }>) {
-        yield { ...toDocument(r), binaryCode: r.binary_code, int8Code: r.int8_code };
+      for (const r of s.all.iterate(collectionId) as IterableIterator<DocRow & { binary_code: Buffer; int8_code: Buffer; first_code: Buffer | null }>) {
+        yield { ...toDocument(r), binaryCode: r.binary_code, int8Code: r.int8_code, firstCode: r.first_code };
       }
     },
   };

@@ -33,11 +33,16 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
          binary_code = excluded.binary_code, int8_code = excluded.int8_code`,
     ),
     swapCodes: db.prepare<[number, string]>(
-      `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code
+      `UPDATE documents SET binary_code = r.binary_code, int8_code = r.int8_code, first_code = NULL
        FROM reencode_codes r WHERE r.rowid = documents.rowid AND r.collection_id = ? AND r.fingerprint = ?`,
     ),
-    rebind: db.prepare<[string, number, number]>('UPDATE collections SET fingerprint = ?, dimension = ?, reencode_target = NULL, generation = generation + 1 WHERE id = ?'),
+    // The new model's codes are first dims: transforms fitted in the old model's space are dropped.
+    rebind: db.prepare<[string, number, number]>(
+      'UPDATE collections SET fingerprint = ?, dimension = ?, reencode_target = NULL, transform = NULL, transform_target = NULL, generation = generation + 1 WHERE id = ?',
+    ),
     drop: db.prepare<[number]>('DELETE FROM reencode_codes WHERE collection_id = ?'),
+    dropTransforms: db.prepare<[number]>('DELETE FROM transforms WHERE collection_id = ?'),
+    dropTransformCodes: db.prepare<[number]>('DELETE FROM transform_codes WHERE collection_id = ?'),
   };
 
   const stageCodes = db.transaction((collectionId: number, fingerprint: string, rows: readonly StagedCodes[]): Changed & { rowids: number[] } => {
@@ -57,6 +62,8 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
     s.swapCodes.run(collectionId, fingerprint);
     s.rebind.run(fingerprint, dimension, collectionId);
     s.drop.run(collectionId);
+    s.dropTransformCodes.run(collectionId);
+    s.dropTransforms.run(collectionId);
   });
 
   return {

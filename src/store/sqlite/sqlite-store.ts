@@ -12,6 +12,7 @@ import { createCollectionRepository } from './collections.js';
 import { createDocumentRepository } from './documents.js';
 import { createMetaRepository } from './meta.js';
 import { createReencodeStaging } from './reencode-staging.js';
+import { createTransformRepository } from './transforms.js';
 
 export function createSqliteStore(db: Db): Store {
   const storage = storageGuard(db);
@@ -20,6 +21,7 @@ export function createSqliteStore(db: Db): Store {
     ...createCollectionRepository(db, storage),
     ...createDocumentRepository(db, storage),
     ...createReencodeStaging(db, storage),
+    ...createTransformRepository(db, storage),
     ...createMetaRepository(db, storage),
     // One process holds the SQLite file (an exclusive lock): it always may.
     claimReencode: () => true,
