@@ -223,3 +223,20 @@ def test_a_job_names_its_bundle_output_name(data_dir: Path, tmp_path: Path, monk
     config = seen["config"]
     assert config.name == "my-model" and config.bundle_name({"name": "base"}) == "my-model"
     assert config.out.name.startswith("my-model-") and result["dir"] == str(config.out)
+
+
+def test_the_heartbeat_renews_the_lease_while_a_step_runs_without_reporting(
+    data_dir: Path,
+) -> None:
+    queue_job(data_dir, "j")
+    q = JobQueue(connect(data_dir), "w", lease_seconds=2)
+    job = q.claim()
+    assert job is not None
+    other = JobQueue(connect(data_dir), "other", lease_seconds=60)
+
+    def run(spec, on_step):
+        time.sleep(3.5)  # past the first lease: only the heartbeat thread keeps it
+        return {"reaped": other.reap()}
+
+    assert run_job(q, job, run) == "succeeded"
+    assert json.loads(row(data_dir, "j")["result"]) == {"reaped": 0}

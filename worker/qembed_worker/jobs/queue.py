@@ -66,7 +66,10 @@ def connect(data_dir: Path, wait_seconds: float = 60.0) -> sqlite3.Connection:
     deadline = time.monotonic() + wait_seconds
     while True:
         if path.exists():
-            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # The heartbeat thread writes through this connection too (JobQueue's lock keeps
+            # one statement at a time); sqlite3 would refuse that by default, and the
+            # refusal, an sqlite3.Error, was swallowed as a busy database: no lease renewed.
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout = 30000")
             ready = db.execute(
