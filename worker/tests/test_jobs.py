@@ -11,23 +11,31 @@ from pathlib import Path
 import pytest
 
 from qembed_worker.jobs.queue import (
+    FIT,
+    TRAIN,
     JobCancelledError,
     JobQueue,
     connect,
     now_ms,
     run_job,
-    train_runner,
     work_loop,
 )
+from qembed_worker.qat.job import train_runner
 
-SCHEMA = Path(__file__).resolve().parents[2] / "migrations" / "jobs" / "001-train-jobs.sql"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "jobs"
+
+
+def create_queue(data_dir: Path) -> None:
+    """jobs.sqlite as the API creates it: every migration in migrations/jobs/, in order."""
+    db = sqlite3.connect(data_dir / "jobs.sqlite")
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        db.executescript(migration.read_text())
+    db.close()
 
 
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
-    db = sqlite3.connect(tmp_path / "jobs.sqlite")
-    db.executescript(SCHEMA.read_text())
-    db.close()
+    create_queue(tmp_path)
     return tmp_path
 
 
@@ -122,7 +130,9 @@ def test_a_failing_job_is_failed_with_its_error_and_the_worker_goes_on(data_dir:
         return {"fingerprint": "f"}
 
     run.calls = 0
-    assert work_loop(q, run, poll_seconds=0.01, idle_exit_seconds=0.05, log=lambda _: None) == 2
+    runners = {TRAIN: run, FIT: run}
+    ran = work_loop(q, runners, poll_seconds=0.01, idle_exit_seconds=0.05, log=lambda _: None)
+    assert ran == 2
     assert row(data_dir, "bad")["state"] == "failed"
     assert "the dataset has no corpus" in row(data_dir, "bad")["message"]
     assert row(data_dir, "good")["state"] == "succeeded"
