@@ -4,13 +4,12 @@ The queue is ``<data-dir>/jobs.sqlite``, created by the API (migrations/jobs/), 
 of the same shape: ``train_jobs`` (POST /train-jobs, run by :mod:`qembed_worker.qat.job`) and
 ``fit_jobs`` (a collection's code transform, run by :mod:`qembed_worker.transform.job`). A job
 is claimed by one conditional UPDATE inside an immediate transaction, so two workers never run
-the same job. While it runs, the worker renews
-the job's lease and writes its progress (step, loss) back into the row; a worker that dies stops
-renewing, and the API fails the job when the lease runs out. Cancellation is noticed at the next
-progress report or heartbeat. A claimed spec is checked against its contract
-(``contracts/train-job-spec.schema.json``, ``contracts/fit-job-spec.schema.json``), the schema
-the API validates the specs it queues against: one that breaks it fails with the schema's
-message, and nothing runs.
+the same job. While it runs, the worker renews the job's lease and writes its progress (step,
+loss) back into the row; a worker that dies stops renewing, and the API fails the job when the
+lease runs out. Cancellation is noticed at the next progress report or heartbeat. A claimed
+spec is checked against its contract (``contracts/train-job-spec.schema.json``,
+``contracts/fit-job-spec.schema.json``), the schema the API validates the specs it queues
+against: one that breaks it fails with the schema's message, and nothing runs.
 """
 
 from __future__ import annotations
