@@ -11,6 +11,7 @@ import { loadBundle } from './encoder/bundle.js';
 import { createEncoder, type Encoder } from './encoder/encoder.js';
 import { createFirstStageIndex, type FirstStageIndex } from './first-stage/first-stage.js';
 import { setScanThreads } from './first-stage/scan-pool.js';
+import { createFitJobs, type FitJobs } from './jobs/fit-jobs.js';
 import { createTrainJobs, type TrainJobs } from './jobs/train-jobs.js';
 import { type Activation, activatedModelDir, ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
 import { AUTO, modelDirForTools, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
@@ -25,7 +26,7 @@ import type { Store } from './store/store.js';
 
 /** How often an API process on a shared database checks for a model activated by another. */
 export const FOLLOW_INTERVAL_MS = 2000;
-/** How often a serving process fails the training jobs whose worker stopped reporting. */
+/** How often a serving process fails the training jobs and transform fits whose worker stopped reporting. */
 const REAP_INTERVAL_MS = 5000;
 
 /**
@@ -70,6 +71,8 @@ export interface Composition {
   /** Absent with `model: 'none'`. */
   models?: { registry: ModelRegistry; activation: Activation };
   jobs?: TrainJobs;
+  /** The transform fit queue, in the same jobs database as `jobs`. */
+  fitJobs?: FitJobs;
   /** How the model served at start was chosen (GET /health reports it). */
   served?: ServedModel;
   /** The encoder serving now (a getter: activation changes it); throws with `model: 'none'`. */
@@ -174,6 +177,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   });
   const activation = registry && createActivation({ registry, search, meta: store, logger });
   const jobs = jobsDb && createTrainJobs(jobsDb);
+  const fitJobs = jobsDb && createFitJobs(jobsDb);
   const closeDatabases = async () => {
     if (jobsDb?.open) jobsDb.close();
     await opened.close();
@@ -205,11 +209,13 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
     if (config.databaseUrl && activation) {
       timers.push(every(FOLLOW_INTERVAL_MS, () => activation.follow(), (e) => logger?.warn({ err: e }, 'could not follow the model activated by another API process')));
     }
-    if (jobs) {
+    if (jobs && fitJobs) {
       timers.push(
         every(REAP_INTERVAL_MS, async () => {
           const failed = jobs.reapExpired();
           if (failed > 0) logger?.warn({ jobs: failed }, 'training jobs failed: their worker stopped reporting');
+          const fits = fitJobs.reapExpired();
+          if (fits > 0) logger?.warn({ jobs: fits }, 'transform fits failed: their worker stopped reporting');
         }),
       );
     }
@@ -223,6 +229,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
     search,
     ...(registry && activation && { models: { registry, activation } }),
     ...(jobs && { jobs }),
+    ...(fitJobs && { fitJobs }),
     ...(served && { served }),
     encoder,
     async close() {

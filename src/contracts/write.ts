@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { projectRoot } from '../paths.js';
+import { FitJobSpecSchema } from './fit-job-spec.js';
 import { ManifestSchema } from './manifest.js';
 import { TrainJobSpecSchema } from './train-job-spec.js';
 
@@ -17,5 +18,6 @@ export function contractFiles(): Record<string, string> {
   return {
     'manifest.schema.json': text({ ...ManifestSchema }),
     'train-job-spec.schema.json': text({ ...TrainJobSpecSchema }),
+    'fit-job-spec.schema.json': text({ ...FitJobSpecSchema }),
   };
 }

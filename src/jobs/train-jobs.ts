@@ -7,53 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/database.js';
 import type { TrainJobSpec } from './job-spec.js';
+import { type Job, jobTable, type JobState, toJob } from './job-table.js';
 
-export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobState = (typeof JOB_STATES)[number];
+export { JOB_STATES, type JobState } from './job-table.js';
 
-export interface TrainJob {
-  id: string;
-  state: JobState;
-  spec: TrainJobSpec;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  worker: string | null;
-  lease_expires_at: string | null;
-  progress: number;
-  step: number | null;
-  total_steps: number | null;
-  loss: number | null;
-  message: string | null;
-  cancel_requested: boolean;
-  result: Record<string, unknown> | null;
-}
-
-interface Row {
-  id: string;
-  state: JobState;
-  spec: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  worker: string | null;
-  lease_expires_at: number | null;
-  progress: number;
-  step: number | null;
-  total_steps: number | null;
-  loss: number | null;
-  message: string | null;
-  cancel_requested: number;
-  result: string | null;
-}
-
-const toJob = (r: Row): TrainJob => ({
-  ...r,
-  spec: JSON.parse(r.spec) as TrainJobSpec,
-  lease_expires_at: r.lease_expires_at === null ? null : new Date(r.lease_expires_at).toISOString(),
-  cancel_requested: r.cancel_requested === 1,
-  result: r.result === null ? null : (JSON.parse(r.result) as Record<string, unknown>),
-});
+export type TrainJob = Job<TrainJobSpec>;
 
 export interface TrainJobs {
   readonly db: Db;
@@ -70,44 +28,26 @@ export interface TrainJobs {
 }
 
 export function createTrainJobs(db: Db): TrainJobs {
+  const table = jobTable(db, 'train_jobs');
   const insert = db.prepare(`INSERT INTO train_jobs (id, state, spec, created_at, total_steps) VALUES (?, 'queued', ?, ?, ?)`);
-  const byId = db.prepare<[string], Row>('SELECT * FROM train_jobs WHERE id = ?');
-  const reap = db.prepare(
-    `UPDATE train_jobs SET state = 'failed', finished_at = ?, message = 'the worker stopped reporting: lease expired at ' || ?
-       || ' (it probably died); submit the job again' WHERE state = 'running' AND lease_expires_at < ?`,
-  );
-  const reapExpired = (now = Date.now()) => reap.run(new Date(now).toISOString(), new Date(now).toISOString(), now).changes;
+  const job = (r: Parameters<typeof toJob>[0] | undefined) => r && toJob<TrainJobSpec>(r);
   return {
     db,
     create(spec) {
       const id = randomUUID();
       insert.run(id, JSON.stringify(spec), new Date().toISOString(), spec.steps);
-      return toJob(byId.get(id)!);
+      return job(table.byId(id))!;
     },
     get(id) {
-      reapExpired();
-      const r = byId.get(id);
-      return r && toJob(r);
+      table.reapExpired();
+      return job(table.byId(id));
     },
     list({ state, limit = 100 } = {}) {
-      reapExpired();
-      const rows = state
-        ? db.prepare<[string, number], Row>('SELECT * FROM train_jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?').all(state, limit)
-        : db.prepare<[number], Row>('SELECT * FROM train_jobs ORDER BY created_at DESC LIMIT ?').all(limit);
-      return rows.map(toJob);
+      table.reapExpired();
+      return table.list({ state }, limit).map((r) => toJob<TrainJobSpec>(r));
     },
-    cancel(id) {
-      const now = new Date().toISOString();
-      db.prepare(`UPDATE train_jobs SET state = 'cancelled', finished_at = ?, message = 'cancelled before it started' WHERE id = ? AND state = 'queued'`).run(now, id);
-      db.prepare(`UPDATE train_jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'`).run(id);
-      const r = byId.get(id);
-      return r && toJob(r);
-    },
-    reapExpired,
-    countsByState() {
-      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-      for (const r of db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM train_jobs GROUP BY state').all()) counts[r.state] = r.n;
-      return counts;
-    },
+    cancel: (id) => job(table.cancel(id)),
+    reapExpired: table.reapExpired,
+    countsByState: table.countsByState,
   };
 }

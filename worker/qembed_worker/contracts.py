@@ -1,7 +1,8 @@
 """The JSON Schemas the worker shares with the service: ``contracts/`` at the repository root.
 
-``contracts/manifest.schema.json`` is the model bundle's manifest and
-``contracts/train-job-spec.schema.json`` a training job as the service queues it. Both sides
+``contracts/manifest.schema.json`` is the model bundle's manifest,
+``contracts/train-job-spec.schema.json`` a training job and ``contracts/fit-job-spec.schema.json``
+a collection's transform fit as the service queues them. Both sides
 validate against the same files, so a field is declared once. The folder sits beside the
 ``worker/`` folder the package runs from (the worker image copies it there too);
 ``QEMBED_CONTRACTS_DIR`` points elsewhere.
@@ -17,6 +18,7 @@ from typing import Any
 
 MANIFEST = "manifest.schema.json"
 TRAIN_JOB_SPEC = "train-job-spec.schema.json"
+FIT_JOB_SPEC = "fit-job-spec.schema.json"
 
 
 class ContractError(ValueError):

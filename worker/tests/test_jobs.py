@@ -11,23 +11,31 @@ from pathlib import Path
 import pytest
 
 from qembed_worker.jobs.queue import (
+    FIT,
+    TRAIN,
     JobCancelledError,
     JobQueue,
     connect,
     now_ms,
     run_job,
-    train_runner,
     work_loop,
 )
+from qembed_worker.qat.job import train_runner
 
-SCHEMA = Path(__file__).resolve().parents[2] / "migrations" / "jobs" / "001-train-jobs.sql"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "jobs"
+
+
+def create_queue(data_dir: Path) -> None:
+    """jobs.sqlite as the API creates it: every migration in migrations/jobs/, in order."""
+    db = sqlite3.connect(data_dir / "jobs.sqlite")
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        db.executescript(migration.read_text())
+    db.close()
 
 
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
-    db = sqlite3.connect(tmp_path / "jobs.sqlite")
-    db.executescript(SCHEMA.read_text())
-    db.close()
+    create_queue(tmp_path)
     return tmp_path
 
 
@@ -122,7 +130,9 @@ def test_a_failing_job_is_failed_with_its_error_and_the_worker_goes_on(data_dir:
         return {"fingerprint": "f"}
 
     run.calls = 0
-    assert work_loop(q, run, poll_seconds=0.01, idle_exit_seconds=0.05, log=lambda _: None) == 2
+    runners = {TRAIN: run, FIT: run}
+    ran = work_loop(q, runners, poll_seconds=0.01, idle_exit_seconds=0.05, log=lambda _: None)
+    assert ran == 2
     assert row(data_dir, "bad")["state"] == "failed"
     assert "the dataset has no corpus" in row(data_dir, "bad")["message"]
     assert row(data_dir, "good")["state"] == "succeeded"
@@ -223,3 +233,20 @@ def test_a_job_names_its_bundle_output_name(data_dir: Path, tmp_path: Path, monk
     config = seen["config"]
     assert config.name == "my-model" and config.bundle_name({"name": "base"}) == "my-model"
     assert config.out.name.startswith("my-model-") and result["dir"] == str(config.out)
+
+
+def test_the_heartbeat_renews_the_lease_while_a_step_runs_without_reporting(
+    data_dir: Path,
+) -> None:
+    queue_job(data_dir, "j")
+    q = JobQueue(connect(data_dir), "w", lease_seconds=2)
+    job = q.claim()
+    assert job is not None
+    other = JobQueue(connect(data_dir), "other", lease_seconds=60)
+
+    def run(spec, on_step):
+        time.sleep(3.5)  # past the first lease: only the heartbeat thread keeps it
+        return {"reaped": other.reap()}
+
+    assert run_job(q, job, run) == "succeeded"
+    assert json.loads(row(data_dir, "j")["result"]) == {"reaped": 0}

@@ -1,1 +1,1 @@
-"""The job loop that runs training jobs queued through the API."""
+"""The job loop that runs the jobs queued through the API: training jobs and transform fits."""

@@ -1,12 +1,15 @@
-"""The worker's job loop: claim training jobs the API queued (POST /train-jobs), run them, report.
+"""The worker's job loop: claim the jobs the API queued, run them, report.
 
-The queue is ``<data-dir>/jobs.sqlite``, created by the API (migrations/jobs/). A job is claimed
-by one conditional UPDATE inside an immediate transaction, so two workers never run the same
-job. While it runs, the worker renews the job's lease and writes its progress (step, loss) back
-into the row; a worker that dies stops renewing, and the API fails the job when the lease runs
-out. Cancellation (DELETE /train-jobs/{id}) is noticed at the next progress report. A claimed
-spec is checked against ``contracts/train-job-spec.schema.json``, the schema the API validates
-the specs it queues against: one that breaks it fails with the schema's message, and nothing runs.
+The queue is ``<data-dir>/jobs.sqlite``, created by the API (migrations/jobs/), with two tables
+of the same shape: ``train_jobs`` (POST /train-jobs, run by :mod:`qembed_worker.qat.job`) and
+``fit_jobs`` (a collection's code transform, run by :mod:`qembed_worker.transform.job`). A job
+is claimed by one conditional UPDATE inside an immediate transaction, so two workers never run
+the same job. While it runs, the worker renews the job's lease and writes its progress (step,
+loss) back into the row; a worker that dies stops renewing, and the API fails the job when the
+lease runs out. Cancellation is noticed at the next progress report or heartbeat. A claimed
+spec is checked against its contract (``contracts/train-job-spec.schema.json``,
+``contracts/fit-job-spec.schema.json``), the schema the API validates the specs it queues
+against: one that breaks it fails with the schema's message, and nothing runs.
 """
 
 from __future__ import annotations
@@ -24,18 +27,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qembed_worker.contracts import TRAIN_JOB_SPEC, ContractError, validate
+from qembed_worker.contracts import FIT_JOB_SPEC, TRAIN_JOB_SPEC, ContractError, validate
+
+TRAIN = "train_jobs"
+FIT = "fit_jobs"
+# Which tables a worker claims from, in order: a fit takes minutes and a training job may take
+# hours, so a queued fit goes first rather than waiting behind a training job queued before it
+# (within a table, the oldest job first).
+TABLES = (FIT, TRAIN)
+CONTRACTS = {TRAIN: TRAIN_JOB_SPEC, FIT: FIT_JOB_SPEC}
 
 CLAIM_SQL = """
-UPDATE train_jobs SET state = 'running', worker = ?, started_at = ?, lease_expires_at = ?,
+UPDATE {table} SET state = 'running', worker = ?, started_at = ?, lease_expires_at = ?,
   message = 'claimed by ' || ?
-WHERE id = (SELECT id FROM train_jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1)
+WHERE id = (SELECT id FROM {table} WHERE state = 'queued' ORDER BY created_at LIMIT 1)
   AND state = 'queued'
 RETURNING id, spec
 """
 
 REAP_SQL = """
-UPDATE train_jobs SET state = 'failed', finished_at = ?,
+UPDATE {table} SET state = 'failed', finished_at = ?,
   message = 'the worker stopped reporting: lease expired at ' || ? ||
     ' (it probably died); submit the job again'
 WHERE state = 'running' AND lease_expires_at < ?
@@ -44,6 +55,10 @@ WHERE state = 'running' AND lease_expires_at < ?
 
 class JobCancelledError(Exception):
     """Raised inside a running job when the API asked to cancel it."""
+
+
+class JobError(Exception):
+    """A job that cannot run, for a reason its message says in full (no traceback is kept)."""
 
 
 def now_iso() -> str:
@@ -66,27 +81,32 @@ def connect(data_dir: Path, wait_seconds: float = 60.0) -> sqlite3.Connection:
     deadline = time.monotonic() + wait_seconds
     while True:
         if path.exists():
-            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # The heartbeat thread writes through this connection too (JobQueue's lock keeps
+            # one statement at a time); sqlite3 would refuse that by default, and the
+            # refusal, an sqlite3.Error, was swallowed as a busy database: no lease renewed.
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout = 30000")
-            ready = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'train_jobs'"
-            ).fetchone()
-            if ready:
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if tables.issuperset(TABLES):
                 db.execute("PRAGMA journal_mode = WAL")
                 return db
             db.close()
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"{path} has no train_jobs table: start the API first (it creates the job queue)"
+                f"{path} lacks the tables {', '.join(TABLES)}: start the API first (it creates "
+                "the job queue), of the same qembed version as this worker"
             )
         time.sleep(1.0)
 
 
 @dataclass
 class Job:
-    """A claimed job: its id and the spec the API stored (defaults filled in)."""
+    """A claimed job: its table, its id and the spec the API stored (defaults filled in)."""
 
+    table: str
     id: str
     spec: dict[str, Any]
 
@@ -108,47 +128,54 @@ class JobQueue:
     def reap(self) -> int:
         """Fails running jobs whose lease ran out (their worker died); returns how many."""
         at = now_iso()
-        return self._exec(REAP_SQL, at, at, now_ms()).rowcount
+        return sum(
+            self._exec(REAP_SQL.format(table=table), at, at, now_ms()).rowcount for table in TABLES
+        )
 
     def claim(self) -> Job | None:
-        """Takes the oldest queued job, or None when there is none."""
+        """Takes the oldest queued fit, else the oldest queued training job, or None."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                row = self.db.execute(
-                    CLAIM_SQL,
-                    (self.worker_id, now_iso(), now_ms() + self.lease_ms, self.worker_id),
-                ).fetchone()
+                for table in TABLES:
+                    row = self.db.execute(
+                        CLAIM_SQL.format(table=table),
+                        (self.worker_id, now_iso(), now_ms() + self.lease_ms, self.worker_id),
+                    ).fetchone()
+                    if row is not None:
+                        break
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
         if row is None:
             return None
-        return Job(id=row["id"], spec=json.loads(row["spec"]))
+        return Job(table=table, id=row["id"], spec=json.loads(row["spec"]))
 
-    def _renew(self, job_id: str, assignments: str = "", *values: object) -> bool:
+    def _renew(self, job: Job, assignments: str = "", *values: object) -> bool:
         """Renews the lease, writing ``assignments`` too; returns whether cancellation was asked."""
         row = self._exec(
-            f"UPDATE train_jobs SET {assignments}lease_expires_at = ? WHERE id = ? AND worker = ? "
+            f"UPDATE {job.table} SET {assignments}lease_expires_at = ? WHERE id = ? AND worker = ? "
             "AND state = 'running' RETURNING cancel_requested",
             *values,
             now_ms() + self.lease_ms,
-            job_id,
+            job.id,
             self.worker_id,
         ).fetchone()
         return bool(row is None or row["cancel_requested"])
 
-    def heartbeat(self, job_id: str) -> bool:
+    def heartbeat(self, job: Job) -> bool:
         """Renews the lease; returns whether the API asked to cancel the job."""
-        return self._renew(job_id)
+        return self._renew(job)
 
-    def progress(
-        self, job_id: str, step: int, total: int, loss: float | None, message: str
-    ) -> bool:
+    def note(self, job: Job, message: str) -> bool:
+        """Writes the job's message (a stage without steps); returns whether cancel was asked."""
+        return self._renew(job, "message = ?, ", message)
+
+    def progress(self, job: Job, step: int, total: int, loss: float | None, message: str) -> bool:
         """Writes progress (and renews the lease); returns whether cancellation was asked."""
         return self._renew(
-            job_id,
+            job,
             "step = ?, total_steps = ?, progress = ?, loss = ?, message = ?, ",
             step,
             total,
@@ -158,11 +185,11 @@ class JobQueue:
         )
 
     def finish(
-        self, job_id: str, state: str, message: str, result: dict[str, Any] | None = None
+        self, job: Job, state: str, message: str, result: dict[str, Any] | None = None
     ) -> None:
         """Ends the job: succeeded (with its result), failed or cancelled."""
         self._exec(
-            "UPDATE train_jobs SET state = ?, finished_at = ?, message = ?, result = ?, "
+            f"UPDATE {job.table} SET state = ?, finished_at = ?, message = ?, result = ?, "
             "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END "
             "WHERE id = ? AND worker = ? AND state = 'running'",
             state,
@@ -170,76 +197,116 @@ class JobQueue:
             message[:4000],
             json.dumps(result) if result is not None else None,
             state,
-            job_id,
+            job.id,
             self.worker_id,
         )
 
 
 def _heartbeats(
-    queue: JobQueue, job_id: str, every: float, cancelled: threading.Event, stop: threading.Event
+    queue: JobQueue, job: Job, every: float, cancelled: threading.Event, stop: threading.Event
 ) -> None:
     """Renews the lease even while a long step (embedding, calibration, export) runs."""
     while not stop.wait(every):
         try:
-            if queue.heartbeat(job_id):
+            if queue.heartbeat(job):
                 cancelled.set()
         except sqlite3.Error:
             pass  # a busy database is retried at the next beat; the lease leaves room for it
 
 
-def run_job(
-    queue: JobQueue,
-    job: Job,
-    run: Callable[[dict[str, Any], Callable[[int, int, float | None], None]], dict[str, Any]],
-) -> str:
-    """Runs one claimed job to its end state with ``run(spec, on_step)``; returns the state.
+class Reporter:
+    """What a running job reports through.
 
-    ``on_step(step, total, loss)`` writes progress at most once a second and raises
-    :class:`JobCancelledError` once the API asked to cancel. A spec that breaks its contract
-    fails the job before ``run`` is called.
+    Called as ``reporter(step, total, loss)`` it writes progress at most once a second and raises
+    :class:`JobCancelledError` once the API asked to cancel (seen there or by the heartbeat).
+    """
+
+    def __init__(self, queue: JobQueue, job: Job, cancelled: threading.Event) -> None:
+        """Reports for ``job``; ``cancelled`` is set by the heartbeat when the API asks."""
+        self._queue = queue
+        self._job = job
+        self._cancelled = cancelled
+        self._last = 0.0
+        #: Names the steps in the job's message, e.g. ``qat`` gives "qat step 120/600".
+        self.label = ""
+
+    def __call__(self, step: int, total: int, loss: float | None) -> None:
+        """Writes progress (throttled to once a second, and the last step)."""
+        if self._cancelled.is_set():
+            raise JobCancelledError
+        now = time.monotonic()
+        if now - self._last < 1.0 and step < total:
+            return
+        self._last = now
+        text = " ".join(filter(None, (self.label, f"step {step}/{total}")))
+        text += f", loss {loss:.4f}" if loss is not None else ""
+        if self._queue.progress(self._job, step, total, loss, text):
+            self._cancelled.set()
+            raise JobCancelledError
+
+    def note(self, message: str) -> None:
+        """Writes the job's message (a stage without steps); raises once cancelled."""
+        if self._queue.note(self._job, message):
+            self._cancelled.set()
+        if self._cancelled.is_set():
+            raise JobCancelledError
+
+    def cancelled(self) -> bool:
+        """Whether the API asked to cancel, for code that polls rather than reports."""
+        return self._cancelled.is_set()
+
+
+Runner = Callable[[dict[str, Any], Reporter], dict[str, Any]]
+
+# What a job that succeeded made, for its message: "new bundle <fingerprint>".
+MADE = {TRAIN: "new bundle", FIT: "transform"}
+
+
+def run_job(queue: JobQueue, job: Job, run: Runner) -> str:
+    """Runs one claimed job to its end state with ``run(spec, reporter)``; returns the state.
+
+    A spec that breaks its table's contract fails the job before ``run`` is called.
+    :class:`JobError` fails it with its message alone, any other exception with a traceback too.
     """
     try:
-        validate(TRAIN_JOB_SPEC, job.spec)
+        validate(CONTRACTS[job.table], job.spec)
     except ContractError as error:
-        queue.finish(job.id, "failed", f"the job's spec {error}")
+        queue.finish(job, "failed", f"the job's spec {error}")
         return "failed"
     cancelled = threading.Event()
     stop = threading.Event()
     beat = threading.Thread(
         target=_heartbeats,
-        args=(queue, job.id, max(1.0, queue.lease_ms / 4000), cancelled, stop),
+        args=(queue, job, max(1.0, queue.lease_ms / 4000), cancelled, stop),
         daemon=True,
     )
     beat.start()
-    last = 0.0
-
-    def on_step(step: int, total: int, loss: float | None) -> None:
-        nonlocal last
-        if cancelled.is_set():
-            raise JobCancelledError
-        now = time.monotonic()
-        if now - last < 1.0 and step < total:
-            return
-        last = now
-        text = f"step {step}/{total}" + (f", loss {loss:.4f}" if loss is not None else "")
-        if queue.progress(job.id, step, total, loss, text):
-            cancelled.set()
-            raise JobCancelledError
-
     try:
-        result = run(job.spec, on_step)
+        result = run(job.spec, Reporter(queue, job, cancelled))
     except JobCancelledError:
-        queue.finish(job.id, "cancelled", "cancelled while running")
+        queue.finish(job, "cancelled", "cancelled while running")
         return "cancelled"
+    except JobError as e:
+        queue.finish(job, "failed", str(e))
+        return "failed"
     except Exception as e:  # a job's failure is reported, and the worker goes on
         detail = traceback.format_exc(limit=3)
-        queue.finish(job.id, "failed", f"{type(e).__name__}: {e}\n{detail}")
+        queue.finish(job, "failed", f"{type(e).__name__}: {e}\n{detail}")
         return "failed"
     finally:
         stop.set()
         beat.join(timeout=5)
-    queue.finish(job.id, "succeeded", f"new bundle {result.get('fingerprint')}", result)
+    queue.finish(job, "succeeded", f"{MADE[job.table]} {result.get('fingerprint')}", result)
     return "succeeded"
+
+
+def describe(job: Job) -> str:
+    """One line saying what a claimed job is, for the worker's log."""
+    spec = job.spec
+    if job.table == FIT:
+        bits = ",".join(map(str, spec.get("bits", [])))
+        return f"{spec.get('method')} fit of collection {spec.get('collection')} ({bits} bits)"
+    return f"{spec.get('mode')} training on {spec.get('dataset')}"
 
 
 def default_worker_id() -> str:
@@ -249,7 +316,7 @@ def default_worker_id() -> str:
 
 def work_loop(
     queue: JobQueue,
-    run: Callable[[dict[str, Any], Callable[[int, int, float | None], None]], dict[str, Any]],
+    runners: dict[str, Runner],
     *,
     poll_seconds: float = 2.0,
     once: bool = False,
@@ -260,7 +327,7 @@ def work_loop(
 
     Args:
         queue: The job queue.
-        run: Runs one job spec (see :func:`run_job`).
+        runners: Runs one job spec of each table (see :func:`run_job`).
         poll_seconds: Pause between looks at an empty queue.
         once: Stop after one job.
         idle_exit_seconds: Stop after this long without a job (None: never).
@@ -278,82 +345,10 @@ def work_loop(
                 return ran
             time.sleep(poll_seconds)
             continue
-        log(f"job {job.id}: {job.spec.get('mode')} training on {job.spec.get('dataset')}")
-        state = run_job(queue, job, run)
+        log(f"job {job.id}: {describe(job)}")
+        state = run_job(queue, job, runners[job.table])
         log(f"job {job.id}: {state}")
         ran += 1
         idle_since = time.monotonic()
         if once:
             return ran
-
-
-def train_runner(
-    models_dir: Path,
-) -> Callable[[dict[str, Any], Callable[[int, int, float | None], None]], dict[str, Any]]:
-    """Runs a job spec (as the API stores it) with :func:`qembed_worker.qat.train.train`.
-
-    The new bundle is named ``output_name`` (its manifest ``name``, what requests send as
-    ``model``) and goes to ``<models-dir>/<output_name>-<fingerprint of the source>-<n>``, a
-    folder name no earlier job used.
-    """
-
-    def run(
-        spec: dict[str, Any], on_step: Callable[[int, int, float | None], None]
-    ) -> dict[str, Any]:
-        from qembed_worker.qat.config import TrainConfig
-        from qembed_worker.qat.train import train
-
-        base = spec["base_model"]
-        stem = f"{spec['output_name']}-{base['fingerprint'][:8]}"
-        n = 1
-        while (models_dir / f"{stem}-{n}").exists():
-            n += 1
-        out = models_dir / f"{stem}-{n}"
-        config = TrainConfig(
-            bundle=Path(base["dir"]),
-            dataset=Path(spec["dataset_path"]),
-            out=out,
-            mode=spec["mode"],
-            loss=spec["loss"],
-            precisions=tuple(spec["precisions"]),
-            weights=tuple(float(w) for w in spec["weights"]),
-            asymmetric=bool(spec["asymmetric"]),
-            batch_size=int(spec["batch_size"]),
-            lr=float(spec["learning_rate"]),
-            seed=int(spec["seed"]),
-            epochs=int(spec["epochs"]),
-            max_steps=int(spec["steps"]) if spec["steps"] is not None else None,
-            crop_queries=bool(spec["crop_queries"]),
-            name=spec["output_name"],
-            checkpoint_dir=models_dir / ".checkpoints" / out.name,
-            progress=False,
-            on_step=on_step,
-        )
-        summary = train(config)
-        return {"fingerprint": summary["fingerprint"], "dir": str(out), "summary": summary}
-
-    return run
-
-
-def work_command(args: Any) -> dict[str, Any]:
-    """``python -m qembed_worker work``: the job loop with the CLI's options."""
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    args.models_dir.mkdir(parents=True, exist_ok=True)
-    queue = JobQueue(
-        connect(args.data_dir, args.wait_seconds), default_worker_id(), args.lease_seconds
-    )
-
-    def log(line: str) -> None:
-        print(f"[qembed-worker {now_iso()}] {line}", flush=True)
-
-    log(f"waiting for training jobs in {args.data_dir / 'jobs.sqlite'} as {queue.worker_id}")
-    ran = work_loop(
-        queue,
-        train_runner(args.models_dir),
-        poll_seconds=args.poll_seconds,
-        once=args.once,
-        idle_exit_seconds=args.idle_exit_seconds,
-        log=log,
-    )
-    return {"jobs": ran}
