@@ -24,6 +24,7 @@ import { modelRoutes, type ModelsDeps } from './http/routes/models.js';
 import { openaiRoutes } from './http/routes/openai.js';
 import { searchRoutes } from './http/routes/search.js';
 import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js';
+import { transformRoutes, type TransformRoutesDeps } from './http/routes/transforms.js';
 import { errorResponseSchema } from './http/schemas/errors.js';
 import type { ServedModel } from './models/encoder-choice.js';
 import { packageVersion } from './paths.js';
@@ -48,6 +49,8 @@ export interface AppDeps {
   models?: ModelsDeps['models'];
   /** Training jobs (absent: those routes answer 503). */
   jobs?: TrainJobsDeps['jobs'];
+  /** Transform fits (absent: those routes answer 503). */
+  fits?: TransformRoutesDeps['fits'];
   /** How the model served at start was chosen (GET /health reports it). */
   served?: ServedModel;
 }
@@ -236,6 +239,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(searchRoutes, { search, limits });
   await app.register(modelRoutes, { models: deps.models });
   await app.register(trainJobRoutes, { jobs: deps.jobs, registry: deps.models?.registry });
+  await app.register(transformRoutes, { search, ...(deps.fits && { fits: deps.fits }) });
   // Compatible APIs: their own error shapes, within their prefixes.
   await app.register(openaiRoutes, { prefix: '/v1', encoder: deps.encoder, limits, registry: deps.models?.registry });
   await app.register(cohereRoutes, { prefix: '/v2', encoder: deps.encoder, limits });

@@ -12,6 +12,7 @@ import { createEncoder, type Encoder } from './encoder/encoder.js';
 import { createFirstStageIndex, type FirstStageIndex } from './first-stage/first-stage.js';
 import { setScanThreads } from './first-stage/scan-pool.js';
 import { createFitJobs, type FitJobs } from './jobs/fit-jobs.js';
+import { createTransformFits, type TransformFits } from './jobs/transform-fits.js';
 import { createTrainJobs, type TrainJobs } from './jobs/train-jobs.js';
 import { type Activation, activatedModelDir, ACTIVE_MODEL_KEY, createActivation } from './models/activation.js';
 import { AUTO, modelDirForTools, resolveForConfig, type ServedModel } from './models/encoder-choice.js';
@@ -28,6 +29,10 @@ import type { Store } from './store/store.js';
 export const FOLLOW_INTERVAL_MS = 2000;
 /** How often a serving process fails the training jobs and transform fits whose worker stopped reporting. */
 const REAP_INTERVAL_MS = 5000;
+/** How often a serving process takes the fits the worker finished. */
+const FIT_POLL_INTERVAL_MS = 2000;
+/** How often it looks for collections due an automatic fit (QEMBED_AUTO_FIT). */
+const AUTO_FIT_INTERVAL_MS = 30_000;
 
 /**
  * Which database: `configured` is QEMBED_DATABASE_URL's PostgreSQL, else the SQLite file in
@@ -73,6 +78,8 @@ export interface Composition {
   jobs?: TrainJobs;
   /** The transform fit queue, in the same jobs database as `jobs`. */
   fitJobs?: FitJobs;
+  /** Fits of collections' transforms through that queue: requests, results taken, automatic fits. */
+  fits?: TransformFits;
   /** How the model served at start was chosen (GET /health reports it). */
   served?: ServedModel;
   /** The encoder serving now (a getter: activation changes it); throws with `model: 'none'`. */
@@ -178,6 +185,18 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
   const activation = registry && createActivation({ registry, search, meta: store, logger });
   const jobs = jobsDb && createTrainJobs(jobsDb);
   const fitJobs = jobsDb && createFitJobs(jobsDb);
+  const fits =
+    fitJobs &&
+    createTransformFits({
+      search,
+      fitJobs,
+      meta: store,
+      options: config,
+      onEvent: (e) =>
+        e.error
+          ? logger?.warn({ err: e.error, collection: e.collection, job: e.job }, 'a transform fit could not be applied')
+          : logger?.info({ collection: e.collection, job: e.job, transform: e.fingerprint, outcome: e.outcome }, 'transform fit applied'),
+    });
   const closeDatabases = async () => {
     if (jobsDb?.open) jobsDb.close();
     await opened.close();
@@ -200,6 +219,12 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
       logger?.info({ documents: indexed, ms: Math.round(performance.now() - started) }, 'search indexes loaded');
       const resumed = (await activation?.resume()) ?? [];
       if (resumed.length > 0) logger?.info({ collections: resumed }, 'resuming re-encodings interrupted by a restart');
+      const switching = search.resumeSwitches((collection, outcome) =>
+        outcome instanceof Error
+          ? logger?.warn({ err: outcome, collection }, 'a transform switch interrupted by a restart failed')
+          : logger?.info({ collection, outcome }, 'transform switch ended'),
+      );
+      if (switching.length > 0) logger?.info({ collections: switching }, 'resuming transform switches interrupted by a restart');
       if (registry) search.startBackground();
     } catch (e) {
       await abort();
@@ -214,10 +239,15 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
         every(REAP_INTERVAL_MS, async () => {
           const failed = jobs.reapExpired();
           if (failed > 0) logger?.warn({ jobs: failed }, 'training jobs failed: their worker stopped reporting');
-          const fits = fitJobs.reapExpired();
-          if (fits > 0) logger?.warn({ jobs: fits }, 'transform fits failed: their worker stopped reporting');
+          const reaped = fitJobs.reapExpired();
+          if (reaped > 0) logger?.warn({ jobs: reaped }, 'transform fits failed: their worker stopped reporting');
         }),
       );
+    }
+    if (fits) {
+      const warn = (what: string) => (e: unknown) => logger?.warn({ err: e }, what);
+      timers.push(every(FIT_POLL_INTERVAL_MS, () => fits.poll(), warn('could not take the finished transform fits')));
+      timers.push(every(AUTO_FIT_INTERVAL_MS, () => fits.autoFit(), warn('could not ask for the automatic transform fits')));
     }
   }
 
@@ -230,6 +260,7 @@ export async function compose(config: Config, options: ComposeOptions): Promise<
     ...(registry && activation && { models: { registry, activation } }),
     ...(jobs && { jobs }),
     ...(fitJobs && { fitJobs }),
+    ...(fits && { fits }),
     ...(served && { served }),
     encoder,
     async close() {

@@ -39,6 +39,7 @@ async function appOver(parts: Composition, logger: Logger | false, shuttingDown?
     ...(shuttingDown && { shuttingDown }),
     ...(parts.models && { models: parts.models }),
     ...(jobs && { jobs: { jobs, datasetsDir: parts.config.datasetsDir } }),
+    ...(parts.fits && { fits: parts.fits }),
     ...(parts.served && { served: parts.served }),
     metricsGauges: jobs
       ? [

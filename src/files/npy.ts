@@ -26,8 +26,8 @@ function assertLittleEndian(): void {
   if (endianness() !== 'LE') throw new Error('npy: only little-endian platforms are supported');
 }
 
-function header(rows: number, columns: number): Buffer {
-  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${columns}), }`;
+function header(rows: number, columns: number, descr = '<f4'): Buffer {
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${rows}, ${columns}), }`;
   const unpadded = PREAMBLE + dict.length + 1; // + the closing newline
   const padded = Math.ceil(unpadded / ALIGN) * ALIGN;
   const text = `${dict}${' '.repeat(padded - unpadded)}\n`;
@@ -44,11 +44,20 @@ function header(rows: number, columns: number): Buffer {
 export function writeNpy(file: string, m: Matrix): void {
   assertLittleEndian();
   if (m.data.length !== m.rows * m.columns) throw new Error(`npy: ${m.data.length} values do not make ${m.rows} x ${m.columns}`);
+  writeArray(file, header(m.rows, m.columns), new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+}
+
+/** Writes int8 codes (rows × columns, row-major) to `file` as a '|i1' array: a collection's stored int8 codes, for the worker. */
+export function writeInt8Npy(file: string, rows: number, columns: number, data: Int8Array): void {
+  if (data.length !== rows * columns) throw new Error(`npy: ${data.length} values do not make ${rows} x ${columns}`);
+  writeArray(file, header(rows, columns, '|i1'), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+function writeArray(file: string, head: Buffer, bytes: Uint8Array): void {
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, header(m.rows, m.columns));
+    writeSync(fd, head);
     // In slices: one writeSync of hundreds of MiB can write less than asked.
-    const bytes = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
     for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, Math.min(1 << 26, bytes.length - at));
   } finally {
     closeSync(fd);

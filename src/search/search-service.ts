@@ -21,7 +21,7 @@ import { createCollections } from './collections.js';
 import { deleteDocument, deleteDocuments, getDocument, upsertDocuments } from './documents.js';
 import { search } from './query.js';
 import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
-import { abandonSwitch, addArtifact, addRotation, resumeSwitches, stopSwitches, switchTransform } from './transforms.js';
+import { abandonSwitch, addArtifact, addRotation, codeSample, resumeSwitches, stopSwitches, switchTransform } from './transforms.js';
 import type { SearchService, SearchServiceDeps } from './types.js';
 
 // The one public module of search: its types and limits come with it.
@@ -83,6 +83,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     addTransformArtifact: (name, dir, summary) => addArtifact(collections, name, dir, summary),
     switchTransform: (name, target, policy) => switchTransform(collections, name, target, policy),
     resumeSwitches: (onEnd) => resumeSwitches(collections, onEnd),
+    codeSample: (name, limit) => codeSample(collections, name, limit),
     startBackground: () => collections.quality.start(),
     stopBackground: async () => {
       await Promise.all([stopReencodes(collections), stopSwitches(collections), collections.quality.stop()]);

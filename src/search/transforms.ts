@@ -25,7 +25,7 @@ import { loadTransform, readTransformManifest } from '../transform/artifact.js';
 import { type CodeTransform, int8Coder, seededRotation, TransformError } from '../transform/transform.js';
 import type { Collections, TransformSwitch } from './collections.js';
 import { transformView } from './transform-view.js';
-import type { SwitchOutcome, SwitchPolicy, TransformSwitchStatus, TransformView } from './types.js';
+import type { CodeSample, SwitchOutcome, SwitchPolicy, TransformSwitchStatus, TransformView } from './types.js';
 
 /** The name that stands for first dims where a transform's fingerprint is expected. */
 export const FIRST_DIMS = 'first-dims';
@@ -341,6 +341,31 @@ export function resumeSwitches(collections: Collections, onEnd: (collection: str
     }
   }
   return resumed;
+}
+
+/**
+ * Up to `limit` of the collection's stored int8 codes, every k-th in rowid order (k = ⌈N / limit⌉:
+ * spread over the collection's history), read a page at a time between turns of the event loop:
+ * what a fit is trained on (the worker reads them with the model's calibration ranges).
+ */
+export async function codeSample(collections: Collections, name: string, limit: number): Promise<CodeSample> {
+  const c = collections.require(name);
+  const encoder = collections.encoderOf(c);
+  const every = Math.max(1, Math.ceil(c.document_count / limit));
+  const d = c.dimension;
+  const codes = new Int8Array(Math.min(limit, c.document_count) * d);
+  let rows = 0;
+  let seen = 0;
+  for (let after = 0; rows * d < codes.length; ) {
+    const page = collections.deps.store.int8CodePage(c.id, after, 4096);
+    if (page.rowids.length === 0) break;
+    for (const code of page.codes) {
+      if (seen++ % every === 0 && rows * d < codes.length) codes.set(new Int8Array(code.buffer, code.byteOffset, d), rows++ * d);
+    }
+    after = page.rowids.at(-1)!;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return { collectionId: c.id, fingerprint: c.fingerprint, bundleDir: encoder.bundle.dir, dimension: d, codeBits: codeBitsOf(c), documents: c.document_count, rows, codes: codes.subarray(0, rows * d) };
 }
 
 /** Stops the collection's switch, if one runs, and drops its staging (a re-encoding replaces the codes anyway). */

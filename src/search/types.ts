@@ -141,6 +141,21 @@ export interface TransformSwitchStatus {
   lastError: string | null;
 }
 
+/** A sample of a collection's int8 codes, for a fit. */
+export interface CodeSample {
+  collectionId: number;
+  fingerprint: string;
+  /** The folder of the bundle whose calibration ranges dequantize the codes. */
+  bundleDir: string;
+  dimension: number;
+  codeBits: number;
+  /** Documents in the collection when sampled. */
+  documents: number;
+  rows: number;
+  /** rows × dimension. */
+  codes: Int8Array;
+}
+
 /** How a switch ended: switched, kept the served codes (the candidate measured no better), its collection deleted, the service stopping, or run by another process. */
 export type SwitchOutcome = 'switched' | 'kept' | 'deleted' | 'stopped' | 'elsewhere';
 
@@ -299,6 +314,8 @@ export interface SearchService {
    * only when they measure better than the served codes) swapped in atomically.
    */
   switchTransform(collection: string, target: string, policy: SwitchPolicy): Promise<SwitchOutcome>;
+  /** Up to `limit` of the collection's int8 codes, spread over it (what a fit is trained on). */
+  codeSample(collection: string, limit: number): Promise<CodeSample>;
   /** Goes on with the switches a restart interrupted; returns their collections. */
   resumeSwitches(onEnd: (collection: string, outcome: SwitchOutcome | Error) => void): string[];
   /** Starts the background recall measurement (a serving process). */

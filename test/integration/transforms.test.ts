@@ -4,8 +4,8 @@
  * sees two transforms), resumes after a restart, measures a candidate before an `if-better`
  * switch, goes back to first dims, and refuses bad requests without changing anything.
  *
- * The collection is built from vectors (bring-your-own) of the 32-dimension fixture model (see
- * vectors()).
+ * The collection is built from vectors (bring-your-own) of the 32-dimension fixture model, spread
+ * inside its calibration ranges (helpers/transform-data.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,28 +20,13 @@ import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { codeOf, seededRotation } from '../../src/transform/transform.js';
 import { createTestEncoder, memoryStorage } from '../helpers/app.js';
-import { xorshift32 } from '../helpers/random.js';
+import { vectorsInRanges } from '../helpers/transform-data.js';
 
 const D = 32;
 const N = 400;
 let encoder: Encoder;
 
-/**
- * Vectors spread inside the fixture model's calibration ranges, independently per dimension: as
- * with real models, many ranges lie on one side of zero, so those dimensions' sign bits are the
- * same for every document (first dims wastes them), while a transform centred on the documents'
- * mean gives every bit a use.
- */
-function vectors(n: number, seed: number): Float32Array[] {
-  const next = xorshift32(seed);
-  const uniform = () => next() / 2 ** 32;
-  const { min, max } = encoder.quantizer.ranges;
-  return Array.from({ length: n }, () => {
-    const v = new Float32Array(D);
-    for (let i = 0; i < D; i++) v[i] = (min[i]! + max[i]!) / 2 + ((max[i]! - min[i]!) / 2) * 0.9 * ((uniform() + uniform() + uniform()) / 1.5 - 1);
-    return v;
-  });
-}
+const vectors = (n: number, seed: number) => vectorsInRanges(encoder.quantizer, n, seed);
 let docs: Float32Array[];
 let queries: Float32Array[];
 

@@ -7,7 +7,7 @@ import type { CollectionInfo, SearchService } from '../../search/search-service.
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
 import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
-import { Nullable, StringEnum } from '../schemas/json.js';
+import { JsonObject, Nullable, StringEnum } from '../schemas/json.js';
 import { qualitySchema, qualityView } from '../schemas/recall.js';
 
 const targetRecallSchema = withFieldErrors(
@@ -20,7 +20,7 @@ const targetRecallSchema = withFieldErrors(
   anyBadValue(errors.invalidTargetRecall, 'a number above 0 and at most 1, e.g. 0.99'),
 );
 
-const collectionSchema = Type.Object({
+export const collectionSchema = Type.Object({
   name: Type.String(),
   fingerprint: Type.String({ description: 'Fingerprint of the model bundle whose codes the collection holds' }),
   dimension: Type.Integer(),
@@ -72,6 +72,37 @@ const collectionSchema = Type.Object({
     ),
   ),
   quality: Type.Optional(qualitySchema),
+  transform: Type.Optional(
+    Type.Object(
+      {
+        served: Nullable(Type.String({ description: 'Fingerprint of the transform its first-stage codes are made with; null: first dims (the signs of the first code_bits dimensions)' })),
+        available: Type.Array(
+          Type.Object({
+            fingerprint: Type.String(),
+            method: Type.String({ description: '`qat` or `itq` (fitted by the worker), `rotation` (seeded)' }),
+            bits: Type.Integer(),
+            created_at: Type.String(),
+            summary: JsonObject({
+              description: "How it was made (the fit's job, sample, training and held-out evaluation) and, once measured, `comparison`: recall@10 at multiplier 4 per first stage of it and of the codes it would replace, on the same queries, and what was decided",
+            }),
+          }),
+        ),
+        switching: Nullable(
+          Type.Object({
+            target: Type.String(),
+            policy: StringEnum(['always', 'if-better']),
+            phase: StringEnum(['staging', 'measuring'], { description: 'staging: codes recomputed from the int8 codes; measuring: against the served codes' }),
+            done: Type.Integer(),
+            total: Type.Integer(),
+            started_at: Type.String(),
+            retries: Type.Integer(),
+            last_error: Nullable(Type.String()),
+          }),
+        ),
+      },
+      { description: "The collection's first-stage transforms: the one served, those stored for it, a switch under way (POST /collections/{name}/fit, POST /collections/{name}/transform)" },
+    ),
+  ),
 });
 
 export function collectionView(c: CollectionInfo) {
@@ -100,6 +131,20 @@ export function collectionView(c: CollectionInfo) {
       ...(c.model.action !== undefined && { action: c.model.action }),
     },
     quality: qualityView(c.quality),
+    transform: {
+      served: c.transform.served,
+      available: c.transform.available.map((t) => ({ fingerprint: t.fingerprint, method: t.method, bits: t.bits, created_at: t.createdAt, summary: t.summary })),
+      switching: c.transform.switching && {
+        target: c.transform.switching.target,
+        policy: c.transform.switching.policy,
+        phase: c.transform.switching.phase,
+        done: c.transform.switching.done,
+        total: c.transform.switching.total,
+        started_at: c.transform.switching.startedAt,
+        retries: c.transform.switching.retries,
+        last_error: c.transform.switching.lastError,
+      },
+    },
   };
 }
 
