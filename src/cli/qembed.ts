@@ -6,6 +6,7 @@
  *   check    compare the in-memory indexes with the database, optionally re-encoding texts
  *   eval     retrieval quality of a model bundle on a BEIR collection, per precision
  *   quality  the recall measured on a collection, and the multiplier auto uses
+ *   fit      fit a collection's first-stage transform through a server (or switch it by hand)
  *
  * Direct mode composes the service's parts in this process (composition.ts: the configured
  * database and the served model). A SQLite database is locked by whichever process opens it
@@ -20,6 +21,7 @@ import { QembedError } from '../errors.js';
 import type { DocumentInput, UpsertResult } from '../search/search-service.js';
 import { type DocumentSink, ingestFile, serviceSink } from './ingest-file.js';
 import { evalCommand } from './eval-command.js';
+import { fitCommand } from './fit-command.js';
 import { qualityCommand } from './quality-command.js';
 import { progressPrinter } from './progress.js';
 
@@ -30,6 +32,7 @@ commands:
   check    check that the search indexes match the database (qembed check --help)
   eval     retrieval quality per precision on a BEIR collection (qembed eval --help)
   quality  recall@10 measured on a collection's own queries (qembed quality --help)
+  fit      fit a collection's first-stage transform with the worker, or switch it (qembed fit --help)
 `;
 
 const INGEST_HELP = `usage: qembed ingest --collection NAME [options] FILE.jsonl
@@ -250,6 +253,8 @@ async function main(argv: string[]): Promise<number> {
         return await evalCommand(rest, (m) => new UsageError(m));
       case 'quality':
         return await qualityCommand(rest, (m) => new UsageError(m));
+      case 'fit':
+        return await fitCommand(rest, (m) => new UsageError(m));
       case undefined:
       case '-h':
       case '--help':

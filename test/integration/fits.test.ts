@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { buildService, type Service } from '../../src/service.js';
 import { errorOf, FIXTURE_BUNDLE } from '../helpers/app.js';
+import { runQembed } from '../helpers/cli.js';
 import { workerPython } from '../helpers/dependencies.js';
 import { vectorsInRanges } from '../helpers/transform-data.js';
 
@@ -139,5 +140,21 @@ describe.runIf(Boolean(python))('transform fits', () => {
     const back = await api('POST', '/collections/h/transform', { transform: 'first-dims' });
     expect([back.status, back.body.state, back.body.collection.transform.served]).toEqual([200, 'served', null]);
     expect((await service.parts.search.check('h')).problems).toEqual([]);
+  });
+
+  it('qembed fit switches a collection and queues fits through a server, and says why it cannot', async () => {
+    const url = await service.app.listen({ port: 0, host: '127.0.0.1' });
+    const switched = await runQembed(['fit', 'h', '--url', url, '--switch', 'rotation', '--seed', '9']);
+    expect([switched.code, switched.stderr]).toEqual([0, expect.any(String)]);
+    expect(switched.stdout).toContain('first-stage codes made with rotation-9');
+    const queued = await runQembed(['fit', 'h', '--url', url, '--method', 'itq', '--no-wait']);
+    expect(queued.code).toBe(0);
+    const { fit } = JSON.parse(queued.stdout) as { fit: string };
+    expect((await api('GET', '/collections/h/fits')).body.fits[0]).toMatchObject({ id: fit, state: 'queued', spec: { method: 'itq' } });
+    expect((await api('DELETE', `/collections/h/fits/${fit}`)).body.state).toBe('cancelled');
+    const missing = await runQembed(['fit', 'missing', '--url', url]);
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringContaining('QEMBED_COLLECTION_NOT_FOUND')]);
+    const noUrl = await runQembed(['fit', 'h']);
+    expect([noUrl.code, noUrl.stderr]).toEqual([2, expect.stringContaining('--url is required')]);
   });
 });
