@@ -15,6 +15,7 @@ import { ingestUntilKilled } from '../helpers/ingest-kill.js';
 import { FOLLOW_INTERVAL_MS } from '../../src/composition.js';
 import { postgresBin, postgresNotice, type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServerProcess, startServer } from '../helpers/server-process.js';
+import { vectorsInRanges } from '../helpers/transform-data.js';
 
 postgresNotice('the replica tests (test/postgres/replicas.test.ts)');
 
@@ -79,6 +80,41 @@ describe.runIf(postgresBin)('API replicas on one PostgreSQL database', () => {
       const described = [(await api(a, 'GET', '/collections/shared')).json, (await api(b, 'GET', '/collections/shared')).json];
       expect(described[0]).toMatchObject({ documents: 76 });
       expect(described[1]).toMatchObject({ documents: 76 });
+    } finally {
+      await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
+    }
+  });
+
+  it('switches a collection\'s first-stage transform on one replica: the others serve it from the swap on, and write its codes', async () => {
+    const url = pg!.database(`replicas_${++databases}`);
+    const [a, b] = await Promise.all([replica(url), replica(url)]);
+    try {
+      const bundle = await loadBundle(FIXTURE_BUNDLE);
+      const vectors = vectorsInRanges({ ranges: bundle.ranges }, 400, 31);
+      const queries = vectorsInRanges({ ranges: bundle.ranges }, 10, 32);
+      expect((await api(a, 'POST', '/collections', { name: 't' })).status).toBe(201);
+      for (let i = 0; i < vectors.length; i += 100) {
+        const documents = vectors.slice(i, i + 100).map((v, j) => ({ id: `d${i + j}`, vector: Array.from(v) }));
+        expect((await api(b, 'PUT', '/collections/t/documents', { documents, model: bundle.fingerprint })).status).toBe(200);
+      }
+      const firstStage = async (server: ServerProcess) =>
+        Promise.all(queries.map(async (q) => ((await api(server, 'POST', '/search', { collection: 't', vector: Array.from(q), top_k: 10, rescore: false })).json.hits as { id: string }[]).map((h) => h.id)));
+      const before = await firstStage(b);
+      expect((await api(a, 'POST', '/collections/t/transform', { transform: 'rotation', seed: 4 })).status).toBe(202);
+      await until('the switch on replica a', async () => (((await api(a, 'GET', '/collections/t')).json.transform as { switching: unknown }).switching === null ? true : undefined));
+      // Replica b reads the transform from the collection and reloads its index from the swapped codes.
+      expect(((await api(b, 'GET', '/collections/t')).json.transform as { served: string }).served).toBe('rotation-4');
+      const after = await firstStage(b);
+      expect(after).toEqual(await firstStage(a));
+      expect(after).not.toEqual(before);
+      // A document written through b gets the transform's code: a's next Hamming search for its own vector puts it at distance 0 (score 1;
+      // an uncentred rotation of these vectors gives many documents that code, so the whole ranking is read).
+      expect((await api(b, 'PUT', '/collections/t/documents', { documents: [{ id: 'late', vector: Array.from(queries[0]!) }], model: bundle.fingerprint })).status).toBe(200);
+      const found = await api(a, 'POST', '/search', { collection: 't', vector: Array.from(queries[0]!), top_k: 1000, rescore: false });
+      expect((found.json.hits as { id: string; score: number }[]).find((h) => h.id === 'late')?.score).toBe(1);
+      // Back to first dims on b: a answers as before the switch (the late document aside).
+      expect((await api(b, 'POST', '/collections/t/transform', { transform: 'first-dims' })).status).toBe(200);
+      expect((await firstStage(a)).slice(1)).toEqual(before.slice(1));
     } finally {
       await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
     }
