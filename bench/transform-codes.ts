@@ -11,14 +11,22 @@
  * 2 cores.
  *
  * Options: --documents N (default 100,000), --bits 128,64 (default), --rounds R (default 3, the
- * median kept), --threads T (default 2; 1 skips the parallel figure). --smoke: 2,000 documents,
- * one round, the tiny bundle.
+ * median kept), --threads T (default 2; 1 skips the parallel figure), --switch N (documents of the
+ * end-to-end switch below, default 200,000; 0 skips it). --smoke: 2,000 documents, one round, a
+ * 3,000-document switch, the tiny bundle.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
+import { createEncoder } from '../src/encoder/encoder.js';
+import { createFirstStageIndex } from '../src/first-stage/first-stage.js';
+import { createSearchService } from '../src/search/search-service.js';
+import { openDatabase } from '../src/store/database.js';
+import { createSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { currentCpu } from '../src/encoder/cpu.js';
 import { modelDirForTools } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
@@ -29,7 +37,14 @@ import { median } from './stats.js';
 import type { ThreadData } from './transform-codes-thread.js';
 
 const { values: opts } = parseArgs({
-  options: { documents: { type: 'string' }, bits: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, smoke: { type: 'boolean', default: false } },
+  options: {
+    documents: { type: 'string' },
+    bits: { type: 'string' },
+    rounds: { type: 'string' },
+    threads: { type: 'string' },
+    switch: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+  },
 });
 const smoke = opts.smoke;
 const bundleDir = smoke ? path.join(projectRoot, 'test', 'fixtures', 'tiny-bundle') : modelDirForTools(processConfig());
@@ -37,8 +52,9 @@ const bundle = await loadBundle(bundleDir);
 const d = bundle.dimension;
 const documents = Number(opts.documents ?? (smoke ? 2000 : 100_000));
 const rounds = Number(opts.rounds ?? (smoke ? 1 : 3));
-const bitsList = (opts.bits ?? (smoke ? String(Math.min(d, 16)) : '128,64')).split(',').map(Number);
+const bitsList = (opts.bits ?? (smoke ? String(d) : '128,64')).split(',').map(Number);
 const threads = Number(opts.threads ?? 2);
+const switchDocuments = Number(opts.switch ?? (smoke ? 3000 : 200_000));
 const quantizer = createQuantizer(bundle.ranges);
 console.log(`bench:transform-codes: ${documents} int8 codes of ${d} dimensions, median of ${rounds} rounds, on ${currentCpu().model}`);
 
@@ -121,5 +137,53 @@ for (const bits of bitsList) {
       const parallel = await parallelDocsPerSecond(t);
       console.log(`  ${name}: ${parallel.kernel} on ${threads} threads ${rate(parallel.rate)} (${(parallel.rate / kernel.rate).toFixed(2)}x one thread)`);
     }
+  }
+}
+
+/**
+ * End to end, as the service switches a collection (search/transforms.ts): N documents in a
+ * SQLite database (file in a temporary folder), every code recomputed from the stored int8 codes,
+ * staged, and swapped in; documents/s from the request to the swap, with its ratio to the one-
+ * thread kernel above (the rest is reading the int8 codes and writing the staged codes).
+ */
+if (switchDocuments > 0) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qembed-bench-switch-'));
+  const db = openDatabase({ file: path.join(dir, 'qembed.sqlite') });
+  const encoder = await createEncoder(bundle, processConfig({ intraOpThreads: 1 }));
+  try {
+    const store = createSqliteStore(db);
+    const search = createSearchService({ store, firstStage: createFirstStageIndex(store), encoder: () => encoder });
+    for (const bits of bitsList) {
+      const name = `c${bits}`;
+      search.createCollection(name, { codeBits: bits });
+      const c = store.getCollection(name)!;
+      const filled = performance.now();
+      for (let i = 0; i < switchDocuments; i += 5000) {
+        const n = Math.min(5000, switchDocuments - i);
+        store.writeBatch(
+          c.id,
+          Array.from({ length: n }, (_, j) => {
+            const at = ((i + j) % documents) * d;
+            return { docId: `d${i + j}`, text: '', metadata: '{}', textSha256: `vector:${i + j}`, binaryCode: new Uint8Array(d / 8), int8Code: codes.slice(at, at + d) };
+          }),
+          [],
+        );
+      }
+      const t = fitted(bits);
+      store.saveTransform({ collectionId: c.id, fingerprint: t.fingerprint, method: 'itq', bits, dimension: d, mean: t.mean, matrix: t.matrix!, summary: '{}', createdAt: new Date().toISOString() });
+      const kernel = docsPerSecond(t).rate;
+      const started = performance.now();
+      const outcome = await search.switchTransform(name, t.fingerprint, 'always');
+      const seconds = (performance.now() - started) / 1000;
+      const switched = switchDocuments / seconds;
+      console.log(
+        `switch of a ${switchDocuments.toLocaleString('en')}-document collection to a ${bits}-bit fitted transform (${outcome}; filled in ${((started - filled) / 1000).toFixed(1)} s): ` +
+          `${seconds.toFixed(2)} s, ${rate(switched)} (${(switched / kernel).toFixed(2)}x the one-thread kernel, ${rate(kernel)}, in this run)`,
+      );
+    }
+  } finally {
+    await encoder.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -15,11 +15,12 @@ export function createReencodeStaging(db: Db, storage: StorageGuard): SqliteReen
     setTarget: db.prepare<[string | null, number]>('UPDATE collections SET reencode_target = ? WHERE id = ?'),
     clear: db.prepare<[number, string]>('DELETE FROM reencode_codes WHERE collection_id = ? AND fingerprint <> ?'),
     stagedBinary: db.prepare<[number, string]>('SELECT rowid, binary_code FROM reencode_codes WHERE collection_id = ? AND fingerprint = ? ORDER BY rowid').raw(true),
-    // From a rowid on (a cursor), so that a pass over the collection reads each row once.
+    // From a rowid on (a cursor), so that a pass over the collection reads each row once; `+collection_id`:
+    // walk the rowid key from the cursor instead of the (collection_id, doc_id) index and a sort of the whole collection per step.
     pending: db.prepare<[string, number, number, number]>(
       `SELECT d.rowid AS rowid, d.text AS text, d.text_sha256 AS textSha256 FROM documents d
        LEFT JOIN reencode_codes r ON r.rowid = d.rowid AND r.fingerprint = ? AND r.text_sha256 = d.text_sha256
-       WHERE d.collection_id = ? AND d.rowid > ? AND r.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
+       WHERE +d.collection_id = ? AND d.rowid > ? AND r.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
     ),
     countPending: db.prepare<[string, number]>(
       `SELECT count(*) FROM documents d

@@ -19,10 +19,11 @@ export function createTransformRepository(db: Db, storage: StorageGuard): Transf
     summary: db.prepare<[string, number, string]>('UPDATE transforms SET summary = ? WHERE collection_id = ? AND fingerprint = ?'),
     setTarget: db.prepare<[string | null, number]>('UPDATE collections SET transform_target = ? WHERE id = ?'),
     clearOthers: db.prepare<[number, string]>('DELETE FROM transform_codes WHERE collection_id = ? AND transform <> ?'),
+    // `+collection_id`: walk the rowid key from the cursor, not the (collection_id, doc_id) index and a sort of the whole collection per step.
     pending: db.prepare<[string, number, number, number]>(
       `SELECT d.rowid AS rowid, d.text_sha256 AS textSha256, d.int8_code AS int8Code FROM documents d
        LEFT JOIN transform_codes t ON t.rowid = d.rowid AND t.transform = ? AND t.text_sha256 = d.text_sha256
-       WHERE d.collection_id = ? AND d.rowid > ? AND t.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
+       WHERE +d.collection_id = ? AND d.rowid > ? AND t.rowid IS NULL ORDER BY d.rowid LIMIT ?`,
     ),
     countPending: db
       .prepare<[string, number]>(
