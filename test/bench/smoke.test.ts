@@ -138,11 +138,12 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
-  it('npm run bench:transform-codes: codes from int8 codes per transform, the SIMD kernel against the scalar scan, on one and two threads', async () => {
+  it('npm run bench:transform-codes: codes from int8 codes per transform, the SIMD kernel against the scalar scan, on one and two threads, and a whole switch', async () => {
     const out = succeeded(await npmRun('bench:transform-codes', []));
-    expect(out).toMatch(/16 bits: first dims [\d,]+ documents\/s\n/);
+    expect(out).toMatch(/32 bits: first dims [\d,]+ documents\/s\n/);
     expect(out).toMatch(/seeded rotation: scalar [\d,]+ documents\/s; simd [\d,]+ documents\/s \(\d+\.\d{2}x scalar\), one thread/);
     expect(out).toMatch(/fitted \(dense\): simd on 2 threads [\d,]+ documents\/s \(\d+\.\d{2}x one thread\)/);
+    expect(out).toMatch(/switch of a 3,000-document collection to a 32-bit fitted transform \(switched; [^)]*\): [\d.]+ s, [\d,]+ documents\/s \(\d+\.\d{2}x the one-thread kernel/);
   });
 
   it('npm run bench:recall-service: the estimate against held-out queries at every size, and auto', async () => {
