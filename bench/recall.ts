@@ -21,21 +21,27 @@
  * whole dimension and of half of it. Its figures mean nothing; its checks do.
  *
  * --transforms rotation,itq,qat: code transforms measured beside first dims (bench/recall/transforms.ts;
- * itq and qat are fitted by the worker on each N's documents: --python $(scripts/worker-env)),
- * printed side by side and kept in the --json record (not yet on the page).
+ * itq and qat are fitted by the worker on each N's documents, at most --fit-max-documents of them
+ * as the service samples: --python $(scripts/worker-env)), printed side by side and kept in the
+ * --json record with the worker's fits; --transform-chart FILE.svg (recall against bytes per
+ * document at the largest N, m = 4) and --transform-page FILE.md (its "Transforms at scale"
+ * section: bench/recall/transform-report.ts). With --transforms, --docs writes those instead of
+ * the quality page's: docs/compact-codes/transforms-at-scale.json and .svg and the section of
+ * docs/compact-codes.md (a plain run keeps docs/quality.md's figures).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { currentCpu } from '../src/encoder/cpu.js';
 import { FIRST_STAGE_TYPES } from '../src/first-stage/query.js';
 import { projectRoot } from '../src/paths.js';
 import { RECALL_AT } from '../src/quality/estimate.js';
-import { RECALL_AT_SCALE, withSection } from '../scripts/doc-sections.js';
+import { RECALL_AT_SCALE, TRANSFORMS_AT_SCALE, withSection } from '../scripts/doc-sections.js';
 import { loadRecallCorpus } from './recall/corpus.js';
 import { measureRecall, REFERENCES, type RecallRow, seededPermutation, takeRows } from './recall/measure.js';
-import { type RecallAtScaleRecord, recallAtScaleMarkdown, recallChartSvg, recallTable, smallestMultipliers, summaryTable, transformTable } from './recall/report.js';
-import { transformSources } from './recall/transforms.js';
+import { recallAtScaleMarkdown, recallChartSvg, recallTable, smallestMultipliers, summaryTable, transformTable } from './recall/report.js';
+import { type TransformsAtScaleRecord, transformChartSvg, transformsAtScaleMarkdown } from './recall/transform-report.js';
+import { type FitRecord, transformSources } from './recall/transforms.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -52,21 +58,30 @@ const { values: opts } = parseArgs({
     smoke: { type: 'boolean', default: false },
     transforms: { type: 'string' },
     python: { type: 'string' },
+    'fit-max-documents': { type: 'string' },
+    'transform-chart': { type: 'string' },
+    'transform-page': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
   console.log(
-    'npm run bench:recall -- [--sizes 5000,20000,100000,all] [--bits 384,256,128,64] [--multipliers 1,2,4,8,16,32,64,100] [--queries K] [--seed S] [--bundle DIR] [--json FILE] [--chart FILE.svg] [--page FILE.md] [--docs] [--transforms rotation,itq,qat [--python PY]] [--smoke]',
+    'npm run bench:recall -- [--sizes 5000,20000,100000,all] [--bits 384,256,128,64] [--multipliers 1,2,4,8,16,32,64,100] [--queries K] [--seed S] [--bundle DIR] [--json FILE] [--chart FILE.svg] [--page FILE.md] [--docs] [--transforms rotation,itq,qat [--python PY] [--fit-max-documents N] [--transform-chart FILE.svg] [--transform-page FILE.md]] [--smoke]',
   );
   process.exit(0);
 }
 const smoke = opts.smoke;
 if (opts.docs) {
   if (smoke) throw new Error('--docs writes figures into docs/: not from a --smoke run (give --page, --json, --chart elsewhere)');
-  opts.json ??= path.join(projectRoot, 'docs', 'quality', 'recall-at-scale.json');
-  opts.chart ??= path.join(projectRoot, 'docs', 'quality', 'recall-at-scale.svg');
-  opts.page ??= path.join(projectRoot, 'docs', 'quality.md');
+  if (opts.transforms) {
+    opts.json ??= path.join(projectRoot, 'docs', 'compact-codes', 'transforms-at-scale.json');
+    opts['transform-chart'] ??= path.join(projectRoot, 'docs', 'compact-codes', 'transforms-at-scale.svg');
+    opts['transform-page'] ??= path.join(projectRoot, 'docs', 'compact-codes.md');
+  } else {
+    opts.json ??= path.join(projectRoot, 'docs', 'quality', 'recall-at-scale.json');
+    opts.chart ??= path.join(projectRoot, 'docs', 'quality', 'recall-at-scale.svg');
+    opts.page ??= path.join(projectRoot, 'docs', 'quality.md');
+  }
 }
 const seed = Number(opts.seed);
 const list = (text: string, all: number) => text.split(',').map((s) => (s.trim() === 'all' ? all : Number(s)));
@@ -98,6 +113,8 @@ console.log(
 );
 console.log(`N = ${sizes.join(', ')}; bits ${bits.join(', ')}; first stages ${FIRST_STAGE_TYPES.join(', ')}; m = ${multipliers.join(', ')}; corpus loaded in ${corpusSeconds.toFixed(1)} s`);
 
+const fits: FitRecord[] = [];
+const fitMaxDocuments = opts['fit-max-documents'] === undefined ? undefined : Number(opts['fit-max-documents']);
 const measurement = measureRecall(
   {
     documents: takeRows(corpus.passages.vectors, dim, seededPermutation(n, seed)),
@@ -109,7 +126,7 @@ const measurement = measureRecall(
     bits,
     stages: FIRST_STAGE_TYPES,
     multipliers,
-    transforms: opts.transforms ? transformSources(opts.transforms.split(','), { python: opts.python, quantizer: corpus.quantizer, bits, seed, log }) : [],
+    transforms: opts.transforms ? transformSources(opts.transforms.split(','), { python: opts.python, quantizer: corpus.quantizer, bits, seed, fitMaxDocuments, log }, fits) : [],
   },
   log,
 );
@@ -152,7 +169,7 @@ function checks(rows: readonly (RecallRow & { transform?: string })[]): { name: 
 const results = checks([...rows, ...measurement.transformRows]);
 for (const c of results) console.log(`check: ${c.name}: ${c.ok ? 'ok' : 'FAILED'}`);
 
-const record: RecallAtScaleRecord = {
+const record: TransformsAtScaleRecord = {
   created_at: new Date().toISOString(),
   command: `npm run bench:recall -- ${process.argv.slice(2).join(' ')}`.trim(),
   cpu,
@@ -166,11 +183,13 @@ const record: RecallAtScaleRecord = {
   settings: { sizes, bits, stages: [...FIRST_STAGE_TYPES], multipliers, top_k: RECALL_AT, seed },
   rows,
   ...(measurement.transformRows.length > 0 && { transform_rows: measurement.transformRows }),
+  ...(fits.length > 0 && { fits }),
   neighbours: measurement.neighbours,
   smallest_multiplier: smallest,
   seconds: { ...s, corpus: corpusSeconds, total: (performance.now() - started) / 1000 },
 };
 if (opts.json) {
+  mkdirSync(path.dirname(opts.json), { recursive: true });
   writeFileSync(opts.json, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`wrote ${opts.json}`);
 }
@@ -185,4 +204,17 @@ if (opts.page) {
   const chart = opts.chart ? path.relative(path.dirname(path.resolve(page)), path.resolve(opts.chart)) : undefined;
   writeFileSync(page, withSection(doc, RECALL_AT_SCALE, recallAtScaleMarkdown(record, chart)));
   console.log(`wrote the ${RECALL_AT_SCALE} section of ${page}`);
+}
+const transformChart = opts['transform-chart'];
+if (transformChart && record.transform_rows) {
+  mkdirSync(path.dirname(transformChart), { recursive: true });
+  writeFileSync(transformChart, await transformChartSvg(record, sizes.at(-1)!));
+  console.log(`wrote ${transformChart}`);
+}
+const transformPage = opts['transform-page'];
+if (transformPage && record.transform_rows) {
+  const doc = existsSync(transformPage) ? readFileSync(transformPage, 'utf8') : '';
+  const chart = transformChart ? path.relative(path.dirname(path.resolve(transformPage)), path.resolve(transformChart)) : undefined;
+  writeFileSync(transformPage, withSection(doc, TRANSFORMS_AT_SCALE, transformsAtScaleMarkdown(record, chart)));
+  console.log(`wrote the ${TRANSFORMS_AT_SCALE} section of ${transformPage}`);
 }

@@ -8,6 +8,8 @@
 export const RECALL_AT_SCALE = 'recall-at-scale';
 /** bench:recall-service's section of docs/quality.md. */
 export const RECALL_SERVICE = 'recall-service';
+/** bench:recall's section of docs/compact-codes.md (with --transforms). */
+export const TRANSFORMS_AT_SCALE = 'transforms-at-scale';
 /** The sections of docs/quality.md that other commands write, in the page's order. */
 export const QUALITY_PAGE_SECTIONS = [RECALL_AT_SCALE, RECALL_SERVICE];
 

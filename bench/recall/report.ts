@@ -67,21 +67,22 @@ export function smallestMultipliers(rows: readonly RecallRow[], target = TARGET_
 /**
  * Transforms beside first dims, as printed: per size, code length and first stage, the first
  * stage's share of the exact float32 top-10 among 10·m candidates (m = 4: recall@40, issue 24's
- * measure) and recall@10 against int8 after rescoring at m = 4, for first dims and each transform.
+ * measure) and recall@10 against float32 after int8 rescoring at m = 4 (what a search returns),
+ * for first dims and each transform.
  */
 export function transformTable(firstDims: readonly RecallRow[], rows: readonly (RecallRow & { transform: string })[]): string {
   const names = [...new Set(rows.map((r) => r.transform))];
   const key = (r: RecallRow) => `${r.documents}|${r.bits}|${r.stage}`;
   const at = (list: readonly RecallRow[], k: string) => list.find((r) => key(r) === k && r.multiplier === 4);
   const keys = [...new Set(rows.filter((r) => r.multiplier === 4).map(key))];
-  const cell = (r: RecallRow | undefined) => (r ? `${f3(r.firstStage.float32)} / ${f3(r.endToEnd.int8)}` : '–');
+  const cell = (r: RecallRow | undefined) => (r ? `${f3(r.firstStage.float32)} / ${f3(r.endToEnd.float32)}` : '–');
   const header = ['N', 'bits', 'first stage', 'first dims', ...names];
   const lines = keys.map((k) => {
     const [documents, bits, stage] = k.split('|');
     return [count(Number(documents)), bits!, stage!, cell(at(firstDims, k)), ...names.map((n) => cell(at(rows.filter((r) => r.transform === n), k)))];
   });
   return [
-    'first-stage recall@40 of the float32 top-10 / recall@10 against int8 after rescoring, at m = 4:',
+    'first-stage recall@40 of the float32 top-10 / recall@10 against float32 after int8 rescoring, at m = 4:',
     header.join(' | '),
     ...lines.map((l) => l.join(' | ')),
   ].join('\n');

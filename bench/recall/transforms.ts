@@ -4,12 +4,15 @@
  * worker (`python -m qembed_worker fit-transform`) on each size's documents, from their int8
  * codes dequantized as the service dequantizes them, so a fit sees only the collection it serves.
  * A size's fit makes every code length asked for at once, and is read back from its artifact
- * (src/transform/artifact.ts) exactly as the service will read it.
+ * (src/transform/artifact.ts) exactly as the service will read it. Like the service, a fit sees
+ * at most `fitMaxDocuments` of a size's documents (QEMBED_FIT_MAX_DOCUMENTS' default), spread
+ * over them, and holds a tenth of its sample out (100 to 1,000) for its own evaluation.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { configSchema } from '../../src/config.js';
 import { writeNpy } from '../../src/files/npy.js';
 import { projectRoot } from '../../src/paths.js';
 import { dequantizeInt8 } from '../../src/quantization/dequantize.js';
@@ -27,18 +30,39 @@ export interface FitOptions {
   /** Every code length the bench measures: one fit per size makes them all. */
   bits: readonly number[];
   seed: number;
+  /** Most documents a fit sees (default: the service's, QEMBED_FIT_MAX_DOCUMENTS). */
+  fitMaxDocuments?: number;
   log: (line: string) => void;
 }
 
-/** The vectors a collection's stored int8 codes stand for (dequantizeInt8, row by row). */
-function dequantizeRows(int8: Int8Array, quantizer: Quantizer): Float32Array {
+/** What a size's fit was given: how many of its documents, and the fit's own record. */
+export interface FitRecord {
+  transform: string;
+  documents: number;
+  sampled: number;
+  /** The artifact's transform.json (training summary, the fit's held-out evaluation). */
+  manifest: unknown;
+}
+
+/**
+ * The rows a fit of `size` documents sees: every `ceil(size / limit)`-th, at most `limit`, the
+ * rule src/search/transforms.ts' codeSample applies to a collection's rowid order.
+ */
+export function fitSampleRows(size: number, limit: number): Uint32Array {
+  const every = Math.max(1, Math.ceil(size / limit));
+  return Uint32Array.from({ length: Math.min(limit, Math.ceil(size / every)) }, (_, i) => i * every);
+}
+
+/** The vectors the stored int8 codes of `rows` stand for (dequantizeInt8, row by row). */
+function dequantizeRows(int8: Int8Array, rows: Uint32Array, quantizer: Quantizer): Float32Array {
   const d = quantizer.dimension;
-  const out = new Float32Array(int8.length);
-  for (let r = 0; r < int8.length / d; r++) out.set(dequantizeInt8(int8.subarray(r * d, (r + 1) * d), quantizer), r * d);
+  const out = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => out.set(dequantizeInt8(int8.subarray(r * d, (r + 1) * d), quantizer), i * d));
   return out;
 }
 
-function workerFit(method: 'itq' | 'qat', o: FitOptions, python: string): TransformSource {
+function workerFit(method: 'itq' | 'qat', o: FitOptions, python: string, fits: FitRecord[]): TransformSource {
+  const limit = o.fitMaxDocuments ?? configSchema.fitMaxDocuments.default;
   const fitted = new Map<number, string>(); // size -> artifact folder
   const work = mkdtempSync(path.join(tmpdir(), `qembed-recall-${method}-`));
   process.once('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -49,14 +73,18 @@ function workerFit(method: 'itq' | 'qat', o: FitOptions, python: string): Transf
       if (!dir) {
         dir = path.join(work, String(size));
         const vectors = path.join(work, `vectors-${size}.npy`);
-        writeNpy(vectors, { rows: size, columns: o.quantizer.dimension, data: dequantizeRows(int8, o.quantizer) });
-        o.log(`fitting ${method} on ${size.toLocaleString('en')} documents (${o.bits.join(', ')} bits) with the worker`);
-        execFileSync(
+        const rows = fitSampleRows(size, limit);
+        writeNpy(vectors, { rows: rows.length, columns: o.quantizer.dimension, data: dequantizeRows(int8, rows, o.quantizer) });
+        // The service's holdout rule (src/jobs/transform-fits.ts): a tenth of the sample, 100 to 1,000.
+        const holdout = Math.max(100, Math.min(1000, Math.round(rows.length / 10)));
+        o.log(`fitting ${method} on ${rows.length.toLocaleString('en')} of ${size.toLocaleString('en')} documents (${o.bits.join(', ')} bits) with the worker`);
+        const printed = execFileSync(
           python,
-          ['-m', 'qembed_worker', 'fit-transform', '--vectors', vectors, '--bits', o.bits.join(','), '--method', method, '--seed', String(o.seed), '--holdout', String(Math.min(1000, Math.floor(size / 10))), '--out', dir],
-          { cwd: path.join(projectRoot, 'worker'), stdio: ['ignore', 'ignore', 'inherit'] },
+          ['-m', 'qembed_worker', 'fit-transform', '--vectors', vectors, '--bits', o.bits.join(','), '--method', method, '--seed', String(o.seed), '--holdout', String(holdout), '--max-documents', String(rows.length), '--out', dir],
+          { cwd: path.join(projectRoot, 'worker'), stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 },
         );
         rmSync(vectors, { force: true });
+        fits.push({ transform: method, documents: size, sampled: rows.length, manifest: JSON.parse(printed) });
         fitted.set(size, dir);
       }
       return loadTransform(dir, bits);
@@ -64,8 +92,8 @@ function workerFit(method: 'itq' | 'qat', o: FitOptions, python: string): Transf
   };
 }
 
-/** The sources for `names` (BENCH_TRANSFORMS). */
-export function transformSources(names: readonly string[], o: FitOptions): TransformSource[] {
+/** The sources for `names` (BENCH_TRANSFORMS); each worker fit is recorded in `fits` as it is made. */
+export function transformSources(names: readonly string[], o: FitOptions, fits: FitRecord[] = []): TransformSource[] {
   return names.map((name) => {
     switch (name) {
       case 'rotation':
@@ -73,7 +101,7 @@ export function transformSources(names: readonly string[], o: FitOptions): Trans
       case 'itq':
       case 'qat':
         if (!o.python) throw new Error(`--transforms ${name} needs the worker's Python: --python $(scripts/worker-env)`);
-        return workerFit(name, o, o.python);
+        return workerFit(name, o, o.python, fits);
       default:
         throw new Error(`unknown transform "${name}": one of ${BENCH_TRANSFORMS.join(', ')}`);
     }
