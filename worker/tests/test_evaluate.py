@@ -144,7 +144,8 @@ def test_report_schema(tmp_path: Path) -> None:
     keys |= {"retention", "fidelity@10", "bytes_per_doc"}
     for entry in report["results"]:
         binary = entry["mode"].startswith("binary")
-        assert set(entry) == keys | ({"code_bits", "first_stage"} if binary else set())
+        assert set(entry) == keys | ({"code_bits", "first_stage", "transform"} if binary else set())
+        assert entry.get("transform", "first-dims") == "first-dims"
         assert entry.get("code_bits", 16) == 16
     assert report["results"][0]["fidelity@10"] == 1.0
     assert report["results"][0]["retention"] == 1.0

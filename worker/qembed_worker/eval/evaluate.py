@@ -11,6 +11,11 @@ Modes (the same as the service's ``npm run eval``):
   NDCG@10, Recall@10, MRR@10 and fidelity@10 come from a top-10 search (``10·m``
   candidates) and Recall@100 from a top-100 search (``100·m`` candidates).
 
+The binary modes run once per code length, first stage (Hamming, or asymmetric: a 4-bit query
+against the code bits) and code transform: first dims (the signs of the first dimensions), and
+with ``transforms`` each fitted on the evaluated corpus as the service fits a collection's
+(:mod:`qembed_worker.eval.transforms`).
+
 Rankings break ties by corpus order (the position in ``corpus.jsonl``), so every run is
 deterministic. Metrics are trec_eval's, computed by pytrec_eval on those rankings; the run
 handed to pytrec_eval carries strictly decreasing scores derived from the rank, so trec_eval's
@@ -31,10 +36,15 @@ import numpy as np
 
 from qembed_worker.bundle.manifest import BundleError, read_manifest
 from qembed_worker.data.datasets import BeirDataset, DatasetError, load_beir, warn
+from qembed_worker.eval.transforms import FIRST_DIMS, first_stage_sides, fit_collection
 from qembed_worker.inference.embeddings import bundle_embeddings
-from qembed_worker.quant.codes import dequantize_int8, int8_codes, signs
+from qembed_worker.quant.codes import dequantize_int8, int8_codes
+from qembed_worker.transform.evaluate import Transform
 
 MULTIPLIERS = (1, 2, 4, 8, 16)
+FIRST_STAGES = ("hamming", "asymmetric")
+#: What a binary mode's entries carry besides the metrics.
+BINARY_KEYS = ("code_bits", "first_stage", "transform")
 DEPTH = 100
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
@@ -111,6 +121,7 @@ def rank_all_modes(
     multipliers: tuple[int, ...] = MULTIPLIERS,
     code_bits: int | None = None,
     first_stage: str = "hamming",
+    transform: Transform | None = None,
 ) -> Rankings:
     """Rank documents for every query in every mode.
 
@@ -125,22 +136,33 @@ def rank_all_modes(
             (a compact first stage; all dimensions when ``None``). int8 keeps every dimension.
         first_stage: ``hamming`` (binary query) or ``asymmetric``: the query quantized to 4
             bits a dimension (``src/search/asymmetric.ts``) against the documents' signs.
+        transform: The code transform (``None``: first dims). Its codes are computed from the
+            documents' dequantized int8 codes, as a collection's are at a switch.
 
     Returns:
         The rankings.
     """
+    if first_stage not in FIRST_STAGES:
+        raise ValueError(f"first stage {first_stage!r}: one of {FIRST_STAGES}")
     q64 = queries.astype(np.float64)
     exact = q64 @ documents.astype(np.float64).T
-    int8_scores = q64 @ dequantize_int8(int8_codes(documents, lo, hi), lo, hi).astype(np.float64).T
-    # ±1 dot products are integers below 2**24: exact in float32. hamming = (d - dot) / 2.
+    stored = dequantize_int8(int8_codes(documents, lo, hi), lo, hi)
+    int8_scores = q64 @ stored.astype(np.float64).T
     bits = code_bits or queries.shape[1]
+    doc_bits, query_bits, query_vector = first_stage_sides(
+        queries, documents if transform is None else stored, bits, transform
+    )
+
+    def as_signs(b: np.ndarray) -> np.ndarray:
+        return np.where(b, np.float32(1), np.float32(-1))
+
     query_side = (
-        asymmetric_levels(queries[:, :bits])
+        asymmetric_levels(query_vector).astype(np.float32)
         if first_stage == "asymmetric"
-        else signs(queries[:, :bits])
+        else as_signs(query_bits)
     )
     # Integer scores below 2**24: exact in float32; for Hamming, hamming = (bits - dot) / 2.
-    dot = query_side.astype(np.float32) @ signs(documents[:, :bits]).astype(np.float32).T
+    dot = query_side @ as_signs(doc_bits).T
     deep: dict[tuple[str, int | None], np.ndarray] = {
         ("float32", None): top_k(exact, depth),
         ("int8", None): top_k(int8_scores, depth),
@@ -242,6 +264,8 @@ def evaluate_embeddings(
     multipliers: tuple[int, ...] = MULTIPLIERS,
     code_bits: int | None = None,
     first_stage: str = "hamming",
+    transform: Transform | None = None,
+    transform_name: str = FIRST_DIMS,
 ) -> dict[str, Any]:
     """Evaluate embeddings in every mode.
 
@@ -256,10 +280,12 @@ def evaluate_embeddings(
         multipliers: Rescore multipliers.
         code_bits: The binary code's length (see :func:`rank_all_modes`).
         first_stage: ``hamming`` or ``asymmetric`` (see :func:`rank_all_modes`).
+        transform: The code transform of the binary modes (``None``: first dims).
+        transform_name: Its name in the results.
 
     Returns:
         ``{"results": [...], "reference_fidelity": [...] or None}``; binary modes carry
-        ``code_bits``.
+        ``code_bits``, ``first_stage`` and ``transform``.
     """
     assert dataset.queries is not None and dataset.qrels is not None
     dimension = documents.shape[1]
@@ -275,6 +301,7 @@ def evaluate_embeddings(
         multipliers=multipliers,
         code_bits=code_bits,
         first_stage=first_stage,
+        transform=transform,
     )
     exact = rankings.lists[("float32", None)]
     results = []
@@ -302,6 +329,7 @@ def evaluate_embeddings(
         if mode.startswith("binary"):
             entry["code_bits"] = code_bits or dimension
             entry["first_stage"] = first_stage
+            entry["transform"] = transform_name
         results.append(entry)
         if reference_top is not None:
             reference.append(
@@ -309,7 +337,7 @@ def evaluate_embeddings(
                     "mode": mode,
                     "rescore_multiplier": m,
                     "fidelity@10": fidelity(ranked, reference_top),
-                    **({"code_bits": entry["code_bits"]} if "code_bits" in entry else {}),
+                    **{k: entry[k] for k in BINARY_KEYS if k in entry},
                 }
             )
     return {
@@ -378,7 +406,8 @@ def evaluate_bundle(
     batch_size: int = 32,
     code_bits: Sequence[int] = (),
     multipliers: tuple[int, ...] = MULTIPLIERS,
-    first_stage: str = "hamming",
+    first_stages: Sequence[str] = ("hamming",),
+    transforms: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate a bundle on a BEIR dataset in every mode (see the module docstring).
 
@@ -395,14 +424,19 @@ def evaluate_bundle(
             bundle's ``binary_code_bits`` says which lengths it was trained for, but any
             multiple of 8 can be measured.
         multipliers: Rescore multipliers of ``binary+int8``.
-        first_stage: ``hamming`` or ``asymmetric`` for the binary modes.
+        first_stages: ``hamming`` and/or ``asymmetric``: the binary modes run for each.
+        transforms: Code transforms (``itq``, ``qat``) fitted on the corpus's int8 codes at
+            every code length and measured beside first dims
+            (:func:`qembed_worker.eval.transforms.fit_collection`).
 
     Returns:
-        The report: ``bundle``, ``dataset``, ``results``, ``reference_fidelity``, timings.
+        The report: ``bundle``, ``dataset``, ``results``, ``reference_fidelity``, the
+        ``transforms`` fitted (their fit records), timings.
 
     Raises:
         BundleError: A bundle is unreadable or has no calibration.
         DatasetError: The dataset is missing files or malformed.
+        TransformError: An unknown transform, or a corpus too small to fit one on.
     """
     started = time.perf_counter()
     manifest = read_manifest(bundle)
@@ -424,8 +458,26 @@ def evaluate_bundle(
             ref_queries.astype(np.float64) @ ref_documents.astype(np.float64).T, 10
         )
     embedded = time.perf_counter()
+    lengths = list(code_bits) or [documents.shape[1]]
+    fitted = (
+        fit_collection(
+            dequantize_int8(int8_codes(documents, lo, hi), lo, hi),
+            transforms,
+            lengths,
+            model=manifest.get("fingerprint"),
+        )
+        if transforms
+        else {}
+    )
+    fit_done = time.perf_counter()
     report: dict[str, Any] = {"results": [], "reference_fidelity": None}
-    for n, bits in enumerate(code_bits or [None]):
+    runs = [
+        (bits, stage, name, None if name == FIRST_DIMS else fitted[name][0][bits])
+        for bits in lengths
+        for stage in first_stages
+        for name in [FIRST_DIMS, *fitted]
+    ]
+    for n, (bits, stage, name, transform) in enumerate(runs):
         one = evaluate_embeddings(
             dataset,
             queries,
@@ -435,9 +487,11 @@ def evaluate_bundle(
             reference_top=reference_top,
             multipliers=tuple(multipliers),
             code_bits=bits,
-            first_stage=first_stage,
+            first_stage=stage,
+            transform=transform,
+            transform_name=name,
         )
-        # float32 and int8 do not depend on the code length: reported once.
+        # float32 and int8 depend on neither the code length, the first stage nor the transform.
         keep = [n == 0 or r["mode"].startswith("binary") for r in one["results"]]
         report["results"] += [r for r, k in zip(one["results"], keep, strict=True) if k]
         if one["reference_fidelity"] is not None:
@@ -464,19 +518,33 @@ def evaluate_bundle(
         },
         "tie_breaking": "corpus order",
         **report,
+        "transforms": {name: summary for name, (_, summary) in fitted.items()},
         "seconds": {
             "embedding": round(embedded - started, 1),
-            "scoring": round(time.perf_counter() - embedded, 1),
+            "fitting": round(fit_done - embedded, 1),
+            "scoring": round(time.perf_counter() - fit_done, 1),
         },
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A Markdown table of a report's results (and reference fidelity when present)."""
-    reference = {
-        (r["mode"], r["rescore_multiplier"], r.get("code_bits")): r["fidelity@10"]
-        for r in report.get("reference_fidelity") or []
-    }
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            r["mode"],
+            r["rescore_multiplier"],
+            r.get("code_bits"),
+            r.get("first_stage"),
+            r.get("transform"),
+        )
+
+    def name(r: dict[str, Any]) -> str:
+        if "code_bits" not in r:
+            return r["mode"]
+        return f"{r['mode']} ({r['code_bits']} bits, {r['first_stage']}, {r['transform']})"
+
+    reference = {key(r): r["fidelity@10"] for r in report.get("reference_fidelity") or []}
     header = "| mode | m | NDCG@10 | R@10 | R@100 | MRR@10 | retention | fidelity@10 |"
     rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
     if reference:
@@ -486,9 +554,8 @@ def format_table(report: dict[str, Any]) -> str:
     rule += " --- |"
     lines = [header, rule]
     for r in report["results"]:
-        key = (r["mode"], r["rescore_multiplier"], r.get("code_bits"))
         cells = [
-            r["mode"] + (f" ({r['code_bits']} bits)" if "code_bits" in r else ""),
+            name(r),
             "" if r["rescore_multiplier"] is None else str(r["rescore_multiplier"]),
             f"{r['ndcg@10']:.4f}",
             f"{r['recall@10']:.4f}",
@@ -498,7 +565,39 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['fidelity@10']:.3f}",
         ]
         if reference:
-            cells.append(f"{reference[key]:.3f}")
+            cells.append(f"{reference[key(r)]:.3f}")
         cells.append(str(r["bytes_per_doc"]))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_transform_table(report: dict[str, Any]) -> str:
+    """NDCG@10 retention side by side: a line per length and first stage, a column per transform.
+
+    Each cell: the first stage alone / after int8 rescoring at each multiplier, in percent of
+    float32's NDCG@10.
+    """
+    binary = [r for r in report["results"] if r["mode"].startswith("binary")]
+    names = list(dict.fromkeys(r["transform"] for r in binary))
+    multipliers = sorted({r["rescore_multiplier"] for r in binary if r["rescore_multiplier"]})
+    lines = [
+        "NDCG@10 retention (% of float32): binary / "
+        + " / ".join(f"+int8@{m}" for m in multipliers),
+        "| code | first stage | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 2),
+    ]
+    groups = dict.fromkeys((r["code_bits"], r["first_stage"]) for r in binary)
+    for bits, stage in groups:
+
+        def cell(name: str, bits: int = bits, stage: str = stage) -> str:
+            of = {
+                r["rescore_multiplier"]: r["retention"]
+                for r in binary
+                if (r["code_bits"], r["first_stage"], r["transform"]) == (bits, stage, name)
+            }
+            return " / ".join(
+                "-" if of.get(m) is None else f"{100 * of[m]:.1f}" for m in [None, *multipliers]
+            )
+
+        lines.append(f"| {bits} bits | {stage} | " + " | ".join(map(cell, names)) + " |")
     return "\n".join(lines)
