@@ -111,7 +111,11 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     mkdirSync(path.dirname(chart), { recursive: true });
     const page = path.join(work, 'quality.md');
     writeFileSync(page, '# Retrieval quality\n\nkept\n');
-    const out = succeeded(await npmRun('bench:recall', ['--json', json, '--chart', chart, '--page', page, '--transforms', 'rotation']));
+    const transformChart = path.join(work, 'compact-codes', 'transforms.svg');
+    const transformPage = path.join(work, 'compact-codes.md');
+    const out = succeeded(
+      await npmRun('bench:recall', ['--json', json, '--chart', chart, '--page', page, '--transforms', 'rotation', '--transform-chart', transformChart, '--transform-page', transformPage]),
+    );
     expect(out).toMatch(/documents +bits +first stage +m +candidates +first stage vs f32 +vs int8 +recall@10 vs f32 +vs int8/);
     expect(out).toContain('smallest m holding end-to-end recall@10 >= 0.99');
     expect(out.match(/^check: .*: ok$/gm)?.length, out).toBe(4);
@@ -122,6 +126,8 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(record.transform_rows).toHaveLength(record.rows.length); // one transform beside first dims
     expect(readFileSync(chart, 'utf8')).toMatch(/^<svg/);
     expect(readFileSync(page, 'utf8')).toMatch(/^# Retrieval quality\n\nkept\n\n<!-- section recall-at-scale[^\n]*\n## Recall at scale\n[\s\S]*\]\(quality\/recall-at-scale\.svg\)[\s\S]*<!-- \/section recall-at-scale -->\n$/);
+    expect(readFileSync(transformChart, 'utf8')).toMatch(/^<svg/);
+    expect(readFileSync(transformPage, 'utf8')).toMatch(/<!-- section transforms-at-scale[^\n]*\n## Transforms at scale[\s\S]*\]\(compact-codes\/transforms\.svg\)[\s\S]*\| first dims \| rotation \|[\s\S]*<!-- \/section transforms-at-scale -->\n$/);
   });
 
   it('npm run soak: mixed load, every request answered, a clean exit', async () => {
