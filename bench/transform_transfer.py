@@ -1,0 +1,115 @@
+"""Does a transform fitted on one corpus serve collections it never saw? (issue 24, part 4)
+
+A model-level default would be one transform for every collection of a model: fitted once on a
+large real-text corpus and shipped with the bundle. This measures that against what a collection
+gets from its own fit, label-free, on collections the model-level fit never saw:
+
+- the model-level fit: the recall corpus (``npm run bench:recall-corpus``) without the passages of
+  the collections measured (WordNet, GCIDE and Lee: ~240k passages; at most ``--max-documents``
+  of them fitted, seeded);
+- each measured collection (msmarco-5k and business-reports, whose passages are in the corpus):
+  ``--holdout`` of its passages are taken out and searched as queries together with its real
+  queries; its own fit sees only the rest (as the service's fit would);
+- recall@40 of the exact top-10 (cosine over the float32 vectors) for the Hamming and the
+  asymmetric first stage, per code length: first dims, the model-level ITQ and QAT, the
+  collection's own ITQ and QAT.
+
+Run from the repository root (a few minutes; the model-level QAT fit is most of it)::
+
+    PYTHONPATH=worker $(scripts/worker-env) bench/transform_transfer.py --out /tmp/transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qembed_worker.transform.artifact import read_transform
+from qembed_worker.transform.evaluate import Transform, exact_neighbours, first_stage_recall
+from qembed_worker.transform.fit import Collection, fit_transform
+
+MEASURED = ("msmarco-5k", "business-reports")
+
+
+def fitted(vectors: np.ndarray, bits: tuple[int, ...], method: str, out: Path, args: argparse.Namespace) -> dict[int, Transform]:
+    """Fits ``method`` on ``vectors`` (the fit's own holdout kept small: it is not the measure here)."""
+    started = time.perf_counter()
+    fit_transform(
+        Collection(vectors=vectors, model=None, sha256=""),
+        bits=bits,
+        method=method,
+        seed=args.seed,
+        max_documents=args.max_documents,
+        holdout=min(1000, len(vectors) // 10),
+        out=out,
+        force=True,
+    )
+    artifact = read_transform(out)
+    print(f"  fitted {method} on {min(len(vectors), args.max_documents):,} documents in {time.perf_counter() - started:.0f} s", flush=True)
+    return {b: Transform(mean=artifact.mean, weights=artifact.weights[b]) for b in bits}
+
+
+def first_dims(d: int, bits: int) -> Transform:
+    return Transform(mean=np.zeros(d, np.float32), weights=np.eye(d, dtype=np.float32)[:bits])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path(".cache/recall-corpus/59d41f7a7bb54827"))
+    parser.add_argument("--bits", default="128,64")
+    parser.add_argument("--max-documents", type=int, default=100_000)
+    parser.add_argument("--holdout", type=int, default=500, help="passages of each measured collection searched as queries")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the fitted transforms and results.json")
+    args = parser.parse_args()
+    bits = tuple(int(b) for b in args.bits.split(","))
+    manifest = json.loads((args.corpus / "manifest.json").read_text())
+    passages = np.load(args.corpus / "passages.npy")
+    queries = np.load(args.corpus / "queries.npy")
+    sources = np.array(manifest["passages"]["sources"])
+    query_sources = np.array(manifest["queries"]["sources"])
+    d = passages.shape[1]
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    print(f"model-level fit: {int(np.isin(sources, MEASURED, invert=True).sum()):,} passages of {sorted(set(sources) - set(MEASURED))}", flush=True)
+    general = passages[np.isin(sources, MEASURED, invert=True)]
+    model_level = {m: fitted(general, bits, m, args.out / f"model-{m}", args) for m in ("itq", "qat")}
+
+    rows = []
+    for name in MEASURED:
+        docs = passages[sources == name]
+        order = np.random.default_rng(args.seed).permutation(len(docs))
+        held, kept = np.sort(order[: args.holdout]), np.sort(order[args.holdout :])
+        real = queries[query_sources == name]
+        q = np.concatenate([real, docs[held]])
+        documents = docs[kept]
+        truth = exact_neighbours(q, documents)
+        print(f"{name}: {len(documents):,} documents, {len(q):,} queries ({len(real)} real + {len(held)} held-out passages)", flush=True)
+        own = {m: fitted(documents, bits, m, args.out / f"{name}-{m}", args) for m in ("itq", "qat")}
+        for b in bits:
+            candidates = {
+                "first dims": first_dims(d, b),
+                "model-level ITQ": model_level["itq"][b],
+                "model-level QAT": model_level["qat"][b],
+                "own ITQ": own["itq"][b],
+                "own QAT": own["qat"][b],
+            }
+            for label, t in candidates.items():
+                r = first_stage_recall(q, documents, truth, t)
+                rows.append({"collection": name, "bits": b, "transform": label, "queries": len(q), **r})
+                print(f"  {b} bits {label}: hamming {r['hamming']:.3f}, asymmetric {r['asymmetric']:.3f}", flush=True)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n| collection (queries) | bits | first dims | model-level ITQ | model-level QAT | own ITQ | own QAT |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in MEASURED:
+        for b in bits:
+            cells = [r for r in rows if r["collection"] == name and r["bits"] == b]
+            print(f"| {name} ({cells[0]['queries']:,}) | {b} | " + " | ".join(f"{r['hamming']:.3f} / {r['asymmetric']:.3f}" for r in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
