@@ -158,7 +158,8 @@ def main() -> None:
     for name in MEASURED:
         docs = passages[sources == name]
         order = np.random.default_rng(args.seed).permutation(len(docs))
-        held, kept = np.sort(order[: args.holdout]), np.sort(order[args.holdout :])
+        holdout = min(args.holdout, len(docs) // 5)
+        held, kept = np.sort(order[:holdout]), np.sort(order[holdout:])
         real = queries[query_sources == name]
         q = np.concatenate([real, docs[held]])
         documents = docs[kept]
