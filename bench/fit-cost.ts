@@ -17,7 +17,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { compose } from '../src/composition.js';
 import { loadConfig, processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
@@ -27,6 +26,7 @@ import { modelDirForTools } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
 import { xorshift32 } from '../test/helpers/random.js';
 import { startServer } from '../test/helpers/server-process.js';
+import { searchLoad } from './search-load.js';
 import { meanInterval95 } from './stats.js';
 
 const { values: opts } = parseArgs({
@@ -78,16 +78,7 @@ writeNpy(fitVectors, { rows: fitDocuments, columns: dim, data });
 const server = await startServer({ QEMBED_MODEL_DIR: bundleDir, QEMBED_DATA_DIR: dataDir, QEMBED_LOG_LEVEL: 'warn', QEMBED_AUTO_FIT: 'false', QEMBED_MODELS_DIR: path.join(work, 'models') }, 300_000);
 const queries = Array.from({ length: 1000 }, () => JSON.stringify({ collection: 'bench', vector: Array.from(vector()), top_k: 10 }));
 
-async function load(duration: number): Promise<{ rps: number; failed: number }> {
-  let i = 0;
-  const r = await autocannon({
-    url: server.url,
-    connections,
-    duration,
-    requests: [{ method: 'POST', path: '/search', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: queries[i++ % queries.length] }) }],
-  });
-  return { rps: r.requests.total / r.duration, failed: r.non2xx + r.errors };
-}
+const load = (duration: number) => searchLoad(server.url, queries, connections, duration);
 
 // As a fit job runs it (worker/qembed_worker/transform/job.py): one torch thread, niceness 10.
 let fitLog = '';
