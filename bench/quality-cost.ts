@@ -21,7 +21,6 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { compose } from '../src/composition.js';
 import { loadConfig, processConfig } from '../src/config.js';
 import { loadBundle } from '../src/encoder/bundle.js';
@@ -30,6 +29,7 @@ import { modelDirForTools } from '../src/models/encoder-choice.js';
 import { projectRoot } from '../src/paths.js';
 import { xorshift32 } from '../test/helpers/random.js';
 import { type ServerProcess, startServer } from '../test/helpers/server-process.js';
+import { searchLoad } from './search-load.js';
 import { meanInterval95 } from './stats.js';
 
 const { values: opts } = parseArgs({
@@ -93,16 +93,7 @@ const describe = (q: Quality) =>
   (q.measuring ? `, measuring ${q.measuring.queries} (${q.measuring.scanned_documents} of ${q.measuring.documents} documents scanned)` : '');
 const qualityOf = async (s: ServerProcess) => ((await (await fetch(`${s.url}/collections/bench`)).json()) as { quality: Quality }).quality;
 
-async function load(s: ServerProcess, duration: number): Promise<{ rps: number; p50: number; failed: number }> {
-  let i = 0;
-  const r = await autocannon({
-    url: s.url,
-    connections,
-    duration,
-    requests: [{ method: 'POST', path: '/search', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: queries[i++ % queries.length] }) }],
-  });
-  return { rps: r.requests.total / r.duration, p50: r.latency.p50, failed: r.non2xx + r.errors };
-}
+const load = (s: ServerProcess, duration: number) => searchLoad(s.url, queries, connections, duration);
 
 let failed = 0;
 try {

@@ -8,14 +8,12 @@ import { supportedCodeBits } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import { type CollectionRow, codeBitsOf, type Store } from '../store/store.js';
+import { retryWait } from './background.js';
 import type { Collections, Migration } from './collections.js';
 import type { ReencodeOutcome, ReencodeStatus, ReencodeTarget } from './types.js';
 
 /** Documents re-encoded per step: the batcher runs them in small background batches. */
 const REENCODE_STEP = 64;
-/** Waits between retries of a failed step: doubling from the first, capped at the second. */
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
 
 /**
  * Stages codes step by step until none is missing, then swaps them in within one tick. Runs in
@@ -72,17 +70,7 @@ async function run(collections: Collections, collectionId: number, m: Migration)
       failures = 0;
       m.status.lastError = null;
     } catch (e) {
-      failures++;
-      m.status.retries++;
-      m.status.lastError = (e as Error).message;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
-        timer.unref();
-        m.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await retryWait(m, e, ++failures);
     }
   }
   return 'stopped';

@@ -23,6 +23,7 @@ import { drawDocuments } from '../quality/stand-ins.js';
 import { type CollectionRow, codeBitsOf, type StoredTransform } from '../store/store.js';
 import { loadTransform, readTransformManifest } from '../transform/artifact.js';
 import { type CodeTransform, int8Coder, seededRotation, TransformError } from '../transform/transform.js';
+import { retryWait, sleep } from './background.js';
 import type { Collections, TransformSwitch } from './collections.js';
 import { transformView } from './transform-view.js';
 import type { CodeSample, SwitchOutcome, SwitchPolicy, TransformSwitchStatus, TransformView } from './types.js';
@@ -31,8 +32,6 @@ import type { CodeSample, SwitchOutcome, SwitchPolicy, TransformSwitchStatus, Tr
 export const FIRST_DIMS = 'first-dims';
 /** Documents whose codes are computed and staged per step (~10-30 ms of work at 128 bits). */
 const STEP = 2048;
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
 /** Served queries from which the comparison uses them rather than documents. */
 const MIN_SERVED_QUERIES = 50;
 /** Documents drawn as queries when too few served queries were sampled. */
@@ -191,25 +190,10 @@ async function stageAll(collections: Collections, id: number, sw: TransformSwitc
       await new Promise<void>((resolve) => setImmediate(resolve));
     } catch (e) {
       if (e instanceof Stopped) return 'stopped';
-      failures++;
-      await retryWait(sw, e, failures);
+      await retryWait(sw, e, ++failures);
     }
   }
   return 'stopped';
-}
-
-/** Records a failure and waits (doubling, capped) before the next try; stop() wakes it. */
-function retryWait(sw: TransformSwitch, e: unknown, failures: number): Promise<void> {
-  sw.status.retries++;
-  sw.status.lastError = (e as Error).message;
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
-    timer.unref();
-    sw.wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
 }
 
 /** Slices of the comparison's scan, each followed by a wait that keeps them to COMPARISON_CPU_SHARE of the time. */
@@ -218,15 +202,7 @@ function pacer(sw: TransformSwitch): Pace {
     if (sw.stopped) throw new Stopped();
     const started = performance.now();
     const result = work();
-    const wait = ((performance.now() - started) * (1 - COMPARISON_CPU_SHARE)) / COMPARISON_CPU_SHARE;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, wait);
-      timer.unref();
-      sw.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    await sleep(sw, ((performance.now() - started) * (1 - COMPARISON_CPU_SHARE)) / COMPARISON_CPU_SHARE);
     if (sw.stopped) throw new Stopped();
     return result;
   };
@@ -261,8 +237,7 @@ async function run(collections: Collections, id: number, sw: TransformSwitch, t:
       break;
     } catch (e) {
       if (e instanceof Stopped || sw.stopped) return 'stopped';
-      failures++;
-      await retryWait(sw, e, failures);
+      await retryWait(sw, e, ++failures);
     }
   }
   sw.status.phase = 'staging';

@@ -144,6 +144,13 @@ describe('benchmarks in --smoke mode', { timeout: 300_000 }, () => {
     expect(out).toContain('check no search failed: ok');
   });
 
+  it.runIf(python)('npm run bench:fit-cost: searches with and without a fit beside them, in paired turns, and their ratio', async () => {
+    const out = succeeded(await npmRun('bench:fit-cost', ['--python', python!]));
+    expect(out).toMatch(/round 1: with the fit [\d.]+ searches\/s, without [\d.]+; ratio \d+\.\d{3}/);
+    expect(out).toMatch(/ratio with \/ without the fit over 1 rounds: \d+\.\d{3}/);
+    expect(out).toContain('check no search failed: ok');
+  });
+
   it('npm run bench:transform-codes: codes from int8 codes per transform, the SIMD kernel against the scalar scan, on one and two threads, and a whole switch', async () => {
     const out = succeeded(await npmRun('bench:transform-codes', []));
     expect(out).toMatch(/32 bits: first dims [\d,]+ documents\/s\n/);

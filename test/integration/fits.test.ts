@@ -90,6 +90,23 @@ describe.runIf(Boolean(python))('transform fits', () => {
     expect(comparison.candidate.recall.hamming).toBeGreaterThan(comparison.served.recall.hamming);
     expect(readdirSync(path.join(dataDir, 'fit-jobs'))).not.toContain(job.id);
     expect((await service.parts.search.check('c')).problems).toEqual([]);
+    // Grown by QEMBED_AUTO_FIT_GROWTH_PERCENT (100) since its last fit: fitted again; not before.
+    const more = vectorsInRanges(service.parts.encoder().quantizer, 1600, 23);
+    for (let i = 0; i < more.length; i += 100) {
+      const documents = more.slice(i, i + 100).map((v, j) => ({ id: `m${i + j}`, vector: Array.from(v) }));
+      expect((await api('PUT', '/collections/c/documents', { documents, model: service.parts.encoder().fingerprint })).status).toBe(200);
+      if (i === 1300) {
+        await fits!.autoFit(); // 2,900 documents: not yet (3,000 is twice the 1,500 of the last fit)
+        expect((await api('GET', '/collections/c/fits')).body.fits).toHaveLength(1);
+      }
+    }
+    await fits!.autoFit();
+    const refit = (await api('GET', '/collections/c/fits')).body.fits;
+    expect(refit).toHaveLength(2);
+    expect(refit[0]).toMatchObject({ state: 'queued', spec: { method: 'itq' } });
+    expect((await api('DELETE', `/collections/c/fits/${refit[0].id}`)).body.state).toBe('cancelled');
+    await fits!.poll();
+
     // Searches code their queries with it.
     const hits = (await api('POST', '/search', { collection: 'c', vector: Array.from(vectorsInRanges(service.parts.encoder().quantizer, 1, 99)[0]!), top_k: 5 })).body.hits;
     expect(hits).toHaveLength(5);

@@ -260,6 +260,89 @@ describe.each(backends)('the store contract on $name', (backend) => {
     ]);
   });
 
+  it('keeps transforms with a collection, stages a transform\'s codes and swaps them in at once, and goes back to first dims', () => {
+    const { store, firstStage } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
+    const written = [doc('a'), doc('b'), doc('c'), doc('d')];
+    const { rowids } = store.writeBatch(c.id, written, []);
+    const t = { collectionId: c.id, fingerprint: 't1', method: 'itq', bits: 32, dimension: 32, mean: new Float32Array(32).fill(0.5), matrix: Float32Array.from({ length: 32 * 32 }, (_, i) => i / 7), summary: '{"a":1}', createdAt: '2026-12-07T00:00:00.000Z' };
+    store.saveTransform(t);
+    store.saveTransform({ ...t, summary: '{"a":2}' }); // a second save only replaces the summary
+    expect(store.getTransform(c.id, 't1')).toEqual({ ...t, summary: '{"a":2}' });
+    expect(store.getTransform(c.id, 'nope')).toBeUndefined();
+    expect(store.listTransforms(c.id)).toEqual([{ collectionId: c.id, fingerprint: 't1', method: 'itq', bits: 32, dimension: 32, summary: '{"a":2}', createdAt: t.createdAt }]);
+
+    store.beginTransformStaging(c.id, 't1');
+    expect(store.getCollectionById(c.id)).toMatchObject({ transform: null, transform_target: 't1' });
+    expect(store.countPendingTransformCodes(c.id, 't1')).toBe(4);
+    expect(store.pendingTransformCodes(c.id, 't1', 10, rowids[1]!).map((p) => p.rowid)).toEqual(rowids.slice(2));
+    const pending = store.pendingTransformCodes(c.id, 't1', 2, 0);
+    const bytes = (codes: Int8Array | Uint8Array) => Array.from(new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength));
+    expect(pending.map((p) => [p.rowid, p.textSha256, bytes(p.int8Code)])).toEqual(written.slice(0, 2).map((w, i) => [rowids[i], w.textSha256, bytes(w.int8Code)]));
+    const staged = rowids.map((rowid, i) => ({ rowid, textSha256: written[i]!.textSha256, code: Uint8Array.of(i, 0, 0, 1) }));
+    store.deleteDocuments(c.id, ['b']);
+    expect(store.stageTransformCodes(c.id, 't1', staged).rowids).toEqual([rowids[0], rowids[2], rowids[3]]);
+    // A document rewritten with another text must be staged again.
+    const rewritten = doc('d', {}, 'another text');
+    store.writeBatch(c.id, [rewritten], []);
+    expect(store.pendingTransformCodes(c.id, 't1', 10, 0).map((p) => p.rowid)).toEqual([rowids[3]]);
+    expect(() => store.finishTransform(c.id, 't1')).toThrow(/no staged codes/);
+    store.stageTransformCodes(c.id, 't1', [{ rowid: rowids[3]!, textSha256: rewritten.textSha256, code: Uint8Array.of(9, 0, 0, 1) }]);
+    expect([...store.stagedTransformCodes(c.id, 't1')].map(([r, b]) => [r, Array.from(b)])).toEqual([
+      [rowids[0], [0, 0, 0, 1]],
+      [rowids[2], [2, 0, 0, 1]],
+      [rowids[3], [9, 0, 0, 1]],
+    ]);
+    const generation = store.getCollectionById(c.id)!.generation;
+    store.finishTransform(c.id, 't1');
+    const after = store.getCollectionById(c.id)!;
+    expect(after).toMatchObject({ transform: 't1', transform_target: null });
+    expect(after.generation).toBeGreaterThan(generation);
+    const served = [
+      [rowids[0], [0, 0, 0, 1]],
+      [rowids[2], [2, 0, 0, 1]],
+      [rowids[3], [9, 0, 0, 1]],
+    ];
+    expect([...store.iterateBinaryCodes(c.id)].map(([r, b]) => [r, Array.from(b)])).toEqual(served);
+    expect([...firstStage.indexEntries(c.id)].map((e) => [e.rowid, Array.from(e.code)])).toEqual(served);
+    // The first stage (in memory, or in SQL) ranks the transform's codes.
+    expect(firstStage.nearest(c.id, hammingQuery(Uint8Array.of(9, 0, 0, 1)), 1).rowids).toEqual([rowids[3]]);
+    expect([...store.iterateDocuments(c.id)].map((d) => d.firstCode && Array.from(d.firstCode))).toEqual(served.map((s) => s[1]));
+    // Writes name the codes they were computed for; a write for other codes changes nothing.
+    const planned = { ...doc('e'), firstCode: Uint8Array.of(7, 7, 7, 7) };
+    expect(() => store.writeBatch(c.id, [planned], [], { fingerprint: 'fp', transform: null })).toThrow(StaleWriteError);
+    expect(() => store.writeBatch(c.id, [planned], [], { fingerprint: 'other', transform: 't1' })).toThrow(StaleWriteError);
+    expect(store.getDocument(c.id, 'e')).toBeUndefined();
+    const e = store.writeBatch(c.id, [planned], [], { fingerprint: 'fp', transform: 't1' }).rowids[0]!;
+    expect([...firstStage.indexEntries(c.id)].at(-1)).toEqual({ rowid: e, code: Uint8Array.of(7, 7, 7, 7) });
+
+    // Another candidate staged, then abandoned: nothing served changes.
+    store.saveTransform({ ...t, fingerprint: 't2' });
+    store.beginTransformStaging(c.id, 't2');
+    store.stageTransformCodes(c.id, 't2', [{ rowid: rowids[0]!, textSha256: written[0]!.textSha256, code: Uint8Array.of(5, 5, 5, 5) }]);
+    store.abandonTransform(c.id);
+    expect(store.getCollectionById(c.id)).toMatchObject({ transform: 't1', transform_target: null });
+    expect([...store.stagedTransformCodes(c.id, 't2')]).toEqual([]);
+
+    // Back to first dims: the model's binary codes again, without staging.
+    store.finishTransform(c.id, null);
+    expect(store.getCollectionById(c.id)).toMatchObject({ transform: null, transform_target: null });
+    expect([...store.iterateBinaryCodes(c.id)].map(([, b]) => Array.from(b))).toEqual([written[0]!, written[2]!, rewritten, planned].map((w) => Array.from(w.binaryCode)));
+    expect([...firstStage.indexEntries(c.id)].map((x) => Array.from(x.code))).toEqual([written[0]!, written[2]!, rewritten, planned].map((w) => Array.from(w.binaryCode)));
+
+    // A re-encoding's swap drops the transforms: they were fitted in the old model's space.
+    store.beginTransformStaging(c.id, 't1');
+    store.beginStaging(c.id, 'new', 32);
+    store.stageCodes(
+      c.id,
+      'new',
+      [...store.iterateDocuments(c.id)].map((d) => ({ rowid: d.rowid, textSha256: d.textSha256, binaryCode: Uint8Array.of(1, 1, 1, 1), int8Code: new Int8Array(32) })),
+    );
+    store.finishReencode(c.id, 'new', 32);
+    expect(store.getCollectionById(c.id)).toMatchObject({ fingerprint: 'new', transform: null, transform_target: null });
+    expect(store.listTransforms(c.id)).toEqual([]);
+  });
+
   it('returns what each write changed of the codes, for the first stage', () => {
     const { raw: store } = backend.open();
     const created = store.createCollection('c', 'fp', 32);
