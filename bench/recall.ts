@@ -171,7 +171,11 @@ for (const c of results) console.log(`check: ${c.name}: ${c.ok ? 'ok' : 'FAILED'
 
 const record: TransformsAtScaleRecord = {
   created_at: new Date().toISOString(),
-  command: `npm run bench:recall -- ${process.argv.slice(2).join(' ')}`.trim(),
+  // The worker's Python as the README names it, not this machine's path to it.
+  command: `npm run bench:recall -- ${process.argv
+    .slice(2)
+    .map((a, i, all) => (all[i - 1] === '--python' ? '$(scripts/worker-env)' : a))
+    .join(' ')}`.trim(),
   cpu,
   corpus: {
     fingerprint: corpus.fingerprint,
