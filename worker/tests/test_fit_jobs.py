@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +146,24 @@ def test_a_fit_job_runs_to_a_result_the_service_can_import(data_dir: Path, metho
     # were, and the lowered priority (a worker on the service's machine stays nice).
     assert torch.get_num_threads() == threads
     assert os.nice(0) >= 10
+    if hasattr(os, "SCHED_IDLE"):
+        assert os.sched_getscheduler(0) == os.SCHED_IDLE
+
+
+@pytest.fixture(autouse=True)
+def _normal_policy_after() -> Iterator[None]:
+    """Give the test process its normal scheduling back after a fit lowered it (where allowed).
+
+    A fit job puts the worker under SCHED_IDLE (lower_priority); the rest of the test session
+    should not wait behind every other process of the machine.
+    """
+    yield
+    if not hasattr(os, "SCHED_IDLE"):
+        return
+    for task in Path("/proc/self/task").iterdir():
+        # Not allowed (an unprivileged run), or a thread that ended.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(int(task.name), os.SCHED_OTHER, os.sched_param(0))
 
 
 def test_a_queued_fit_goes_before_an_older_training_job(data_dir: Path) -> None:
