@@ -1,6 +1,6 @@
 /**
  * What the background jobs of search (a re-encoding, a transform switch) share: waiting before
- * the next try of a failed step, and waiting at all, in a way stop() can cut short.
+ * the next try of a failed step, waiting at all in a way stop() can cut short, and stopping them.
  */
 
 /** Waits between retries of a failed step: doubling from the first, capped at the second. */
@@ -31,4 +31,22 @@ export function retryWait(job: Wakeable, e: unknown, failures: number): Promise<
   job.status.retries++;
   job.status.lastError = (e as Error).message;
   return sleep(job, Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
+}
+
+/** A background job that runs until it ends or is stopped. */
+export interface Stoppable {
+  /** Set by stop: the job ends at its next step. */
+  stopped: boolean;
+  wake: () => void;
+  running: Promise<unknown>;
+}
+
+/** Stops the jobs (each ends at its next step, a wait cut short) and waits for them to end. */
+export async function stopAll(jobs: Iterable<Stoppable>): Promise<void> {
+  const running = [...jobs];
+  for (const job of running) {
+    job.stopped = true;
+    job.wake();
+  }
+  await Promise.allSettled(running.map((job) => job.running));
 }

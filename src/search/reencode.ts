@@ -8,7 +8,7 @@ import { supportedCodeBits } from '../encoder/bundle.js';
 import type { Encoder } from '../encoder/encoder.js';
 import { errors } from '../errors.js';
 import { type CollectionRow, codeBitsOf, type Store } from '../store/store.js';
-import { retryWait } from './background.js';
+import { retryWait, stopAll } from './background.js';
 import type { Collections, Migration } from './collections.js';
 import type { ReencodeOutcome, ReencodeStatus, ReencodeTarget } from './types.js';
 
@@ -127,11 +127,4 @@ export function reencode(collections: Collections, name: string, target: Encoder
 }
 
 /** Stops the re-encodings (they resume from their staged codes at the next start) and waits for them. */
-export async function stopReencodes(collections: Collections): Promise<void> {
-  const running = [...collections.migrations.values()];
-  for (const m of running) {
-    m.stopped = true;
-    m.wake();
-  }
-  await Promise.allSettled(running.map((m) => m.running));
-}
+export const stopReencodes = (collections: Collections): Promise<void> => stopAll(collections.migrations.values());

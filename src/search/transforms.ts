@@ -23,7 +23,7 @@ import { drawDocuments } from '../quality/stand-ins.js';
 import { type CollectionRow, codeBitsOf, type StoredTransform } from '../store/store.js';
 import { loadTransform, readTransformManifest } from '../transform/artifact.js';
 import { type CodeTransform, int8Coder, seededRotation, TransformError } from '../transform/transform.js';
-import { retryWait, sleep } from './background.js';
+import { retryWait, sleep, stopAll } from './background.js';
 import type { Collections, TransformSwitch } from './collections.js';
 import { transformView } from './transform-view.js';
 import type { CodeSample, SwitchOutcome, SwitchPolicy, TransformSwitchStatus, TransformView } from './types.js';
@@ -354,11 +354,4 @@ export function abandonSwitch(collections: Collections, c: CollectionRow): void 
 }
 
 /** Stops the switches (they resume from their staged codes at the next start) and waits for them. */
-export async function stopSwitches(collections: Collections): Promise<void> {
-  const running = [...collections.switches.values()];
-  for (const sw of running) {
-    sw.stopped = true;
-    sw.wake();
-  }
-  await Promise.allSettled(running.map((sw) => sw.running));
-}
+export const stopSwitches = (collections: Collections): Promise<void> => stopAll(collections.switches.values());
