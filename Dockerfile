@@ -14,6 +14,9 @@ RUN if [ "$VARIANT" = "cuda" ]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; els
  && npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The web console (console/ → dist/console/, bundled by esbuild; served at /console/).
+COPY console ./console
+COPY scripts/build-console.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime bases -------------------------------------------------------------------------

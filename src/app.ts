@@ -14,6 +14,7 @@ import { errors } from './errors.js';
 import { errorHandler, headersOf, toQembedError, trackRoutes } from './http/error-handler.js';
 import { toOpenApi30 } from './http/openapi-30.js';
 import { apiKeyAuth } from './http/plugins/auth.js';
+import { consolePlugin } from './http/plugins/console.js';
 import { type GaugeSource, metricsPlugin } from './http/plugins/metrics.js';
 import { collectionRoutes } from './http/routes/collections.js';
 import { documentRoutes } from './http/routes/documents.js';
@@ -27,7 +28,7 @@ import { trainJobRoutes, type TrainJobsDeps } from './http/routes/train-jobs.js'
 import { transformRoutes, type TransformRoutesDeps } from './http/routes/transforms.js';
 import { errorResponseSchema } from './http/schemas/errors.js';
 import type { ServedModel } from './models/encoder-choice.js';
-import { packageVersion } from './paths.js';
+import { consoleDir, packageVersion } from './paths.js';
 import { RECALL_SUMMARY_MULTIPLIERS, type SearchService } from './search/search-service.js';
 import type { StorageState } from './store/store.js';
 
@@ -232,6 +233,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metricsPlugin(app, { encoder: deps.encoder, extraGauges: [...indexGauges, ...(deps.metricsGauges ?? [])] });
 
   const limits = { maxInputs: deps.config.maxInputs, maxInputChars: deps.config.maxInputChars };
+  await consolePlugin(app, { dir: consoleDir });
   await app.register(healthRoutes, { encoder: deps.encoder, storage: deps.storage, shuttingDown, served: deps.served });
   await app.register(encodeRoutes, { encoder: deps.encoder, limits });
   await app.register(collectionRoutes, { search, activation: deps.models?.activation });

@@ -83,6 +83,7 @@ export const errors = {
   modelNotFound: make('QEMBED_MODEL_NOT_FOUND', 404),
   conflict: make('QEMBED_CONFLICT', 409),
   unavailable: make('QEMBED_UNAVAILABLE', 503),
+  consoleNotBuilt: make('QEMBED_CONSOLE_NOT_BUILT', 503),
   storageFull: make('QEMBED_STORAGE_FULL', 507),
   storageError: make('QEMBED_STORAGE_ERROR', 503),
   databaseUnavailable: make('QEMBED_DATABASE_UNAVAILABLE', 503),

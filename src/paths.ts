@@ -16,3 +16,5 @@ function findRoot(): string {
 export const projectRoot = findRoot();
 export const migrationsDir = path.join(projectRoot, 'migrations');
 export const packageVersion = (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+/** The web console's static files, written by `npm run build` (scripts/build-console.mjs). */
+export const consoleDir = path.join(projectRoot, 'dist', 'console');
