@@ -23,7 +23,7 @@ const put = async (collection: string, documents: object[]) => {
   expect(res.statusCode, res.body).toBe(200);
 };
 const list = (collection: string, query: Record<string, string | number | object> = {}) => {
-  const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]));
+  const params = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]));
   return t.app.inject({ method: 'GET', url: `/collections/${collection}/documents?${params}` });
 };
 const page = async (collection: string, query: Record<string, string | number | object> = {}): Promise<Page> => {
