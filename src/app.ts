@@ -62,8 +62,10 @@ interface QuerySchema {
 }
 
 /**
- * Query strings are text: their numbers and booleans are converted here, for the parameters
- * declared so (ajv's own coercion is off, so that JSON bodies are never coerced).
+ * Query strings are text: their numbers and booleans are converted here, and objects parsed
+ * from JSON, for the parameters declared so (ajv's own coercion is off, so that JSON bodies are
+ * never coerced). A value that does not convert stays text, for the schema to refuse with its
+ * field's code.
  */
 function coerceQuery(query: Record<string, unknown>, schema: QuerySchema): void {
   for (const [key, property] of Object.entries(schema.properties ?? {})) {
@@ -71,6 +73,17 @@ function coerceQuery(query: Record<string, unknown>, schema: QuerySchema): void 
     if (typeof value !== 'string') continue;
     if ((property.type === 'integer' || property.type === 'number') && /^-?\d+(\.\d+)?$/.test(value.trim())) query[key] = Number(value);
     else if (property.type === 'boolean' && (value === 'true' || value === 'false')) query[key] = value === 'true';
+    else if (property.type === 'object') query[key] = jsonObject(value) ?? value;
+  }
+}
+
+/** The JSON object `text` holds, or undefined. JSON.parse makes `__proto__` a plain own key: it reaches no prototype. */
+function jsonObject(text: string): object | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -80,7 +93,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
+    // `x-consume`: @fastify/swagger's mark of a query parameter sent as JSON (documented with a content type); nothing to validate.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ['x-consume'] } },
     return503OnClosing: true,
     // Slow clients cannot hold connections: a stalled upload is cut (408), idle keep-alive
     // connections are closed; processing time itself is not limited.

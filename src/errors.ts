@@ -61,6 +61,8 @@ export const errors = {
   duplicateDocumentId: make('QEMBED_DUPLICATE_DOCUMENT_ID', 400),
   invalidMetadata: make('QEMBED_INVALID_METADATA', 400),
   invalidFilter: make('QEMBED_INVALID_FILTER', 400),
+  /** A listing's `after` that is not a cursor the listing of this collection gave. */
+  invalidCursor: make('QEMBED_INVALID_CURSOR', 400),
   invalidVector: make('QEMBED_INVALID_VECTOR', 400),
   unsupportedCodeBits: make('QEMBED_UNSUPPORTED_CODE_BITS', 400),
   invalidDimensions: make('QEMBED_INVALID_DIMENSIONS', 400),

@@ -11,9 +11,20 @@ import { createHash } from 'node:crypto';
 import { type Bundle, namesBundle } from '../encoder/bundle.js';
 import { errors } from '../errors.js';
 import { codeOf } from '../transform/transform.js';
-import { type CollectionRow, type DocumentWrite, type MetadataWrite, StaleWriteError } from '../store/store.js';
+import { type CollectionRow, type DocumentWrite, type MetadataWrite, StaleWriteError, type StoredDocument } from '../store/store.js';
 import type { Collections } from './collections.js';
-import { type DocumentInput, METADATA_MAX_DEPTH, type StoredDocumentView, type UpsertOptions, type UpsertResult } from './types.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import {
+  type DocumentInput,
+  type DocumentListPage,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  type ListDocumentsOptions,
+  METADATA_MAX_DEPTH,
+  type StoredDocumentView,
+  type UpsertOptions,
+  type UpsertResult,
+} from './types.js';
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
@@ -166,7 +177,24 @@ export function getDocument(collections: Collections, name: string, id: string):
   const c = collections.require(name);
   const d = collections.deps.store.getDocument(c.id, id);
   if (!d) throw errors.documentNotFound(`collection "${name}" has no document "${id}"`);
-  return { id: d.docId, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata), updatedAt: d.updatedAt };
+  return viewOf(d);
+}
+
+const viewOf = (d: StoredDocument): StoredDocumentView => ({ id: d.docId, text: storedText(d.text, d.textSha256), metadata: parseMetadata(d.metadata), updatedAt: d.updatedAt });
+
+export function listDocuments(collections: Collections, name: string, options: ListDocumentsOptions = {}): DocumentListPage {
+  const c = collections.require(name);
+  const limit = options.limit ?? LIST_LIMIT_DEFAULT;
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= LIST_LIMIT_MAX)) throw errors.invalidRequest(`limit ${limit}: must be an integer from 1 to ${LIST_LIMIT_MAX}`);
+  const afterRowid = options.after === undefined ? 0 : decodeCursor(options.after, c.id);
+  // One more than the page: whether there is a next page, without a last page that is empty.
+  const { documents, total } = collections.deps.store.listDocuments(c.id, { afterRowid, limit: limit + 1, filter: options.filter });
+  const page = documents.slice(0, limit);
+  return {
+    documents: page.map(viewOf),
+    next: documents.length > limit ? encodeCursor(c.id, page[page.length - 1]!.rowid) : null,
+    total,
+  };
 }
 
 export function deleteDocuments(collections: Collections, name: string, ids: readonly string[]): { deleted: string[]; notFound: string[] } {

@@ -5,7 +5,7 @@
  * SearchService interface, and keeps the first stage in step with the store's writes.
  *
  *   collections.ts  rows, re-encodings under way, which encoder holds a collection's codes
- *   documents.ts    upsert planning and writes, reads and deletes by id
+ *   documents.ts    upsert planning and writes, reads and deletes by id, paged listings (cursor.ts)
  *   query.ts        the query pipeline (first stage, int8 rescoring, hits)
  *   reencode.ts     re-encoding for another model in the background
  *   transforms.ts   first-stage transforms: stored with a collection, switched in the background
@@ -18,7 +18,7 @@ import { errors } from '../errors.js';
 import { keepInStep } from '../first-stage/in-step.js';
 import { check } from './check.js';
 import { createCollections } from './collections.js';
-import { deleteDocument, deleteDocuments, getDocument, upsertDocuments } from './documents.js';
+import { deleteDocument, deleteDocuments, getDocument, listDocuments, upsertDocuments } from './documents.js';
 import { search } from './query.js';
 import { reencode, reencodeProblem, stopReencodes } from './reencode.js';
 import { abandonSwitch, addArtifact, addRotation, codeSample, resumeSwitches, stopSwitches, switchTransform } from './transforms.js';
@@ -69,6 +69,7 @@ export function createSearchService(deps: SearchServiceDeps): SearchService {
     },
     upsertDocuments: (name, documents, options = {}) => upsertDocuments(collections, name, documents, options),
     getDocument: (name, id) => getDocument(collections, name, id),
+    listDocuments: (name, options) => listDocuments(collections, name, options),
     deleteDocuments: (name, ids) => deleteDocuments(collections, name, ids),
     deleteDocument: (name, id) => deleteDocument(collections, name, id),
     search: (request) => search(collections, request),

@@ -33,6 +33,16 @@ export const METADATA_MAX_DEPTH = 64;
 /** Filter keys: top-level metadata keys without `"` or `\` (they are quoted in a JSON path). */
 export const FILTER_KEY_PATTERN = '^[^"\\\\]{1,128}$';
 export const FILTER_MAX_KEYS = 16;
+/**
+ * Most documents one page of a listing holds. Texts are returned whole, so this bounds a page:
+ * at most 200 × QEMBED_MAX_INPUT_CHARS characters of text (20 M at the default 100,000), where
+ * 1,000 would allow 100 M.
+ */
+export const LIST_LIMIT_MAX = 200;
+export const LIST_LIMIT_DEFAULT = 20;
+/** A listing's cursor (search/cursor.ts): base64url of two integers of at most 16 digits and a colon. */
+export const CURSOR_MAX_CHARS = 44;
+export const CURSOR_PATTERN = '^[A-Za-z0-9_-]+$';
 /** The first stages a search may ask for: those src/first-stage/ offers. */
 export const FIRST_STAGES = FIRST_STAGE_TYPES;
 export type FirstStage = FirstStageType;
@@ -248,6 +258,24 @@ export interface StoredDocumentView {
   updatedAt: string;
 }
 
+export interface ListDocumentsOptions {
+  /** Documents in the page: 1 to LIST_LIMIT_MAX (default LIST_LIMIT_DEFAULT). */
+  limit?: number;
+  /** The `next` of the previous page (absent: the first page). */
+  after?: string;
+  /** Only documents whose metadata matches, as a search's filter. */
+  filter?: MetadataFilter;
+}
+
+/** A page of a collection's documents, in the order they were first written. */
+export interface DocumentListPage {
+  documents: StoredDocumentView[];
+  /** The cursor of the next page (its `after`), or null on the last one. */
+  next: string | null;
+  /** Documents in the collection (or those the filter matches) now. */
+  total: number;
+}
+
 /** What a re-encoding needs to know of its target model. */
 export interface ReencodeTarget {
   fingerprint: string;
@@ -288,6 +316,8 @@ export interface SearchService {
   measureQuality(name: string): Promise<CollectionInfo>;
   upsertDocuments(collection: string, documents: readonly DocumentInput[], options?: UpsertOptions): Promise<UpsertResult>;
   getDocument(collection: string, id: string): StoredDocumentView;
+  /** A page of the collection's documents (QEMBED_INVALID_CURSOR for a cursor it did not give). */
+  listDocuments(collection: string, options?: ListDocumentsOptions): DocumentListPage;
   /** Deletes many documents; ids the collection does not hold are reported, not refused. */
   deleteDocuments(collection: string, ids: readonly string[]): { deleted: string[]; notFound: string[] };
   /** Deletes one document; QEMBED_DOCUMENT_NOT_FOUND when the collection does not hold it. */

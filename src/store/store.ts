@@ -107,6 +107,21 @@ export interface StagedCodes {
 /** Equality filter on top-level metadata keys; values are scalars. */
 export type MetadataFilter = Record<string, string | number | boolean | null>;
 
+/** A page of a collection's documents to read: keyset pagination on rowid. */
+export interface DocumentPageRequest {
+  /** Only documents with a larger rowid (0: from the first). */
+  afterRowid: number;
+  limit: number;
+  /** Only documents whose metadata matches it (absent or empty: every document). */
+  filter?: MetadataFilter;
+}
+
+/** A page of documents in rowid order, and how many the collection holds (or the filter matches) as the page was read. */
+export interface DocumentPage {
+  documents: StoredDocument[];
+  total: number;
+}
+
 /** Thrown inside a write transaction when a planned document changed meanwhile: plan again. */
 export class StaleWriteError extends Error {
   override name = 'StaleWriteError';
@@ -146,6 +161,13 @@ export interface DocumentRepository {
   deleteDocuments(collectionId: number, docIds: readonly string[]): Changed & { rowids: number[]; deleted: string[] };
   /** Rowids of the collection's documents whose metadata matches, ascending. */
   filterRowids(collectionId: number, filter: MetadataFilter): number[];
+  /**
+   * Up to `limit` documents of the collection after `afterRowid` in rowid order (those matching
+   * the filter), with their total, read in one snapshot. Keyset, not OFFSET: documents written or
+   * deleted between two pages neither shift the next page nor appear in it twice (a rewritten
+   * document keeps its rowid, a new one comes after every existing one).
+   */
+  listDocuments(collectionId: number, page: DocumentPageRequest): DocumentPage;
   /** int8 codes of the given rowids, in their order (undefined for a rowid that is gone). */
   int8Codes(rowids: readonly number[]): (Buffer | undefined)[];
   /**

@@ -2,8 +2,8 @@
  * Sharding on PostgreSQL's own partitioning (src/store/postgres/sharding.ts): a coordinator
  * whose documents table is hash-partitioned by rowid over 2 shard servers through
  * postgres_fdw returns, for first-stage queries in SQL (Hamming order, with and without a
- * metadata filter), exactly what one instance holding all the documents returns; each shard
- * selects its part of the collection.
+ * metadata filter) and for a document listing's pages, exactly what one instance holding all
+ * the documents returns; each shard selects its part of the collection.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,30 @@ describe.runIf(postgresBin)('documents hash-partitioned over 2 shard servers', (
       const f = [...q, JSON.stringify({ lang: 'fr' })];
       expect((await coordinator.query(filtered, f)).rows).toEqual((await one.query(filtered, f)).rows);
     }
+    // A document listing's page (documents.ts: listDocuments), keyset on rowid, with and without
+    // a filter: the same pages. With sorts off (as listDocuments sets them without a filter)
+    // every shard walks its part in rowid order from the cursor and the coordinator merges them,
+    // stopping at the page's end, instead of sorting every document after the cursor.
+    const listing = `SELECT rowid, doc_id, text, metadata FROM documents WHERE collection_id = $1 AND rowid > $2 AND metadata_json @> $4::jsonb ORDER BY rowid LIMIT $3`;
+    await coordinator.query('BEGIN');
+    await coordinator.query('SET LOCAL enable_sort = off');
+    for (const filter of [{}, { lang: 'de' }]) {
+      let after = 0;
+      for (let pages = 0; ; pages++) {
+        const p = [2, after, 150, JSON.stringify(filter)];
+        const rows = (await coordinator.query(listing, p)).rows as { rowid: number }[];
+        expect(rows).toEqual((await one.query(listing, p)).rows);
+        if (rows.length === 0) {
+          expect(pages).toBeGreaterThan(filter.lang ? 1 : 5);
+          break;
+        }
+        after = Number(rows.at(-1)!.rowid);
+      }
+    }
+    const listingPlan = (await coordinator.query(`EXPLAIN (VERBOSE, COSTS OFF) ${listing}`, [2, 100, 20, '{}'])).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+    await coordinator.query('COMMIT');
+    expect(listingPlan.match(/Remote SQL: SELECT rowid, doc_id, text, metadata FROM public\.documents_part WHERE \(\(rowid > 100::bigint\)\).* AND \(\(collection_id = 2::bigint\)\) ORDER BY rowid ASC/g)).toHaveLength(2);
+    expect(listingPlan).toMatch(/^Limit\n.*\n {2}->  Merge Append\n/);
     // What runs where (PostgreSQL 18.6, pgvector 0.8.6): every shard selects its part of the
     // collection (the WHERE is pushed down, and pgvector's functions are shippable there), but
     // the ORDER BY <~> is not: the coordinator sorts what the shards send (docs/scale-out.md).

@@ -111,6 +111,18 @@ const CATALOGUE: BadRequest[] = [
   { what: 'too many tokens with truncate false', method: 'PUT', url: '/collections/docs/documents', body: { documents: [{ id: 'z', text: 'word '.repeat(400) }], truncate: false }, status: 413, code: 'QEMBED_INPUT_TOO_LONG' },
   { what: 'documents of an unknown collection', method: 'PUT', url: '/collections/nope/documents', body: docs([{ id: 'z', text: 't' }]), status: 404, code: 'QEMBED_COLLECTION_NOT_FOUND' },
   { what: 'unknown property on a document', method: 'PUT', url: '/collections/docs/documents', body: docs([{ id: 'z', text: 't', vector: [1] }]), status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  // GET /collections/{name}/documents
+  { what: 'list documents of an unknown collection', method: 'GET', url: '/collections/nope/documents', status: 404, code: 'QEMBED_COLLECTION_NOT_FOUND' },
+  { what: 'list with limit 0', method: 'GET', url: '/collections/docs/documents?limit=0', status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'list with limit 201', method: 'GET', url: '/collections/docs/documents?limit=201', status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'list with limit not a number', method: 'GET', url: '/collections/docs/documents?limit=all', status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'list with an offset', method: 'GET', url: '/collections/docs/documents?offset=20', status: 400, code: 'QEMBED_INVALID_REQUEST' },
+  { what: 'list after a cursor it did not give', method: 'GET', url: '/collections/docs/documents?after=bm90LWEtY3Vyc29y', status: 400, code: 'QEMBED_INVALID_CURSOR' },
+  { what: 'list after a cursor with characters outside base64url', method: 'GET', url: '/collections/docs/documents?after=a%2Bb%3D', status: 400, code: 'QEMBED_INVALID_CURSOR' },
+  { what: 'list after an empty cursor', method: 'GET', url: '/collections/docs/documents?after=', status: 400, code: 'QEMBED_INVALID_CURSOR' },
+  { what: 'list with a filter that is not JSON', method: 'GET', url: '/collections/docs/documents?filter=%7Blang%3Aen%7D', status: 400, code: 'QEMBED_INVALID_FILTER' },
+  { what: 'list with a filter that is a list', method: 'GET', url: '/collections/docs/documents?filter=%5B%22en%22%5D', status: 400, code: 'QEMBED_INVALID_FILTER' },
+  { what: 'list with a filter on a nested value', method: 'GET', url: `/collections/docs/documents?filter=${encodeURIComponent('{"lang": {"$in": ["en"]}}')}`, status: 400, code: 'QEMBED_INVALID_FILTER' },
   // /collections/{name}/documents/{id}
   { what: 'unknown document', method: 'GET', url: '/collections/docs/documents/nope', status: 404, code: 'QEMBED_DOCUMENT_NOT_FOUND' },
   { what: 'unknown document with a 200-character id', method: 'GET', url: `/collections/docs/documents/${long(200)}`, status: 404, code: 'QEMBED_DOCUMENT_NOT_FOUND' },

@@ -213,6 +213,57 @@ describe.each(backends)('the store contract on $name', (backend) => {
     expect(store.filterRowids(c.id, { k: 1 }).length).toBeGreaterThan(0);
   });
 
+  it('lists documents a page at a time after a rowid, filtered or not, with their total, across writes and deletes', () => {
+    const { store } = backend.open();
+    const c = store.createCollection('c', 'fp', 32).collection;
+    const other = store.createCollection('other', 'fp', 32).collection;
+    const ids = (page: { documents: { docId: string }[] }) => page.documents.map((d) => d.docId);
+    expect(store.listDocuments(c.id, { afterRowid: 0, limit: 5 })).toEqual({ documents: [], total: 0 });
+    expect(store.listDocuments(c.id, { afterRowid: 0, limit: 5, filter: { n: 1 } })).toEqual({ documents: [], total: 0 });
+    // Interleaved with another collection's rows (and matches of the same filter there).
+    for (let i = 0; i < 9; i++) {
+      store.writeBatch(c.id, [doc(`d${i}`, { n: i % 3, even: i % 2 === 0 })], []);
+      store.writeBatch(other.id, [doc(`o${i}`, { n: i % 3 })], []);
+    }
+    const first = store.listDocuments(c.id, { afterRowid: 0, limit: 4 });
+    expect(ids(first)).toEqual(['d0', 'd1', 'd2', 'd3']);
+    expect(first.total).toBe(9);
+    const stored = store.getDocument(c.id, 'd1')!;
+    expect(first.documents[1]).toEqual(stored);
+    expect(first.documents[1]).toMatchObject({ text: 'text of d1', metadata: JSON.stringify({ n: 1, even: false }) });
+    // Between pages: the next in line and one already listed deleted, a later one rewritten (it
+    // keeps its place), a new one written (it comes last).
+    store.deleteDocuments(c.id, ['d4', 'd0']);
+    store.writeBatch(c.id, [doc('d6', { n: 0, even: true }, 'rewritten'), doc('new', { n: 1 })], []);
+    const second = store.listDocuments(c.id, { afterRowid: first.documents.at(-1)!.rowid, limit: 4 });
+    expect(ids(second)).toEqual(['d5', 'd6', 'd7', 'd8']);
+    expect(second.documents[1]!.text).toBe('rewritten');
+    expect(second.total).toBe(8);
+    const third = store.listDocuments(c.id, { afterRowid: second.documents.at(-1)!.rowid, limit: 4 });
+    expect(third).toMatchObject({ documents: [{ docId: 'new' }], total: 8 });
+    expect(store.listDocuments(c.id, { afterRowid: third.documents[0]!.rowid, limit: 4 }).documents).toEqual([]);
+    // Filtered: the search filter's matches (JSON types kept), paged; the total counts the matches.
+    const n1 = store.listDocuments(c.id, { afterRowid: 0, limit: 2, filter: { n: 1 } });
+    expect(ids(n1)).toEqual(['d1', 'd7']);
+    expect(n1.total).toBe(3);
+    expect(store.listDocuments(c.id, { afterRowid: n1.documents[1]!.rowid, limit: 2, filter: { n: 1 } })).toMatchObject({ documents: [{ docId: 'new' }], total: 3 });
+    expect(ids(store.listDocuments(c.id, { afterRowid: 0, limit: 10, filter: { n: 0, even: true } }))).toEqual(['d6']);
+    expect(store.listDocuments(c.id, { afterRowid: 0, limit: 10, filter: { n: '1' } })).toEqual({ documents: [], total: 0 });
+    expect(store.listDocuments(c.id, { afterRowid: 0, limit: 10, filter: {} }).total).toBe(8);
+    // Every filtered page agrees with filterRowids, the search filter's rowids.
+    for (const filter of [{ n: 0 }, { n: 2 }, { even: false }, { n: 1, even: false }] as MetadataFilter[]) {
+      const listed: number[] = [];
+      for (let after = 0; ; ) {
+        const page = store.listDocuments(c.id, { afterRowid: after, limit: 1, filter });
+        if (page.documents.length === 0) break;
+        expect(page.total).toBe(store.filterRowids(c.id, filter).length);
+        listed.push(page.documents[0]!.rowid);
+        after = page.documents[0]!.rowid;
+      }
+      expect(listed, JSON.stringify(filter)).toEqual(store.filterRowids(c.id, filter));
+    }
+  });
+
   it('keeps the first stage equal to the stored codes: exact top-k, filters, and its entries', () => {
     const { store, firstStage } = backend.open();
     const c = store.createCollection('c', 'fp', 32).collection;

@@ -1,11 +1,22 @@
-/** Documents of a collection: batch upsert, get one, delete one, delete many. */
+/** Documents of a collection: batch upsert, list a page, get one, delete one, delete many. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { errors } from '../../errors.js';
 import { float32FromBase64 } from '../../quantization/serialize.js';
-import { DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_PATTERN, METADATA_MAX_DEPTH, type SearchService } from '../../search/search-service.js';
+import {
+  CURSOR_MAX_CHARS,
+  CURSOR_PATTERN,
+  DOCUMENT_ID_MAX_CHARS,
+  DOCUMENT_ID_PATTERN,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  METADATA_MAX_DEPTH,
+  type SearchService,
+  type StoredDocumentView,
+} from '../../search/search-service.js';
 import { collectionNameSchema, collectionParamsSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
+import { filterSchema } from '../schemas/filter.js';
 import { JsonObject, Nullable, OneOf } from '../schemas/json.js';
 import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { type EncodeLimits, inputListSchema, textSchema } from '../schemas/texts.js';
@@ -84,7 +95,36 @@ const documentSchema = Type.Object({
   updated_at: Type.String({ format: 'date-time' }),
 });
 
+const documentView = (d: StoredDocumentView) => ({ id: d.id, text: d.text, metadata: d.metadata, updated_at: d.updatedAt });
+
 const documentParamsSchema = Type.Object({ name: collectionNameSchema, id: documentIdSchema });
+
+const listQuerySchema = Type.Object(
+  {
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: LIST_LIMIT_MAX,
+        default: LIST_LIMIT_DEFAULT,
+        description: `Documents in the page, 1 to ${LIST_LIMIT_MAX}: texts come whole, so a page holds at most ${LIST_LIMIT_MAX} × QEMBED_MAX_INPUT_CHARS characters of text`,
+      }),
+    ),
+    after: Type.Optional(
+      withFieldErrors(
+        Type.String({
+          minLength: 1,
+          maxLength: CURSOR_MAX_CHARS,
+          pattern: CURSOR_PATTERN,
+          description: 'The `next` of the previous page, as it was given (opaque); leave it out for the first page',
+        }),
+        anyBadValue(errors.invalidCursor, 'use the `next` of the previous page'),
+      ),
+    ),
+    // JSON in the query string (app.ts parses it before validation): OpenAPI says so with a content type.
+    filter: Type.Optional(filterSchema({ description: 'Sent as URL-encoded JSON, e.g. `filter=%7B%22lang%22%3A%22en%22%7D`.', 'x-consume': 'application/json' })),
+  },
+  { additionalProperties: false },
+);
 
 export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; limits: EncodeLimits }> = async (app, deps) => {
   const { search, limits } = deps;
@@ -120,6 +160,39 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; 
   );
 
   app.get(
+    '/collections/:name/documents',
+    {
+      schema: {
+        tags: ['documents'],
+        summary: 'List documents a page at a time, in the order they were first written, optionally filtered on metadata',
+        description:
+          'Pages follow a cursor (`next`, sent back as `after`), not an offset: documents written or deleted between two pages neither shift the next page ' +
+          'nor appear twice; a document created meanwhile comes in a later page, a rewritten one stays where it was. ' +
+          '`filter` has the semantics and limits of the filter of POST /search.',
+        params: collectionParamsSchema,
+        querystring: listQuerySchema,
+        response: {
+          200: Type.Object({
+            documents: Type.Array(documentSchema),
+            next: Nullable(Type.String({ description: 'The cursor of the next page (send it as `after`); null on the last page' })),
+            total: Type.Integer({ description: 'Documents in the collection, or those the filter matches, as this page was read' }),
+          }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (request) => {
+      const { limit, after, filter } = request.query;
+      const page = search.listDocuments(request.params.name, { limit, after, filter });
+      return {
+        documents: page.documents.map(documentView),
+        next: page.next,
+        total: page.total,
+      };
+    },
+  );
+
+  app.get(
     '/collections/:name/documents/:id',
     {
       schema: {
@@ -129,10 +202,7 @@ export const documentRoutes: FastifyPluginAsyncTypebox<{ search: SearchService; 
         response: { 200: documentSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => {
-      const d = search.getDocument(request.params.name, request.params.id);
-      return { id: d.id, text: d.text, metadata: d.metadata, updated_at: d.updatedAt };
-    },
+    async (request) => documentView(search.getDocument(request.params.name, request.params.id)),
   );
 
   app.delete(

@@ -1,16 +1,15 @@
 /** POST /search: binary first stage over the collection's index, then int8 rescoring (a multiplier asked for or chosen from measured recall), or an exact int8 ranking. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from 'typebox';
-import { FILTER_KEY_PATTERN, FILTER_MAX_KEYS, FIRST_STAGES, RESCORE_MULTIPLIER_MAX, type SearchService, TOP_K_MAX } from '../../search/search-service.js';
+import { Type } from 'typebox';
+import { FIRST_STAGES, RESCORE_MULTIPLIER_MAX, type SearchService, TOP_K_MAX } from '../../search/search-service.js';
 import { errors } from '../../errors.js';
 import { collectionNameSchema } from '../schemas/collections.js';
 import { errorResponses } from '../schemas/errors.js';
+import { filterSchema } from '../schemas/filter.js';
 import { anyBadValue, withFieldErrors } from '../schemas/field-errors.js';
 import { JsonObject, Nullable, OneOf, StringEnum } from '../schemas/json.js';
 import { recallSchema, recallView } from '../schemas/recall.js';
 import { type EncodeLimits, textSchema } from '../schemas/texts.js';
-
-const filterValueSchema = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
 
 function searchBodySchema(limits: EncodeLimits) {
   return Type.Object(
@@ -67,21 +66,7 @@ function searchBodySchema(limits: EncodeLimits) {
             'against the documents\' sign bits (finds a little more of the float32 top-k, costs about 6× the first-stage time; see docs/search.md)',
         }),
       ),
-      filter: Type.Optional(
-        withFieldErrors(
-          // A map of keys to scalar values: TypeBox's Record would say it with patternProperties instead.
-          Type.Unsafe<Record<string, Static<typeof filterValueSchema>>>({
-            type: 'object',
-            maxProperties: FILTER_MAX_KEYS,
-            propertyNames: { pattern: FILTER_KEY_PATTERN },
-            additionalProperties: filterValueSchema,
-            description:
-              `Equality on top-level metadata keys (up to ${FILTER_MAX_KEYS}, all must match); values are strings, numbers, ` +
-              'booleans or null, and match the same JSON type only (true does not match 1)',
-          }),
-          anyBadValue(errors.invalidFilter, 'must map top-level metadata keys (no " or \\) to strings, numbers, booleans or null'),
-        ),
-      ),
+      filter: Type.Optional(filterSchema()),
     },
     { additionalProperties: false },
   );

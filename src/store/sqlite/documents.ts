@@ -5,8 +5,8 @@
 import { errors } from '../../errors.js';
 import type { Db } from '../database.js';
 import type { StorageGuard } from '../storage.js';
-import { type Changed, checkBasis, type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument, type WriteBasis } from '../store.js';
-import { createFilterQuery } from './filter-sql.js';
+import { type Changed, checkBasis, type DocumentPage, type DocumentPageRequest, type DocumentRepository, type DocumentWrite, MAX_ROWID, type MetadataWrite, StaleWriteError, type StoredDocument, type WriteBasis } from '../store.js';
+import { createFilterQueries } from './filter-sql.js';
 
 const isForeignKeyViolation = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 
@@ -53,6 +53,18 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
        FROM documents WHERE collection_id = ? ORDER BY rowid`,
     ),
   };
+
+  const filters = createFilterQueries(db);
+  const byRowid = (rowids: readonly number[]): (StoredDocument | undefined)[] => {
+    const rows = s.byRowid.all(JSON.stringify(rowids)) as DocRow[];
+    return inRowidOrder(rowids, rows, (r) => r.rowid).map((r) => r && toDocument(r));
+  };
+  // A transaction only for its snapshot: the page and the total of the same state, even with another process writing the file.
+  const listDocuments = db.transaction((collectionId: number, { afterRowid, limit, filter = {} }: DocumentPageRequest): DocumentPage => {
+    // In one snapshot every rowid of the page still has its row.
+    const documents = byRowid(filters.page(collectionId, filter, afterRowid, limit)) as StoredDocument[];
+    return { documents, total: filters.count(collectionId, filter) };
+  });
 
   const bump = db.prepare<[number]>('UPDATE collections SET generation = generation + 1 WHERE id = ?');
   const codesOf = db.prepare<[number]>('SELECT fingerprint, transform FROM collections WHERE id = ?');
@@ -110,7 +122,8 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       return row && toDocument(row);
     },
     deleteDocuments: (collectionId, docIds) => storage.write(() => deleteDocuments(collectionId, docIds)),
-    filterRowids: createFilterQuery(db),
+    filterRowids: filters.rowids,
+    listDocuments,
     int8Codes(rowids) {
       const rows = s.int8.all(JSON.stringify(rowids)) as [number, Buffer][];
       return inRowidOrder(rowids, rows, (r) => r[0]).map((r) => r?.[1]);
@@ -119,10 +132,7 @@ export function createDocumentRepository(db: Db, storage: StorageGuard): Documen
       const rows = s.int8Page.all(afterRowid, collectionId, limit) as [number, Buffer][];
       return { rowids: rows.map((r) => r[0]), codes: rows.map((r) => r[1]) };
     },
-    documentsByRowid(rowids) {
-      const rows = s.byRowid.all(JSON.stringify(rowids)) as DocRow[];
-      return inRowidOrder(rowids, rows, (r) => r.rowid).map((r) => r && toDocument(r));
-    },
+    documentsByRowid: byRowid,
     countVectorDocuments: (collectionId) => s.vectorDocuments.get(collectionId) as number,
     iterateBinaryCodes: (collectionId) => s.binaryCodes.iterate(collectionId) as IterableIterator<[number, Buffer]>,
     *iterateDocuments(collectionId) {
