@@ -26,6 +26,24 @@ build_ts() {
   npm run --silent build
 }
 
+# Debian's chromium, for the console's browser tests (test/console/): installed with apt-get when
+# missing (no browser download; puppeteer-core drives it by its path). Sets CHROMIUM_BIN.
+ensure_chromium() {
+  CHROMIUM_BIN=$(command -v chromium || true)
+  if [ -z "$CHROMIUM_BIN" ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium (the web console's browser tests)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >&2
+    CHROMIUM_BIN=$(command -v chromium || true)
+  fi
+  if [ -z "$CHROMIUM_BIN" ]; then
+    log "NOTICE: chromium is not installed and apt-get cannot install it here: the console's browser tests will not run"
+  fi
+  export CHROMIUM_BIN
+}
+
 # The worker's Python (a per-machine virtual environment with PyTorch; see scripts/worker-env).
 ensure_worker() {
   WORKER_PY=$("$root/scripts/worker-env")
