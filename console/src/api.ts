@@ -6,6 +6,12 @@
 
 const KEY = 'qembed.apiKey';
 
+/**
+ * Where the API is: the path the console was loaded from, less its /console/ part, so that a
+ * service behind a reverse proxy at a path prefix (https://host/qembed/console/) is called there.
+ */
+export const API_BASE = location.pathname.replace(/\/console(\/.*)?$/, '');
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -65,7 +71,7 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   let response: Response;
   try {
-    response = await fetch(path, {
+    response = await fetch(API_BASE + path, {
       method,
       headers,
       ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
@@ -103,7 +109,7 @@ export function watchConnection(): () => void {
   let stopped = false;
   const tick = async () => {
     try {
-      const r = await fetch('/health', { headers: { accept: 'application/json' } });
+      const r = await fetch(`${API_BASE}/health`, { headers: { accept: 'application/json' } });
       markReachable(r.status !== 0);
     } catch {
       markReachable(false);

@@ -143,7 +143,7 @@ function Fits() {
     <section aria-labelledby="fits-h">
       <h2 id="fits-h">Transform fits</h2>
       <ErrorBox error={list.error} what="GET /collections" />
-      {names.length === 0 && <p class="muted">No collections, so no fits.</p>}
+      <p class="muted">{names.length === 0 ? 'No collections, so no fits.' : "Each collection's fits, newest first; start one from the collection's page."}</p>
       {names.map((n) => (
         <CollectionFits key={n} name={n} />
       ))}

@@ -69,6 +69,11 @@ export function Overview() {
           )}
         </div>
       )}
+      {h?.model && !h.model.choice && (
+        <p class="muted">
+          The encoder was chosen by {h.model.chosen_by}, not measured on this CPU: start with QEMBED_MODEL_DIR=auto to have the float32 and int8 encoders measured here and the faster one served.
+        </p>
+      )}
       {h?.model?.choice && (
         <section aria-labelledby="choice-h">
           <h2 id="choice-h">Encoder choice on this CPU</h2>
