@@ -21,7 +21,7 @@ export function RecallChart({ stages, target, height = 240 }: { stages: Record<F
       {
         width: Math.max(280, el.clientWidth || 560),
         height,
-        scales: { x: { time: false, distr: 3 }, y: { range: [Math.min(...series.flat().filter((v): v is number => v !== null), target) - 0.02, 1] } },
+        scales: { x: { time: false, distr: 3, range: [multipliers[0]!, multipliers[multipliers.length - 1]!] }, y: { range: [Math.min(...series.flat().filter((v): v is number => v !== null), target) - 0.02, 1] } },
         axes: [{ label: 'rescore multiplier' }, { label: 'recall@10', values: (_u, ticks) => ticks.map((t) => `${(t * 100).toFixed(0)}%`) }],
         series: [
           { label: 'multiplier' },
