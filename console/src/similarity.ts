@@ -1,5 +1,5 @@
 /** Similarities between vectors decoded from /encode's base64, as each precision is compared. */
-import type { Precision } from './types';
+import type { Precision } from './types.js';
 
 export function fromBase64(b64: string): Uint8Array {
   const s = atob(b64);

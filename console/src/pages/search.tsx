@@ -10,7 +10,7 @@ import type { Collection, FirstStage, SearchAnswer } from '../types';
 import { RecallChart } from '../ui/chart';
 import { ErrorBox } from '../ui/error';
 import { count, ms, percent } from '../ui/format';
-import { parseFilter } from './collection';
+import { parseFilter } from '../inputs';
 
 function Hits({ title, answer, other, id }: { title: string; answer: SearchAnswer; other: Set<string>; id: string }) {
   const s = answer.stats;
