@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# The qembed API image. CPU by default; `--build-arg VARIANT=cuda` builds on an NVIDIA CUDA
-# runtime with onnxruntime-node's CUDA 12 binaries (ONNXRUNTIME_NODE_INSTALL=cuda12).
+# The qembed API image. CPU by default; `--build-arg VARIANT=cuda` adds onnxruntime's CUDA
+# provider and the CUDA 13 libraries it loads, taken from PyPI wheels by
+# scripts/install-cuda-providers (onnxruntime-node's own ONNXRUNTIME_NODE_INSTALL=cuda12 fetches
+# them from NuGet, which hosts that reach only package registries cannot).
 # Model bundles are not baked in: mount them at /models (docker/compose.yaml does).
 ARG VARIANT=cpu
 
@@ -10,14 +12,21 @@ ARG VARIANT
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # better-sqlite3 compiles against these headers when no prebuilt binary can be fetched.
-RUN if [ "$VARIANT" = "cuda" ]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; else export ONNXRUNTIME_NODE_INSTALL=skip; fi \
- && npm ci --no-audit --no-fund
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The web console (console/ → dist/console/, bundled by esbuild; served at /console/).
 COPY console ./console
 COPY scripts/build-console.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
+# The CUDA variant: ~2 GB of libraries beside onnxruntime-node's (docs/deploy.md). The wheels
+# (~1.3 GB, checked against scripts/cuda-providers.lock) stay in a BuildKit cache between builds.
+COPY scripts/install-cuda-providers scripts/cuda-providers.lock ./scripts/
+RUN --mount=type=cache,target=/var/cache/qembed-cuda-wheels \
+    if [ "$VARIANT" = "cuda" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \
+      && python3 scripts/install-cuda-providers --cache /var/cache/qembed-cuda-wheels; \
+    fi
 
 # --- runtime bases -------------------------------------------------------------------------
 # On the CPU the API serves the faster of the float32 and int8-weight encoders on the machine it
@@ -27,9 +36,13 @@ FROM node:20-bookworm-slim AS base-cpu
 ENV QEMBED_MODEL_DIR=auto \
     QEMBED_ENCODER_CANDIDATES=/models/default,/models/default-int8
 
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
-COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
-ENV QEMBED_EXECUTION_PROVIDER=cuda \
+# No CUDA base image: the CUDA libraries travel in node_modules, and the driver's libcuda.so.1 is
+# mounted by the NVIDIA Container Toolkit when the container is started with GPUs, for the
+# capabilities named here (it needs a driver for CUDA 13: 580 or newer).
+FROM node:20-bookworm-slim AS base-cuda
+ENV NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    QEMBED_EXECUTION_PROVIDER=cuda \
     QEMBED_MODEL_DIR=/models/default
 
 # --- runtime ---------------------------------------------------------------------------------

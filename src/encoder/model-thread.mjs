@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { diagnoseCuda } from './cuda-diagnosis.mjs';
 
 /** @typedef {import('./model-protocol.js').ModelInit} ModelInit */
 /** @typedef {import('./model-protocol.js').InitReply} InitReply */
@@ -37,9 +38,7 @@ async function createSession() {
       });
       return { session, provider: 'cuda' };
     } catch (e) {
-      const why =
-        `the CUDA execution provider is unavailable (${String(/** @type {Error} */ (e).message).split('\n')[0]}); ` +
-        'install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 on a host with an NVIDIA GPU and CUDA 12';
+      const why = `QEMBED_EXECUTION_PROVIDER=cuda: ${diagnoseCuda(String(/** @type {Error} */ (e).message).split('\n')[0] ?? '')}`;
       if (!init.cudaFallback) throw new Error(`${why}, or set QEMBED_CUDA_FALLBACK=true to run on the CPU`);
       const session = await ort.InferenceSession.create(init.modelPath, { ...base, graphOptimizationLevel: 'basic', executionProviders: ['cpu'] });
       return { session, provider: 'cpu', warning: `${why}; falling back to the CPU` };

@@ -1,8 +1,9 @@
-import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { BundleError, loadBundle, type Manifest } from '../../src/encoder/bundle.js';
+import { providerDir } from '../../src/encoder/cuda-diagnosis.mjs';
 import { createEncoder } from '../../src/encoder/encoder.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy as makeCopy } from '../helpers/bundles.js';
@@ -86,15 +87,22 @@ describe('the model graph is checked against the manifest at start', () => {
     await expect(startEncoder(dir)).rejects.toThrow(/64/);
   });
 
-  it('refuses CUDA when it is absent, unless fallback is allowed', async () => {
-    const bundle = await loadBundle(FIXTURE_BUNDLE);
-    await expect(createEncoder(bundle, loadConfig({}, { executionProvider: 'cuda', intraOpThreads: 1 }))).rejects.toThrow(/CUDA.*QEMBED_CUDA_FALLBACK/s);
-    const encoder = await createEncoder(bundle, loadConfig({}, { executionProvider: 'cuda', cudaFallback: true, intraOpThreads: 1 }));
-    try {
-      expect(encoder.provider).toBe('cpu');
-      expect(encoder.warning).toMatch(/falling back to the CPU/);
-    } finally {
-      await encoder.close();
-    }
-  });
+  // With the provider libraries installed, test/integration/cuda-providers.test.ts covers a host
+  // without a GPU (or with one).
+  it.skipIf(existsSync(path.join(providerDir(), 'libonnxruntime_providers_cuda.so')))(
+    'refuses CUDA when its provider libraries are not installed, unless fallback is allowed',
+    async () => {
+      const bundle = await loadBundle(FIXTURE_BUNDLE);
+      await expect(createEncoder(bundle, loadConfig({}, { executionProvider: 'cuda', intraOpThreads: 1 }))).rejects.toThrow(
+        /CUDA provider libraries are not installed .*scripts\/install-cuda-providers.*QEMBED_CUDA_FALLBACK=true/s,
+      );
+      const encoder = await createEncoder(bundle, loadConfig({}, { executionProvider: 'cuda', cudaFallback: true, intraOpThreads: 1 }));
+      try {
+        expect(encoder.provider).toBe('cpu');
+        expect(encoder.warning).toMatch(/not installed.*falling back to the CPU/s);
+      } finally {
+        await encoder.close();
+      }
+    },
+  );
 });
