@@ -44,6 +44,15 @@ ensure_chromium() {
   export CHROMIUM_BIN
 }
 
+# The locked CUDA provider wheels (scripts/install-cuda-providers; ~1.3 GB, downloaded once per
+# machine under ~/.cache/qembed/), for the test that installs them into a copy of onnxruntime-node.
+# Sets CUDA_WHEELS.
+ensure_cuda_wheels() {
+  CUDA_WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/qembed/cuda-wheels
+  "${QEMBED_PYTHON:-python3}" "$root/scripts/install-cuda-providers" --download-only --cache "$CUDA_WHEELS" >&2
+  export CUDA_WHEELS
+}
+
 # The worker's Python (a per-machine virtual environment with PyTorch; see scripts/worker-env).
 ensure_worker() {
   WORKER_PY=$("$root/scripts/worker-env")

@@ -7,6 +7,7 @@ import { providerDir } from '../../src/encoder/cuda-diagnosis.mjs';
 import { createEncoder } from '../../src/encoder/encoder.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { bundleCopy as makeCopy } from '../helpers/bundles.js';
+import { dependency } from '../helpers/dependencies.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -87,9 +88,13 @@ describe('the model graph is checked against the manifest at start', () => {
     await expect(startEncoder(dir)).rejects.toThrow(/64/);
   });
 
-  // With the provider libraries installed, test/integration/cuda-providers.test.ts covers a host
-  // without a GPU (or with one).
-  it.skipIf(existsSync(path.join(providerDir(), 'libonnxruntime_providers_cuda.so')))(
+  // With the provider libraries installed in node_modules (scripts/install-cuda-providers), this
+  // case cannot arise here: test/integration/cuda-providers.test.ts covers the installed one.
+  const notInstalled = dependency(
+    'the test of CUDA without its provider libraries',
+    existsSync(path.join(providerDir(), 'libonnxruntime_providers_cuda.so')) ? 'the CUDA provider libraries are installed in node_modules here' : undefined,
+  );
+  it.runIf(notInstalled)(
     'refuses CUDA when its provider libraries are not installed, unless fallback is allowed',
     async () => {
       const bundle = await loadBundle(FIXTURE_BUNDLE);
