@@ -137,7 +137,10 @@ export function SearchPage({ initial }: { initial: string | null }) {
         <section aria-labelledby="chart-h">
           <h2 id="chart-h">Recall@10 against the multiplier on {chosen}</h2>
           <p class="muted">
-            Measured on {count(detail.data.quality.measured_queries)} {detail.data.quality.basis ?? 'measurements'}; auto picks ×{detail.data.quality.first_stages[stage].auto_multiplier} for {stage}.
+            Measured on {count(detail.data.quality.measured_queries)} {detail.data.quality.basis ?? 'measurements'}; auto picks ×{detail.data.quality.first_stages[stage].auto_multiplier} for {stage}
+            {detail.data.quality.first_stages[stage].target_met
+              ? '.'
+              : `: no multiplier's lower bound reaches the ${percent(detail.data.quality.target_recall)} target on these measurements, so auto takes its largest (more measurements narrow the bound).`}
           </p>
           <RecallChart stages={detail.data.quality.first_stages} target={detail.data.quality.target_recall} />
         </section>
