@@ -14,6 +14,10 @@ from qembed_worker.inference.encoder import OnnxEncoder
 from qembed_worker.models.sources import ModelError, load_sentence_transformer
 
 MIN_COSINE = 0.9999
+# The tiny MPNet's bundle, calibrated on the parity texts: the same on every x86-64 CPU
+# (written on an AMD EPYC with AVX-512; scripts/test-other-cpu "tests/test_architectures.py -m
+# cpu" checks it under an emulated AVX2-only CPU), as MiniLM's are (docs/model-bundle.md).
+TINY_MPNET_FINGERPRINT = "0cb39cf6fed628ad"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,7 @@ def _copy_with(folder: Path, tmp_path: Path, edit: str, change: object) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.cpu
 def test_mpnet_exports_from_a_folder_with_parity(
     tiny_mpnet_dir: Path, tmp_path: Path, parity_texts: list[str]
 ) -> None:
@@ -46,6 +51,7 @@ def test_mpnet_exports_from_a_folder_with_parity(
     )
     assert code == 0
     manifest = check_bundle(out)
+    assert manifest["fingerprint"] == TINY_MPNET_FINGERPRINT
     # MPNet has no token types, so the graph takes none.
     assert manifest["onnx"]["inputs"] == ["input_ids", "attention_mask"]
     model = load_sentence_transformer(tiny_mpnet_dir)
