@@ -10,8 +10,10 @@ export const RECALL_AT_SCALE = 'recall-at-scale';
 export const RECALL_SERVICE = 'recall-service';
 /** bench:recall's section of docs/compact-codes.md (with --transforms). */
 export const TRANSFORMS_AT_SCALE = 'transforms-at-scale';
+/** The second model's figures in docs/quality.md (all-mpnet-base-v2: `npm run eval -- --bundle models/mpnet`). */
+export const SECOND_MODEL = 'second-model';
 /** The sections of docs/quality.md that other commands write, in the page's order. */
-export const QUALITY_PAGE_SECTIONS = [RECALL_AT_SCALE, RECALL_SERVICE];
+export const QUALITY_PAGE_SECTIONS = [RECALL_AT_SCALE, RECALL_SERVICE, SECOND_MODEL];
 
 const start = (name: string) => `<!-- section ${name}: written by its command, kept by the others -->`;
 const end = (name: string) => `<!-- /section ${name} -->`;

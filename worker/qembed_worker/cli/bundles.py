@@ -17,9 +17,14 @@ def _export(args: argparse.Namespace) -> dict[str, Any] | None:
         return summary
     if not 17 <= args.opset <= 22:
         raise UsageError("--opset must be between 17 and 22")
+    if args.source is not None and args.model is not None:
+        raise UsageError("pass --model or --source, not both")
     from qembed_worker.export.exporter import export_bundle
 
-    return export_bundle(**keywords(args, export_bundle, calibration=calibration_options(args)))
+    model = str(args.source) if args.source is not None else args.model or "all-minilm-l6-v2"
+    return export_bundle(
+        **keywords(args, export_bundle, model=model, calibration=calibration_options(args))
+    )
 
 
 def _calibrate(args: argparse.Namespace) -> dict[str, Any]:

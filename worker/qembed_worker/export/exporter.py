@@ -24,6 +24,7 @@ from qembed_worker.bundle.manifest import (
     build_manifest,
 )
 from qembed_worker.bundle.publish import announce, prepare_out_dir, publish
+from qembed_worker.export.architectures import check_folder
 from qembed_worker.export.fusion import fuse_graph
 from qembed_worker.models.sources import ModelError, load_sentence_transformer, resolve_model
 
@@ -444,7 +445,8 @@ def export_bundle(
     """Export a sentence-transformers model to a calibrated, checked bundle.
 
     Args:
-        model: Alias (``all-minilm-l6-v2``) or model folder.
+        model: Alias (``all-minilm-l6-v2``, ``all-mpnet-base-v2``) or model folder (its
+            architecture one of :data:`qembed_worker.export.architectures.ARCHITECTURES`).
         out: Bundle folder to write.
         name: Manifest ``name`` (default: the model's).
         max_tokens: Override the model's ``max_seq_length``.
@@ -462,11 +464,14 @@ def export_bundle(
     from qembed_worker.calibration.ranges import CalibrationOptions
 
     resolved = resolve_model(model)
-    prepare_out_dir(out, force=force)  # fail before the slow part
+    # Everything that can refuse the model runs before anything is written: the folder's files,
+    # then the loaded modules.
+    check_folder(resolved.path)
     st_model = load_sentence_transformer(resolved.path)
     if max_tokens is not None:
         st_model.max_seq_length = max_tokens
     spec = inspect_model(st_model, max_tokens)
+    prepare_out_dir(out, force=force)
     manifest, timings, fused = write_bundle(
         st_model,
         resolved.path,

@@ -11,10 +11,11 @@ boundary (a chance of about 1e-8 per number; see docs/model-bundle.md).
 
 The evaluator runs the standard operators with ``onnx.reference`` and adds the few contrib
 operators that qembed's fused graphs use (``com.microsoft`` ``MultiHeadAttention``, ``BiasGelu``,
-``SkipLayerNormalization``, ``MatMulIntegerToFloat``). Integer products run as float64 matrix
-products: their products and sums (below 2**53) are exact in float64, and BLAS makes them
-fast. ``Erf`` and ``GatherElements`` replace slow or limited default implementations. Any other
-operator outside the standard set fails loudly.
+``SkipLayerNormalization``, ``MatMulIntegerToFloat``, and ``FusedMatMul``, which the fusion writes
+for an attention it cannot fuse whole, such as MPNet's with its relative position bias). Integer
+products run as float64 matrix products: their products and sums (below 2**53) are exact in
+float64, and BLAS makes them fast. ``Erf`` and ``GatherElements`` replace slow or limited
+default implementations. Any other operator outside the standard set fails loudly.
 """
 
 from __future__ import annotations
@@ -112,6 +113,28 @@ def _custom_ops() -> list[type]:
                 out = out + beta
             return (out, mean, inv_std, total)
 
+    class FusedMatMul(OpRun):
+        op_domain = "com.microsoft"
+
+        # onnx.reference passes attributes by their ONNX names.
+        def _run(  # type: ignore[no-untyped-def]
+            self,
+            a,
+            b,
+            alpha=None,
+            transA=None,  # noqa: N803
+            transB=None,  # noqa: N803
+            transBatchA=None,  # noqa: N803
+            transBatchB=None,  # noqa: N803
+        ):
+            if transBatchA or transBatchB:
+                raise NotImplementedError("FusedMatMul: transBatchA/transBatchB are not supported")
+            if transA:
+                a = np.swapaxes(a, -1, -2)
+            if transB:
+                b = np.swapaxes(b, -1, -2)
+            return (np.matmul(a, b) * (1.0 if alpha is None else float(alpha)),)
+
     class MultiHeadAttention(OpRun):
         op_domain = "com.microsoft"
 
@@ -169,6 +192,7 @@ def _custom_ops() -> list[type]:
         GatherElements,
         BiasGelu,
         SkipLayerNormalization,
+        FusedMatMul,
         MultiHeadAttention,
     ]
 

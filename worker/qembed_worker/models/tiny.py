@@ -22,6 +22,16 @@ TINY_BERT = {
     "max_position_embeddings": 128,
     "type_vocab_size": 2,
 }
+# The same sizes as an MPNet (relative position buckets, no token types), for the tests that
+# check the exporter on a second architecture without all-mpnet-base-v2's 438 MB of weights.
+TINY_MPNET = {
+    "vocab_size": 30522,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 130,
+}
 TINY_MAX_TOKENS = 128
 TINY_PROMPTS = {"query": "query: ", "document": "passage: "}
 TOKENIZER_FILES = (
@@ -32,7 +42,7 @@ TOKENIZER_FILES = (
 )
 
 
-def build_tiny_model(folder: Path, tokenizer_dir: Path) -> Path:
+def build_tiny_model(folder: Path, tokenizer_dir: Path, architecture: str = "bert") -> Path:
     """Write the tiny sentence-transformers model (seeded random BERT) into ``folder``.
 
     The tokenizer is all-MiniLM-L6-v2's, so token ids are realistic and the vocabulary is the
@@ -41,6 +51,7 @@ def build_tiny_model(folder: Path, tokenizer_dir: Path) -> Path:
     Args:
         folder: An empty folder.
         tokenizer_dir: A folder holding all-MiniLM-L6-v2's tokenizer files.
+        architecture: ``bert`` (the fixture's model) or ``mpnet`` (the same sizes as an MPNet).
 
     Returns:
         ``folder``.
@@ -49,13 +60,18 @@ def build_tiny_model(folder: Path, tokenizer_dir: Path) -> Path:
     from sentence_transformers.base.modules.normalize import Normalize
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules.pooling import Pooling
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
     hf_dir = folder / "hf"
     hf_dir.mkdir(parents=True)
     torch.manual_seed(TINY_SEED)
-    bert = BertModel(BertConfig(**TINY_BERT)).eval()
-    bert.save_pretrained(hf_dir)
+    if architecture == "bert":
+        transformer_model = BertModel(BertConfig(**TINY_BERT))
+    elif architecture == "mpnet":
+        transformer_model = MPNetModel(MPNetConfig(**TINY_MPNET))
+    else:
+        raise ValueError(f"no tiny {architecture!r} model (bert, mpnet)")
+    transformer_model.eval().save_pretrained(hf_dir)
     for name in TOKENIZER_FILES:
         shutil.copyfile(tokenizer_dir / name, hf_dir / name)
     transformer = Transformer(str(hf_dir), max_seq_length=TINY_MAX_TOKENS)
