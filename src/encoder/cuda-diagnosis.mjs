@@ -29,7 +29,7 @@ export function diagnoseCuda(ortMessage) {
   if (absent.length > 0) {
     return `the CUDA provider libraries are not installed (no ${absent.join(' or ')} in ${dir}): run scripts/install-cuda-providers (docs/deploy.md)`;
   }
-  const loaderError = tryLoad(join(dir, PROVIDER));
+  const loaderError = loadError(join(dir, PROVIDER));
   if (loaderError === null) {
     // Every library loads, so onnxruntime failed when it asked the driver for a device.
     return `the CUDA provider's libraries load, but onnxruntime could not start it (${ortMessage}): no usable NVIDIA GPU, or a driver too old for CUDA 13 (it needs 580 or newer); nvidia-smi shows what this host sees`;
@@ -47,7 +47,7 @@ export function diagnoseCuda(ortMessage) {
  * @param {string} path
  * @returns {string | null}
  */
-function tryLoad(path) {
+export function loadError(path) {
   try {
     process.dlopen({ exports: {} }, path);
     return null;

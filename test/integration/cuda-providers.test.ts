@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../src/encoder/bundle.js';
-import { providerDir } from '../../src/encoder/cuda-diagnosis.mjs';
+import { loadError, providerDir } from '../../src/encoder/cuda-diagnosis.mjs';
 import type { InitReply, ModelInit } from '../../src/encoder/model-protocol.js';
 import { FIXTURE_BUNDLE } from '../helpers/app.js';
 import { dependency, requirePath } from '../helpers/dependencies.js';
@@ -37,14 +37,7 @@ function missingWheels(wheels: string): string | undefined {
 const runs = wheels !== undefined && dependency('the CUDA provider installer test', missingWheels(wheels));
 
 /** Whether this host has an NVIDIA driver: the dynamic loader finds libcuda.so.1. */
-function hasDriver(): boolean {
-  try {
-    process.dlopen({ exports: {} }, 'libcuda.so.1');
-    return true;
-  } catch (e) {
-    return /did not self-register/.test((e as Error).message);
-  }
-}
+const hasDriver = () => loadError('libcuda.so.1') === null;
 
 /** onnxruntime-node and its one runtime dependency, without other platforms' binaries, and the model thread beside them. */
 function prepareTree(): string {

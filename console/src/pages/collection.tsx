@@ -8,7 +8,7 @@ import { RecallChart } from '../ui/chart';
 import { ConfirmButton } from '../ui/confirm';
 import { ErrorBox } from '../ui/error';
 import { bytes, count, percent, short, when } from '../ui/format';
-import { JobProgress } from '../ui/progress';
+import { JobList } from '../ui/progress';
 import { parseDocuments, parseFilter } from '../inputs';
 import { activity, perDocument, transformName } from './collections';
 
@@ -214,20 +214,7 @@ function Transforms({ c, onChanged }: { c: Collection; onChanged: () => void }) 
       <ErrorBox error={cancel.error} what="Cancelling the fit" />
       <ErrorBox error={fits.error} what="Listing fits" />
       {fits.data && fits.data.fits.length === 0 && <p class="muted">No fits yet.</p>}
-      {fits.data && fits.data.fits.length > 0 && (
-        <ul class="jobs">
-          {fits.data.fits.map((f) => (
-            <li key={f.id}>
-              <code>{f.id}</code> <JobProgress job={f} />
-              {(f.state === 'queued' || f.state === 'running') && !f.cancel_requested && (
-                <button type="button" onClick={() => void cancel.act(f.id)}>
-                  Cancel fit
-                </button>
-              )}
-            </li>
-          ))}
-        </ul>
-      )}
+      {fits.data && fits.data.fits.length > 0 && <JobList jobs={fits.data.fits} cancelLabel="Cancel fit" onCancel={(id) => void cancel.act(id)} />}
     </section>
   );
 }

@@ -6,7 +6,7 @@ import type { Collection, Job, ModelInfo } from '../types';
 import { ConfirmButton } from '../ui/confirm';
 import { ErrorBox } from '../ui/error';
 import { short, when } from '../ui/format';
-import { JobProgress } from '../ui/progress';
+import { JobList } from '../ui/progress';
 
 /** The evaluation record's figures per dataset, as "dataset: key value, …". */
 function evaluationLines(evaluation: Record<string, unknown> | null | undefined): string[] {
@@ -119,19 +119,15 @@ function TrainJobs() {
       <ErrorBox error={cancel.error} what="Cancelling the job" />
       <ErrorBox error={jobs.error} what="GET /train-jobs" />
       {jobs.data && jobs.data.jobs.length === 0 && <p class="muted">No training jobs.</p>}
-      <ul class="jobs" data-testid="train-jobs">
-        {jobs.data?.jobs.map((j) => (
-          <li key={j.id}>
-            <code>{j.id}</code> {String(j.spec.mode ?? '')} on {String(j.spec.dataset ?? '')}, queued {when(j.created_at)}
-            <JobProgress job={j} />
-            {(j.state === 'queued' || j.state === 'running') && !j.cancel_requested && (
-              <button type="button" onClick={() => void cancel.act(j.id)}>
-                Cancel job
-              </button>
-            )}
-          </li>
-        ))}
-      </ul>
+      {jobs.data && (
+        <JobList
+          jobs={jobs.data.jobs}
+          describe={(j) => `${String(j.spec.mode ?? '')} on ${String(j.spec.dataset ?? '')}, queued ${when(j.created_at)}`}
+          cancelLabel="Cancel job"
+          onCancel={(id) => void cancel.act(id)}
+          testId="train-jobs"
+        />
+      )}
     </section>
   );
 }
@@ -165,19 +161,7 @@ function CollectionFits({ name }: { name: string }) {
         <a href={`#/collections/${encodeURIComponent(name)}`}>{name}</a>
       </h3>
       <ErrorBox error={cancel.error} what="Cancelling the fit" />
-      <ul class="jobs">
-        {fits.data.fits.map((f) => (
-          <li key={f.id}>
-            <code>{f.id}</code> {String(f.spec.method ?? '')}
-            <JobProgress job={f} />
-            {(f.state === 'queued' || f.state === 'running') && !f.cancel_requested && (
-              <button type="button" onClick={() => void cancel.act(f.id)}>
-                Cancel fit
-              </button>
-            )}
-          </li>
-        ))}
-      </ul>
+      <JobList jobs={fits.data.fits} describe={(f) => String(f.spec.method ?? '')} cancelLabel="Cancel fit" onCancel={(id) => void cancel.act(id)} />
     </div>
   );
 }

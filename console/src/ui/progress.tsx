@@ -1,4 +1,5 @@
 /** A job's progress: bar, step, loss and the time left at the rate so far. */
+import type { ComponentChildren } from 'preact';
 import { eta } from '../jobs';
 import type { Job } from '../types';
 import { duration } from './format';
@@ -16,5 +17,24 @@ export function JobProgress({ job }: { job: Job }) {
       </span>
       {job.message && <div class="muted">{job.message}</div>}
     </div>
+  );
+}
+
+/** Jobs (training jobs or fits) with their progress, each with a cancel button while it can be cancelled. */
+export function JobList(props: { jobs: Job[]; describe?: (job: Job) => ComponentChildren; cancelLabel: string; onCancel: (id: string) => void; testId?: string }) {
+  return (
+    <ul class="jobs" data-testid={props.testId}>
+      {props.jobs.map((j) => (
+        <li key={j.id}>
+          <code>{j.id}</code> {props.describe?.(j)}
+          <JobProgress job={j} />
+          {(j.state === 'queued' || j.state === 'running') && !j.cancel_requested && (
+            <button type="button" onClick={() => props.onCancel(j.id)}>
+              {props.cancelLabel}
+            </button>
+          )}
+        </li>
+      ))}
+    </ul>
   );
 }
